@@ -1,0 +1,245 @@
+//! Configuration: [`UsageLayerBuilder`] and the [`UsageGuard`] that flushes on drop.
+
+use std::fmt;
+use std::io;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing_appender::rolling::{RollingFileAppender, Rotation};
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::layer::{Inner, UsageLayer};
+use crate::ledger::{Ledger, LedgerLimits};
+use crate::pricing::PriceTable;
+use crate::sink::writer::{LineWriter, SinkStats};
+use crate::Error;
+
+type SpawnWriter = Box<dyn FnOnce(usize, Arc<SinkStats>) -> io::Result<LineWriter> + Send>;
+
+enum Output {
+    None,
+    Dir(PathBuf, Rotation),
+    Writer(SpawnWriter),
+}
+
+/// Configures a [`UsageLayer`]. Made by [`UsageLayer::builder`].
+pub struct UsageLayerBuilder {
+    span_name: String,
+    output: Output,
+    recent_runs: usize,
+    orphan_runs: usize,
+    max_groups: usize,
+    prices: Option<PriceTable>,
+    queue_bytes: usize,
+    shutdown_timeout: Duration,
+}
+
+impl Default for UsageLayerBuilder {
+    fn default() -> Self {
+        Self {
+            span_name: "llm_call".into(),
+            output: Output::None,
+            recent_runs: 1024,
+            orphan_runs: 1024,
+            max_groups: 2000,
+            prices: None,
+            queue_bytes: 16 << 20,
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl fmt::Debug for UsageLayerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let output = match &self.output {
+            Output::None => "none".to_string(),
+            Output::Dir(p, _) => p.display().to_string(),
+            Output::Writer(_) => "writer".to_string(),
+        };
+        f.debug_struct("UsageLayerBuilder")
+            .field("span_name", &self.span_name)
+            .field("output", &output)
+            .field("recent_runs", &self.recent_runs)
+            .field("orphan_runs", &self.orphan_runs)
+            .field("max_groups", &self.max_groups)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UsageLayerBuilder {
+    /// Writes JSONL to daily files `llm_usage.YYYY-MM-DD.jsonl` in `dir` (created if missing).
+    pub fn jsonl_dir(self, dir: impl Into<PathBuf>) -> Self {
+        self.jsonl_dir_with_rotation(dir, Rotation::DAILY)
+    }
+
+    /// Like [`jsonl_dir`](Self::jsonl_dir) with another rotation (hourly, never, …).
+    pub fn jsonl_dir_with_rotation(mut self, dir: impl Into<PathBuf>, rotation: Rotation) -> Self {
+        self.output = Output::Dir(dir.into(), rotation);
+        self
+    }
+
+    /// Writes JSONL to any [`MakeWriter`] (a file, stdout, a test buffer). Lines are batched:
+    /// one `write_all` may carry many complete lines, never part of one.
+    pub fn jsonl_writer<M>(mut self, make_writer: M) -> Self
+    where
+        M: for<'a> MakeWriter<'a> + Send + 'static,
+    {
+        self.output = Output::Writer(Box::new(move |cap, stats| {
+            LineWriter::spawn(make_writer, cap, stats)
+        }));
+        self
+    }
+
+    /// The name of the spans that are LLM calls (default `llm_call`).
+    pub fn span_name(mut self, name: &str) -> Self {
+        self.span_name = name.to_owned();
+        self
+    }
+
+    /// How many finished run summaries the handle keeps (default 1,024).
+    pub fn recent_runs(mut self, n: usize) -> Self {
+        self.recent_runs = n;
+        self
+    }
+
+    /// How many runs without a run span (a `run_id` on the calls only) are aggregated at once;
+    /// the least recently used is summarised as `incomplete` to make room (default 1,024).
+    pub fn orphan_runs(mut self, n: usize) -> Self {
+        self.orphan_runs = n;
+        self
+    }
+
+    /// How many distinct (model, provider, step, task) groups the process totals keep; calls
+    /// past that are summed under `__other__` (default 2,000).
+    pub fn max_groups(mut self, n: usize) -> Self {
+        self.max_groups = n;
+        self
+    }
+
+    /// The price table for `cost_usd` (default: none, every call without a provider-reported
+    /// cost is `unpriced`).
+    pub fn prices(mut self, table: PriceTable) -> Self {
+        self.prices = Some(table);
+        self
+    }
+
+    /// How many bytes of lines may wait for the writer before callers wait for room
+    /// (default 16 MiB). Lines are never dropped for lack of room.
+    pub fn queue_capacity_bytes(mut self, bytes: usize) -> Self {
+        self.queue_bytes = bytes;
+        self
+    }
+
+    /// How long dropping the guard waits for queued lines to be written (default 10 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Builds the layer and the guard that flushes it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LogDir`] or [`Error::Appender`] when the JSONL directory or file cannot be
+    /// made, [`Error::WriterThread`] when the writer thread cannot start, [`Error::Config`]
+    /// for an empty span name or a zero orphan capacity.
+    pub fn build(self) -> Result<(UsageLayer, UsageGuard), Error> {
+        if self.span_name.is_empty() {
+            return Err(Error::Config("span_name must not be empty"));
+        }
+        let orphan_runs =
+            NonZeroUsize::new(self.orphan_runs).ok_or(Error::Config("orphan_runs must be > 0"))?;
+        let stats = Arc::new(SinkStats::default());
+        let writer = match self.output {
+            Output::None => None,
+            Output::Dir(dir, rotation) => {
+                std::fs::create_dir_all(&dir).map_err(|source| Error::LogDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+                let appender = RollingFileAppender::builder()
+                    .rotation(rotation)
+                    .filename_prefix("llm_usage")
+                    .filename_suffix("jsonl")
+                    .build(&dir)?;
+                Some(
+                    LineWriter::spawn(appender, self.queue_bytes, stats.clone())
+                        .map_err(Error::WriterThread)?,
+                )
+            }
+            Output::Writer(spawn) => {
+                Some(spawn(self.queue_bytes, stats.clone()).map_err(Error::WriterThread)?)
+            }
+        };
+        let price_version = self.prices.as_ref().map(PriceTable::version);
+        let inner = Arc::new(Inner {
+            span_name: self.span_name.into_boxed_str(),
+            ledger: Ledger::new(LedgerLimits {
+                recent_runs: self.recent_runs,
+                orphan_runs,
+                max_groups: self.max_groups,
+            }),
+            writer,
+            sink_stats: stats,
+            prices: self.prices,
+            price_version,
+            invalid_values: AtomicU64::new(0),
+        });
+        let guard = UsageGuard {
+            inner: inner.clone(),
+            timeout: self.shutdown_timeout,
+            done: false,
+        };
+        Ok((UsageLayer { inner }, guard))
+    }
+}
+
+/// Flushes the layer when dropped: writes `incomplete` summaries for runs still open, then
+/// waits (up to the shutdown timeout) until every queued line is written.
+///
+/// Keep it alive for as long as the layer should write, typically in `main`: the global
+/// subscriber is never dropped, so this guard is what makes the last lines reach the file.
+#[must_use = "dropping the guard stops the JSONL output"]
+pub struct UsageGuard {
+    inner: Arc<Inner>,
+    timeout: Duration,
+    done: bool,
+}
+
+impl fmt::Debug for UsageGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UsageGuard")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UsageGuard {
+    /// Shuts down now (what dropping does); returns whether every queued line was written
+    /// within the timeout.
+    pub fn shutdown(mut self) -> bool {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> bool {
+        if std::mem::replace(&mut self.done, true) {
+            return true;
+        }
+        for summary in self.inner.ledger.drain() {
+            self.inner.emit_summary(&summary);
+        }
+        match &self.inner.writer {
+            Some(w) => w.shutdown(self.timeout),
+            None => true,
+        }
+    }
+}
+
+impl Drop for UsageGuard {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

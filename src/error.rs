@@ -1,0 +1,28 @@
+//! Errors from building the layer.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Why [`crate::UsageLayerBuilder::build`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The JSONL directory could not be created.
+    #[error("cannot create the usage log directory {path}: {source}")]
+    LogDir {
+        /// The directory asked for.
+        path: PathBuf,
+        /// What the file system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The rolling file appender could not open its file.
+    #[error("cannot open the usage log file: {0}")]
+    Appender(#[from] tracing_appender::rolling::InitError),
+    /// The background writer thread could not be started.
+    #[error("cannot start the usage writer thread: {0}")]
+    WriterThread(#[source] io::Error),
+    /// A builder setting is out of range.
+    #[error("invalid configuration: {0}")]
+    Config(&'static str),
+}

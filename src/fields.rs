@@ -1,0 +1,577 @@
+//! Span fields → typed slots.
+//!
+//! [`CallFields`] collects what an `llm_call` span records (at creation and through
+//! `span.record`), [`ScopeFields`] what any other span contributes to the calls below it
+//! (`run_id`, `step`, `task`, `agent`). The field names are those of DESIGN.md, "Field names":
+//! for every slot the first name in its list wins, whatever the order of recording.
+
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
+
+use tracing_core::field::{Field, Visit};
+use tracing_core::Metadata;
+
+use crate::record::{PromptBreakdown, Tokens};
+
+/// Which token slot a field feeds, and its rank in that slot's name list (0 wins).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TokenSlot {
+    Input,
+    Output,
+    Total,
+    CacheRead,
+    CacheWrite,
+    Reasoning,
+}
+
+/// What a field of an `llm_call` span means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CallField {
+    Token(TokenSlot, u8),
+    Prompt,
+    ResponseModel,
+    Model,
+    RequestModel,
+    Provider(u8),
+    Operation,
+    Step,
+    Task,
+    Agent(u8),
+    RunId,
+    CostUsd,
+    ServiceTier,
+    Estimated,
+    Error,
+}
+
+fn call_field(name: &str) -> Option<CallField> {
+    use CallField::*;
+    use TokenSlot::*;
+    Some(match name {
+        "tokens.input" => Token(Input, 0),
+        "gen_ai.usage.input_tokens" => Token(Input, 1),
+        "input_tokens" => Token(Input, 2),
+        "prompt_tokens" => Token(Input, 3),
+        "tokens.output" => Token(Output, 0),
+        "gen_ai.usage.output_tokens" => Token(Output, 1),
+        "output_tokens" => Token(Output, 2),
+        "completion_tokens" => Token(Output, 3),
+        "tokens.total" => Token(Total, 0),
+        "tokens.cache_read" => Token(CacheRead, 0),
+        "gen_ai.usage.cache_read.input_tokens" => Token(CacheRead, 1),
+        "tokens.cache_write" => Token(CacheWrite, 0),
+        "gen_ai.usage.cache_creation.input_tokens" => Token(CacheWrite, 1),
+        "tokens.reasoning" => Token(Reasoning, 0),
+        "gen_ai.usage.reasoning.output_tokens" => Token(Reasoning, 1),
+        "gen_ai.response.model" => ResponseModel,
+        "model" => Model,
+        "gen_ai.request.model" => RequestModel,
+        "provider" => Provider(0),
+        "gen_ai.provider.name" => Provider(1),
+        "gen_ai.system" => Provider(2),
+        "gen_ai.operation.name" => Operation,
+        "step" => Step,
+        "task" => Task,
+        "agent" => Agent(0),
+        "gen_ai.agent.name" => Agent(1),
+        "run_id" => RunId,
+        "cost_usd" => CostUsd,
+        "service_tier" => ServiceTier,
+        "tokens.estimated" => Estimated,
+        "error" => Error,
+        n if n.starts_with("prompt.") => Prompt,
+        _ => return None,
+    })
+}
+
+/// Maps provider names used before the GenAI conventions settled to today's values.
+pub(crate) fn normalize_provider(name: &str) -> &str {
+    match name {
+        "gemini" => "gcp.gemini",
+        "xai" => "x_ai",
+        other => other,
+    }
+}
+
+/// A field value as the Visit API delivers it, before interpretation.
+enum Raw<'a> {
+    U64(u64),
+    I64(i64),
+    U128(u128),
+    I128(i128),
+    F64(f64),
+    Bool(bool),
+    Str(&'a str),
+}
+
+impl fmt::Display for Raw<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Raw::U64(v) => v.fmt(f),
+            Raw::I64(v) => v.fmt(f),
+            Raw::U128(v) => v.fmt(f),
+            Raw::I128(v) => v.fmt(f),
+            Raw::F64(v) => v.fmt(f),
+            Raw::Bool(v) => v.fmt(f),
+            Raw::Str(v) => v.fmt(f),
+        }
+    }
+}
+
+/// Why a value is not a token count.
+#[derive(Debug)]
+enum NotACount {
+    Negative,
+    Fractional,
+    Overflow,
+    NotANumber,
+}
+
+impl NotACount {
+    fn as_str(&self) -> &'static str {
+        match self {
+            NotACount::Negative => "negative",
+            NotACount::Fractional => "not a whole number",
+            NotACount::Overflow => "exceeds u64",
+            NotACount::NotANumber => "not a number",
+        }
+    }
+}
+
+fn as_count(raw: &Raw<'_>) -> Result<u64, NotACount> {
+    match *raw {
+        Raw::U64(v) => Ok(v),
+        Raw::I64(v) => u64::try_from(v).map_err(|_| NotACount::Negative),
+        Raw::U128(v) => u64::try_from(v).map_err(|_| NotACount::Overflow),
+        Raw::I128(v) if v < 0 => Err(NotACount::Negative),
+        Raw::I128(v) => u64::try_from(v).map_err(|_| NotACount::Overflow),
+        Raw::F64(v) if v.is_nan() => Err(NotACount::NotANumber),
+        Raw::F64(v) if v < 0.0 => Err(NotACount::Negative),
+        // 2^64 is the first integral f64 that does not fit (infinity included).
+        Raw::F64(v) if v >= 18_446_744_073_709_551_616.0 => Err(NotACount::Overflow),
+        Raw::F64(v) if v.fract() != 0.0 => Err(NotACount::Fractional),
+        Raw::F64(v) => Ok(v as u64),
+        Raw::Bool(_) => Err(NotACount::NotANumber),
+        Raw::Str(s) => parse_count(s),
+    }
+}
+
+fn parse_count(s: &str) -> Result<u64, NotACount> {
+    let s = s.trim();
+    let digits = s.strip_prefix('+').unwrap_or(s);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return digits.parse().map_err(|_| NotACount::Overflow);
+    }
+    if let Some(rest) = s.strip_prefix('-') {
+        if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(NotACount::Negative);
+        }
+    }
+    // "12.0" or "1e3" from a float formatted as text: accept only whole, finite values.
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() => as_count(&Raw::F64(v)),
+        _ => Err(NotACount::NotANumber),
+    }
+}
+
+fn as_money(raw: &Raw<'_>) -> Option<f64> {
+    let v = match *raw {
+        Raw::U64(v) => v as f64,
+        Raw::I64(v) => v as f64,
+        Raw::U128(v) => v as f64,
+        Raw::I128(v) => v as f64,
+        Raw::F64(v) => v,
+        Raw::Str(s) => s.trim().parse().ok()?,
+        Raw::Bool(_) => return None,
+    };
+    (v.is_finite() && v >= 0.0).then_some(v)
+}
+
+fn as_flag(raw: &Raw<'_>) -> Option<bool> {
+    match *raw {
+        Raw::Bool(b) => Some(b),
+        Raw::Str("true") => Some(true),
+        Raw::Str("false") => Some(false),
+        Raw::U64(v) => Some(v != 0),
+        Raw::I64(v) => Some(v != 0),
+        _ => None,
+    }
+}
+
+fn as_text(raw: &Raw<'_>) -> Arc<str> {
+    match raw {
+        Raw::Str(s) => Arc::from(*s),
+        other => Arc::from(other.to_string()),
+    }
+}
+
+/// Formats a `Debug` value into a fixed stack buffer, so numbers passed as `%n` or `?n` are
+/// read without allocating. Longer values fall back to a `String`.
+struct StackStr {
+    buf: [u8; 64],
+    len: usize,
+    overflow: bool,
+}
+
+impl StackStr {
+    fn new() -> Self {
+        Self {
+            buf: [0; 64],
+            len: 0,
+            overflow: false,
+        }
+    }
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl fmt::Write for StackStr {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            self.overflow = true;
+            return Err(fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Calls `f` with the text of a `Debug` value; a `?"text"` value loses its quotes.
+fn with_debug_text<R>(value: &dyn fmt::Debug, f: impl FnOnce(&str) -> R) -> R {
+    let mut stack = StackStr::new();
+    if write!(stack, "{value:?}").is_ok() && !stack.overflow {
+        return f(unquote(stack.as_str()));
+    }
+    let owned = format!("{value:?}");
+    f(unquote(&owned))
+}
+
+fn unquote(s: &str) -> &str {
+    if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
+        &s[1..s.len() - 1]
+    } else {
+        s
+    }
+}
+
+/// A token slot's value and the rank of the name that set it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Ranked {
+    rank: u8,
+    value: Option<u64>,
+}
+
+impl Ranked {
+    fn offer(&mut self, rank: u8, value: u64) {
+        if self.value.is_none() || rank <= self.rank {
+            self.rank = rank;
+            self.value = Some(value);
+        }
+    }
+}
+
+/// A text slot filled from several names: the lowest rank wins.
+#[derive(Clone, Debug, Default)]
+struct RankedText {
+    rank: u8,
+    value: Option<Arc<str>>,
+}
+
+impl RankedText {
+    fn offer(&mut self, rank: u8, value: Arc<str>) {
+        if self.value.is_none() || rank <= self.rank {
+            self.rank = rank;
+            self.value = Some(value);
+        }
+    }
+}
+
+/// Everything an `llm_call` span has recorded so far.
+#[derive(Debug, Default)]
+pub(crate) struct CallFields {
+    input: Ranked,
+    output: Ranked,
+    total: Ranked,
+    cache_read: Ranked,
+    cache_write: Ranked,
+    reasoning: Ranked,
+    pub(crate) prompt: PromptBreakdown,
+    pub(crate) response_model: Option<Arc<str>>,
+    pub(crate) model: Option<Arc<str>>,
+    pub(crate) request_model: Option<Arc<str>>,
+    provider: RankedText,
+    pub(crate) operation: Option<Arc<str>>,
+    pub(crate) step: Option<Arc<str>>,
+    pub(crate) task: Option<Arc<str>>,
+    agent: RankedText,
+    pub(crate) run_id: Option<Arc<str>>,
+    pub(crate) cost_usd: Option<f64>,
+    pub(crate) service_tier: Option<Arc<str>>,
+    pub(crate) estimated: bool,
+    pub(crate) error: Option<String>,
+    pub(crate) warnings: Vec<String>,
+    /// Values that could not be used (each also has a warning).
+    pub(crate) invalid: u32,
+}
+
+impl CallFields {
+    fn warn(&mut self, field: &str, why: &str, raw: &Raw<'_>) {
+        self.invalid += 1;
+        let mut w = String::with_capacity(field.len() + why.len() + 16);
+        let _ = write!(w, "{field}: {why} ({raw})");
+        // Hostile input could record a field endlessly; keep the line bounded.
+        if self.warnings.len() < 32 {
+            self.warnings.push(w);
+        }
+    }
+
+    fn set(&mut self, field: &Field, raw: Raw<'_>) {
+        let name = field.name();
+        let Some(kind) = call_field(name) else {
+            return;
+        };
+        match kind {
+            CallField::Token(slot, rank) => match as_count(&raw) {
+                Ok(v) => self.slot(slot).offer(rank, v),
+                Err(e) => self.warn(name, e.as_str(), &raw),
+            },
+            CallField::Prompt => match as_count(&raw) {
+                Ok(v) => {
+                    let component = &name["prompt.".len()..];
+                    if component.is_empty() {
+                        self.warn(name, "no component name", &raw);
+                    } else {
+                        self.prompt.add(component, v);
+                    }
+                }
+                Err(e) => self.warn(name, e.as_str(), &raw),
+            },
+            CallField::ResponseModel => self.response_model = Some(as_text(&raw)),
+            CallField::Model => self.model = Some(as_text(&raw)),
+            CallField::RequestModel => self.request_model = Some(as_text(&raw)),
+            CallField::Provider(rank) => {
+                let text = as_text(&raw);
+                let mapped = normalize_provider(&text);
+                let value = if mapped.len() == text.len() {
+                    text
+                } else {
+                    Arc::from(mapped)
+                };
+                self.provider.offer(rank, value)
+            }
+            CallField::Operation => self.operation = Some(as_text(&raw)),
+            CallField::Step => self.step = Some(as_text(&raw)),
+            CallField::Task => self.task = Some(as_text(&raw)),
+            CallField::Agent(rank) => self.agent.offer(rank, as_text(&raw)),
+            CallField::RunId => self.run_id = Some(as_text(&raw)),
+            CallField::CostUsd => match as_money(&raw) {
+                Some(v) => self.cost_usd = Some(v),
+                None => self.warn(name, "not a cost in USD", &raw),
+            },
+            CallField::ServiceTier => self.service_tier = Some(as_text(&raw)),
+            CallField::Estimated => match as_flag(&raw) {
+                Some(b) => self.estimated = b,
+                None => self.warn(name, "not a boolean", &raw),
+            },
+            CallField::Error => {
+                // `error = false` is the one value that does not mark a failure.
+                self.error = match raw {
+                    Raw::Bool(false) => None,
+                    Raw::Str(s) => Some(s.to_owned()),
+                    other => Some(other.to_string()),
+                }
+            }
+        }
+    }
+
+    fn slot(&mut self, slot: TokenSlot) -> &mut Ranked {
+        match slot {
+            TokenSlot::Input => &mut self.input,
+            TokenSlot::Output => &mut self.output,
+            TokenSlot::Total => &mut self.total,
+            TokenSlot::CacheRead => &mut self.cache_read,
+            TokenSlot::CacheWrite => &mut self.cache_write,
+            TokenSlot::Reasoning => &mut self.reasoning,
+        }
+    }
+
+    /// The token counts, with `total` derived when not given. A given total that disagrees
+    /// with `input + output` is kept and flagged.
+    pub(crate) fn tokens(&mut self) -> Tokens {
+        let input = self.input.value.unwrap_or(0);
+        let output = self.output.value.unwrap_or(0);
+        let sum = input.saturating_add(output);
+        let total = match self.total.value {
+            Some(t) if t != sum => {
+                self.warnings.push(format!(
+                    "tokens.total: {t} differs from input + output ({sum})"
+                ));
+                t
+            }
+            Some(t) => t,
+            None => sum,
+        };
+        Tokens {
+            input,
+            output,
+            total,
+            cache_read: self.cache_read.value.unwrap_or(0),
+            cache_write: self.cache_write.value.unwrap_or(0),
+            reasoning: self.reasoning.value.unwrap_or(0),
+        }
+    }
+
+    /// The provider, after mapping old names.
+    pub(crate) fn provider(&self) -> Option<Arc<str>> {
+        self.provider.value.clone()
+    }
+
+    /// The agent (`agent`, then `gen_ai.agent.name`).
+    pub(crate) fn agent(&self) -> Option<Arc<str>> {
+        self.agent.value.clone()
+    }
+}
+
+/// Context that a non-call span hands down to the calls below it.
+#[derive(Debug, Default)]
+pub(crate) struct ScopeFields {
+    pub(crate) run_id: Option<Arc<str>>,
+    pub(crate) step: Option<Arc<str>>,
+    pub(crate) task: Option<Arc<str>>,
+    agent: RankedText,
+    /// The span recorded an `error` field (a run that failed).
+    pub(crate) error: bool,
+}
+
+impl ScopeFields {
+    fn set(&mut self, field: &Field, raw: Raw<'_>) {
+        match field.name() {
+            "run_id" => self.run_id = Some(as_text(&raw)),
+            "step" => self.step = Some(as_text(&raw)),
+            "task" => self.task = Some(as_text(&raw)),
+            "agent" => self.agent.offer(0, as_text(&raw)),
+            "gen_ai.agent.name" => self.agent.offer(1, as_text(&raw)),
+            "error" => self.error = !matches!(raw, Raw::Bool(false)),
+            _ => {}
+        }
+    }
+
+    /// The agent (`agent`, then `gen_ai.agent.name`).
+    pub(crate) fn agent(&self) -> Option<&Arc<str>> {
+        self.agent.value.as_ref()
+    }
+}
+
+/// What a span is to the layer, decided from its callsite alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SpanRole {
+    /// Not of interest: the layer does nothing for it.
+    Ignored,
+    /// An `llm_call` span.
+    Call,
+    /// A span carrying `run_id`, `step`, `task` or `agent` for the calls below it.
+    Scope {
+        /// It has a `run_id` field: it is a run.
+        run: bool,
+    },
+}
+
+/// Classifies a callsite: by name for calls, by field set for scopes. Reads only static
+/// metadata, so an unrelated span costs a few comparisons and no allocation.
+pub(crate) fn classify(meta: &Metadata<'_>, call_span_name: &str) -> SpanRole {
+    if !meta.is_span() {
+        return SpanRole::Ignored;
+    }
+    if meta.name() == call_span_name {
+        return SpanRole::Call;
+    }
+    let mut run = false;
+    let mut scope = false;
+    for f in meta.fields() {
+        match f.name() {
+            "run_id" => run = true,
+            "step" | "task" | "agent" | "gen_ai.agent.name" => scope = true,
+            _ => {}
+        }
+    }
+    if run || scope {
+        SpanRole::Scope { run }
+    } else {
+        SpanRole::Ignored
+    }
+}
+
+macro_rules! visit_into {
+    ($ty:ty) => {
+        impl Visit for $ty {
+            fn record_u64(&mut self, field: &Field, value: u64) {
+                self.set(field, Raw::U64(value));
+            }
+            fn record_i64(&mut self, field: &Field, value: i64) {
+                self.set(field, Raw::I64(value));
+            }
+            fn record_u128(&mut self, field: &Field, value: u128) {
+                self.set(field, Raw::U128(value));
+            }
+            fn record_i128(&mut self, field: &Field, value: i128) {
+                self.set(field, Raw::I128(value));
+            }
+            fn record_f64(&mut self, field: &Field, value: f64) {
+                self.set(field, Raw::F64(value));
+            }
+            fn record_bool(&mut self, field: &Field, value: bool) {
+                self.set(field, Raw::Bool(value));
+            }
+            fn record_str(&mut self, field: &Field, value: &str) {
+                self.set(field, Raw::Str(value));
+            }
+            fn record_error(
+                &mut self,
+                field: &Field,
+                value: &(dyn std::error::Error + 'static),
+            ) {
+                let text = value.to_string();
+                self.set(field, Raw::Str(&text));
+            }
+            fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+                with_debug_text(value, |s| self.set(field, Raw::Str(s)));
+            }
+        }
+    };
+}
+
+visit_into!(CallFields);
+visit_into!(ScopeFields);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_accept_whole_numbers_only() {
+        assert_eq!(as_count(&Raw::Str(" 42 ")).ok(), Some(42));
+        assert_eq!(as_count(&Raw::Str("42.0")).ok(), Some(42));
+        assert!(matches!(as_count(&Raw::Str("-3")), Err(NotACount::Negative)));
+        assert!(matches!(as_count(&Raw::Str("4.5")), Err(NotACount::Fractional)));
+        assert!(matches!(
+            as_count(&Raw::Str("18446744073709551616")),
+            Err(NotACount::Overflow)
+        ));
+        assert!(matches!(as_count(&Raw::Str("abc")), Err(NotACount::NotANumber)));
+        assert!(matches!(as_count(&Raw::F64(f64::NAN)), Err(NotACount::NotANumber)));
+        assert!(matches!(as_count(&Raw::F64(f64::INFINITY)), Err(NotACount::Overflow)));
+        assert!(matches!(as_count(&Raw::F64(1.8446744073709552e19)), Err(NotACount::Overflow)));
+        assert_eq!(as_count(&Raw::U128(u64::MAX as u128)).ok(), Some(u64::MAX));
+        assert!(matches!(as_count(&Raw::I128(-1)), Err(NotACount::Negative)));
+    }
+
+    #[test]
+    fn debug_text_is_unquoted() {
+        with_debug_text(&"gpt-4o", |s| assert_eq!(s, "gpt-4o"));
+        let long = "x".repeat(200);
+        with_debug_text(&long, |s| assert_eq!(s.len(), 200));
+    }
+}

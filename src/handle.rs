@@ -1,0 +1,121 @@
+//! [`UsageHandle`]: read the aggregates from anywhere.
+
+use std::cmp::Ordering as CmpOrdering;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::layer::Inner;
+use crate::ledger::{GroupKey, RunSummary, Usage};
+
+/// A cheap, clonable, `Send + Sync` view of a [`crate::UsageLayer`]'s aggregates.
+#[derive(Clone)]
+pub struct UsageHandle {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for UsageHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UsageHandle").finish_non_exhaustive()
+    }
+}
+
+/// One group's totals: a step, a model or a provider (`key` is `None` for calls without one).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupUsage {
+    /// The step, model or provider.
+    pub key: Option<Arc<str>>,
+    /// Its totals.
+    pub usage: Usage,
+}
+
+/// The layer's own health counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LayerStats {
+    /// Lines the writer has written.
+    pub lines_written: u64,
+    /// Lines lost (write errors, shutdown timeout, lines after shutdown).
+    pub lines_dropped: u64,
+    /// Failed writes (each may have lost several lines).
+    pub write_errors: u64,
+    /// Field values that could not be used (each also named in its line's `warnings`).
+    pub invalid_values: u64,
+}
+
+impl UsageHandle {
+    /// Totals over every call the layer has seen.
+    pub fn totals(&self) -> Usage {
+        let mut total = Usage::default();
+        for u in self.inner.ledger.groups.fold(|_| ()).values() {
+            total.merge(u);
+        }
+        total
+    }
+
+    /// Totals per step, most expensive first (then most tokens, then by name).
+    pub fn by_step(&self) -> Vec<GroupUsage> {
+        self.group(|k| k.step.clone())
+    }
+
+    /// Totals per model, most expensive first.
+    pub fn by_model(&self) -> Vec<GroupUsage> {
+        self.group(|k| k.model.clone())
+    }
+
+    /// Totals per provider, most expensive first.
+    pub fn by_provider(&self) -> Vec<GroupUsage> {
+        self.group(|k| k.provider.clone())
+    }
+
+    /// Totals per task, most expensive first.
+    pub fn by_task(&self) -> Vec<GroupUsage> {
+        self.group(|k| k.task.clone())
+    }
+
+    fn group(&self, f: impl Fn(&GroupKey) -> Option<Arc<str>>) -> Vec<GroupUsage> {
+        let mut out: Vec<GroupUsage> = self
+            .inner
+            .ledger
+            .groups
+            .fold(f)
+            .into_iter()
+            .map(|(key, usage)| GroupUsage { key, usage })
+            .collect();
+        out.sort_by(|a, b| {
+            b.usage
+                .cost_usd
+                .partial_cmp(&a.usage.cost_usd)
+                .unwrap_or(CmpOrdering::Equal)
+                .then(b.usage.total_tokens.cmp(&a.usage.total_tokens))
+                .then_with(|| a.key.cmp(&b.key))
+        });
+        out
+    }
+
+    /// The newest summary of `run_id`: a finished run from the recent ones, else a snapshot
+    /// of an open run (status [`crate::RunStatus::Running`]).
+    pub fn run(&self, run_id: &str) -> Option<RunSummary> {
+        self.inner.ledger.run(run_id)
+    }
+
+    /// The last finished run summaries (at most [`crate::UsageLayerBuilder::recent_runs`]),
+    /// oldest first.
+    pub fn recent_runs(&self) -> Vec<RunSummary> {
+        self.inner.ledger.recent()
+    }
+
+    /// How many runs are open now (run spans not closed, plus runs known only by id).
+    pub fn open_runs(&self) -> usize {
+        self.inner.ledger.open_runs()
+    }
+
+    /// The layer's health counters.
+    pub fn stats(&self) -> LayerStats {
+        let s = &self.inner.sink_stats;
+        LayerStats {
+            lines_written: s.lines_written.load(Ordering::Relaxed),
+            lines_dropped: s.lines_dropped.load(Ordering::Relaxed),
+            write_errors: s.write_errors.load(Ordering::Relaxed),
+            invalid_values: self.inner.invalid_values.load(Ordering::Relaxed),
+        }
+    }
+}

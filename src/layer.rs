@@ -1,0 +1,334 @@
+//! The [`UsageLayer`]: span lifecycle → call records → ledger and sinks.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tracing_core::span::{Attributes, Id, Record};
+use tracing_core::Subscriber;
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+use crate::fields::{classify, CallFields, ScopeFields, SpanRole};
+use crate::ledger::{Ledger, RunCell, RunStatus, RunSummary};
+use crate::pricing::PriceTable;
+use crate::record::{CallRecord, CostSource, LineKind, Timestamp};
+use crate::sink::jsonl;
+use crate::sink::writer::{LineWriter, SinkStats};
+use crate::UsageHandle;
+
+/// A [`tracing_subscriber::Layer`] that counts the tokens and cost of `llm_call` spans per run
+/// and per step, and writes one F-077 JSON line per call and per finished run.
+///
+/// Built with [`UsageLayer::builder`]; see the crate documentation for an example.
+#[derive(Clone)]
+pub struct UsageLayer {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for UsageLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UsageLayer")
+            .field("span_name", &self.inner.span_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// State shared by the layer, its handles and its guard.
+pub(crate) struct Inner {
+    pub(crate) span_name: Box<str>,
+    pub(crate) ledger: Ledger,
+    pub(crate) writer: Option<LineWriter>,
+    pub(crate) sink_stats: Arc<SinkStats>,
+    pub(crate) prices: Option<PriceTable>,
+    pub(crate) price_version: Option<Arc<str>>,
+    pub(crate) invalid_values: AtomicU64,
+}
+
+/// An `llm_call` span's fields so far and when it opened.
+struct CallState {
+    fields: CallFields,
+    started: Instant,
+}
+
+/// A span that hands `run_id`/`step`/`task`/`agent` down; `run` is set when it is a run.
+struct ScopeState {
+    fields: ScopeFields,
+    run: Option<Arc<RunCell>>,
+}
+
+thread_local! {
+    /// Each thread encodes into its own buffer, reused line after line.
+    static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
+}
+
+fn with_line_buf(f: impl FnOnce(&mut Vec<u8>)) {
+    let mut f = Some(f);
+    let _ = LINE.try_with(|cell| {
+        if let Ok(mut buf) = cell.try_borrow_mut() {
+            buf.clear();
+            if let Some(f) = f.take() {
+                f(&mut buf);
+            }
+        }
+    });
+    // Thread-local storage already torn down (a span closing during thread exit).
+    if let Some(f) = f {
+        f(&mut Vec::new());
+    }
+}
+
+impl UsageLayer {
+    /// A builder with the defaults: span name `llm_call`, no JSONL output, 1,024 recent runs.
+    pub fn builder() -> crate::UsageLayerBuilder {
+        crate::UsageLayerBuilder::default()
+    }
+
+    /// A handle to read the aggregates from anywhere (cheap to clone, `Send + Sync`).
+    pub fn handle(&self) -> UsageHandle {
+        UsageHandle {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl Inner {
+    fn emit_call(&self, rec: &CallRecord) {
+        if let Some(w) = &self.writer {
+            with_line_buf(|buf| {
+                jsonl::encode_call(rec, buf);
+                w.push(buf, 1);
+            });
+        }
+    }
+
+    pub(crate) fn emit_summary(&self, summary: &RunSummary) {
+        if let Some(w) = &self.writer {
+            with_line_buf(|buf| {
+                jsonl::encode_summary(summary, buf);
+                w.push(buf, 1);
+            });
+        }
+    }
+
+    fn price(&self, rec: &mut CallRecord, provider_cost: Option<f64>) {
+        rec.price_version = self.price_version.clone();
+        if let Some(c) = provider_cost {
+            rec.cost_usd = Some(c);
+            rec.cost_source = CostSource::Provider;
+            return;
+        }
+        let cost = match (&self.prices, rec.model.as_deref()) {
+            (Some(table), Some(model)) => table.cost(model, &rec.tokens),
+            _ => None,
+        };
+        // A price table given non-finite rates must not poison the sums.
+        match cost.filter(|c| c.is_finite() && *c >= 0.0) {
+            Some(c) => {
+                rec.cost_usd = Some(c);
+                rec.cost_source = CostSource::Local;
+            }
+            None => rec.cost_source = CostSource::Unpriced,
+        }
+    }
+
+    /// The call span closed: inherit context from ancestors, build the record, add it to its
+    /// run and the totals, and queue its line.
+    fn close_call<S>(&self, span: &SpanRef<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let Some(state) = span.extensions_mut().remove::<CallState>() else {
+            return;
+        };
+        let latency = state.started.elapsed();
+        let mut f = state.fields;
+
+        let mut step = f.step.take();
+        let mut task = f.task.take();
+        let mut agent = f.agent();
+        let mut run_id = f.run_id.take();
+        let own_run_id = run_id.is_some();
+        let mut cell: Option<Arc<RunCell>> = None;
+        let mut run_found = false;
+        for ancestor in span.scope().skip(1) {
+            let ext = ancestor.extensions();
+            let Some(scope) = ext.get::<ScopeState>() else {
+                continue;
+            };
+            if step.is_none() {
+                step.clone_from(&scope.fields.step);
+            }
+            if task.is_none() {
+                task.clone_from(&scope.fields.task);
+            }
+            if agent.is_none() {
+                agent = scope.fields.agent().cloned();
+            }
+            if !run_found {
+                if let Some(run) = &scope.run {
+                    run_found = true;
+                    // A run id on the call itself names its run; an enclosing run span with
+                    // another id is not it.
+                    if !own_run_id || scope.fields.run_id == run_id {
+                        run_id.clone_from(&scope.fields.run_id);
+                        cell = Some(run.clone());
+                    }
+                } else if run_id.is_none() {
+                    run_id.clone_from(&scope.fields.run_id);
+                }
+            }
+            if run_found && step.is_some() && task.is_some() && agent.is_some() {
+                break;
+            }
+        }
+
+        let tokens = f.tokens();
+        let model = f
+            .response_model
+            .clone()
+            .or_else(|| f.model.clone())
+            .or_else(|| f.request_model.clone());
+        let request_model = f.request_model.take().or_else(|| f.model.take());
+        let mut rec = CallRecord {
+            timestamp: Timestamp::now(),
+            event: LineKind::LlmCall,
+            run_id,
+            step,
+            model,
+            provider: f.provider(),
+            task,
+            agent,
+            tokens,
+            prompt_breakdown: std::mem::take(&mut f.prompt),
+            cost_usd: None,
+            cost_source: CostSource::Unpriced,
+            price_version: None,
+            latency_ms: u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            estimated: f.estimated,
+            error: f.error.take(),
+            warnings: std::mem::take(&mut f.warnings),
+            operation: f
+                .operation
+                .take()
+                .unwrap_or_else(|| Arc::from("chat")),
+            request_model,
+            service_tier: f.service_tier.take(),
+        };
+        self.price(&mut rec, f.cost_usd);
+        if f.invalid > 0 {
+            self.invalid_values
+                .fetch_add(u64::from(f.invalid), Ordering::Relaxed);
+        }
+
+        let evicted = match (&cell, &rec.run_id) {
+            (Some(cell), _) => {
+                cell.add(&rec);
+                None
+            }
+            (None, Some(id)) => self.ledger.add_orphan(id, &rec),
+            (None, None) => None,
+        };
+        self.ledger.groups.add(&rec);
+        self.emit_call(&rec);
+        if let Some(summary) = evicted {
+            self.emit_summary(&summary);
+        }
+    }
+
+    /// A run span closed: its summary leaves memory as a line.
+    fn close_run<S>(&self, span: &SpanRef<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let Some(state) = span.extensions_mut().remove::<ScopeState>() else {
+            return;
+        };
+        let Some(cell) = state.run else {
+            return;
+        };
+        if state.fields.error {
+            cell.lock().mark_error();
+        }
+        if let Some(summary) = self.ledger.close_run(&cell, RunStatus::Success) {
+            self.emit_summary(&summary);
+        }
+    }
+}
+
+impl<S> Layer<S> for UsageLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        match classify(attrs.metadata(), &self.inner.span_name) {
+            SpanRole::Ignored => {}
+            SpanRole::Call => {
+                let mut fields = CallFields::default();
+                attrs.record(&mut fields);
+                let state = CallState {
+                    fields,
+                    started: Instant::now(),
+                };
+                if let Some(span) = ctx.span(id) {
+                    span.extensions_mut().replace(state);
+                }
+            }
+            SpanRole::Scope { run } => {
+                let mut fields = ScopeFields::default();
+                attrs.record(&mut fields);
+                let run = run.then(|| self.inner.ledger.open_run(fields.run_id.clone()));
+                if let Some(span) = ctx.span(id) {
+                    span.extensions_mut().replace(ScopeState { fields, run });
+                }
+            }
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        match classify(span.metadata(), &self.inner.span_name) {
+            SpanRole::Ignored => {}
+            SpanRole::Call => {
+                if let Some(state) = span.extensions_mut().get_mut::<CallState>() {
+                    values.record(&mut state.fields);
+                }
+            }
+            SpanRole::Scope { .. } => {
+                let update = {
+                    let mut ext = span.extensions_mut();
+                    let Some(state) = ext.get_mut::<ScopeState>() else {
+                        return;
+                    };
+                    values.record(&mut state.fields);
+                    state
+                        .run
+                        .clone()
+                        .map(|cell| (cell, state.fields.run_id.clone(), state.fields.error))
+                };
+                // The run cell's lock is taken only after the extensions guard is gone.
+                if let Some((cell, run_id, error)) = update {
+                    let mut agg = cell.lock();
+                    agg.run_id = run_id;
+                    if error {
+                        agg.mark_error();
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else {
+            return;
+        };
+        match classify(span.metadata(), &self.inner.span_name) {
+            SpanRole::Ignored | SpanRole::Scope { run: false } => {}
+            SpanRole::Call => self.inner.close_call(&span),
+            SpanRole::Scope { run: true } => self.inner.close_run(&span),
+        }
+    }
+}

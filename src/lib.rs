@@ -1,0 +1,99 @@
+//! Count what your LLM calls cost, as one more [`tracing`] subscriber layer.
+//!
+//! [`UsageLayer`] picks up `llm_call` spans that carry token counts (under this crate's names
+//! or the OpenTelemetry GenAI ones), attributes each call to its run (the nearest span with a
+//! `run_id` field) and its workflow step, aggregates per run and per step in memory, and
+//! writes one JSON line per call and one summary line per finished run (the F-077 token log
+//! format), off the caller's thread and without losing lines.
+//!
+//! # Example
+//!
+//! ```
+//! use tracing::{info_span, field::Empty};
+//! use tracing_subscriber::prelude::*;
+//! use tracing_llm_usage::UsageLayer;
+//!
+//! let (layer, guard) = UsageLayer::builder()
+//!     .jsonl_writer(std::io::sink) // or .jsonl_dir("./llm_usage_logs")
+//!     .build()?;
+//! let usage = layer.handle();
+//! let subscriber = tracing_subscriber::registry().with(layer);
+//!
+//! tracing::subscriber::with_default(subscriber, || {
+//!     let run = info_span!("run", run_id = "run-1");
+//!     let _run = run.enter(); // in async code use `.instrument(run)` instead
+//!     let call = info_span!("llm_call", step = "summary", model = "gpt-4o",
+//!                           provider = "openai", tokens.input = Empty, tokens.output = Empty);
+//!     // ... send the request; then, from the response:
+//!     call.record("tokens.input", 1200);
+//!     call.record("tokens.output", 300);
+//! });
+//!
+//! let run = usage.run("run-1").expect("the run was summarised");
+//! assert_eq!(run.usage.input_tokens, 1200);
+//! assert_eq!(run.by_step[0].step.as_deref(), Some("summary"));
+//! drop(guard); // flushes every line
+//! # Ok::<(), tracing_llm_usage::Error>(())
+//! ```
+//!
+//! # Instrumenting calls
+//!
+//! * Any span with a `run_id` field is a run; the run's summary is written when it closes.
+//! * A call's usage is counted when its `llm_call` span closes; latency is the span's open
+//!   time. Token fields recorded after the call must be declared with
+//!   [`tracing::field::Empty`], or `span.record` silently does nothing.
+//! * `step`, `task`, `agent` and `run_id` are taken from the call span, else from the nearest
+//!   ancestor span that has them.
+//! * In async code attach spans with [`tracing::Instrument::instrument`]; a `span.enter()`
+//!   guard held across `.await` attributes calls to the wrong run.
+//! * If you wrap the layer in a per-layer filter, the filter must admit the run spans (and any
+//!   span carrying `step`/`task`/`agent`): spans it disables are invisible to the layer.
+//!
+//! # Field names
+//!
+//! Token semantics are the OpenTelemetry GenAI ones: input includes cached tokens, output
+//! includes reasoning tokens. For each slot the first name present wins:
+//!
+//! | slot | names |
+//! |---|---|
+//! | input | `tokens.input`, `gen_ai.usage.input_tokens`, `input_tokens`, `prompt_tokens` |
+//! | output | `tokens.output`, `gen_ai.usage.output_tokens`, `output_tokens`, `completion_tokens` |
+//! | total | `tokens.total` (else input + output) |
+//! | cache read | `tokens.cache_read`, `gen_ai.usage.cache_read.input_tokens` |
+//! | cache write | `tokens.cache_write`, `gen_ai.usage.cache_creation.input_tokens` |
+//! | reasoning | `tokens.reasoning`, `gen_ai.usage.reasoning.output_tokens` |
+//! | prompt breakdown | every `prompt.<component>` field |
+//! | model | `gen_ai.response.model`, `model`, `gen_ai.request.model` |
+//! | provider | `provider`, `gen_ai.provider.name`, `gen_ai.system` |
+//! | others | `gen_ai.operation.name`, `step`, `task`, `agent` / `gen_ai.agent.name`, `run_id`, `cost_usd`, `service_tier`, `tokens.estimated`, `error` |
+//!
+//! A value that cannot be a token count (negative, fractional, not a number, beyond `u64`) is
+//! not counted: the line's `warnings` names the field and [`LayerStats::invalid_values`]
+//! counts it. Nothing panics; sums saturate.
+//!
+//! [`tracing`]: https://docs.rs/tracing
+//! [`tracing::field::Empty`]: https://docs.rs/tracing/latest/tracing/field/struct.Empty.html
+//! [`tracing::Instrument::instrument`]: https://docs.rs/tracing/latest/tracing/trait.Instrument.html#method.instrument
+#![deny(missing_docs)]
+
+mod builder;
+mod error;
+mod fields;
+mod handle;
+mod layer;
+mod ledger;
+pub mod pricing;
+pub mod record;
+mod sink;
+
+pub use builder::{UsageGuard, UsageLayerBuilder};
+pub use error::Error;
+pub use handle::{GroupUsage, LayerStats, UsageHandle};
+pub use layer::UsageLayer;
+pub use ledger::{RunStatus, RunSummary, RunUsage, StepUsage, Usage, OTHER};
+pub use pricing::{ModelPrice, PriceTable};
+pub use record::{CallRecord, CostSource, LineKind, PromptBreakdown, Timestamp, Tokens};
+pub use tracing_appender::rolling::Rotation;
+
+/// The JSON Schema of both line kinds (`llm_call` and `run_summary`), draft 2020-12.
+pub const JSONL_SCHEMA: &str = include_str!("../schema/llm_usage.schema.json");

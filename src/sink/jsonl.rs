@@ -1,0 +1,167 @@
+//! The F-077 line encoder: a [`CallRecord`] written straight into a reused buffer (no
+//! `serde_json::Value`, integers through itoa), and run summaries through serde.
+//!
+//! The output is byte-for-byte what `serde_json::to_string(&record)` gives, which the tests
+//! check; the hand-written path exists because this runs on every call.
+
+use std::sync::Arc;
+
+use crate::ledger::RunSummary;
+use crate::record::{CallRecord, CostSource};
+
+/// Appends `rec` as one JSON line (with its `\n`) to `out`.
+pub(crate) fn encode_call(rec: &CallRecord, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"timestamp\":\"");
+    rec.timestamp.write_to(out);
+    out.extend_from_slice(b"\",\"event\":\"llm_call\",\"run_id\":");
+    opt_str(out, &rec.run_id);
+    out.extend_from_slice(b",\"step\":");
+    opt_str(out, &rec.step);
+    out.extend_from_slice(b",\"model\":");
+    opt_str(out, &rec.model);
+    out.extend_from_slice(b",\"provider\":");
+    opt_str(out, &rec.provider);
+    out.extend_from_slice(b",\"task\":");
+    opt_str(out, &rec.task);
+    out.extend_from_slice(b",\"agent\":");
+    opt_str(out, &rec.agent);
+    let t = &rec.tokens;
+    out.extend_from_slice(b",\"tokens\":{\"input\":");
+    uint(out, t.input);
+    out.extend_from_slice(b",\"output\":");
+    uint(out, t.output);
+    out.extend_from_slice(b",\"total\":");
+    uint(out, t.total);
+    out.extend_from_slice(b",\"cache_read\":");
+    uint(out, t.cache_read);
+    out.extend_from_slice(b",\"cache_write\":");
+    uint(out, t.cache_write);
+    out.extend_from_slice(b",\"reasoning\":");
+    uint(out, t.reasoning);
+    out.extend_from_slice(b"},\"prompt_breakdown\":{");
+    for (i, (component, tokens)) in rec.prompt_breakdown.0.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, component);
+        out.push(b':');
+        uint(out, *tokens);
+    }
+    out.extend_from_slice(b"},\"cost_usd\":");
+    match rec.cost_usd {
+        Some(c) => float(out, c),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(match rec.cost_source {
+        CostSource::Local => b",\"cost_source\":\"local\",\"price_version\":".as_slice(),
+        CostSource::Provider => b",\"cost_source\":\"provider\",\"price_version\":",
+        CostSource::Unpriced => b",\"cost_source\":\"unpriced\",\"price_version\":",
+    });
+    opt_str(out, &rec.price_version);
+    out.extend_from_slice(b",\"latency_ms\":");
+    uint(out, rec.latency_ms);
+    out.extend_from_slice(if rec.estimated {
+        b",\"estimated\":true,\"error\":".as_slice()
+    } else {
+        b",\"estimated\":false,\"error\":"
+    });
+    match &rec.error {
+        Some(e) => string(out, e),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"warnings\":[");
+    for (i, w) in rec.warnings.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, w);
+    }
+    out.extend_from_slice(b"]}\n");
+}
+
+/// Appends `summary` as one JSON line (with its `\n`) to `out`.
+pub(crate) fn encode_summary(summary: &RunSummary, out: &mut Vec<u8>) {
+    // Writing serde-derived data into a Vec cannot fail: no I/O, string keys only.
+    if serde_json::to_writer(&mut *out, summary).is_ok() {
+        out.push(b'\n');
+    }
+}
+
+fn opt_str(out: &mut Vec<u8>, s: &Option<Arc<str>>) {
+    match s {
+        Some(s) => string(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn string(out: &mut Vec<u8>, s: &str) {
+    // serde_json's escaping, so the line reads back exactly; writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn uint(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+fn float(out: &mut Vec<u8>, v: f64) {
+    // serde_json's own float formatting (null for NaN and infinities), so both paths agree.
+    let _ = serde_json::to_writer(&mut *out, &v);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{LineKind, PromptBreakdown, Timestamp, Tokens};
+
+    fn record() -> CallRecord {
+        CallRecord {
+            timestamp: Timestamp::from_unix_ms(1_765_708_215_123),
+            event: LineKind::LlmCall,
+            run_id: Some(Arc::from("run-\"quoted\"\n")),
+            step: Some(Arc::from("persona_generation")),
+            model: Some(Arc::from("claude-sonnet-4-5")),
+            provider: None,
+            task: Some(Arc::from("ünïcode ✓")),
+            agent: None,
+            tokens: Tokens {
+                input: 42000,
+                output: 7500,
+                total: 49500,
+                cache_read: 1,
+                cache_write: 2,
+                reasoning: u64::MAX,
+            },
+            prompt_breakdown: PromptBreakdown(vec![(Arc::from("system"), 2100)]),
+            cost_usd: Some(0.2385),
+            cost_source: CostSource::Local,
+            price_version: Some(Arc::from("prices-0badc0de")),
+            latency_ms: 1830,
+            estimated: true,
+            error: Some("boom\t".into()),
+            warnings: vec!["a".into(), "b\u{1}".into()],
+            operation: Arc::from("chat"),
+            request_model: None,
+            service_tier: None,
+        }
+    }
+
+    #[test]
+    fn hand_encoder_matches_serde() {
+        let mut rec = record();
+        for cost in [Some(0.2385), Some(1e-7), Some(12345.678), Some(0.0), None] {
+            rec.cost_usd = cost;
+            let mut out = Vec::new();
+            encode_call(&rec, &mut out);
+            let mut want = serde_json::to_vec(&rec).unwrap();
+            want.push(b'\n');
+            assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(want).unwrap());
+        }
+        let mut out = Vec::new();
+        encode_call(&rec, &mut out);
+        let back: CallRecord = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back, rec);
+        assert!(std::str::from_utf8(&out)
+            .unwrap()
+            .starts_with("{\"timestamp\":\"2025-12-14T10:30:15.123Z\","));
+    }
+}

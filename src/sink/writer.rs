@@ -1,0 +1,222 @@
+//! The background writer: callers append encoded lines to a shared buffer; one worker thread
+//! swaps the buffer out and writes it with a single `write_all`, so a burst of lines costs one
+//! syscall, not one each.
+//!
+//! Lossless: when the buffer is full a caller waits for room (tracing-appender's
+//! `non_blocking` would drop). At shutdown the worker drains everything queued; the guard waits
+//! for it up to a bound, and counts whatever is still queued after that as dropped. Write errors
+//! are counted per line lost and reported once on stderr; they never reach the caller.
+
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tracing_core::Dispatch;
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Counters shared by the writer and the handle.
+#[derive(Debug, Default)]
+pub(crate) struct SinkStats {
+    pub(crate) lines_written: AtomicU64,
+    pub(crate) lines_dropped: AtomicU64,
+    pub(crate) write_errors: AtomicU64,
+    reported: AtomicBool,
+}
+
+impl SinkStats {
+    /// Prints `msg` to stderr the first time anything goes wrong, and never again: a failing
+    /// disk must not flood the application's stderr. (Not a `tracing` event: it would re-enter.)
+    pub(crate) fn report_once(&self, msg: std::fmt::Arguments<'_>) {
+        if !self.reported.swap(true, Ordering::Relaxed) {
+            eprintln!("tracing-llm-usage: {msg}; further write failures are only counted");
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    buf: Vec<u8>,
+    lines: u64,
+    closed: bool,
+    done: bool,
+}
+
+struct Queue {
+    state: Mutex<State>,
+    /// Signalled when the buffer stops being empty, or on close.
+    ready: Condvar,
+    /// Signalled when the worker takes the buffer, and when it finishes.
+    space: Condvar,
+    cap_bytes: usize,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The callers' side of the writer.
+#[derive(Clone)]
+pub(crate) struct LineWriter {
+    queue: Arc<Queue>,
+    stats: Arc<SinkStats>,
+}
+
+impl LineWriter {
+    /// Starts the worker thread writing to `make`.
+    pub(crate) fn spawn<M>(make: M, cap_bytes: usize, stats: Arc<SinkStats>) -> io::Result<Self>
+    where
+        M: for<'a> MakeWriter<'a> + Send + 'static,
+    {
+        let queue = Arc::new(Queue {
+            state: Mutex::new(State::default()),
+            ready: Condvar::new(),
+            space: Condvar::new(),
+            cap_bytes: cap_bytes.max(1),
+        });
+        let worker_queue = queue.clone();
+        let worker_stats = stats.clone();
+        thread::Builder::new()
+            .name("llm-usage-writer".into())
+            .spawn(move || {
+                // Whatever the writer logs must not come back into our layer (and block on
+                // the queue this very thread drains).
+                tracing_core::dispatcher::with_default(&Dispatch::none(), || {
+                    run_worker(&worker_queue, &make, &worker_stats)
+                });
+                let mut st = worker_queue.lock();
+                st.done = true;
+                drop(st);
+                worker_queue.space.notify_all();
+            })?;
+        Ok(Self { queue, stats })
+    }
+
+    /// Queues one complete line (one or several `\n`-terminated lines). Waits while the
+    /// buffer is full; after shutdown the line is counted as dropped.
+    pub(crate) fn push(&self, line: &[u8], lines: u64) {
+        let q = &self.queue;
+        let mut st = q.lock();
+        while !st.closed && !st.buf.is_empty() && st.buf.len() + line.len() > q.cap_bytes {
+            st = q.space.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        if st.closed {
+            drop(st);
+            self.stats.lines_dropped.fetch_add(lines, Ordering::Relaxed);
+            self.stats
+                .report_once(format_args!("a usage line arrived after shutdown"));
+            return;
+        }
+        let was_empty = st.buf.is_empty();
+        st.buf.extend_from_slice(line);
+        st.lines += lines;
+        drop(st);
+        if was_empty {
+            q.ready.notify_one();
+        }
+    }
+
+    /// Stops accepting lines and waits up to `timeout` for the worker to write all queued
+    /// ones. Returns whether it finished in time; if not, what is left is counted as dropped.
+    pub(crate) fn shutdown(&self, timeout: Duration) -> bool {
+        let q = &self.queue;
+        let mut st = q.lock();
+        st.closed = true;
+        q.ready.notify_all();
+        q.space.notify_all();
+        let deadline = Instant::now() + timeout;
+        while !st.done {
+            let now = Instant::now();
+            if now >= deadline {
+                let left = std::mem::take(&mut st.lines);
+                st.buf.clear();
+                drop(st);
+                self.stats.lines_dropped.fetch_add(left, Ordering::Relaxed);
+                self.stats.report_once(format_args!(
+                    "the writer did not finish within {timeout:?}; {left} queued lines dropped"
+                ));
+                return false;
+            }
+            st = q
+                .space
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+/// Counts the bytes the inner writer accepted, so a failure mid-batch loses exactly the
+/// lines that did not make it.
+struct Counting<W> {
+    inner: W,
+    accepted: usize,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.accepted += n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn run_worker<M>(queue: &Queue, make: &M, stats: &SinkStats)
+where
+    M: for<'a> MakeWriter<'a>,
+{
+    let mut batch: Vec<u8> = Vec::new();
+    loop {
+        let (lines, closed) = {
+            let mut st = queue.lock();
+            while st.buf.is_empty() && !st.closed {
+                st = queue.ready.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+            std::mem::swap(&mut st.buf, &mut batch);
+            (std::mem::take(&mut st.lines), st.closed)
+        };
+        queue.space.notify_all();
+        if !batch.is_empty() {
+            write_batch(make, &batch, lines, stats);
+            batch.clear();
+            // One huge burst must not pin its memory for the life of the process.
+            if batch.capacity() > queue.cap_bytes.saturating_mul(2) {
+                batch = Vec::new();
+            }
+        } else if closed {
+            return;
+        }
+    }
+}
+
+fn write_batch<M>(make: &M, batch: &[u8], lines: u64, stats: &SinkStats)
+where
+    M: for<'a> MakeWriter<'a>,
+{
+    let mut w = Counting {
+        inner: make.make_writer(),
+        accepted: 0,
+    };
+    let result = w.write_all(batch).and_then(|()| w.flush());
+    match result {
+        Ok(()) => {
+            stats.lines_written.fetch_add(lines, Ordering::Relaxed);
+        }
+        Err(e) => {
+            let accepted = w.accepted.min(batch.len());
+            let complete = batch[..accepted].iter().filter(|&&b| b == b'\n').count() as u64;
+            let lost = lines.saturating_sub(complete);
+            stats.lines_written.fetch_add(complete, Ordering::Relaxed);
+            stats.lines_dropped.fetch_add(lost, Ordering::Relaxed);
+            stats.write_errors.fetch_add(1, Ordering::Relaxed);
+            stats.report_once(format_args!("writing usage lines failed ({e}); {lost} lines lost"));
+        }
+    }
+}
