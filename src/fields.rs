@@ -5,12 +5,14 @@
 //! (`run_id`, `step`, `task`, `agent`). The field names are those of DESIGN.md, "Field names":
 //! for every slot the first name in its list wins, whatever the order of recording.
 
+use std::cell::Cell;
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
 use tracing_core::field::{Field, Visit};
 use tracing_core::Metadata;
 
+use crate::intern::intern;
 use crate::record::{PromptBreakdown, Tokens};
 
 /// Which token slot a field feeds, and its rank in that slot's name list (0 wins).
@@ -198,10 +200,19 @@ fn as_flag(raw: &Raw<'_>) -> Option<bool> {
     }
 }
 
+/// Text of a high-cardinality value (a run id): allocated.
 fn as_text(raw: &Raw<'_>) -> Arc<str> {
     match raw {
         Raw::Str(s) => Arc::from(*s),
         other => Arc::from(other.to_string()),
+    }
+}
+
+/// Text of a repetitive value (model, provider, step…): interned.
+fn as_name(raw: &Raw<'_>) -> Arc<str> {
+    match raw {
+        Raw::Str(s) => intern(s),
+        other => intern(&other.to_string()),
     }
 }
 
@@ -349,29 +360,29 @@ impl CallFields {
                 }
                 Err(e) => self.warn(name, e.as_str(), &raw),
             },
-            CallField::ResponseModel => self.response_model = Some(as_text(&raw)),
-            CallField::Model => self.model = Some(as_text(&raw)),
-            CallField::RequestModel => self.request_model = Some(as_text(&raw)),
+            CallField::ResponseModel => self.response_model = Some(as_name(&raw)),
+            CallField::Model => self.model = Some(as_name(&raw)),
+            CallField::RequestModel => self.request_model = Some(as_name(&raw)),
             CallField::Provider(rank) => {
-                let text = as_text(&raw);
+                let text = as_name(&raw);
                 let mapped = normalize_provider(&text);
                 let value = if mapped.len() == text.len() {
                     text
                 } else {
-                    Arc::from(mapped)
+                    intern(mapped)
                 };
                 self.provider.offer(rank, value)
             }
-            CallField::Operation => self.operation = Some(as_text(&raw)),
-            CallField::Step => self.step = Some(as_text(&raw)),
-            CallField::Task => self.task = Some(as_text(&raw)),
-            CallField::Agent(rank) => self.agent.offer(rank, as_text(&raw)),
+            CallField::Operation => self.operation = Some(as_name(&raw)),
+            CallField::Step => self.step = Some(as_name(&raw)),
+            CallField::Task => self.task = Some(as_name(&raw)),
+            CallField::Agent(rank) => self.agent.offer(rank, as_name(&raw)),
             CallField::RunId => self.run_id = Some(as_text(&raw)),
             CallField::CostUsd => match as_money(&raw) {
                 Some(v) => self.cost_usd = Some(v),
                 None => self.warn(name, "not a cost in USD", &raw),
             },
-            CallField::ServiceTier => self.service_tier = Some(as_text(&raw)),
+            CallField::ServiceTier => self.service_tier = Some(as_name(&raw)),
             CallField::Estimated => match as_flag(&raw) {
                 Some(b) => self.estimated = b,
                 None => self.warn(name, "not a boolean", &raw),
@@ -450,10 +461,10 @@ impl ScopeFields {
     fn set(&mut self, field: &Field, raw: Raw<'_>) {
         match field.name() {
             "run_id" => self.run_id = Some(as_text(&raw)),
-            "step" => self.step = Some(as_text(&raw)),
-            "task" => self.task = Some(as_text(&raw)),
-            "agent" => self.agent.offer(0, as_text(&raw)),
-            "gen_ai.agent.name" => self.agent.offer(1, as_text(&raw)),
+            "step" => self.step = Some(as_name(&raw)),
+            "task" => self.task = Some(as_name(&raw)),
+            "agent" => self.agent.offer(0, as_name(&raw)),
+            "gen_ai.agent.name" => self.agent.offer(1, as_name(&raw)),
             "error" => self.error = !matches!(raw, Raw::Bool(false)),
             _ => {}
         }
@@ -481,27 +492,58 @@ pub(crate) enum SpanRole {
 
 /// Classifies a callsite: by name for calls, by field set for scopes. Reads only static
 /// metadata, so an unrelated span costs a few comparisons and no allocation.
-pub(crate) fn classify(meta: &Metadata<'_>, call_span_name: &str) -> SpanRole {
+pub(crate) fn classify(meta: &'static Metadata<'static>, call_span_name: &str) -> SpanRole {
     if !meta.is_span() {
         return SpanRole::Ignored;
     }
     if meta.name() == call_span_name {
         return SpanRole::Call;
     }
-    let mut run = false;
-    let mut scope = false;
+    match scope_flags(meta) {
+        FLAG_NONE => SpanRole::Ignored,
+        flags => SpanRole::Scope {
+            run: flags & FLAG_RUN != 0,
+        },
+    }
+}
+
+const FLAG_NONE: u8 = 0;
+const FLAG_RUN: u8 = 1;
+const FLAG_SCOPE: u8 = 2;
+const ROLE_SLOTS: usize = 128;
+
+thread_local! {
+    /// Callsite metadata address → its scope flags (+ 1, so 0 means empty). Metadata is
+    /// `'static` and never moves, so its address identifies the callsite.
+    static ROLES: [Cell<(usize, u8)>; ROLE_SLOTS] =
+        const { [const { Cell::new((0, 0)) }; ROLE_SLOTS] };
+}
+
+/// Which of `run_id` / `step`, `task`, `agent` a callsite declares, cached per thread so an
+/// unrelated span is classified with one comparison instead of a scan of its field names.
+fn scope_flags(meta: &'static Metadata<'static>) -> u8 {
+    let key = meta as *const Metadata<'static> as usize;
+    let slot = (key >> 4) % ROLE_SLOTS;
+    let cached = ROLES
+        .try_with(|roles| {
+            let (k, v) = roles[slot].get();
+            (k == key && v != 0).then(|| v - 1)
+        })
+        .ok()
+        .flatten();
+    if let Some(flags) = cached {
+        return flags;
+    }
+    let mut flags = FLAG_NONE;
     for f in meta.fields() {
         match f.name() {
-            "run_id" => run = true,
-            "step" | "task" | "agent" | "gen_ai.agent.name" => scope = true,
+            "run_id" => flags |= FLAG_RUN,
+            "step" | "task" | "agent" | "gen_ai.agent.name" => flags |= FLAG_SCOPE,
             _ => {}
         }
     }
-    if run || scope {
-        SpanRole::Scope { run }
-    } else {
-        SpanRole::Ignored
-    }
+    let _ = ROLES.try_with(|roles| roles[slot].set((key, flags + 1)));
+    flags
 }
 
 macro_rules! visit_into {

@@ -10,10 +10,12 @@ use tracing_core::Subscriber;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
+use crate::clock;
+use crate::intern::intern;
 use crate::fields::{classify, CallFields, ScopeFields, SpanRole};
 use crate::ledger::{Ledger, RunCell, RunStatus, RunSummary};
 use crate::pricing::PriceTable;
-use crate::record::{CallRecord, CostSource, LineKind, Timestamp};
+use crate::record::{CallRecord, CostSource, LineKind};
 use crate::sink::jsonl;
 use crate::sink::writer::{LineWriter, SinkStats};
 use crate::UsageHandle;
@@ -139,11 +141,12 @@ impl Inner {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let Some(state) = span.extensions_mut().remove::<CallState>() else {
+        let Some(mut state) = span.extensions_mut().remove::<Box<CallState>>() else {
             return;
         };
-        let latency = state.started.elapsed();
-        let mut f = state.fields;
+        let now = Instant::now();
+        let latency = now.saturating_duration_since(state.started);
+        let f = &mut state.fields;
 
         let mut step = f.step.take();
         let mut task = f.task.take();
@@ -152,7 +155,9 @@ impl Inner {
         let own_run_id = run_id.is_some();
         let mut cell: Option<Arc<RunCell>> = None;
         let mut run_found = false;
-        for ancestor in span.scope().skip(1) {
+        let mut next = span.parent();
+        while let Some(ancestor) = next {
+            next = ancestor.parent();
             let ext = ancestor.extensions();
             let Some(scope) = ext.get::<ScopeState>() else {
                 continue;
@@ -192,7 +197,7 @@ impl Inner {
             .or_else(|| f.request_model.clone());
         let request_model = f.request_model.take().or_else(|| f.model.take());
         let mut rec = CallRecord {
-            timestamp: Timestamp::now(),
+            timestamp: clock::timestamp_at(now),
             event: LineKind::LlmCall,
             run_id,
             step,
@@ -212,7 +217,7 @@ impl Inner {
             operation: f
                 .operation
                 .take()
-                .unwrap_or_else(|| Arc::from("chat")),
+                .unwrap_or_else(|| intern("chat")),
             request_model,
             service_tier: f.service_tier.take(),
         };
@@ -265,12 +270,12 @@ where
         match classify(attrs.metadata(), &self.inner.span_name) {
             SpanRole::Ignored => {}
             SpanRole::Call => {
-                let mut fields = CallFields::default();
-                attrs.record(&mut fields);
-                let state = CallState {
-                    fields,
+                // Boxed once, filled in place: only the pointer moves after this.
+                let mut state = Box::new(CallState {
+                    fields: CallFields::default(),
                     started: Instant::now(),
-                };
+                });
+                attrs.record(&mut state.fields);
                 if let Some(span) = ctx.span(id) {
                     span.extensions_mut().replace(state);
                 }
@@ -293,7 +298,7 @@ where
         match classify(span.metadata(), &self.inner.span_name) {
             SpanRole::Ignored => {}
             SpanRole::Call => {
-                if let Some(state) = span.extensions_mut().get_mut::<CallState>() {
+                if let Some(state) = span.extensions_mut().get_mut::<Box<CallState>>() {
                     values.record(&mut state.fields);
                 }
             }

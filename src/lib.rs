@@ -77,9 +77,11 @@
 #![deny(missing_docs)]
 
 mod builder;
+mod clock;
 mod error;
 mod fields;
 mod handle;
+mod intern;
 mod layer;
 mod ledger;
 pub mod pricing;

@@ -43,13 +43,33 @@ impl Equivalent<GroupKey> for GroupRef<'_> {
     }
 }
 
+/// Pointer-keyed entries kept before the fast-path index is reset (it pins the Arcs it is
+/// keyed by, so this bounds that memory too).
+const PTR_INDEX_CAP: usize = 4096;
+
+#[derive(Default)]
+struct ShardData {
+    usage: Vec<(GroupKey, Usage)>,
+    /// Content → index into `usage`.
+    by_content: HashMap<GroupKey, usize>,
+    /// Addresses of the record's interned strings → index: the common case (a thread seeing
+    /// the same interned names again) hashes four words instead of four strings.
+    by_ptr: HashMap<[usize; 4], usize>,
+    /// The Arcs `by_ptr` is keyed by, kept alive so their addresses are never reused.
+    pinned: Vec<GroupKey>,
+}
+
 #[repr(align(128))]
-struct Shard(Mutex<HashMap<GroupKey, Usage>>);
+struct Shard(Mutex<ShardData>);
 
 impl Shard {
-    fn lock(&self) -> MutexGuard<'_, HashMap<GroupKey, Usage>> {
+    fn lock(&self) -> MutexGuard<'_, ShardData> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+fn addr(s: &Option<Arc<str>>) -> usize {
+    s.as_ref().map_or(0, |a| Arc::as_ptr(a) as *const u8 as usize)
 }
 
 pub(crate) struct GroupTotals {
@@ -82,48 +102,73 @@ pub(crate) fn thread_shard() -> usize {
 
 impl GroupTotals {
     pub(crate) fn new(cap: usize) -> Self {
+        let other: Arc<str> = Arc::from(OTHER);
         Self {
             shards: (0..SHARDS)
-                .map(|_| Shard(Mutex::new(HashMap::new())))
+                .map(|_| Shard(Mutex::new(ShardData::default())))
                 .collect(),
             groups: AtomicUsize::new(0),
             cap,
-            other: {
-                let other: Arc<str> = Arc::from(OTHER);
-                GroupKey {
-                    model: Some(other.clone()),
-                    provider: Some(other.clone()),
-                    step: Some(other.clone()),
-                    task: Some(other),
-                }
+            other: GroupKey {
+                model: Some(other.clone()),
+                provider: Some(other.clone()),
+                step: Some(other.clone()),
+                task: Some(other),
             },
         }
     }
 
     pub(crate) fn add(&self, rec: &CallRecord) {
-        let key = GroupRef {
+        let ptrs = [
+            addr(&rec.model),
+            addr(&rec.provider),
+            addr(&rec.step),
+            addr(&rec.task),
+        ];
+        let mut guard = self.shards[thread_shard()].lock();
+        let shard = &mut *guard;
+        if let Some(&i) = shard.by_ptr.get(&ptrs) {
+            shard.usage[i].1.add(rec);
+            return;
+        }
+        let owned = GroupKey {
+            model: rec.model.clone(),
+            provider: rec.provider.clone(),
+            step: rec.step.clone(),
+            task: rec.task.clone(),
+        };
+        let content = GroupRef {
             model: rec.model.as_deref(),
             provider: rec.provider.as_deref(),
             step: rec.step.as_deref(),
             task: rec.task.as_deref(),
         };
-        let mut shard = self.shards[thread_shard()].lock();
-        if let Some(u) = shard.get_mut(&key) {
-            u.add(rec);
-            return;
-        }
-        let owned = if self.groups.fetch_add(1, Ordering::Relaxed) < self.cap {
-            GroupKey {
-                model: rec.model.clone(),
-                provider: rec.provider.clone(),
-                step: rec.step.clone(),
-                task: rec.task.clone(),
+        let i = match shard.by_content.get(&content) {
+            Some(&i) => i,
+            None => {
+                let key = if self.groups.fetch_add(1, Ordering::Relaxed) < self.cap {
+                    owned.clone()
+                } else {
+                    self.groups.fetch_sub(1, Ordering::Relaxed);
+                    self.other.clone()
+                };
+                match shard.by_content.get(&key) {
+                    Some(&i) => i,
+                    None => {
+                        shard.usage.push((key.clone(), Usage::default()));
+                        shard.by_content.insert(key, shard.usage.len() - 1);
+                        shard.usage.len() - 1
+                    }
+                }
             }
-        } else {
-            self.groups.fetch_sub(1, Ordering::Relaxed);
-            self.other.clone()
         };
-        shard.entry(owned).or_default().add(rec);
+        shard.usage[i].1.add(rec);
+        if shard.by_ptr.len() >= PTR_INDEX_CAP {
+            shard.by_ptr.clear();
+            shard.pinned.clear();
+        }
+        shard.by_ptr.insert(ptrs, i);
+        shard.pinned.push(owned);
     }
 
     /// Every group, merged over shards, keyed by `f(key)`.
@@ -133,7 +178,7 @@ impl GroupTotals {
     ) -> HashMap<K, Usage> {
         let mut out: HashMap<K, Usage> = HashMap::new();
         for shard in self.shards.iter() {
-            for (k, u) in shard.lock().iter() {
+            for (k, u) in shard.lock().usage.iter() {
                 out.entry(f(k)).or_default().merge(u);
             }
         }

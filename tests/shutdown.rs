@@ -1,0 +1,254 @@
+//! The writer under stress: backlogs at shutdown, failing and re-entrant writers, open runs
+//! at guard drop.
+
+mod common;
+
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{calls, setup, summaries, summary, Buf};
+use tracing::{dispatcher, info_span, Dispatch};
+use tracing_llm_usage::UsageLayer;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::prelude::*;
+
+fn dispatch(layer: UsageLayer) -> Dispatch {
+    Dispatch::new(tracing_subscriber::registry().with(layer))
+}
+
+/// A writer whose first write sleeps, so that every line piles up in the queue.
+#[derive(Clone)]
+struct Slow {
+    buf: Buf,
+    first: Arc<AtomicUsize>,
+}
+
+struct SlowWriter(Slow);
+
+impl io::Write for SlowWriter {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        if self.0.first.fetch_add(1, Ordering::SeqCst) == 0 {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        self.0.buf.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Slow {
+    type Writer = SlowWriter;
+    fn make_writer(&'a self) -> SlowWriter {
+        SlowWriter(self.clone())
+    }
+}
+
+#[test]
+fn a_backlog_of_100_000_lines_at_guard_drop_all_reaches_the_writer() {
+    let slow = Slow {
+        buf: Buf::default(),
+        first: Arc::new(AtomicUsize::new(0)),
+    };
+    let (layer, guard) = UsageLayer::builder()
+        .jsonl_writer(slow.clone())
+        .queue_capacity_bytes(256 << 20)
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    dispatcher::with_default(&dispatch(layer), || {
+        for i in 0..100_000u64 {
+            drop(info_span!("llm_call", run_id = "bulk", tokens.input = i, tokens.output = 1));
+        }
+    });
+    // The writer is still asleep on its first write: everything else is queued.
+    drop(guard);
+    let text = slow.buf.text();
+    assert_eq!(text.lines().count(), 100_001, "100,000 calls and the orphan's summary");
+    let input: u64 = text
+        .lines()
+        .filter(|l| l.contains("\"llm_call\""))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["tokens"]["input"].as_u64().unwrap())
+        .sum();
+    assert_eq!(input, 100_000 * 99_999 / 2);
+    assert_eq!(handle.stats().lines_dropped, 0);
+}
+
+#[test]
+fn a_backlog_of_100_000_lines_reaches_the_rolling_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (layer, guard) = UsageLayer::builder().jsonl_dir(dir.path()).build().unwrap();
+    dispatcher::with_default(&dispatch(layer), || {
+        let run = info_span!("run", run_id = "r");
+        let _r = run.enter();
+        for _ in 0..100_000u64 {
+            drop(info_span!("llm_call", tokens.input = 3, tokens.output = 1));
+        }
+    });
+    drop(guard);
+    let mut lines = 0;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        lines += std::fs::read_to_string(entry.unwrap().path()).unwrap().lines().count();
+    }
+    assert_eq!(lines, 100_001);
+}
+
+/// A writer that accepts `budget` bytes in total, then fails every write.
+#[derive(Clone)]
+struct Failing {
+    buf: Buf,
+    budget: Arc<Mutex<usize>>,
+    kind: io::ErrorKind,
+}
+
+struct FailingWriter(Failing);
+
+impl io::Write for FailingWriter {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        let mut budget = self.0.budget.lock().unwrap();
+        if *budget == 0 {
+            return Err(io::Error::new(self.0.kind, "injected failure"));
+        }
+        let n = b.len().min(*budget);
+        *budget -= n;
+        self.0.buf.0.lock().unwrap().extend_from_slice(&b[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Failing {
+    type Writer = FailingWriter;
+    fn make_writer(&'a self) -> FailingWriter {
+        FailingWriter(self.clone())
+    }
+}
+
+fn run_against_failing_writer(budget: usize, kind: io::ErrorKind) -> (String, tracing_llm_usage::LayerStats, tracing_llm_usage::Usage) {
+    let failing = Failing {
+        buf: Buf::default(),
+        budget: Arc::new(Mutex::new(budget)),
+        kind,
+    };
+    let (layer, guard) = UsageLayer::builder().jsonl_writer(failing.clone()).build().unwrap();
+    let handle = layer.handle();
+    dispatcher::with_default(&dispatch(layer), || {
+        for r in 0..10u64 {
+            let run = info_span!("run", run_id = r);
+            let _r = run.enter();
+            for _ in 0..10 {
+                drop(info_span!("llm_call", tokens.input = 7, tokens.output = 2));
+            }
+        }
+    });
+    drop(guard);
+    (failing.buf.text(), handle.stats(), handle.totals())
+}
+
+#[test]
+fn a_writer_that_always_fails_never_reaches_the_application() {
+    for kind in [io::ErrorKind::StorageFull, io::ErrorKind::PermissionDenied, io::ErrorKind::Other] {
+        let (text, stats, totals) = run_against_failing_writer(0, kind);
+        assert_eq!(text, "");
+        assert_eq!(stats.lines_dropped, 110, "100 calls and 10 summaries lost, all counted");
+        assert_eq!(stats.lines_written, 0);
+        assert!(stats.write_errors >= 1);
+        assert_eq!((totals.calls, totals.input_tokens, totals.output_tokens), (100, 700, 200));
+    }
+}
+
+#[test]
+fn a_writer_failing_after_n_bytes_loses_exactly_the_lines_it_did_not_take() {
+    let (text, stats, totals) = run_against_failing_writer(5000, io::ErrorKind::StorageFull);
+    let complete = text.matches('\n').count() as u64;
+    assert!(complete > 0 && complete < 110, "{complete}");
+    assert_eq!(stats.lines_written, complete);
+    assert_eq!(stats.lines_dropped, 110 - complete);
+    assert_eq!(totals.input_tokens, 700);
+    // complete lines are whole and valid; at most the last one is torn
+    let whole = &text[..text.rfind('\n').unwrap() + 1];
+    assert_eq!(common::parse_lines(whole).len() as u64, complete);
+}
+
+/// A writer that logs through tracing, and even opens an `llm_call` span, on every write.
+#[derive(Clone, Default)]
+struct Chatty(Buf);
+
+struct ChattyWriter(Buf);
+
+impl io::Write for ChattyWriter {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        tracing::info!(bytes = b.len(), "writing usage lines");
+        drop(info_span!("llm_call", run_id = "from-the-writer", tokens.input = 1_000_000));
+        self.0 .0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Chatty {
+    type Writer = ChattyWriter;
+    fn make_writer(&'a self) -> ChattyWriter {
+        ChattyWriter(self.0.clone())
+    }
+}
+
+#[test]
+fn a_re_entrant_writer_that_logs_does_not_deadlock_or_count() {
+    let chatty = Chatty::default();
+    let (layer, guard) = UsageLayer::builder().jsonl_writer(chatty.clone()).build().unwrap();
+    let handle = layer.handle();
+    let d = dispatch(layer);
+    // The writer's thread would otherwise fall back to this global default, which is ours.
+    let _ = tracing::dispatcher::set_global_default(d.clone());
+    dispatcher::with_default(&d, || {
+        for _ in 0..50 {
+            drop(info_span!("llm_call", run_id = "app", tokens.input = 1, tokens.output = 1));
+        }
+    });
+    drop(guard);
+    let lines = common::parse_lines(&chatty.0.text());
+    assert_eq!(calls(&lines).len(), 50);
+    assert_eq!(summaries(&lines).len(), 1);
+    assert_eq!(handle.totals().input_tokens, 50, "the writer's own span is not counted");
+}
+
+#[test]
+fn guard_drop_summarises_open_runs_as_incomplete() {
+    let (d, handle, guard, buf) = setup(UsageLayer::builder());
+    let guard = Some(guard);
+    dispatcher::with_default(&d, || {
+        let mut guard = guard;
+        let done = info_span!("run", run_id = "done");
+        done.in_scope(|| drop(info_span!("llm_call", tokens.input = 1, tokens.output = 1)));
+        drop(done);
+        let open = info_span!("run", run_id = "still-open");
+        let _o = open.enter();
+        let step = info_span!("s", step = "writing");
+        let _s = step.enter();
+        drop(info_span!("llm_call", tokens.input = 40, tokens.output = 4));
+        drop(info_span!("llm_call", tokens.input = 60, tokens.output = 6));
+        assert_eq!(handle.run("still-open").unwrap().status, tracing_llm_usage::RunStatus::Running);
+        drop(guard.take());
+        // After shutdown: the call still counts in memory, its line is counted as dropped,
+        // and the run closing later writes no second summary.
+        drop(info_span!("llm_call", tokens.input = 1000, tokens.output = 1));
+    });
+    let lines = buf.lines();
+    assert_eq!(summary(&lines, "done")["status"], "success");
+    let open = summary(&lines, "still-open");
+    assert_eq!(open["status"], "incomplete");
+    assert_eq!(open["usage"]["input_tokens"], 100);
+    assert_eq!(open["by_step"][0]["step"], "writing");
+    assert_eq!(calls(&lines).len(), 3);
+    assert_eq!(handle.stats().lines_dropped, 1);
+    assert_eq!(handle.totals().input_tokens, 1101);
+    assert_eq!(handle.open_runs(), 0);
+}
