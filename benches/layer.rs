@@ -18,14 +18,26 @@ struct EmptyLayer;
 impl<S: tracing::Subscriber> Layer<S> for EmptyLayer {}
 
 fn llm_call() {
-    let span = info_span!("llm_call", step = "persona_generation", model = "claude-sonnet-4-5",
-        provider = "anthropic", tokens.input = 42_000u64, tokens.output = 7_500u64);
+    let span = info_span!(
+        "llm_call",
+        step = "persona_generation",
+        model = "claude-sonnet-4-5",
+        provider = "anthropic",
+        tokens.input = 42_000u64,
+        tokens.output = 7_500u64
+    );
     drop(span);
 }
 
 fn unrelated() {
-    let span = info_span!("http_request", method = "POST", path = "/v1/messages",
-        status = 200u64, bytes = 7_500u64, retry = 0u64);
+    let span = info_span!(
+        "http_request",
+        method = "POST",
+        path = "/v1/messages",
+        status = 200u64,
+        bytes = 7_500u64,
+        retry = 0u64
+    );
     drop(span);
 }
 

@@ -570,11 +570,7 @@ macro_rules! visit_into {
             fn record_str(&mut self, field: &Field, value: &str) {
                 self.set(field, Raw::Str(value));
             }
-            fn record_error(
-                &mut self,
-                field: &Field,
-                value: &(dyn std::error::Error + 'static),
-            ) {
+            fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
                 let text = value.to_string();
                 self.set(field, Raw::Str(&text));
             }
@@ -596,16 +592,34 @@ mod tests {
     fn counts_accept_whole_numbers_only() {
         assert_eq!(as_count(&Raw::Str(" 42 ")).ok(), Some(42));
         assert_eq!(as_count(&Raw::Str("42.0")).ok(), Some(42));
-        assert!(matches!(as_count(&Raw::Str("-3")), Err(NotACount::Negative)));
-        assert!(matches!(as_count(&Raw::Str("4.5")), Err(NotACount::Fractional)));
+        assert!(matches!(
+            as_count(&Raw::Str("-3")),
+            Err(NotACount::Negative)
+        ));
+        assert!(matches!(
+            as_count(&Raw::Str("4.5")),
+            Err(NotACount::Fractional)
+        ));
         assert!(matches!(
             as_count(&Raw::Str("18446744073709551616")),
             Err(NotACount::Overflow)
         ));
-        assert!(matches!(as_count(&Raw::Str("abc")), Err(NotACount::NotANumber)));
-        assert!(matches!(as_count(&Raw::F64(f64::NAN)), Err(NotACount::NotANumber)));
-        assert!(matches!(as_count(&Raw::F64(f64::INFINITY)), Err(NotACount::Overflow)));
-        assert!(matches!(as_count(&Raw::F64(1.8446744073709552e19)), Err(NotACount::Overflow)));
+        assert!(matches!(
+            as_count(&Raw::Str("abc")),
+            Err(NotACount::NotANumber)
+        ));
+        assert!(matches!(
+            as_count(&Raw::F64(f64::NAN)),
+            Err(NotACount::NotANumber)
+        ));
+        assert!(matches!(
+            as_count(&Raw::F64(f64::INFINITY)),
+            Err(NotACount::Overflow)
+        ));
+        assert!(matches!(
+            as_count(&Raw::F64(1.8446744073709552e19)),
+            Err(NotACount::Overflow)
+        ));
         assert_eq!(as_count(&Raw::U128(u64::MAX as u128)).ok(), Some(u64::MAX));
         assert!(matches!(as_count(&Raw::I128(-1)), Err(NotACount::Negative)));
     }

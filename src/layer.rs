@@ -11,8 +11,8 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::clock;
-use crate::intern::intern;
 use crate::fields::{classify, CallFields, ScopeFields, SpanRole};
+use crate::intern::intern;
 use crate::ledger::{Ledger, RunCell, RunStatus, RunSummary};
 use crate::pricing::PriceTable;
 use crate::record::{CallRecord, CostSource, LineKind};
@@ -214,10 +214,7 @@ impl Inner {
             estimated: f.estimated,
             error: f.error.take(),
             warnings: std::mem::take(&mut f.warnings),
-            operation: f
-                .operation
-                .take()
-                .unwrap_or_else(|| intern("chat")),
+            operation: f.operation.take().unwrap_or_else(|| intern("chat")),
             request_model,
             service_tier: f.service_tier.take(),
         };

@@ -41,8 +41,7 @@ impl ModelPrice {
         let plain_output = tokens.output.saturating_sub(tokens.reasoning);
         plain_input as f64 * self.input_per_token
             + tokens.cache_read as f64 * self.cache_read_per_token.unwrap_or(self.input_per_token)
-            + tokens.cache_write as f64
-                * self.cache_write_per_token.unwrap_or(self.input_per_token)
+            + tokens.cache_write as f64 * self.cache_write_per_token.unwrap_or(self.input_per_token)
             + plain_output as f64 * self.output_per_token
             + tokens.reasoning as f64 * self.reasoning_per_token.unwrap_or(self.output_per_token)
     }

@@ -1,6 +1,6 @@
 //! The call record: one finished `llm_call` span, as written on an `llm_call` JSONL line.
 //!
-//! Data flows one way: span fields ([`crate::fields`]) → [`CallRecord`] → ledger and sinks.
+//! Data flows one way: span fields → [`CallRecord`] → ledger and sinks.
 
 use std::fmt;
 use std::sync::Arc;
@@ -47,8 +47,8 @@ impl Timestamp {
 
     /// Parses an RFC 3339 timestamp (any offset, any sub-second precision).
     pub fn parse(s: &str) -> Option<Self> {
-        let dt = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-            .ok()?;
+        let dt =
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
         let ms = dt.unix_timestamp_nanos().div_euclid(1_000_000);
         Some(Self {
             unix_ms: i64::try_from(ms).ok()?,
@@ -152,7 +152,10 @@ impl PromptBreakdown {
 
     /// The tokens counted for `component`, if any.
     pub fn get(&self, component: &str) -> Option<u64> {
-        self.0.iter().find(|(c, _)| &**c == component).map(|(_, t)| *t)
+        self.0
+            .iter()
+            .find(|(c, _)| &**c == component)
+            .map(|(_, t)| *t)
     }
 
     /// Whether no component was recorded.

@@ -26,8 +26,13 @@ fn sixty_four_concurrent_runs_across_tokio_tasks_and_threads() {
                 let mut turns = Vec::new();
                 for c in 0..10u64 {
                     let step = if c < 5 { "draft" } else { "review" };
-                    let call = info_span!("llm_call", step, model = "m", tokens.input = Empty,
-                        tokens.output = Empty);
+                    let call = info_span!(
+                        "llm_call",
+                        step,
+                        model = "m",
+                        tokens.input = Empty,
+                        tokens.output = Empty
+                    );
                     // The call runs in its own task, often on another worker thread.
                     let fut = async move {
                         tokio::task::yield_now().await;
@@ -60,7 +65,10 @@ fn sixty_four_concurrent_runs_across_tokio_tasks_and_threads() {
     let s = summaries(&lines);
     assert_eq!(s.len(), 64);
     for r in 0..64u64 {
-        let sum = s.iter().find(|l| l["run_id"] == format!("run-{r}")).unwrap();
+        let sum = s
+            .iter()
+            .find(|l| l["run_id"] == format!("run-{r}"))
+            .unwrap();
         // sum over c of 1000r + c, and of r + 10c
         assert_eq!(sum["usage"]["input_tokens"], 10_000 * r + 45, "run {r}");
         assert_eq!(sum["usage"]["output_tokens"], 10 * r + 450, "run {r}");
@@ -92,8 +100,13 @@ fn two_threads_of_100_000_calls_are_exact() {
                     let run = info_span!("run", run_id = t);
                     let _r = run.enter();
                     for i in 0..N {
-                        drop(info_span!("llm_call", step = "s", model = "m",
-                            tokens.input = i, tokens.output = t + 1));
+                        drop(info_span!(
+                            "llm_call",
+                            step = "s",
+                            model = "m",
+                            tokens.input = i,
+                            tokens.output = t + 1
+                        ));
                     }
                 })
             });
@@ -114,7 +127,10 @@ fn two_threads_of_100_000_calls_are_exact() {
     assert_eq!(input, N * (N - 1));
     assert_eq!(output, 3 * N);
     let t = handle.totals();
-    assert_eq!((t.calls, t.input_tokens, t.output_tokens), (2 * N, N * (N - 1), 3 * N));
+    assert_eq!(
+        (t.calls, t.input_tokens, t.output_tokens),
+        (2 * N, N * (N - 1), 3 * N)
+    );
     for id in ["0", "1"] {
         let run = handle.run(id).unwrap();
         assert_eq!(run.usage.call_count, N);
@@ -126,7 +142,10 @@ fn two_threads_of_100_000_calls_are_exact() {
 
 #[test]
 fn two_hundred_thousand_runs_leave_nothing_open() {
-    let (layer, guard) = UsageLayer::builder().jsonl_writer(std::io::sink).build().unwrap();
+    let (layer, guard) = UsageLayer::builder()
+        .jsonl_writer(std::io::sink)
+        .build()
+        .unwrap();
     let handle = layer.handle();
     use tracing_subscriber::prelude::*;
     let d = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
@@ -139,7 +158,10 @@ fn two_hundred_thousand_runs_leave_nothing_open() {
     });
     assert_eq!(handle.open_runs(), 0);
     assert_eq!(handle.recent_runs().len(), 1024);
-    assert_eq!(handle.recent_runs().last().unwrap().run_id.as_ref(), "199999");
+    assert_eq!(
+        handle.recent_runs().last().unwrap().run_id.as_ref(),
+        "199999"
+    );
     assert_eq!(handle.totals().calls, 200_000);
     drop(guard);
     assert_eq!(handle.stats().lines_written, 400_000);

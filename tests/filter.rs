@@ -12,7 +12,10 @@ use tracing_subscriber::prelude::*;
 #[test]
 fn a_per_layer_filter_keeps_the_run_span_visible() {
     let buf = Buf::default();
-    let (layer, guard) = UsageLayer::builder().jsonl_writer(buf.clone()).build().unwrap();
+    let (layer, guard) = UsageLayer::builder()
+        .jsonl_writer(buf.clone())
+        .build()
+        .unwrap();
     let handle = layer.handle();
     let filter = Targets::new().with_target("app", Level::INFO);
     // A second, unfiltered layer beside ours, as a service would have (its fmt layer).
@@ -29,7 +32,9 @@ fn a_per_layer_filter_keeps_the_run_span_visible() {
         let _h = hidden.enter();
         let other = info_span!(target: "other", "other_run", run_id = "not-ours");
         let _o = other.enter();
-        drop(info_span!(target: "app", "llm_call", step = "visible", tokens.input = 9, tokens.output = 1));
+        drop(
+            info_span!(target: "app", "llm_call", step = "visible", tokens.input = 9, tokens.output = 1),
+        );
         drop(info_span!(target: "app", "llm_call", tokens.input = 1, tokens.output = 1));
         // Filtered out entirely.
         drop(debug_span!(target: "app", "llm_call", tokens.input = 1000, tokens.output = 1000));

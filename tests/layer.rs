@@ -19,8 +19,14 @@ fn mask(line: &str) -> String {
 }
 
 fn call(step: &str, model: &str, input: u64, output: u64) {
-    let span = info_span!("llm_call", step = step, model = model, provider = "anthropic",
-        tokens.input = Empty, tokens.output = Empty);
+    let span = info_span!(
+        "llm_call",
+        step = step,
+        model = model,
+        provider = "anthropic",
+        tokens.input = Empty,
+        tokens.output = Empty
+    );
     span.record("tokens.input", input);
     span.record("tokens.output", output);
 }
@@ -31,13 +37,30 @@ fn one_run_with_several_steps_writes_exact_lines() {
     dispatcher::with_default(&d, || {
         let run = info_span!("run", run_id = "run-def456");
         let _in_run = run.enter();
-        let span = info_span!("llm_call", step = "persona_generation",
-            model = "claude-sonnet-4-5-20250929", provider = "anthropic",
-            tokens.input = 42000u64, tokens.output = 7500u64,
-            prompt.system = 2100, prompt.data = 38000, prompt.instructions = 1900);
+        let span = info_span!(
+            "llm_call",
+            step = "persona_generation",
+            model = "claude-sonnet-4-5-20250929",
+            provider = "anthropic",
+            tokens.input = 42000u64,
+            tokens.output = 7500u64,
+            prompt.system = 2100,
+            prompt.data = 38000,
+            prompt.instructions = 1900
+        );
         drop(span);
-        call("persona_generation", "claude-sonnet-4-5-20250929", 1000, 500);
-        call("summary_generation", "claude-sonnet-4-5-20250929", 2200, 750);
+        call(
+            "persona_generation",
+            "claude-sonnet-4-5-20250929",
+            1000,
+            500,
+        );
+        call(
+            "summary_generation",
+            "claude-sonnet-4-5-20250929",
+            2200,
+            750,
+        );
     });
     drop(guard);
 
@@ -70,8 +93,14 @@ fn one_run_with_several_steps_writes_exact_lines() {
     // The summary line keeps DESIGN's key order.
     let summary_text = text.lines().last().unwrap();
     let order: Vec<usize> = [
-        "\"timestamp\"", "\"event\"", "\"run_id\"", "\"status\"", "\"elapsed_seconds\"",
-        "\"usage\"", "\"by_step\"", "\"prompt_breakdown\"",
+        "\"timestamp\"",
+        "\"event\"",
+        "\"run_id\"",
+        "\"status\"",
+        "\"elapsed_seconds\"",
+        "\"usage\"",
+        "\"by_step\"",
+        "\"prompt_breakdown\"",
     ]
     .iter()
     .map(|k| summary_text.find(k).unwrap())
@@ -79,7 +108,10 @@ fn one_run_with_several_steps_writes_exact_lines() {
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{summary_text}");
 
     let totals = handle.totals();
-    assert_eq!((totals.calls, totals.input_tokens, totals.output_tokens), (3, 45200, 8750));
+    assert_eq!(
+        (totals.calls, totals.input_tokens, totals.output_tokens),
+        (3, 45200, 8750)
+    );
     assert_eq!(totals.unpriced_calls, 3);
     let run = handle.run("run-def456").unwrap();
     assert_eq!(run.status, RunStatus::Success);
@@ -98,34 +130,76 @@ fn steps_task_and_agent_are_inherited_from_the_nearest_ancestor() {
         let unrelated = info_span!("http_request", url = "x");
         let _u = unrelated.enter();
         // inherits step, task, agent
-        drop(info_span!("llm_call", model = "m", tokens.input = 10, tokens.output = 1));
+        drop(info_span!(
+            "llm_call",
+            model = "m",
+            tokens.input = 10,
+            tokens.output = 1
+        ));
         let inner = info_span!("sub", step = "analysis.detail");
         let _i = inner.enter();
         // nearest step wins
-        drop(info_span!("llm_call", model = "m", tokens.input = 20, tokens.output = 2));
+        drop(info_span!(
+            "llm_call",
+            model = "m",
+            tokens.input = 20,
+            tokens.output = 2
+        ));
         // the call's own fields win over ancestors
-        drop(info_span!("llm_call", model = "m", step = "own", agent = "solo",
-            tokens.input = 30, tokens.output = 3));
+        drop(info_span!(
+            "llm_call",
+            model = "m",
+            step = "own",
+            agent = "solo",
+            tokens.input = 30,
+            tokens.output = 3
+        ));
     });
     drop(guard);
     let lines = buf.lines();
     let c = calls(&lines);
     let got: Vec<_> = c
         .iter()
-        .map(|l| (l["step"].clone(), l["task"].clone(), l["agent"].clone(), l["run_id"].clone()))
+        .map(|l| {
+            (
+                l["step"].clone(),
+                l["task"].clone(),
+                l["agent"].clone(),
+                l["run_id"].clone(),
+            )
+        })
         .collect();
     assert_eq!(
         got,
         vec![
-            (json!("analysis"), json!("report"), json!("planner"), json!("r-nested")),
-            (json!("analysis.detail"), json!("report"), json!("planner"), json!("r-nested")),
-            (json!("own"), json!("report"), json!("solo"), json!("r-nested")),
+            (
+                json!("analysis"),
+                json!("report"),
+                json!("planner"),
+                json!("r-nested")
+            ),
+            (
+                json!("analysis.detail"),
+                json!("report"),
+                json!("planner"),
+                json!("r-nested")
+            ),
+            (
+                json!("own"),
+                json!("report"),
+                json!("solo"),
+                json!("r-nested")
+            ),
         ]
     );
     let s = summary(&lines, "r-nested");
     assert_eq!(s["by_step"].as_array().unwrap().len(), 3);
     assert_eq!(s["usage"]["input_tokens"], 60);
-    let steps: Vec<_> = handle.by_step().into_iter().map(|g| g.usage.input_tokens).collect();
+    let steps: Vec<_> = handle
+        .by_step()
+        .into_iter()
+        .map(|g| g.usage.input_tokens)
+        .collect();
     assert_eq!(steps, vec![30, 20, 10], "sorted by tokens when unpriced");
 }
 
@@ -139,8 +213,14 @@ fn a_multi_turn_tool_loop_adds_up_in_one_step() {
         let _s = step.enter();
         // each turn resends the growing conversation
         for turn in 0..6u64 {
-            let span = info_span!("llm_call", model = "gpt-4o", provider = "openai",
-                tokens.input = Empty, tokens.output = Empty, tokens.cache_read = Empty);
+            let span = info_span!(
+                "llm_call",
+                model = "gpt-4o",
+                provider = "openai",
+                tokens.input = Empty,
+                tokens.output = Empty,
+                tokens.cache_read = Empty
+            );
             span.record("tokens.input", 1000 + 400 * turn);
             span.record("tokens.output", 100 + turn);
             span.record("tokens.cache_read", 1000 * u64::from(turn > 0));
@@ -154,7 +234,10 @@ fn a_multi_turn_tool_loop_adds_up_in_one_step() {
         json!([{"step": "tool_loop", "input_tokens": 12000, "output_tokens": 615, "calls": 6,
                 "cost_usd": null}])
     );
-    let cache: u64 = calls(&lines).iter().map(|l| l["tokens"]["cache_read"].as_u64().unwrap()).sum();
+    let cache: u64 = calls(&lines)
+        .iter()
+        .map(|l| l["tokens"]["cache_read"].as_u64().unwrap())
+        .sum();
     assert_eq!(cache, 5000);
 }
 
@@ -165,8 +248,16 @@ fn fields_recorded_after_creation_count_and_rank_wins() {
         let run = info_span!("run", run_id = Empty);
         let _r = run.enter();
         run.record("run_id", "late-run");
-        let span = info_span!("llm_call", model = Empty, input_tokens = 5, tokens.input = Empty,
-            tokens.output = Empty, tokens.total = Empty, prompt.data = Empty, error = Empty);
+        let span = info_span!(
+            "llm_call",
+            model = Empty,
+            input_tokens = 5,
+            tokens.input = Empty,
+            tokens.output = Empty,
+            tokens.total = Empty,
+            prompt.data = Empty,
+            error = Empty
+        );
         span.record("model", "gpt-4.1");
         // tokens.input outranks input_tokens whatever the order of recording
         span.record("tokens.input", 700);
@@ -181,7 +272,10 @@ fn fields_recorded_after_creation_count_and_rank_wins() {
     let lines = buf.lines();
     let c = calls(&lines);
     assert_eq!(c[0]["model"], "gpt-4.1");
-    assert_eq!(c[0]["tokens"], json!({"input":700,"output":30,"total":730,"cache_read":0,"cache_write":0,"reasoning":0}));
+    assert_eq!(
+        c[0]["tokens"],
+        json!({"input":700,"output":30,"total":730,"cache_read":0,"cache_write":0,"reasoning":0})
+    );
     assert_eq!(c[0]["prompt_breakdown"], json!({"data": 650}));
     assert_eq!(c[0]["error"], "rate_limited");
     assert_eq!(c[0]["run_id"], "late-run");
@@ -197,7 +291,8 @@ fn opentelemetry_genai_names_are_read() {
     dispatcher::with_default(&d, || {
         let run = info_span!("invoke_agent", run_id = 42u64);
         let _r = run.enter();
-        let span = info_span!("llm_call",
+        let span = info_span!(
+            "llm_call",
             gen_ai.operation.name = "chat",
             gen_ai.system = "gemini",
             gen_ai.request.model = "gemini-2.5-pro",
@@ -207,7 +302,8 @@ fn opentelemetry_genai_names_are_read() {
             gen_ai.usage.output_tokens = Empty,
             gen_ai.usage.cache_read.input_tokens = Empty,
             gen_ai.usage.cache_creation.input_tokens = Empty,
-            gen_ai.usage.reasoning.output_tokens = Empty);
+            gen_ai.usage.reasoning.output_tokens = Empty
+        );
         span.record("gen_ai.usage.input_tokens", 5000i64);
         span.record("gen_ai.usage.output_tokens", 900i64);
         span.record("gen_ai.usage.cache_read.input_tokens", 3000i64);
@@ -215,18 +311,32 @@ fn opentelemetry_genai_names_are_read() {
         span.record("gen_ai.usage.reasoning.output_tokens", 600i64);
         drop(span);
         // prompt_tokens / completion_tokens (OpenAI's names) and xai mapping
-        drop(info_span!("llm_call", gen_ai.system = "xai", model = "grok-4",
-            prompt_tokens = 11, completion_tokens = 4));
+        drop(info_span!(
+            "llm_call",
+            gen_ai.system = "xai",
+            model = "grok-4",
+            prompt_tokens = 11,
+            completion_tokens = 4
+        ));
         // gen_ai.provider.name outranks gen_ai.system
-        drop(info_span!("llm_call", gen_ai.system = "openai", gen_ai.provider.name = "azure.ai.openai",
-            model = "gpt-4o", tokens.input = 1, tokens.output = 1));
+        drop(info_span!(
+            "llm_call",
+            gen_ai.system = "openai",
+            gen_ai.provider.name = "azure.ai.openai",
+            model = "gpt-4o",
+            tokens.input = 1,
+            tokens.output = 1
+        ));
     });
     drop(guard);
     let lines = buf.lines();
     let c = calls(&lines);
     assert_eq!(c[0]["run_id"], "42");
     assert_eq!(c[0]["provider"], "gcp.gemini");
-    assert_eq!(c[0]["model"], "gemini-2.5-pro-001", "the response model wins");
+    assert_eq!(
+        c[0]["model"], "gemini-2.5-pro-001",
+        "the response model wins"
+    );
     assert_eq!(c[0]["agent"], "researcher");
     assert_eq!(
         c[0]["tokens"],
@@ -237,10 +347,20 @@ fn opentelemetry_genai_names_are_read() {
     assert_eq!(c[2]["provider"], "azure.ai.openai");
     let t = handle.totals();
     assert_eq!(
-        (t.input_tokens, t.output_tokens, t.cache_read_tokens, t.cache_write_tokens, t.reasoning_tokens),
+        (
+            t.input_tokens,
+            t.output_tokens,
+            t.cache_read_tokens,
+            t.cache_write_tokens,
+            t.reasoning_tokens
+        ),
         (5012, 905, 3000, 500, 600)
     );
-    let models: Vec<_> = handle.by_model().into_iter().map(|g| g.key.unwrap().to_string()).collect();
+    let models: Vec<_> = handle
+        .by_model()
+        .into_iter()
+        .map(|g| g.key.unwrap().to_string())
+        .collect();
     assert_eq!(models, vec!["gemini-2.5-pro-001", "grok-4", "gpt-4o"]);
 }
 
@@ -248,10 +368,20 @@ fn opentelemetry_genai_names_are_read() {
 fn bad_values_are_not_counted_and_are_named() {
     let (d, handle, guard, buf) = setup(UsageLayer::builder());
     dispatcher::with_default(&d, || {
-        let span = info_span!("llm_call", run_id = "bad", model = "m",
-            tokens.input = Empty, tokens.output = Empty, tokens.cache_read = Empty,
-            tokens.cache_write = Empty, tokens.reasoning = Empty, prompt.system = Empty,
-            tokens.estimated = Empty, cost_usd = Empty, tokens.total = Empty);
+        let span = info_span!(
+            "llm_call",
+            run_id = "bad",
+            model = "m",
+            tokens.input = Empty,
+            tokens.output = Empty,
+            tokens.cache_read = Empty,
+            tokens.cache_write = Empty,
+            tokens.reasoning = Empty,
+            prompt.system = Empty,
+            tokens.estimated = Empty,
+            cost_usd = Empty,
+            tokens.total = Empty
+        );
         span.record("tokens.input", -5i64);
         span.record("tokens.output", 1.5f64);
         span.record("tokens.cache_read", "abc");
@@ -262,7 +392,12 @@ fn bad_values_are_not_counted_and_are_named() {
         span.record("cost_usd", -1.0f64);
         span.record("tokens.total", format_args!("{}", 12));
         drop(span);
-        drop(info_span!("llm_call", run_id = "bad", tokens.input = "  77 ", tokens.output = 3.0f64));
+        drop(info_span!(
+            "llm_call",
+            run_id = "bad",
+            tokens.input = "  77 ",
+            tokens.output = 3.0f64
+        ));
     });
     drop(guard);
     let lines = buf.lines();
@@ -281,7 +416,10 @@ fn bad_values_are_not_counted_and_are_named() {
             "tokens.total: 12 differs from input + output (0)"
         ])
     );
-    assert_eq!(c[0]["tokens"], json!({"input":0,"output":0,"total":12,"cache_read":0,"cache_write":0,"reasoning":0}));
+    assert_eq!(
+        c[0]["tokens"],
+        json!({"input":0,"output":0,"total":12,"cache_read":0,"cache_write":0,"reasoning":0})
+    );
     assert_eq!(c[0]["cost_usd"], json!(null));
     assert_eq!(c[1]["tokens"]["input"], 77);
     assert_eq!(c[1]["tokens"]["output"], 3);
@@ -307,12 +445,30 @@ fn provider_cost_and_price_table() {
     dispatcher::with_default(&d, || {
         let run = info_span!("run", run_id = "priced");
         let _r = run.enter();
-        drop(info_span!("llm_call", step = "a", model = "claude-sonnet-4-5", tokens.input = 10000,
-            tokens.output = 2000, tokens.cache_read = 6000, tokens.cache_write = 1000));
-        drop(info_span!("llm_call", step = "a", model = "openrouter/x", cost_usd = 0.0123,
-            tokens.input = 1, tokens.output = 1));
-        drop(info_span!("llm_call", step = "b", model = "unknown-model", tokens.input = 5,
-            tokens.output = 5));
+        drop(info_span!(
+            "llm_call",
+            step = "a",
+            model = "claude-sonnet-4-5",
+            tokens.input = 10000,
+            tokens.output = 2000,
+            tokens.cache_read = 6000,
+            tokens.cache_write = 1000
+        ));
+        drop(info_span!(
+            "llm_call",
+            step = "a",
+            model = "openrouter/x",
+            cost_usd = 0.0123,
+            tokens.input = 1,
+            tokens.output = 1
+        ));
+        drop(info_span!(
+            "llm_call",
+            step = "b",
+            model = "unknown-model",
+            tokens.input = 5,
+            tokens.output = 5
+        ));
     });
     drop(guard);
     let lines = buf.lines();
@@ -323,7 +479,11 @@ fn provider_cost_and_price_table() {
     assert_eq!(c[0]["price_version"], json!(&*version));
     assert_eq!(c[1]["cost_usd"], 0.0123);
     assert_eq!(c[1]["cost_source"], "provider");
-    assert_eq!(c[2]["cost_usd"], json!(null), "an unknown model is never $0");
+    assert_eq!(
+        c[2]["cost_usd"],
+        json!(null),
+        "an unknown model is never $0"
+    );
     assert_eq!(c[2]["cost_source"], "unpriced");
     let s = summary(&lines, "priced");
     assert!((s["usage"]["cost_usd"].as_f64().unwrap() - (want + 0.0123)).abs() < 1e-9);
@@ -339,7 +499,12 @@ fn calls_without_a_run_span_are_orphans_in_a_bounded_lru() {
     let (d, handle, guard, buf) = setup(UsageLayer::builder().orphan_runs(2));
     dispatcher::with_default(&d, || {
         for id in ["o1", "o2", "o1", "o3"] {
-            drop(info_span!("llm_call", run_id = id, tokens.input = 10, tokens.output = 1));
+            drop(info_span!(
+                "llm_call",
+                run_id = id,
+                tokens.input = 10,
+                tokens.output = 1
+            ));
         }
         assert_eq!(handle.open_runs(), 2);
         // o2 was least recently used when o3 arrived
@@ -348,8 +513,15 @@ fn calls_without_a_run_span_are_orphans_in_a_bounded_lru() {
     });
     drop(guard);
     let lines = buf.lines();
-    let ids: Vec<_> = summaries(&lines).iter().map(|s| s["run_id"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(ids, vec!["o2", "o1", "o3"], "evicted first, the rest at shutdown");
+    let ids: Vec<_> = summaries(&lines)
+        .iter()
+        .map(|s| s["run_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        ids,
+        vec!["o2", "o1", "o3"],
+        "evicted first, the rest at shutdown"
+    );
     let o1 = summary(&lines, "o1");
     assert_eq!(o1["status"], "incomplete");
     assert_eq!(o1["usage"]["call_count"], 2);
@@ -377,7 +549,11 @@ fn a_run_span_recording_error_fails_the_run_and_unrelated_spans_cost_nothing() {
     assert_eq!(lines.len(), 6);
     assert_eq!(summary(&lines, "2")["status"], "error");
     assert_eq!(summary(&lines, "1")["status"], "success");
-    let recent: Vec<_> = handle.recent_runs().into_iter().map(|r| r.run_id.to_string()).collect();
+    let recent: Vec<_> = handle
+        .recent_runs()
+        .into_iter()
+        .map(|r| r.run_id.to_string())
+        .collect();
     assert_eq!(recent, vec!["1", "2"], "the last two, oldest first");
     assert_eq!(handle.totals().calls, 3);
 }
@@ -386,8 +562,16 @@ fn a_run_span_recording_error_fails_the_run_and_unrelated_spans_cost_nothing() {
 fn custom_span_name() {
     let (d, handle, guard, buf) = setup(UsageLayer::builder().span_name("chat_completion"));
     dispatcher::with_default(&d, || {
-        drop(info_span!("chat_completion", tokens.input = 3, tokens.output = 4));
-        drop(info_span!("llm_call", tokens.input = 100, tokens.output = 100));
+        drop(info_span!(
+            "chat_completion",
+            tokens.input = 3,
+            tokens.output = 4
+        ));
+        drop(info_span!(
+            "llm_call",
+            tokens.input = 100,
+            tokens.output = 100
+        ));
     });
     drop(guard);
     assert_eq!(calls(&buf.lines()).len(), 1);
@@ -407,7 +591,10 @@ fn rolling_files_in_a_directory() {
         call("s", "m", 5, 6);
     });
     drop(guard);
-    let files: Vec<_> = std::fs::read_dir(&logs).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<_> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(files.len(), 1);
     let name = files[0].file_name().unwrap().to_str().unwrap().to_owned();
     let today = tracing_llm_usage::Timestamp::now().to_string();
@@ -422,7 +609,15 @@ fn an_uncreatable_log_dir_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
-    let err = UsageLayer::builder().jsonl_dir(file.join("logs")).build().unwrap_err();
-    assert!(matches!(err, tracing_llm_usage::Error::LogDir { .. }), "{err:?}");
-    assert!(err.to_string().starts_with("cannot create the usage log directory"));
+    let err = UsageLayer::builder()
+        .jsonl_dir(file.join("logs"))
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(err, tracing_llm_usage::Error::LogDir { .. }),
+        "{err:?}"
+    );
+    assert!(err
+        .to_string()
+        .starts_with("cannot create the usage log directory"));
 }

@@ -61,17 +61,30 @@ fn a_backlog_of_100_000_lines_at_guard_drop_all_reaches_the_writer() {
     let handle = layer.handle();
     dispatcher::with_default(&dispatch(layer), || {
         for i in 0..100_000u64 {
-            drop(info_span!("llm_call", run_id = "bulk", tokens.input = i, tokens.output = 1));
+            drop(info_span!(
+                "llm_call",
+                run_id = "bulk",
+                tokens.input = i,
+                tokens.output = 1
+            ));
         }
     });
     // The writer is still asleep on its first write: everything else is queued.
     drop(guard);
     let text = slow.buf.text();
-    assert_eq!(text.lines().count(), 100_001, "100,000 calls and the orphan's summary");
+    assert_eq!(
+        text.lines().count(),
+        100_001,
+        "100,000 calls and the orphan's summary"
+    );
     let input: u64 = text
         .lines()
         .filter(|l| l.contains("\"llm_call\""))
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["tokens"]["input"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["tokens"]["input"]
+                .as_u64()
+                .unwrap()
+        })
         .sum();
     assert_eq!(input, 100_000 * 99_999 / 2);
     assert_eq!(handle.stats().lines_dropped, 0);
@@ -91,7 +104,10 @@ fn a_backlog_of_100_000_lines_reaches_the_rolling_file() {
     drop(guard);
     let mut lines = 0;
     for entry in std::fs::read_dir(dir.path()).unwrap() {
-        lines += std::fs::read_to_string(entry.unwrap().path()).unwrap().lines().count();
+        lines += std::fs::read_to_string(entry.unwrap().path())
+            .unwrap()
+            .lines()
+            .count();
     }
     assert_eq!(lines, 100_001);
 }
@@ -129,13 +145,23 @@ impl<'a> MakeWriter<'a> for Failing {
     }
 }
 
-fn run_against_failing_writer(budget: usize, kind: io::ErrorKind) -> (String, tracing_llm_usage::LayerStats, tracing_llm_usage::Usage) {
+fn run_against_failing_writer(
+    budget: usize,
+    kind: io::ErrorKind,
+) -> (
+    String,
+    tracing_llm_usage::LayerStats,
+    tracing_llm_usage::Usage,
+) {
     let failing = Failing {
         buf: Buf::default(),
         budget: Arc::new(Mutex::new(budget)),
         kind,
     };
-    let (layer, guard) = UsageLayer::builder().jsonl_writer(failing.clone()).build().unwrap();
+    let (layer, guard) = UsageLayer::builder()
+        .jsonl_writer(failing.clone())
+        .build()
+        .unwrap();
     let handle = layer.handle();
     dispatcher::with_default(&dispatch(layer), || {
         for r in 0..10u64 {
@@ -152,13 +178,23 @@ fn run_against_failing_writer(budget: usize, kind: io::ErrorKind) -> (String, tr
 
 #[test]
 fn a_writer_that_always_fails_never_reaches_the_application() {
-    for kind in [io::ErrorKind::StorageFull, io::ErrorKind::PermissionDenied, io::ErrorKind::Other] {
+    for kind in [
+        io::ErrorKind::StorageFull,
+        io::ErrorKind::PermissionDenied,
+        io::ErrorKind::Other,
+    ] {
         let (text, stats, totals) = run_against_failing_writer(0, kind);
         assert_eq!(text, "");
-        assert_eq!(stats.lines_dropped, 110, "100 calls and 10 summaries lost, all counted");
+        assert_eq!(
+            stats.lines_dropped, 110,
+            "100 calls and 10 summaries lost, all counted"
+        );
         assert_eq!(stats.lines_written, 0);
         assert!(stats.write_errors >= 1);
-        assert_eq!((totals.calls, totals.input_tokens, totals.output_tokens), (100, 700, 200));
+        assert_eq!(
+            (totals.calls, totals.input_tokens, totals.output_tokens),
+            (100, 700, 200)
+        );
     }
 }
 
@@ -184,7 +220,11 @@ struct ChattyWriter(Buf);
 impl io::Write for ChattyWriter {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
         tracing::info!(bytes = b.len(), "writing usage lines");
-        drop(info_span!("llm_call", run_id = "from-the-writer", tokens.input = 1_000_000));
+        drop(info_span!(
+            "llm_call",
+            run_id = "from-the-writer",
+            tokens.input = 1_000_000
+        ));
         self.0 .0.lock().unwrap().extend_from_slice(b);
         Ok(b.len())
     }
@@ -203,21 +243,33 @@ impl<'a> MakeWriter<'a> for Chatty {
 #[test]
 fn a_re_entrant_writer_that_logs_does_not_deadlock_or_count() {
     let chatty = Chatty::default();
-    let (layer, guard) = UsageLayer::builder().jsonl_writer(chatty.clone()).build().unwrap();
+    let (layer, guard) = UsageLayer::builder()
+        .jsonl_writer(chatty.clone())
+        .build()
+        .unwrap();
     let handle = layer.handle();
     let d = dispatch(layer);
     // The writer's thread would otherwise fall back to this global default, which is ours.
     let _ = tracing::dispatcher::set_global_default(d.clone());
     dispatcher::with_default(&d, || {
         for _ in 0..50 {
-            drop(info_span!("llm_call", run_id = "app", tokens.input = 1, tokens.output = 1));
+            drop(info_span!(
+                "llm_call",
+                run_id = "app",
+                tokens.input = 1,
+                tokens.output = 1
+            ));
         }
     });
     drop(guard);
     let lines = common::parse_lines(&chatty.0.text());
     assert_eq!(calls(&lines).len(), 50);
     assert_eq!(summaries(&lines).len(), 1);
-    assert_eq!(handle.totals().input_tokens, 50, "the writer's own span is not counted");
+    assert_eq!(
+        handle.totals().input_tokens,
+        50,
+        "the writer's own span is not counted"
+    );
 }
 
 #[test]
@@ -235,11 +287,18 @@ fn guard_drop_summarises_open_runs_as_incomplete() {
         let _s = step.enter();
         drop(info_span!("llm_call", tokens.input = 40, tokens.output = 4));
         drop(info_span!("llm_call", tokens.input = 60, tokens.output = 6));
-        assert_eq!(handle.run("still-open").unwrap().status, tracing_llm_usage::RunStatus::Running);
+        assert_eq!(
+            handle.run("still-open").unwrap().status,
+            tracing_llm_usage::RunStatus::Running
+        );
         drop(guard.take());
         // After shutdown: the call still counts in memory, its line is counted as dropped,
         // and the run closing later writes no second summary.
-        drop(info_span!("llm_call", tokens.input = 1000, tokens.output = 1));
+        drop(info_span!(
+            "llm_call",
+            tokens.input = 1000,
+            tokens.output = 1
+        ));
     });
     let lines = buf.lines();
     assert_eq!(summary(&lines, "done")["status"], "success");

@@ -29,6 +29,9 @@ use totals::GroupTotals;
 
 const OPEN_SHARDS: usize = 16;
 
+/// Open run cells by their ledger key, one map per shard.
+type OpenRuns = Mutex<HashMap<u64, Arc<RunCell>>>;
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Sums stay valid numbers even if a panic poisoned the lock.
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -48,7 +51,7 @@ pub(crate) struct LedgerLimits {
 }
 
 pub(crate) struct Ledger {
-    open: Box<[Mutex<HashMap<u64, Arc<RunCell>>>]>,
+    open: Box<[OpenRuns]>,
     next_key: AtomicU64,
     orphans: Mutex<LruCache<Arc<str>, Orphan>>,
     recent: Mutex<VecDeque<Arc<RunSummary>>>,
@@ -70,7 +73,7 @@ impl Ledger {
         }
     }
 
-    fn shard(&self, key: u64) -> &Mutex<HashMap<u64, Arc<RunCell>>> {
+    fn shard(&self, key: u64) -> &OpenRuns {
         &self.open[(key % OPEN_SHARDS as u64) as usize]
     }
 
@@ -173,11 +176,10 @@ impl Ledger {
         let orphans = lock(&self.orphans);
         let o = orphans.peek(run_id)?;
         let id: Arc<str> = Arc::from(run_id);
-        Some(o.agg.summary(
-            id,
-            o.first_seen.elapsed().as_secs_f64(),
-            RunStatus::Running,
-        ))
+        Some(
+            o.agg
+                .summary(id, o.first_seen.elapsed().as_secs_f64(), RunStatus::Running),
+        )
     }
 
     /// The last finished run summaries, oldest first.

@@ -69,7 +69,8 @@ impl Shard {
 }
 
 fn addr(s: &Option<Arc<str>>) -> usize {
-    s.as_ref().map_or(0, |a| Arc::as_ptr(a) as *const u8 as usize)
+    s.as_ref()
+        .map_or(0, |a| Arc::as_ptr(a) as *const u8 as usize)
 }
 
 pub(crate) struct GroupTotals {

@@ -154,7 +154,10 @@ mod tests {
             encode_call(&rec, &mut out);
             let mut want = serde_json::to_vec(&rec).unwrap();
             want.push(b'\n');
-            assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(want).unwrap());
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(want).unwrap()
+            );
         }
         let mut out = Vec::new();
         encode_call(&rec, &mut out);

@@ -216,7 +216,9 @@ where
             stats.lines_written.fetch_add(complete, Ordering::Relaxed);
             stats.lines_dropped.fetch_add(lost, Ordering::Relaxed);
             stats.write_errors.fetch_add(1, Ordering::Relaxed);
-            stats.report_once(format_args!("writing usage lines failed ({e}); {lost} lines lost"));
+            stats.report_once(format_args!(
+                "writing usage lines failed ({e}); {lost} lines lost"
+            ));
         }
     }
 }

@@ -71,7 +71,10 @@ pub fn calls(lines: &[Value]) -> Vec<&Value> {
 }
 
 pub fn summaries(lines: &[Value]) -> Vec<&Value> {
-    lines.iter().filter(|l| l["event"] == "run_summary").collect()
+    lines
+        .iter()
+        .filter(|l| l["event"] == "run_summary")
+        .collect()
 }
 
 pub fn summary<'a>(lines: &'a [Value], run_id: &str) -> &'a Value {
