@@ -5,7 +5,7 @@ use std::io;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
@@ -32,7 +32,7 @@ pub struct UsageLayerBuilder {
     recent_runs: usize,
     orphan_runs: usize,
     max_groups: usize,
-    prices: Option<PriceTable>,
+    prices: PriceTable,
     queue_bytes: usize,
     shutdown_timeout: Duration,
 }
@@ -45,7 +45,7 @@ impl Default for UsageLayerBuilder {
             recent_runs: 1024,
             orphan_runs: 1024,
             max_groups: 2000,
-            prices: None,
+            prices: PriceTable::bundled(),
             queue_bytes: 16 << 20,
             shutdown_timeout: Duration::from_secs(10),
         }
@@ -119,10 +119,10 @@ impl UsageLayerBuilder {
         self
     }
 
-    /// The price table for `cost_usd` (default: none, every call without a provider-reported
-    /// cost is `unpriced`).
+    /// The price table for `cost_usd` (default: [`PriceTable::bundled`]). Pass
+    /// `PriceTable::new()` to price nothing locally (only provider-reported costs).
     pub fn prices(mut self, table: PriceTable) -> Self {
-        self.prices = Some(table);
+        self.prices = table;
         self
     }
 
@@ -174,7 +174,7 @@ impl UsageLayerBuilder {
                 Some(spawn(self.queue_bytes, stats.clone()).map_err(Error::WriterThread)?)
             }
         };
-        let price_version = self.prices.as_ref().map(PriceTable::version);
+        let price_version = (!self.prices.is_empty()).then(|| self.prices.version());
         let inner = Arc::new(Inner {
             span_name: self.span_name.into_boxed_str(),
             ledger: Ledger::new(LedgerLimits {
@@ -185,6 +185,7 @@ impl UsageLayerBuilder {
             writer,
             sink_stats: stats,
             prices: self.prices,
+            unpriced: RwLock::default(),
             price_version,
             invalid_values: AtomicU64::new(0),
         });

@@ -23,6 +23,7 @@ enum TokenSlot {
     Total,
     CacheRead,
     CacheWrite,
+    CacheWrite1h,
     Reasoning,
 }
 
@@ -63,6 +64,7 @@ fn call_field(name: &str) -> Option<CallField> {
         "gen_ai.usage.cache_read.input_tokens" => Token(CacheRead, 1),
         "tokens.cache_write" => Token(CacheWrite, 0),
         "gen_ai.usage.cache_creation.input_tokens" => Token(CacheWrite, 1),
+        "tokens.cache_write_1h" => Token(CacheWrite1h, 0),
         "tokens.reasoning" => Token(Reasoning, 0),
         "gen_ai.usage.reasoning.output_tokens" => Token(Reasoning, 1),
         "gen_ai.response.model" => ResponseModel,
@@ -308,6 +310,7 @@ pub(crate) struct CallFields {
     total: Ranked,
     cache_read: Ranked,
     cache_write: Ranked,
+    cache_write_1h: Ranked,
     reasoning: Ranked,
     pub(crate) prompt: PromptBreakdown,
     pub(crate) response_model: Option<Arc<str>>,
@@ -405,6 +408,7 @@ impl CallFields {
             TokenSlot::Total => &mut self.total,
             TokenSlot::CacheRead => &mut self.cache_read,
             TokenSlot::CacheWrite => &mut self.cache_write,
+            TokenSlot::CacheWrite1h => &mut self.cache_write_1h,
             TokenSlot::Reasoning => &mut self.reasoning,
         }
     }
@@ -433,6 +437,11 @@ impl CallFields {
             cache_write: self.cache_write.value.unwrap_or(0),
             reasoning: self.reasoning.value.unwrap_or(0),
         }
+    }
+
+    /// Cache-write tokens with a 1-hour lifetime (a subset of `cache_write`), priced apart.
+    pub(crate) fn cache_write_1h(&self) -> u64 {
+        self.cache_write_1h.value.unwrap_or(0)
     }
 
     /// The provider, after mapping old names.

@@ -108,6 +108,15 @@ impl UsageHandle {
         self.inner.ledger.open_runs()
     }
 
+    /// Models seen without a price (`(no model)` for calls that named none), sorted.
+    pub fn unpriced_models(&self) -> Vec<String> {
+        self.inner
+            .unpriced
+            .read()
+            .map(|set| set.iter().map(|m| m.to_string()).collect())
+            .unwrap_or_default()
+    }
+
     /// The layer's health counters.
     pub fn stats(&self) -> LayerStats {
         let s = &self.inner.sink_stats;

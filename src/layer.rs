@@ -2,7 +2,8 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use tracing_core::span::{Attributes, Id, Record};
@@ -14,7 +15,7 @@ use crate::clock;
 use crate::fields::{classify, CallFields, ScopeFields, SpanRole};
 use crate::intern::intern;
 use crate::ledger::{Ledger, RunCell, RunStatus, RunSummary};
-use crate::pricing::PriceTable;
+use crate::pricing::{PriceTable, ServiceTier};
 use crate::record::{CallRecord, CostSource, LineKind};
 use crate::sink::jsonl;
 use crate::sink::writer::{LineWriter, SinkStats};
@@ -43,7 +44,8 @@ pub(crate) struct Inner {
     pub(crate) ledger: Ledger,
     pub(crate) writer: Option<LineWriter>,
     pub(crate) sink_stats: Arc<SinkStats>,
-    pub(crate) prices: Option<PriceTable>,
+    pub(crate) prices: PriceTable,
+    pub(crate) unpriced: RwLock<BTreeSet<Arc<str>>>,
     pub(crate) price_version: Option<Arc<str>>,
     pub(crate) invalid_values: AtomicU64,
 }
@@ -121,17 +123,56 @@ impl Inner {
             rec.cost_source = CostSource::Provider;
             return;
         }
-        let cost = match (&self.prices, rec.model.as_deref()) {
-            (Some(table), Some(model)) => table.cost(model, &rec.tokens),
-            _ => None,
-        };
-        // A price table given non-finite rates must not poison the sums.
-        match cost.filter(|c| c.is_finite() && *c >= 0.0) {
+        let tier = rec
+            .service_tier
+            .as_deref()
+            .map_or(ServiceTier::Standard, ServiceTier::from_field);
+        let cost = rec.model.as_deref().and_then(|model| {
+            self.prices.cost(
+                model,
+                rec.provider.as_deref(),
+                &rec.tokens,
+                rec.cache_write_1h,
+                tier,
+            )
+        });
+        match cost {
             Some(c) => {
                 rec.cost_usd = Some(c);
                 rec.cost_source = CostSource::Local;
             }
-            None => rec.cost_source = CostSource::Unpriced,
+            None => {
+                rec.cost_source = CostSource::Unpriced;
+                self.note_unpriced(rec.model.as_deref());
+            }
+        }
+    }
+
+    /// Remembers an unpriced model for the handle, and warns once per model per process.
+    fn note_unpriced(&self, model: Option<&str>) {
+        let model = model.unwrap_or("(no model)");
+        let known = self
+            .unpriced
+            .read()
+            .map(|set| set.contains(model))
+            .unwrap_or(true);
+        if known {
+            return;
+        }
+        if let Ok(mut set) = self.unpriced.write() {
+            set.insert(Arc::from(model));
+        }
+        static WARNED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+        let first = WARNED
+            .lock()
+            .map(|mut w| w.insert(model.to_owned()))
+            .unwrap_or(false);
+        if first {
+            // stderr, not a tracing event: an event from inside the layer would re-enter it.
+            eprintln!(
+                "tracing-llm-usage: no price for model {model:?}; its calls are logged with \
+                 cost_usd null (add it with a price override)"
+            );
         }
     }
 
@@ -217,6 +258,7 @@ impl Inner {
             operation: f.operation.take().unwrap_or_else(|| intern("chat")),
             request_model,
             service_tier: f.service_tier.take(),
+            cache_write_1h: f.cache_write_1h(),
         };
         self.price(&mut rec, f.cost_usd);
         if f.invalid > 0 {

@@ -93,7 +93,7 @@ pub use error::Error;
 pub use handle::{GroupUsage, LayerStats, UsageHandle};
 pub use layer::UsageLayer;
 pub use ledger::{RunStatus, RunSummary, RunUsage, StepUsage, Usage, OTHER};
-pub use pricing::{ModelPrice, PriceTable};
+pub use pricing::{ModelPrice, PriceError, PriceTable, Rates, ServiceTier};
 pub use record::{CallRecord, CostSource, LineKind, PromptBreakdown, Timestamp, Tokens};
 pub use tracing_appender::rolling::Rotation;
 

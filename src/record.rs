@@ -248,6 +248,10 @@ pub struct CallRecord {
     /// The service tier (`batch`, `flex`, `priority`); not written to the line.
     #[serde(skip)]
     pub service_tier: Option<Arc<str>>,
+    /// Cache-write tokens with a 1-hour lifetime (`tokens.cache_write_1h`, a subset of
+    /// `tokens.cache_write`); not written to the line.
+    #[serde(skip)]
+    pub cache_write_1h: u64,
 }
 
 fn default_operation() -> Arc<str> {

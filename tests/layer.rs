@@ -6,7 +6,7 @@ mod common;
 use common::{calls, setup, stable, summaries, summary};
 use serde_json::json;
 use tracing::{dispatcher, field::Empty, info_span};
-use tracing_llm_usage::{ModelPrice, PriceTable, RunStatus, UsageLayer};
+use tracing_llm_usage::{ModelPrice, PriceTable, Rates, RunStatus, UsageLayer};
 
 /// Replaces the two values that vary (timestamp, latency) with fixed text.
 fn mask(line: &str) -> String {
@@ -66,17 +66,31 @@ fn one_run_with_several_steps_writes_exact_lines() {
 
     let text = buf.text();
     let first = text.lines().next().unwrap();
+    // The bundled LiteLLM figures: $3 / $15 per million input / output tokens.
     assert_eq!(
         mask(first),
-        r#"{"timestamp":"TS","event":"llm_call","run_id":"run-def456","step":"persona_generation","model":"claude-sonnet-4-5-20250929","provider":"anthropic","task":null,"agent":null,"tokens":{"input":42000,"output":7500,"total":49500,"cache_read":0,"cache_write":0,"reasoning":0},"prompt_breakdown":{"system":2100,"data":38000,"instructions":1900},"cost_usd":null,"cost_source":"unpriced","price_version":null,"latency_ms":0,"estimated":false,"error":null,"warnings":[]}"#
+        format!(
+            r#"{{"timestamp":"TS","event":"llm_call","run_id":"run-def456","step":"persona_generation","model":"claude-sonnet-4-5-20250929","provider":"anthropic","task":null,"agent":null,"tokens":{{"input":42000,"output":7500,"total":49500,"cache_read":0,"cache_write":0,"reasoning":0}},"prompt_breakdown":{{"system":2100,"data":38000,"instructions":1900}},"cost_usd":0.2385,"cost_source":"local","price_version":"{}","latency_ms":0,"estimated":false,"error":null,"warnings":[]}}"#,
+            PriceTable::bundled().version()
+        )
     );
 
     let lines = buf.lines();
     assert_eq!(calls(&lines).len(), 3);
     assert_eq!(lines.len(), 4, "three calls and one summary");
     let s = summary(&lines, "run-def456");
+    let persona = 0.2385 + (1000.0 * 3e-6 + 500.0 * 15e-6);
+    let summary_step = 2200.0 * 3e-6 + 750.0 * 15e-6;
+    let cost = |v: &serde_json::Value| v.as_f64().unwrap();
+    assert!((cost(&s["usage"]["cost_usd"]) - (persona + summary_step)).abs() < 1e-9);
+    assert!((cost(&s["by_step"][0]["cost_usd"]) - persona).abs() < 1e-9);
+    assert!((cost(&s["by_step"][1]["cost_usd"]) - summary_step).abs() < 1e-9);
+    let mut s = stable(s);
+    s["usage"]["cost_usd"] = json!(null);
+    s["by_step"][0]["cost_usd"] = json!(null);
+    s["by_step"][1]["cost_usd"] = json!(null);
     assert_eq!(
-        stable(s),
+        s,
         json!({
             "event": "run_summary", "run_id": "run-def456", "status": "success",
             "usage": {"input_tokens": 45200, "output_tokens": 8750, "total_tokens": 53950,
@@ -112,7 +126,8 @@ fn one_run_with_several_steps_writes_exact_lines() {
         (totals.calls, totals.input_tokens, totals.output_tokens),
         (3, 45200, 8750)
     );
-    assert_eq!(totals.unpriced_calls, 3);
+    assert_eq!(totals.unpriced_calls, 0);
+    assert!((totals.cost_usd - (persona + summary_step)).abs() < 1e-9);
     let run = handle.run("run-def456").unwrap();
     assert_eq!(run.status, RunStatus::Success);
     assert_eq!(run.usage.total_tokens, 53950);
@@ -229,8 +244,13 @@ fn a_multi_turn_tool_loop_adds_up_in_one_step() {
     drop(guard);
     let lines = buf.lines();
     let s = summary(&lines, "loop");
+    // gpt-4o: $2.50 input, $1.25 cached input, $10 output per million
+    let want = 7000.0 * 2.5e-6 + 5000.0 * 1.25e-6 + 615.0 * 1e-5;
+    assert!((s["by_step"][0]["cost_usd"].as_f64().unwrap() - want).abs() < 1e-9);
+    let mut by_step = s["by_step"].clone();
+    by_step[0]["cost_usd"] = json!(null);
     assert_eq!(
-        s["by_step"],
+        by_step,
         json!([{"step": "tool_loop", "input_tokens": 12000, "output_tokens": 615, "calls": 6,
                 "cost_usd": null}])
     );
@@ -287,7 +307,8 @@ fn fields_recorded_after_creation_count_and_rank_wins() {
 
 #[test]
 fn opentelemetry_genai_names_are_read() {
-    let (d, handle, guard, buf) = setup(UsageLayer::builder());
+    // No local prices: by_model then sorts by tokens alone.
+    let (d, handle, guard, buf) = setup(UsageLayer::builder().prices(PriceTable::new()));
     dispatcher::with_default(&d, || {
         let run = info_span!("invoke_agent", run_id = 42u64);
         let _r = run.enter();
@@ -432,13 +453,13 @@ fn bad_values_are_not_counted_and_are_named() {
 fn provider_cost_and_price_table() {
     let prices = PriceTable::new().with(
         "claude-sonnet-4-5",
-        ModelPrice {
-            input_per_token: 3e-6,
-            output_per_token: 15e-6,
-            cache_read_per_token: Some(3e-7),
-            cache_write_per_token: Some(3.75e-6),
-            reasoning_per_token: None,
-        },
+        ModelPrice::new(Rates {
+            input: Some(3e-6),
+            output: Some(15e-6),
+            cache_read: Some(3e-7),
+            cache_write: Some(3.75e-6),
+            ..Rates::default()
+        }),
     );
     let version = prices.version();
     let (d, handle, guard, buf) = setup(UsageLayer::builder().prices(prices));

@@ -142,6 +142,7 @@ mod tests {
             operation: Arc::from("chat"),
             request_model: None,
             service_tier: None,
+            cache_write_1h: 0,
         }
     }
 

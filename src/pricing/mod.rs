@@ -1,0 +1,389 @@
+//! Prices per token, and the cost of a call.
+//!
+//! A [`PriceTable`] comes bundled ([`PriceTable::bundled`], derived from LiteLLM's price file
+//! by `scripts/bundle_prices.py`), from LiteLLM's `model_prices_and_context_window.json` as is
+//! ([`PriceTable::from_litellm_json`]), or from a small TOML file of per-million prices
+//! ([`PriceTable::from_toml_str`]); tables merge, later entries winning.
+//!
+//! Model names are matched exactly, then with the provider's LiteLLM prefix (`gemini/`,
+//! `xai/`, `bedrock/`…), without a prefix the caller gave, without a Bedrock region prefix
+//! (`us.`, `eu.`, `apac.`…), and without a date suffix (`claude-sonnet-4-5-20250929` →
+//! `claude-sonnet-4-5`). A model that matches nothing has no cost: never a made-up number,
+//! never $0.
+
+mod litellm;
+mod overrides;
+mod rates;
+
+use std::collections::HashMap;
+use std::hash::Hasher;
+use std::io::Read;
+use std::path::Path;
+use std::sync::{Arc, OnceLock, RwLock};
+
+pub use rates::{ModelPrice, Rates, ServiceTier};
+
+use crate::record::Tokens;
+
+/// Why a price table could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PriceError {
+    /// The file could not be read.
+    #[error("cannot read the price file: {0}")]
+    Io(#[from] std::io::Error),
+    /// The LiteLLM file is not JSON (or not an object of models).
+    #[error("the LiteLLM price file is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The override file is not valid TOML of the expected shape.
+    #[error("the price override file is invalid: {0}")]
+    Toml(String),
+    /// A price in the override file is negative or not finite.
+    #[error("model {model}: {why}")]
+    Invalid {
+        /// The model.
+        model: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+const BUNDLED: &str = include_str!("bundled.json");
+
+/// Memo of names that did not match exactly: (provider, model) → table key, or no match.
+type Memo = RwLock<HashMap<(Option<Box<str>>, Box<str>), Option<Box<str>>>>;
+const MEMO_CAP: usize = 4096;
+
+/// Prices by model name. Cheap to clone (shared), safe to use from any thread.
+#[derive(Clone, Debug, Default)]
+pub struct PriceTable {
+    models: Arc<HashMap<Box<str>, ModelPrice>>,
+    date: Option<Arc<str>>,
+    skipped: usize,
+    version: Arc<OnceLock<Arc<str>>>,
+    memo: Arc<Memo>,
+}
+
+impl PriceTable {
+    /// An empty table: every call without a provider-reported cost is unpriced.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The bundled table: current chat models of OpenAI, Anthropic, Google Gemini/Vertex, xAI,
+    /// Mistral, DeepSeek and AWS Bedrock, from LiteLLM's price file of [`date`](Self::date).
+    pub fn bundled() -> Self {
+        static TABLE: OnceLock<PriceTable> = OnceLock::new();
+        TABLE
+            .get_or_init(|| {
+                // The bundled file is checked by the tests; should it ever fail to parse, an
+                // empty table (everything unpriced) is the honest fallback.
+                Self::from_litellm_bytes(BUNDLED.as_bytes()).unwrap_or_default()
+            })
+            .clone()
+    }
+
+    /// Loads LiteLLM's `model_prices_and_context_window.json` as is, from a reader. Entries not
+    /// priced per token are left out; odd ones are skipped and counted ([`skipped`](Self::skipped)).
+    ///
+    /// # Errors
+    ///
+    /// [`PriceError::Io`] if reading fails, [`PriceError::Json`] if it is not a JSON object.
+    pub fn from_litellm_json(mut reader: impl Read) -> Result<Self, PriceError> {
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes)?;
+        Self::from_litellm_bytes(&bytes)
+    }
+
+    /// [`from_litellm_json`](Self::from_litellm_json) from a file path.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_litellm_json`](Self::from_litellm_json).
+    pub fn from_litellm_path(path: impl AsRef<Path>) -> Result<Self, PriceError> {
+        Self::from_litellm_bytes(&std::fs::read(path)?)
+    }
+
+    fn from_litellm_bytes(bytes: &[u8]) -> Result<Self, PriceError> {
+        let loaded = litellm::load(bytes)?;
+        Ok(Self {
+            models: Arc::new(loaded.models),
+            date: loaded.date.map(Arc::from),
+            skipped: loaded.skipped,
+            ..Self::default()
+        })
+    }
+
+    /// Loads the TOML override format (USD per million tokens; see the `overrides` example in
+    /// the README).
+    ///
+    /// # Errors
+    ///
+    /// [`PriceError::Toml`] for malformed TOML or unknown keys, [`PriceError::Invalid`] for a
+    /// negative or non-finite price.
+    pub fn from_toml_str(text: &str) -> Result<Self, PriceError> {
+        Ok(Self {
+            models: Arc::new(overrides::parse(text)?),
+            ..Self::default()
+        })
+    }
+
+    /// [`from_toml_str`](Self::from_toml_str) from a file path.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_toml_str`](Self::from_toml_str), and [`PriceError::Io`].
+    pub fn from_toml_path(path: impl AsRef<Path>) -> Result<Self, PriceError> {
+        Self::from_toml_str(&std::fs::read_to_string(path)?)
+    }
+
+    /// Loads a price file by its extension: `.toml` is the override format, anything else
+    /// LiteLLM's JSON.
+    ///
+    /// # Errors
+    ///
+    /// As the loader chosen.
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self, PriceError> {
+        let path = path.as_ref();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") => Self::from_toml_path(path),
+            _ => Self::from_litellm_path(path),
+        }
+    }
+
+    fn changed(&mut self) {
+        self.version = Arc::default();
+        self.memo = Arc::default();
+    }
+
+    /// Adds (or replaces) a model's price.
+    pub fn insert(&mut self, model: impl Into<String>, price: ModelPrice) -> &mut Self {
+        Arc::make_mut(&mut self.models).insert(model.into().into_boxed_str(), price);
+        self.changed();
+        self
+    }
+
+    /// Adds a model's price, builder style.
+    pub fn with(mut self, model: impl Into<String>, price: ModelPrice) -> Self {
+        self.insert(model, price);
+        self
+    }
+
+    /// Adds every model of `other`, replacing those this table has (overrides on top of the
+    /// bundled or LiteLLM table).
+    pub fn merge(mut self, other: &PriceTable) -> Self {
+        let models = Arc::make_mut(&mut self.models);
+        for (k, v) in other.models.iter() {
+            models.insert(k.clone(), v.clone());
+        }
+        self.changed();
+        self
+    }
+
+    /// The price under exactly this name.
+    pub fn get(&self, model: &str) -> Option<&ModelPrice> {
+        self.models.get(model)
+    }
+
+    /// The price of `model` as a provider names it, matched as the module documentation
+    /// says; with the table key it matched.
+    pub fn lookup(&self, model: &str, provider: Option<&str>) -> Option<(&str, &ModelPrice)> {
+        if let Some((k, v)) = self.models.get_key_value(model) {
+            return Some((k, v));
+        }
+        let memo_key = (provider.map(Box::from), Box::from(model));
+        let memoised = self
+            .memo
+            .read()
+            .ok()
+            .and_then(|m| m.get(&memo_key).cloned());
+        let key = match memoised {
+            Some(key) => key,
+            None => {
+                let key = self.resolve(model, provider).map(Box::from);
+                if let Ok(mut m) = self.memo.write() {
+                    if m.len() >= MEMO_CAP {
+                        m.clear();
+                    }
+                    m.insert(memo_key, key.clone());
+                }
+                key
+            }
+        };
+        key.and_then(|k| self.models.get_key_value(&*k))
+            .map(|(k, v)| (&**k, v))
+    }
+
+    fn resolve(&self, model: &str, provider: Option<&str>) -> Option<&str> {
+        let prefix = provider.and_then(litellm_prefix);
+        let unprefixed = model.split_once('/').map(|(_, m)| m);
+        let unregioned = strip_region(model);
+        let bases = [Some(model), unprefixed, unregioned];
+        for base in bases.into_iter().flatten() {
+            let undated = strip_date(base);
+            for name in [Some(base), undated].into_iter().flatten() {
+                if let Some((k, _)) = self.models.get_key_value(name) {
+                    return Some(k);
+                }
+                if let Some(p) = prefix {
+                    if let Some((k, _)) = self.models.get_key_value(format!("{p}{name}").as_str()) {
+                        return Some(k);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// The cost of a call, or `None` if the model has no price.
+    pub fn cost(
+        &self,
+        model: &str,
+        provider: Option<&str>,
+        tokens: &Tokens,
+        cache_write_1h: u64,
+        tier: ServiceTier,
+    ) -> Option<f64> {
+        self.lookup(model, provider)?
+            .1
+            .cost(tokens, cache_write_1h, tier)
+    }
+
+    /// How many models the table prices.
+    pub fn len(&self) -> usize {
+        self.models.len()
+    }
+
+    /// Whether the table prices nothing.
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
+
+    /// Entries of a LiteLLM file that were skipped as malformed.
+    pub fn skipped(&self) -> usize {
+        self.skipped
+    }
+
+    /// The date of the figures, when the table says (the bundled one does).
+    pub fn date(&self) -> Option<&str> {
+        self.date.as_deref()
+    }
+
+    /// A short stable hash of the table's content (`prices-` and 8 hex digits), written on
+    /// every call line as `price_version` so history can be re-priced later.
+    pub fn version(&self) -> Arc<str> {
+        self.version
+            .get_or_init(|| {
+                let mut names: Vec<_> = self.models.keys().collect();
+                names.sort();
+                let mut h = Fnv1a::default();
+                for name in names {
+                    h.write(name.as_bytes());
+                    h.write_u8(0);
+                    if let Some(p) = self.models.get(name) {
+                        for (above, tier, rates) in p.fingerprint() {
+                            h.write_u64(above);
+                            h.write_u8(tier as u8);
+                            for rate in rates {
+                                h.write_u64(rate.map_or(u64::MAX, f64::to_bits));
+                            }
+                        }
+                    }
+                }
+                Arc::from(format!("prices-{:08x}", h.finish() as u32))
+            })
+            .clone()
+    }
+}
+
+/// The prefix LiteLLM files a provider's models under.
+fn litellm_prefix(provider: &str) -> Option<&'static str> {
+    Some(match provider {
+        "openai" => "openai/",
+        "anthropic" => "anthropic/",
+        "gcp.gemini" | "gemini" => "gemini/",
+        "gcp.vertex_ai" | "vertex_ai" => "vertex_ai/",
+        "x_ai" | "xai" => "xai/",
+        "mistral_ai" | "mistral" => "mistral/",
+        "deepseek" => "deepseek/",
+        "aws.bedrock" | "bedrock" => "bedrock/",
+        "azure.ai.openai" | "azure" => "azure/",
+        "azure.ai.inference" => "azure_ai/",
+        "groq" => "groq/",
+        "perplexity" => "perplexity/",
+        "openrouter" => "openrouter/",
+        "ollama" => "ollama/",
+        "cohere" => "cohere/",
+        "ibm.watsonx.ai" => "watsonx/",
+        _ => return None,
+    })
+}
+
+/// `us.anthropic.claude-…` → `anthropic.claude-…` (Bedrock cross-region inference ids).
+fn strip_region(model: &str) -> Option<&str> {
+    let (region, rest) = model.split_once('.')?;
+    matches!(region, "us" | "eu" | "apac" | "au" | "ca" | "jp" | "us-gov" | "global")
+        .then_some(rest)
+}
+
+/// `name-20250929`, `name-2025-09-29` or `name@20250929` → `name`.
+fn strip_date(model: &str) -> Option<&str> {
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some((name, date)) = model.rsplit_once(['-', '@']) {
+        if date.len() == 8 && all_digits(date) {
+            return Some(name);
+        }
+    }
+    // ISO date: the last three dash-separated parts are YYYY, MM, DD.
+    let mut parts = model.rsplitn(4, '-');
+    let (d, m, y, name) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    (y.len() == 4 && m.len() == 2 && d.len() == 2 && all_digits(y) && all_digits(m) && all_digits(d))
+        .then_some(name)
+}
+
+/// FNV-1a: stable across Rust versions and platforms, unlike `DefaultHasher`.
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv1a {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_is_stable_and_content_sensitive() {
+        let a = PriceTable::new().with("m", ModelPrice::per_million(1.0, 2.0));
+        let b = PriceTable::new().with("m", ModelPrice::per_million(1.0, 2.0));
+        let c = PriceTable::new().with("m", ModelPrice::per_million(1.0, 3.0));
+        assert_eq!(a.version(), b.version());
+        assert_ne!(a.version(), c.version());
+        assert_eq!(a.version().len(), "prices-".len() + 8);
+    }
+
+    #[test]
+    fn dates_and_regions() {
+        assert_eq!(strip_date("claude-sonnet-4-5-20250929"), Some("claude-sonnet-4-5"));
+        assert_eq!(strip_date("gpt-4o-2024-08-06"), Some("gpt-4o"));
+        assert_eq!(strip_date("claude-3-5-sonnet@20240620"), Some("claude-3-5-sonnet"));
+        assert_eq!(strip_date("gpt-4o"), None);
+        assert_eq!(strip_date("gpt-4-0613"), None);
+        assert_eq!(strip_region("us.anthropic.claude-x"), Some("anthropic.claude-x"));
+        assert_eq!(strip_region("anthropic.claude-x"), None);
+    }
+}

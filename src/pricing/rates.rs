@@ -1,0 +1,214 @@
+//! Per-token rates of one model, and the cost of a call under them.
+//!
+//! The cost rules (OpenTelemetry token semantics: cache counts are part of input, reasoning
+//! part of output):
+//!
+//! * plain input = input − cache read − cache write, at the input rate;
+//! * cache reads at the cache-read rate, cache writes at the cache-write rate (writes with a
+//!   1-hour lifetime at the 1-hour rate), each falling back to the input rate;
+//! * plain output = output − reasoning at the output rate; reasoning at the reasoning rate,
+//!   falling back to the output rate;
+//! * above a long-context threshold (compared with the whole input, cache included) the
+//!   higher rates apply to all of the call's tokens;
+//! * a `batch`, `flex` or `priority` service tier uses that tier's rates where the model has
+//!   them, field by field, else the standard ones.
+
+use crate::record::Tokens;
+
+/// A service tier with its own prices.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServiceTier {
+    /// The default tier.
+    Standard,
+    /// Batch APIs (LiteLLM's `_batches` fields).
+    Batch,
+    /// OpenAI's flex processing.
+    Flex,
+    /// Priority processing.
+    Priority,
+}
+
+impl ServiceTier {
+    /// The tier a `service_tier` field value names (`batch`, `flex`, `priority`); anything
+    /// else (`default`, `auto`, `standard`…) is the standard tier.
+    pub fn from_field(value: &str) -> Self {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "batch" | "batches" => ServiceTier::Batch,
+            "flex" => ServiceTier::Flex,
+            "priority" => ServiceTier::Priority,
+            _ => ServiceTier::Standard,
+        }
+    }
+}
+
+/// USD per token for each kind of token; `None` where the table says nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Rates {
+    /// Plain input tokens.
+    pub input: Option<f64>,
+    /// Plain output tokens.
+    pub output: Option<f64>,
+    /// Input tokens read from the cache.
+    pub cache_read: Option<f64>,
+    /// Input tokens written to the cache (5-minute lifetime).
+    pub cache_write: Option<f64>,
+    /// Input tokens written to the cache with a 1-hour lifetime.
+    pub cache_write_1h: Option<f64>,
+    /// Reasoning output tokens.
+    pub reasoning: Option<f64>,
+}
+
+impl Rates {
+    /// Input and output rates in USD per million tokens.
+    pub fn per_million(input: f64, output: f64) -> Self {
+        Self {
+            input: Some(input / 1e6),
+            output: Some(output / 1e6),
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn each(&self) -> [Option<f64>; 6] {
+        [
+            self.input,
+            self.output,
+            self.cache_read,
+            self.cache_write,
+            self.cache_write_1h,
+            self.reasoning,
+        ]
+    }
+
+    /// Fills every rate this card lacks from `other`.
+    fn or(self, other: &Rates) -> Rates {
+        Rates {
+            input: self.input.or(other.input),
+            output: self.output.or(other.output),
+            cache_read: self.cache_read.or(other.cache_read),
+            cache_write: self.cache_write.or(other.cache_write),
+            cache_write_1h: self.cache_write_1h.or(other.cache_write_1h),
+            reasoning: self.reasoning.or(other.reasoning),
+        }
+    }
+}
+
+/// One rate card: the rates that apply above `above_tokens` input tokens (0: from the first
+/// token) in one service tier.
+#[derive(Clone, Debug, PartialEq)]
+struct Card {
+    above_tokens: u64,
+    tier: ServiceTier,
+    rates: Rates,
+}
+
+/// Everything a table knows about one model's prices.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ModelPrice {
+    cards: Vec<Card>,
+}
+
+impl ModelPrice {
+    /// A model priced at `rates` in the standard tier.
+    pub fn new(rates: Rates) -> Self {
+        Self::default().with_rates(0, ServiceTier::Standard, rates)
+    }
+
+    /// A model priced in USD per million input and output tokens.
+    pub fn per_million(input: f64, output: f64) -> Self {
+        Self::new(Rates::per_million(input, output))
+    }
+
+    /// Adds the rates of `tier` above `above_tokens` input tokens (0 for every call);
+    /// fields left `None` fall back as the module documentation says.
+    pub fn with_rates(mut self, above_tokens: u64, tier: ServiceTier, rates: Rates) -> Self {
+        self.set(above_tokens, tier, |r| *r = rates.or(r));
+        self
+    }
+
+    pub(crate) fn set(&mut self, above_tokens: u64, tier: ServiceTier, f: impl FnOnce(&mut Rates)) {
+        match self
+            .cards
+            .iter_mut()
+            .find(|c| c.above_tokens == above_tokens && c.tier == tier)
+        {
+            Some(card) => f(&mut card.rates),
+            None => {
+                let mut rates = Rates::default();
+                f(&mut rates);
+                self.cards.push(Card {
+                    above_tokens,
+                    tier,
+                    rates,
+                });
+                self.cards
+                    .sort_by(|a, b| (a.above_tokens, a.tier).cmp(&(b.above_tokens, b.tier)));
+            }
+        }
+    }
+
+    /// The standard rates for calls below every long-context threshold.
+    pub fn standard(&self) -> Rates {
+        self.card(0, ServiceTier::Standard).unwrap_or_default()
+    }
+
+    fn card(&self, above_tokens: u64, tier: ServiceTier) -> Option<Rates> {
+        self.cards
+            .iter()
+            .find(|c| c.above_tokens == above_tokens && c.tier == tier)
+            .map(|c| c.rates)
+    }
+
+    /// The rates that apply to a call with `input` tokens in `tier`: the tier's long-context
+    /// card, then the standard long-context card, then the tier's base card, then the
+    /// standard base card, field by field.
+    pub fn rates_for(&self, input: u64, tier: ServiceTier) -> Rates {
+        let threshold = self
+            .cards
+            .iter()
+            .map(|c| c.above_tokens)
+            .filter(|&t| t > 0 && input > t)
+            .max()
+            .unwrap_or(0);
+        let mut rates = Rates::default();
+        for (above, t) in [
+            (threshold, tier),
+            (threshold, ServiceTier::Standard),
+            (0, tier),
+            (0, ServiceTier::Standard),
+        ] {
+            if let Some(card) = self.card(above, t) {
+                rates = rates.or(&card);
+            }
+        }
+        rates
+    }
+
+    /// The cost of a call, or `None` when the model lacks an input or output rate (never a
+    /// guessed number). `cache_write_1h` is the part of `tokens.cache_write` written with a
+    /// 1-hour lifetime.
+    pub fn cost(&self, tokens: &Tokens, cache_write_1h: u64, tier: ServiceTier) -> Option<f64> {
+        let r = self.rates_for(tokens.input, tier);
+        let input = r.input?;
+        let output = r.output?;
+        let cached = tokens.cache_read.saturating_add(tokens.cache_write);
+        let plain_input = tokens.input.saturating_sub(cached);
+        let write_1h = cache_write_1h.min(tokens.cache_write);
+        let write_5m = tokens.cache_write - write_1h;
+        let cache_write = r.cache_write.unwrap_or(input);
+        let plain_output = tokens.output.saturating_sub(tokens.reasoning);
+        let cost = plain_input as f64 * input
+            + tokens.cache_read as f64 * r.cache_read.unwrap_or(input)
+            + write_5m as f64 * cache_write
+            + write_1h as f64 * r.cache_write_1h.unwrap_or(cache_write)
+            + plain_output as f64 * output
+            + tokens.reasoning as f64 * r.reasoning.unwrap_or(output);
+        (cost.is_finite() && cost >= 0.0).then_some(cost)
+    }
+
+    /// Every rate of every card, for hashing.
+    pub(crate) fn fingerprint(&self) -> impl Iterator<Item = (u64, ServiceTier, [Option<f64>; 6])> + '_ {
+        self.cards
+            .iter()
+            .map(|c| (c.above_tokens, c.tier, c.rates.each()))
+    }
+}
