@@ -33,7 +33,10 @@ fn parse_field(name: &str) -> Option<(Kind, u64, ServiceTier)> {
     } else {
         (name, ServiceTier::Standard)
     };
-    let (rest, above) = match rest.strip_suffix("k_tokens").and_then(|r| r.rsplit_once("_above_")) {
+    let (rest, above) = match rest
+        .strip_suffix("k_tokens")
+        .and_then(|r| r.rsplit_once("_above_"))
+    {
         Some((base, thousands)) => (base, thousands.parse::<u64>().ok()?.checked_mul(1000)?),
         None => (rest, 0),
     };
@@ -51,7 +54,10 @@ fn parse_field(name: &str) -> Option<(Kind, u64, ServiceTier)> {
 
 /// Modes whose prices are per token.
 fn is_token_mode(mode: Option<&str>) -> bool {
-    matches!(mode, None | Some("chat" | "completion" | "responses" | "embedding"))
+    matches!(
+        mode,
+        None | Some("chat" | "completion" | "responses" | "embedding")
+    )
 }
 
 pub(crate) struct Loaded {
@@ -72,7 +78,10 @@ fn entry(obj: &Map<String, Value>) -> Result<Option<ModelPrice>, ()> {
         let Some((kind, above, tier)) = parse_field(field) else {
             continue;
         };
-        let rate = value.as_f64().filter(|r| r.is_finite() && *r >= 0.0).ok_or(())?;
+        let rate = value
+            .as_f64()
+            .filter(|r| r.is_finite() && *r >= 0.0)
+            .ok_or(())?;
         if above == 0 && tier == ServiceTier::Standard {
             has_input |= kind == Kind::Input;
             has_output |= kind == Kind::Output;
@@ -134,7 +143,10 @@ mod tests {
 
     #[test]
     fn field_names() {
-        assert_eq!(parse_field("input_cost_per_token"), Some((Kind::Input, 0, ServiceTier::Standard)));
+        assert_eq!(
+            parse_field("input_cost_per_token"),
+            Some((Kind::Input, 0, ServiceTier::Standard))
+        );
         assert_eq!(
             parse_field("output_cost_per_token_above_200k_tokens_batches"),
             Some((Kind::Output, 200_000, ServiceTier::Batch))

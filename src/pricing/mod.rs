@@ -51,7 +51,26 @@ pub enum PriceError {
 const BUNDLED: &str = include_str!("bundled.json");
 
 /// Memo of names that did not match exactly: (provider, model) → table key, or no match.
-type Memo = RwLock<HashMap<(Option<Box<str>>, Box<str>), Option<Box<str>>>>;
+type Memo = RwLock<hashbrown::HashMap<MemoKey, Option<Box<str>>>>;
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct MemoKey {
+    provider: Option<Box<str>>,
+    model: Box<str>,
+}
+
+/// A borrowed [`MemoKey`] (same derived hash), so a memo hit allocates nothing.
+#[derive(Hash)]
+struct MemoRef<'a> {
+    provider: Option<&'a str>,
+    model: &'a str,
+}
+
+impl hashbrown::Equivalent<MemoKey> for MemoRef<'_> {
+    fn equivalent(&self, k: &MemoKey) -> bool {
+        self.provider == k.provider.as_deref() && self.model == &*k.model
+    }
+}
 const MEMO_CAP: usize = 4096;
 
 /// Prices by model name. Cheap to clone (shared), safe to use from any thread.
@@ -191,25 +210,26 @@ impl PriceTable {
         if let Some((k, v)) = self.models.get_key_value(model) {
             return Some((k, v));
         }
-        let memo_key = (provider.map(Box::from), Box::from(model));
-        let memoised = self
-            .memo
-            .read()
-            .ok()
-            .and_then(|m| m.get(&memo_key).cloned());
-        let key = match memoised {
-            Some(key) => key,
-            None => {
-                let key = self.resolve(model, provider).map(Box::from);
-                if let Ok(mut m) = self.memo.write() {
-                    if m.len() >= MEMO_CAP {
-                        m.clear();
-                    }
-                    m.insert(memo_key, key.clone());
-                }
-                key
+        let memo_ref = MemoRef { provider, model };
+        if let Ok(memo) = self.memo.read() {
+            if let Some(hit) = memo.get(&memo_ref) {
+                return hit
+                    .as_deref()
+                    .and_then(|k| self.models.get_key_value(k))
+                    .map(|(k, v)| (&**k, v));
             }
-        };
+        }
+        let key = self.resolve(model, provider).map(Box::from);
+        if let Ok(mut memo) = self.memo.write() {
+            if memo.len() >= MEMO_CAP {
+                memo.clear();
+            }
+            let owned = MemoKey {
+                provider: provider.map(Box::from),
+                model: Box::from(model),
+            };
+            memo.insert(owned, key.clone());
+        }
         key.and_then(|k| self.models.get_key_value(&*k))
             .map(|(k, v)| (&**k, v))
     }
@@ -322,8 +342,11 @@ fn litellm_prefix(provider: &str) -> Option<&'static str> {
 /// `us.anthropic.claude-…` → `anthropic.claude-…` (Bedrock cross-region inference ids).
 fn strip_region(model: &str) -> Option<&str> {
     let (region, rest) = model.split_once('.')?;
-    matches!(region, "us" | "eu" | "apac" | "au" | "ca" | "jp" | "us-gov" | "global")
-        .then_some(rest)
+    matches!(
+        region,
+        "us" | "eu" | "apac" | "au" | "ca" | "jp" | "us-gov" | "global"
+    )
+    .then_some(rest)
 }
 
 /// `name-20250929`, `name-2025-09-29` or `name@20250929` → `name`.
@@ -337,8 +360,13 @@ fn strip_date(model: &str) -> Option<&str> {
     // ISO date: the last three dash-separated parts are YYYY, MM, DD.
     let mut parts = model.rsplitn(4, '-');
     let (d, m, y, name) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    (y.len() == 4 && m.len() == 2 && d.len() == 2 && all_digits(y) && all_digits(m) && all_digits(d))
-        .then_some(name)
+    (y.len() == 4
+        && m.len() == 2
+        && d.len() == 2
+        && all_digits(y)
+        && all_digits(m)
+        && all_digits(d))
+    .then_some(name)
 }
 
 /// FNV-1a: stable across Rust versions and platforms, unlike `DefaultHasher`.
@@ -378,12 +406,21 @@ mod tests {
 
     #[test]
     fn dates_and_regions() {
-        assert_eq!(strip_date("claude-sonnet-4-5-20250929"), Some("claude-sonnet-4-5"));
+        assert_eq!(
+            strip_date("claude-sonnet-4-5-20250929"),
+            Some("claude-sonnet-4-5")
+        );
         assert_eq!(strip_date("gpt-4o-2024-08-06"), Some("gpt-4o"));
-        assert_eq!(strip_date("claude-3-5-sonnet@20240620"), Some("claude-3-5-sonnet"));
+        assert_eq!(
+            strip_date("claude-3-5-sonnet@20240620"),
+            Some("claude-3-5-sonnet")
+        );
         assert_eq!(strip_date("gpt-4o"), None);
         assert_eq!(strip_date("gpt-4-0613"), None);
-        assert_eq!(strip_region("us.anthropic.claude-x"), Some("anthropic.claude-x"));
+        assert_eq!(
+            strip_region("us.anthropic.claude-x"),
+            Some("anthropic.claude-x")
+        );
         assert_eq!(strip_region("anthropic.claude-x"), None);
     }
 }

@@ -206,7 +206,9 @@ impl ModelPrice {
     }
 
     /// Every rate of every card, for hashing.
-    pub(crate) fn fingerprint(&self) -> impl Iterator<Item = (u64, ServiceTier, [Option<f64>; 6])> + '_ {
+    pub(crate) fn fingerprint(
+        &self,
+    ) -> impl Iterator<Item = (u64, ServiceTier, [Option<f64>; 6])> + '_ {
         self.cards
             .iter()
             .map(|c| (c.above_tokens, c.tier, c.rates.each()))

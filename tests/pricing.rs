@@ -1,0 +1,416 @@
+//! Costs pinned against LiteLLM's own figures (../shared/data/litellm_model_prices.json), each
+//! computed by hand in the comment beside it.
+
+use std::sync::OnceLock;
+
+use tracing_llm_usage::{ModelPrice, PriceError, PriceTable, Rates, ServiceTier, Tokens};
+
+const LITELLM: &str = "../shared/data/litellm_model_prices.json";
+
+fn litellm() -> &'static PriceTable {
+    static T: OnceLock<PriceTable> = OnceLock::new();
+    T.get_or_init(|| PriceTable::from_litellm_path(LITELLM).expect("the shared LiteLLM file"))
+}
+
+fn tokens(input: u64, output: u64, cache_read: u64, cache_write: u64, reasoning: u64) -> Tokens {
+    Tokens {
+        input,
+        output,
+        total: input.saturating_add(output),
+        cache_read,
+        cache_write,
+        reasoning,
+    }
+}
+
+#[track_caller]
+fn assert_cost(
+    model: &str,
+    provider: Option<&str>,
+    t: Tokens,
+    write_1h: u64,
+    tier: ServiceTier,
+    want: f64,
+) {
+    for table in [litellm(), &PriceTable::bundled()] {
+        let got = table
+            .cost(model, provider, &t, write_1h, tier)
+            .unwrap_or_else(|| panic!("{model} is unpriced"));
+        assert!((got - want).abs() < 1e-9, "{model}: got {got}, want {want}");
+    }
+}
+
+#[test]
+fn anthropic_cache_reads_and_5_minute_and_1_hour_writes() {
+    // claude-sonnet-4-5: in 3e-6, out 1.5e-5, cache read 3e-7, write 3.75e-6, 1h write 6e-6.
+    // 100k input = 20k plain + 60k read + 20k written (5k of them for an hour).
+    let want =
+        20_000.0 * 3e-6 + 60_000.0 * 3e-7 + 15_000.0 * 3.75e-6 + 5_000.0 * 6e-6 + 2_000.0 * 1.5e-5;
+    assert_cost(
+        "claude-sonnet-4-5",
+        Some("anthropic"),
+        tokens(100_000, 2_000, 60_000, 20_000, 0),
+        5_000,
+        ServiceTier::Standard,
+        want,
+    );
+}
+
+#[test]
+fn anthropic_batch_and_dated_fallback() {
+    // A date LiteLLM does not list falls back to the undated entry; batch: in 1.5e-6,
+    // out 7.5e-6, cache read 1.5e-7.
+    let want = 9_000.0 * 1.5e-6 + 1_000.0 * 1.5e-7 + 800.0 * 7.5e-6;
+    assert_cost(
+        "claude-sonnet-4-5-20991231",
+        Some("anthropic"),
+        tokens(10_000, 800, 1_000, 0, 0),
+        0,
+        ServiceTier::Batch,
+        want,
+    );
+    assert_eq!(
+        litellm()
+            .lookup("claude-sonnet-4-5-20991231", None)
+            .unwrap()
+            .0,
+        "claude-sonnet-4-5"
+    );
+}
+
+#[test]
+fn openai_gpt_4o_cached_and_batch() {
+    // in 2.5e-6, cached 1.25e-6, out 1e-5
+    let want = 3_000.0 * 2.5e-6 + 2_000.0 * 1.25e-6 + 500.0 * 1e-5;
+    assert_cost(
+        "gpt-4o",
+        Some("openai"),
+        tokens(5_000, 500, 2_000, 0, 0),
+        0,
+        ServiceTier::Standard,
+        want,
+    );
+    // batch: in 1.25e-6, out 5e-6; no batch cache rate, so the standard cache rate 1.25e-6
+    let want = 3_000.0 * 1.25e-6 + 2_000.0 * 1.25e-6 + 500.0 * 5e-6;
+    assert_cost(
+        "gpt-4o",
+        Some("openai"),
+        tokens(5_000, 500, 2_000, 0, 0),
+        0,
+        ServiceTier::from_field("batch"),
+        want,
+    );
+}
+
+#[test]
+fn openai_gpt_5_reasoning_at_the_output_rate_and_flex() {
+    // no reasoning rate: reasoning is output; flex in 6.25e-7, cached 6.25e-8, out 5e-6
+    let want = 1_000.0 * 6.25e-7 + 1_000.0 * 6.25e-8 + 3_000.0 * 5e-6;
+    assert_cost(
+        "gpt-5",
+        Some("openai"),
+        tokens(2_000, 3_000, 1_000, 0, 2_400),
+        0,
+        ServiceTier::Flex,
+        want,
+    );
+}
+
+#[test]
+fn openai_o3_priority() {
+    // priority: in 3.5e-6, cached 8.75e-7, out 1.4e-5
+    let want = 4_000.0 * 3.5e-6 + 1_000.0 * 8.75e-7 + 700.0 * 1.4e-5;
+    assert_cost(
+        "o3",
+        Some("openai"),
+        tokens(5_000, 700, 1_000, 0, 500),
+        0,
+        ServiceTier::Priority,
+        want,
+    );
+}
+
+#[test]
+fn gemini_long_context_applies_to_every_token() {
+    // gemini/gemini-2.5-pro above 200k input (cache included): in 2.5e-6, cache read 2.5e-7,
+    // out 1.5e-5. 150k plain + 60k cached = 210k > 200k.
+    let want = 150_000.0 * 2.5e-6 + 60_000.0 * 2.5e-7 + 4_000.0 * 1.5e-5;
+    assert_cost(
+        "gemini/gemini-2.5-pro",
+        Some("gcp.gemini"),
+        tokens(210_000, 4_000, 60_000, 0, 0),
+        0,
+        ServiceTier::Standard,
+        want,
+    );
+    // exactly 200k is not above: in 1.25e-6, cache read 1.25e-7, out 1e-5
+    let want = 140_000.0 * 1.25e-6 + 60_000.0 * 1.25e-7 + 4_000.0 * 1e-5;
+    assert_cost(
+        "gemini/gemini-2.5-pro",
+        Some("gcp.gemini"),
+        tokens(200_000, 4_000, 60_000, 0, 0),
+        0,
+        ServiceTier::Standard,
+        want,
+    );
+}
+
+#[test]
+fn gemini_batch_above_200k() {
+    // gemini/…: above-200k batch: in 1.25e-6, out 7.5e-6
+    let want = 300_000.0 * 1.25e-6 + 1_000.0 * 7.5e-6;
+    assert_cost(
+        "gemini/gemini-2.5-pro",
+        None,
+        tokens(300_000, 1_000, 0, 0, 0),
+        0,
+        ServiceTier::Batch,
+        want,
+    );
+}
+
+#[test]
+fn gemini_flash_reasoning_rate_via_provider_prefix() {
+    // gemini-2.5-flash: in 3e-7, out 2.5e-6, reasoning 2.5e-6 (own rate, same figure)
+    let want = 10_000.0 * 3e-7 + 200.0 * 2.5e-6 + 800.0 * 2.5e-6;
+    assert_cost(
+        "gemini-2.5-flash",
+        Some("gcp.gemini"),
+        tokens(10_000, 1_000, 0, 0, 800),
+        0,
+        ServiceTier::Standard,
+        want,
+    );
+}
+
+#[test]
+fn own_reasoning_rate_differs_from_output() {
+    // dashscope/qwen-turbo: in 5e-8, out 2e-7, reasoning 5e-7 (full file only)
+    let got = litellm()
+        .cost(
+            "dashscope/qwen-turbo",
+            None,
+            &tokens(1_000, 3_000, 0, 0, 2_000),
+            0,
+            ServiceTier::Standard,
+        )
+        .unwrap();
+    let want = 1_000.0 * 5e-8 + 1_000.0 * 2e-7 + 2_000.0 * 5e-7;
+    assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+}
+
+#[test]
+fn xai_by_provider_prefix_and_long_context() {
+    // xai/grok-4.3 for model "grok-4.3" from provider x_ai; above 200k: in 2.5e-6, cache read
+    // 4e-7, out 5e-6
+    let want = 200_000.0 * 2.5e-6 + 50_000.0 * 4e-7 + 3_000.0 * 5e-6;
+    assert_cost(
+        "grok-4.3",
+        Some("x_ai"),
+        tokens(250_000, 3_000, 50_000, 0, 0),
+        0,
+        ServiceTier::Standard,
+        want,
+    );
+    assert_eq!(
+        litellm().lookup("grok-4.3", Some("xai")).unwrap().0,
+        "xai/grok-4.3"
+    );
+}
+
+#[test]
+fn mistral_and_deepseek() {
+    // mistral/mistral-large-latest: in 5e-7, cache read 5e-8, out 1.5e-6
+    let want = 900.0 * 5e-7 + 100.0 * 5e-8 + 100.0 * 1.5e-6;
+    assert_cost(
+        "mistral-large-latest",
+        Some("mistral_ai"),
+        tokens(1_000, 100, 100, 0, 0),
+        0,
+        ServiceTier::Standard,
+        want,
+    );
+    // deepseek-v4-pro: in 1.32e-6, cache hit 4.4e-8, out 3.96e-6
+    let want = 6_000.0 * 1.32e-6 + 4_000.0 * 4.4e-8 + 1_000.0 * 3.96e-6;
+    assert_cost(
+        "deepseek-v4-pro",
+        Some("deepseek"),
+        tokens(10_000, 1_000, 4_000, 0, 0),
+        0,
+        ServiceTier::Standard,
+        want,
+    );
+    // deepseek-chat was retired (deprecation_date 2026-07-24): in LiteLLM's file, not bundled
+    assert!(litellm().get("deepseek/deepseek-chat").is_some());
+    assert!(PriceTable::bundled()
+        .lookup("deepseek-chat", Some("deepseek"))
+        .is_none());
+}
+
+#[test]
+fn bedrock_region_prefixes() {
+    // A region LiteLLM lists is its own entry: jp. in 3.3e-6, out 1.65e-5
+    let want = 1_000.0 * 3.3e-6 + 100.0 * 1.65e-5;
+    assert_cost(
+        "jp.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        Some("aws.bedrock"),
+        tokens(1_000, 100, 0, 0, 0),
+        0,
+        ServiceTier::Standard,
+        want,
+    );
+    // One it does not list falls back to the base id: in 3e-6, out 1.5e-5; above 200k:
+    // in 6e-6, cache read 6e-7, 1h write 1.2e-5, out 2.25e-5
+    let model = "ca.anthropic.claude-sonnet-4-5-20250929-v1:0";
+    assert_eq!(
+        litellm().lookup(model, Some("aws.bedrock")).unwrap().0,
+        "anthropic.claude-sonnet-4-5-20250929-v1:0"
+    );
+    let want = 190_000.0 * 6e-6 + 10_000.0 * 6e-7 + 5_000.0 * 1.2e-5 + 1_000.0 * 2.25e-5;
+    assert_cost(
+        model,
+        Some("aws.bedrock"),
+        tokens(205_000, 1_000, 10_000, 5_000, 0),
+        5_000,
+        ServiceTier::Standard,
+        want,
+    );
+}
+
+#[test]
+fn unknown_models_are_unpriced_never_zero() {
+    for table in [litellm(), &PriceTable::bundled()] {
+        assert!(table.lookup("acme-secret-model", Some("openai")).is_none());
+        assert_eq!(
+            table.cost(
+                "acme-secret-model",
+                None,
+                &tokens(1, 1, 0, 0, 0),
+                0,
+                ServiceTier::Standard
+            ),
+            None
+        );
+    }
+}
+
+#[test]
+fn the_full_litellm_file_loads_as_is() {
+    let t = litellm();
+    // 4,553 entries: every chat/completion/responses/embedding entry with input and output
+    // rates; image, audio, video, rerank… are left out, odd ones skipped and counted.
+    assert!(t.len() > 3_000, "{}", t.len());
+    assert!(t.get("gpt-4o").is_some());
+    assert!(
+        t.get("dall-e-3").is_none(),
+        "image models are not per token"
+    );
+    let bundled = PriceTable::bundled();
+    assert_eq!(bundled.date(), Some("2026-11-22"));
+    assert!(bundled.len() > 500);
+    for model in [
+        "gpt-4.1",
+        "claude-sonnet-4-5",
+        "gemini/gemini-2.5-pro",
+        "xai/grok-4.3",
+        "mistral/mistral-large-latest",
+        "deepseek/deepseek-v4-pro",
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    ] {
+        assert_eq!(
+            bundled.get(model),
+            t.get(model),
+            "{model}: bundled figures differ"
+        );
+    }
+    assert_ne!(bundled.version(), t.version());
+}
+
+#[test]
+fn hostile_litellm_entries_are_skipped() {
+    let json = r#"{
+        "sample_spec": {"input_cost_per_token": 0.0},
+        "good": {"mode": "chat", "input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6},
+        "negative": {"mode": "chat", "input_cost_per_token": -1e-6, "output_cost_per_token": 2e-6},
+        "text": {"mode": "chat", "input_cost_per_token": "cheap", "output_cost_per_token": 2e-6},
+        "half": {"mode": "chat", "input_cost_per_token": 1e-6},
+        "huge": {"mode": "chat", "input_cost_per_token": 1e308, "output_cost_per_token": 1e308},
+        "image": {"mode": "image_generation", "output_cost_per_image": 0.04},
+        "not_an_object": 42
+    }"#;
+    let t = PriceTable::from_litellm_json(json.as_bytes()).unwrap();
+    assert_eq!(t.len(), 2);
+    assert_eq!(t.skipped(), 4);
+    // an overflowing cost is no cost, never infinity
+    assert_eq!(
+        t.cost(
+            "huge",
+            None,
+            &tokens(u64::MAX, u64::MAX, 0, 0, 0),
+            0,
+            ServiceTier::Standard
+        ),
+        None
+    );
+    assert!(matches!(
+        PriceTable::from_litellm_json(&b"[1,2"[..]),
+        Err(PriceError::Json(_))
+    ));
+}
+
+#[test]
+fn toml_overrides() {
+    let text = r#"
+        [models."acme-ft-7b"]
+        input = 0.8
+        output = 3.2
+        cache_read = 0.08
+
+        [models."acme-ft-7b".batch]
+        input = 0.4
+        output = 1.6
+
+        [[models."acme-ft-7b".long_context]]
+        above_tokens = 100000
+        input = 1.6
+        output = 6.4
+    "#;
+    let overrides = PriceTable::from_toml_str(text).unwrap();
+    let t = PriceTable::bundled().merge(&overrides);
+    let cost = |tok: Tokens, tier| t.cost("acme-ft-7b", None, &tok, 0, tier).unwrap();
+    let want = 900.0 * 0.8e-6 + 100.0 * 0.08e-6 + 50.0 * 3.2e-6;
+    assert!((cost(tokens(1_000, 50, 100, 0, 0), ServiceTier::Standard) - want).abs() < 1e-12);
+    let want = 900.0 * 0.4e-6 + 100.0 * 0.08e-6 + 50.0 * 1.6e-6;
+    assert!((cost(tokens(1_000, 50, 100, 0, 0), ServiceTier::Batch) - want).abs() < 1e-12);
+    let want = 150_000.0 * 1.6e-6 + 10.0 * 6.4e-6;
+    assert!((cost(tokens(150_000, 10, 0, 0, 0), ServiceTier::Standard) - want).abs() < 1e-12);
+    assert!(
+        t.get("gpt-4o").is_some(),
+        "merging keeps the bundled models"
+    );
+
+    for bad in [
+        "[models.x]\ninput = -1.0\noutput = 1.0\n",
+        "[models.x]\ninput = nan\noutput = 1.0\n",
+        "[models.x]\ninput = 1.0\n",
+        "[models.x]\ninput = 1.0\noutput = 1.0\ncolour = 3\n",
+        "not toml at all [",
+    ] {
+        assert!(PriceTable::from_toml_str(bad).is_err(), "{bad}");
+    }
+    let err = PriceTable::from_toml_str("[models.x]\ninput = -1.0\noutput = 1.0\n").unwrap_err();
+    assert_eq!(err.to_string(), "model x: input = -1 is not a price");
+}
+
+#[test]
+fn a_model_price_built_by_hand() {
+    let p = ModelPrice::new(Rates::per_million(3.0, 15.0));
+    let c = p
+        .cost(
+            &tokens(1_000_000, 1_000_000, 0, 0, 0),
+            0,
+            ServiceTier::Priority,
+        )
+        .unwrap();
+    assert!((c - 18.0).abs() < 1e-9, "{c}");
+}
