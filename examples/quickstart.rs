@@ -1,6 +1,6 @@
 //! A simulated LLM service (no network, deterministic fake responses) instrumented with
 //! `tracing-llm-usage`: three runs (persona generation, summary generation, a multi-turn tool
-//! loop) write their JSONL under `./llm_usage_logs/`, and a "Token Usage Summary" per run is
+//! loop) write their JSONL under `./llm_usage_logs/`, and a "Token Totals Summary" per run is
 //! printed from the handle.
 //!
 //! ```text
@@ -133,7 +133,7 @@ async fn tool_loop_run() {
 fn print_summary(run: &RunSummary) {
     let u = &run.usage;
     println!(
-        "\nToken Usage Summary: {} ({:?}, {:.2} s)",
+        "\nToken Totals Summary: {} ({:?}, {:.2} s)",
         run.run_id, run.status, run.elapsed_seconds
     );
     println!(

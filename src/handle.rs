@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::layer::Inner;
-use crate::ledger::{GroupKey, RunSummary, Usage};
+use crate::ledger::{GroupKey, RunSummary, Totals};
 
 /// A cheap, clonable, `Send + Sync` view of a [`crate::UsageLayer`]'s aggregates.
 #[derive(Clone)]
@@ -25,7 +25,7 @@ pub struct GroupUsage {
     /// The step, model or provider.
     pub key: Option<Arc<str>>,
     /// Its totals.
-    pub usage: Usage,
+    pub usage: Totals,
 }
 
 /// The layer's own health counters.
@@ -43,8 +43,8 @@ pub struct LayerStats {
 
 impl UsageHandle {
     /// Totals over every call the layer has seen.
-    pub fn totals(&self) -> Usage {
-        let mut total = Usage::default();
+    pub fn totals(&self) -> Totals {
+        let mut total = Totals::default();
         for u in self.inner.ledger.groups.fold(|_| ()).values() {
             total.merge(u);
         }

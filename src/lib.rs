@@ -85,6 +85,7 @@ mod intern;
 mod layer;
 mod ledger;
 pub mod pricing;
+pub mod providers;
 pub mod record;
 mod sink;
 
@@ -92,8 +93,9 @@ pub use builder::{UsageGuard, UsageLayerBuilder};
 pub use error::Error;
 pub use handle::{GroupUsage, LayerStats, UsageHandle};
 pub use layer::UsageLayer;
-pub use ledger::{RunStatus, RunSummary, RunUsage, StepUsage, Usage, OTHER};
+pub use ledger::{RunStatus, RunSummary, RunUsage, StepUsage, Totals, OTHER};
 pub use pricing::{ModelPrice, PriceError, PriceTable, Rates, ServiceTier};
+pub use providers::{Usage, UsageError, UsageStream};
 pub use record::{CallRecord, CostSource, LineKind, PromptBreakdown, Timestamp, Tokens};
 pub use tracing_appender::rolling::Rotation;
 

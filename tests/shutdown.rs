@@ -151,7 +151,7 @@ fn run_against_failing_writer(
 ) -> (
     String,
     tracing_llm_usage::LayerStats,
-    tracing_llm_usage::Usage,
+    tracing_llm_usage::Totals,
 ) {
     let failing = Failing {
         buf: Buf::default(),

@@ -21,7 +21,7 @@ pub(crate) use run::RunCell;
 pub use run::{RunStatus, RunSummary};
 pub(crate) use totals::GroupKey;
 pub use totals::OTHER;
-pub use usage::{RunUsage, StepUsage, Usage};
+pub use usage::{RunUsage, StepUsage, Totals};
 
 use crate::record::CallRecord;
 use run::RunAggregate;

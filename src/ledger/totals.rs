@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use hashbrown::{Equivalent, HashMap};
 
-use crate::ledger::usage::Usage;
+use crate::ledger::usage::Totals;
 use crate::record::CallRecord;
 
 /// The bucket that takes every group past the cardinality cap.
@@ -49,7 +49,7 @@ const PTR_INDEX_CAP: usize = 4096;
 
 #[derive(Default)]
 struct ShardData {
-    usage: Vec<(GroupKey, Usage)>,
+    usage: Vec<(GroupKey, Totals)>,
     /// Content → index into `usage`.
     by_content: HashMap<GroupKey, usize>,
     /// Addresses of the record's interned strings → index: the common case (a thread seeing
@@ -156,7 +156,7 @@ impl GroupTotals {
                 match shard.by_content.get(&key) {
                     Some(&i) => i,
                     None => {
-                        shard.usage.push((key.clone(), Usage::default()));
+                        shard.usage.push((key.clone(), Totals::default()));
                         shard.by_content.insert(key, shard.usage.len() - 1);
                         shard.usage.len() - 1
                     }
@@ -176,8 +176,8 @@ impl GroupTotals {
     pub(crate) fn fold<K: Eq + std::hash::Hash>(
         &self,
         f: impl Fn(&GroupKey) -> K,
-    ) -> HashMap<K, Usage> {
-        let mut out: HashMap<K, Usage> = HashMap::new();
+    ) -> HashMap<K, Totals> {
+        let mut out: HashMap<K, Totals> = HashMap::new();
         for shard in self.shards.iter() {
             for (k, u) in shard.lock().usage.iter() {
                 out.entry(f(k)).or_default().merge(u);

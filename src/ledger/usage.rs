@@ -1,4 +1,4 @@
-//! Token and cost sums: [`Usage`] for process totals, [`RunUsage`] and [`StepUsage`] as the
+//! Token and cost sums: [`Totals`] for process totals, [`RunUsage`] and [`StepUsage`] as the
 //! `run_summary` line writes them.
 
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use crate::record::CallRecord;
 /// Costs add up only the priced calls; `unpriced_calls` says how many had no price, so a
 /// total is never silently short.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Usage {
+pub struct Totals {
     /// Calls counted.
     pub calls: u64,
     /// Calls that recorded an error.
@@ -35,7 +35,7 @@ pub struct Usage {
     pub unpriced_calls: u64,
 }
 
-impl Usage {
+impl Totals {
     /// Adds one call.
     pub fn add(&mut self, rec: &CallRecord) {
         let t = &rec.tokens;
@@ -54,7 +54,7 @@ impl Usage {
     }
 
     /// Adds another sum.
-    pub fn merge(&mut self, o: &Usage) {
+    pub fn merge(&mut self, o: &Totals) {
         self.calls = self.calls.saturating_add(o.calls);
         self.errors = self.errors.saturating_add(o.errors);
         self.input_tokens = self.input_tokens.saturating_add(o.input_tokens);

@@ -1,0 +1,175 @@
+//! Every provider fixture normalises to the OpenTelemetry meaning (input includes cache,
+//! output includes reasoning), streams fold right, and the counts reach the JSONL priced.
+
+mod common;
+
+use serde_json::{json, Value};
+use tracing::dispatcher;
+use tracing_llm_usage::{llm_call_span, Usage, UsageError, UsageLayer, UsageStream};
+
+fn fixture(name: &str) -> Value {
+    let path = format!(
+        "{}/tests/fixtures/providers/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn stream(name: &str, mut s: UsageStream) -> Usage {
+    let path = format!(
+        "{}/tests/fixtures/providers/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    for line in std::fs::read_to_string(path).unwrap().lines() {
+        s.push(&serde_json::from_str(line).unwrap()).unwrap();
+    }
+    s.usage().unwrap()
+}
+
+/// (input, output, total, cache_read, cache_write, cache_write_1h, reasoning)
+fn counts(u: &Usage) -> [u64; 7] {
+    [
+        u.input,
+        u.output,
+        u.total,
+        u.cache_read,
+        u.cache_write,
+        u.cache_write_1h,
+        u.reasoning,
+    ]
+}
+
+#[test]
+fn openai_chat_and_its_stream() {
+    let u = Usage::from_openai(&fixture("openai_chat.json")).unwrap();
+    assert_eq!(counts(&u), [1117, 946, 2063, 1024, 0, 0, 704]);
+    assert_eq!(u.cost_usd, None);
+    // the usage object alone works too
+    assert_eq!(
+        Usage::from_openai(&fixture("openai_chat.json")["usage"]).unwrap(),
+        u
+    );
+    let s = stream("openai_chat_stream.jsonl", UsageStream::openai());
+    assert_eq!(counts(&s), [2500, 120, 2620, 2048, 0, 0, 0]);
+}
+
+#[test]
+fn openai_responses_and_its_stream() {
+    let u = Usage::from_openai_responses(&fixture("openai_responses.json")).unwrap();
+    assert_eq!(counts(&u), [5200, 1830, 7030, 4096, 0, 0, 1536]);
+    let s = stream(
+        "openai_responses_stream.jsonl",
+        UsageStream::openai_responses(),
+    );
+    assert_eq!(s, u);
+}
+
+#[test]
+fn anthropic_adds_the_cache_to_input_and_its_stream_keeps_the_latest() {
+    let u = Usage::from_anthropic(&fixture("anthropic.json")).unwrap();
+    // 2095 uncached + 38000 read + 2048 written
+    assert_eq!(counts(&u), [42_143, 503, 42_646, 38_000, 2048, 1024, 0]);
+    // message_start says 1 output token, the deltas 250 then 503: cumulative, not 754
+    let s = stream("anthropic_stream.jsonl", UsageStream::anthropic());
+    assert_eq!(s, u);
+}
+
+#[test]
+fn gemini_adds_thoughts_to_output_and_its_stream_keeps_the_last() {
+    let u = Usage::from_gemini(&fixture("gemini.json")).unwrap();
+    assert_eq!(counts(&u), [12_840, 2093, 14_933, 8192, 0, 0, 1481]);
+    let s = stream("gemini_stream.jsonl", UsageStream::gemini());
+    assert_eq!(s, u);
+}
+
+#[test]
+fn bedrock_adds_the_cache_to_input() {
+    let u = Usage::from_bedrock(&fixture("bedrock.json")).unwrap();
+    assert_eq!(counts(&u), [11_770, 412, 12_182, 8192, 2048, 0, 0]);
+    let s = stream("bedrock_stream.jsonl", UsageStream::bedrock());
+    assert_eq!(s, u);
+}
+
+#[test]
+fn xai_counts_reasoning_outside_completion_and_reports_cost_in_ticks() {
+    let u = Usage::from_xai(&fixture("xai.json")).unwrap();
+    assert_eq!(counts(&u), [32, 103, 135, 6, 0, 0, 94]);
+    assert_eq!(u.cost_usd, Some(0.001_580_5));
+}
+
+#[test]
+fn mistral_openrouter_and_ollama() {
+    let u = Usage::from_mistral(&fixture("mistral.json")).unwrap();
+    assert_eq!(counts(&u), [1210, 316, 1526, 1024, 0, 0, 0]);
+    let u = Usage::from_openai(&fixture("openrouter.json")).unwrap();
+    assert_eq!(counts(&u), [4200, 380, 4580, 3000, 0, 0, 0]);
+    assert_eq!(u.cost_usd, Some(0.01833));
+    let u = Usage::from_ollama(&fixture("ollama.json")).unwrap();
+    assert_eq!(counts(&u), [26, 282, 308, 0, 0, 0, 0]);
+}
+
+#[test]
+fn absent_or_malformed_usage_is_a_clear_error() {
+    assert!(matches!(
+        Usage::from_openai(&json!({"id": "x", "choices": []})),
+        Err(UsageError::Missing {
+            provider: "OpenAI",
+            ..
+        })
+    ));
+    assert_eq!(
+        Usage::from_anthropic(&json!({"usage": {"input_tokens": -1, "output_tokens": 3}})),
+        Err(UsageError::Malformed {
+            field: "input_tokens".into(),
+            value: "-1".into()
+        })
+    );
+    assert_eq!(
+        Usage::from_gemini(&json!({"usageMetadata": {"promptTokenCount": "12"}}))
+            .unwrap_err()
+            .to_string(),
+        "usage field promptTokenCount is not a token count: \"12\""
+    );
+    assert!(Usage::from_openai(&json!({"usage": {"prompt_tokens": 1.5}})).is_err());
+    assert!(Usage::from_ollama(&json!({"model": "llama3.2", "done": false})).is_err());
+    assert!(UsageStream::anthropic().usage().is_err());
+    let mut s = UsageStream::openai();
+    assert!(s.push(&json!({"usage": {"prompt_tokens": "x"}})).is_err());
+}
+
+#[test]
+fn record_on_carries_every_count_to_the_priced_line() {
+    let (d, handle, guard, buf) = common::setup(UsageLayer::builder());
+    let response = fixture("anthropic.json");
+    dispatcher::with_default(&d, || {
+        let span = llm_call_span!(
+            step = "summary",
+            model = "claude-sonnet-4-5-20250929",
+            provider = "anthropic"
+        );
+        Usage::from_anthropic(&response).unwrap().record_on(&span);
+        drop(span);
+        let span = llm_call_span!(model = "grok-4", provider = "x_ai");
+        Usage::from_xai(&fixture("xai.json"))
+            .unwrap()
+            .record_on(&span);
+    });
+    drop(guard);
+    let lines = buf.lines();
+    let c = common::calls(&lines);
+    assert_eq!(
+        c[0]["tokens"],
+        json!({"input": 42143, "output": 503, "total": 42646, "cache_read": 38000,
+               "cache_write": 2048, "reasoning": 0})
+    );
+    // claude-sonnet-4-5: 2095 plain × 3e-6, 38000 read × 3e-7, 1024 5-minute writes × 3.75e-6,
+    // 1024 1-hour writes × 6e-6, 503 out × 1.5e-5
+    let want = 2095.0 * 3e-6 + 38_000.0 * 3e-7 + 1024.0 * 3.75e-6 + 1024.0 * 6e-6 + 503.0 * 1.5e-5;
+    assert!((c[0]["cost_usd"].as_f64().unwrap() - want).abs() < 1e-9);
+    assert_eq!(c[0]["cost_source"], "local");
+    assert_eq!(c[0]["warnings"], json!([]));
+    assert_eq!(c[1]["cost_usd"], 0.0015805);
+    assert_eq!(c[1]["cost_source"], "provider");
+    assert_eq!(c[1]["tokens"]["reasoning"], 94);
+    assert_eq!(handle.totals().calls, 2);
+}
