@@ -49,6 +49,22 @@
 //! * If you wrap the layer in a per-layer filter, the filter must admit the run spans (and any
 //!   span carrying `step`/`task`/`agent`): spans it disables are invisible to the layer.
 //!
+//! # Pricing and provider usage
+//!
+//! Calls are priced from [`PriceTable::bundled`] unless the builder is given another
+//! [`PriceTable`] (LiteLLM's price file as is, or TOML overrides). Provider responses turn into
+//! normalised counts with [`Usage::from_openai`], [`Usage::from_anthropic`],
+//! [`Usage::from_gemini`] and the others, recorded with [`Usage::record_on`] on a span made by
+//! [`llm_call_span!`]:
+//!
+//! ```
+//! # let json = serde_json::json!({"usage": {"input_tokens": 10, "output_tokens": 2}});
+//! use tracing_llm_usage::{llm_call_span, Usage};
+//! let call = llm_call_span!(step = "summary", model = "claude-sonnet-4-5", provider = "anthropic");
+//! Usage::from_anthropic(&json)?.record_on(&call);
+//! # Ok::<(), tracing_llm_usage::UsageError>(())
+//! ```
+//!
 //! # Field names
 //!
 //! Token semantics are the OpenTelemetry GenAI ones: input includes cached tokens, output
@@ -60,7 +76,7 @@
 //! | output | `tokens.output`, `gen_ai.usage.output_tokens`, `output_tokens`, `completion_tokens` |
 //! | total | `tokens.total` (else input + output) |
 //! | cache read | `tokens.cache_read`, `gen_ai.usage.cache_read.input_tokens` |
-//! | cache write | `tokens.cache_write`, `gen_ai.usage.cache_creation.input_tokens` |
+//! | cache write | `tokens.cache_write`, `gen_ai.usage.cache_creation.input_tokens` (of which `tokens.cache_write_1h` with a 1-hour lifetime) |
 //! | reasoning | `tokens.reasoning`, `gen_ai.usage.reasoning.output_tokens` |
 //! | prompt breakdown | every `prompt.<component>` field |
 //! | model | `gen_ai.response.model`, `model`, `gen_ai.request.model` |
@@ -79,6 +95,8 @@
 mod builder;
 mod clock;
 mod error;
+#[cfg(feature = "tiktoken")]
+pub mod estimate;
 mod fields;
 mod handle;
 mod intern;

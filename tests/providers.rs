@@ -173,3 +173,19 @@ fn record_on_carries_every_count_to_the_priced_line() {
     assert_eq!(c[1]["tokens"]["reasoning"], 94);
     assert_eq!(handle.totals().calls, 2);
 }
+
+#[cfg(feature = "tiktoken")]
+#[test]
+fn estimated_counts_are_marked_estimated_in_the_log() {
+    let (d, _handle, guard, buf) = common::setup(UsageLayer::builder());
+    dispatcher::with_default(&d, || {
+        let span = llm_call_span!(model = "gpt-4", provider = "openai");
+        Usage::estimated("gpt-4", "tiktoken is great!", "hello world").record_on(&span);
+    });
+    drop(guard);
+    let lines = buf.lines();
+    let c = common::calls(&lines);
+    assert_eq!(c[0]["estimated"], true);
+    assert_eq!(c[0]["tokens"]["input"], 6);
+    assert_eq!(c[0]["tokens"]["output"], 2);
+}

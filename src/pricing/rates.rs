@@ -140,8 +140,7 @@ impl ModelPrice {
                     tier,
                     rates,
                 });
-                self.cards
-                    .sort_by(|a, b| (a.above_tokens, a.tier).cmp(&(b.above_tokens, b.tier)));
+                self.cards.sort_by_key(|c| (c.above_tokens, c.tier));
             }
         }
     }
