@@ -88,6 +88,33 @@ fn call_field(name: &str) -> Option<CallField> {
     })
 }
 
+const NAME_SLOTS: usize = 256;
+
+thread_local! {
+    /// Field name (address, length) → what it means. Field names are `&'static str` from
+    /// callsite metadata, so the address identifies the text and a hit skips the string match.
+    static NAME_KINDS: [Cell<(usize, usize, Option<CallField>)>; NAME_SLOTS] =
+        const { [const { Cell::new((0, 0, None)) }; NAME_SLOTS] };
+}
+
+fn call_field_cached(name: &'static str) -> Option<CallField> {
+    let addr = name.as_ptr() as usize;
+    let slot = (addr >> 3).wrapping_add(name.len()) % NAME_SLOTS;
+    let hit = NAME_KINDS
+        .try_with(|kinds| {
+            let (a, len, kind) = kinds[slot].get();
+            (a == addr && len == name.len()).then_some(kind)
+        })
+        .ok()
+        .flatten();
+    if let Some(kind) = hit {
+        return kind;
+    }
+    let kind = call_field(name);
+    let _ = NAME_KINDS.try_with(|kinds| kinds[slot].set((addr, name.len(), kind)));
+    kind
+}
+
 /// Maps provider names used before the GenAI conventions settled to today's values.
 pub(crate) fn normalize_provider(name: &str) -> &str {
     match name {
@@ -344,7 +371,7 @@ impl CallFields {
 
     fn set(&mut self, field: &Field, raw: Raw<'_>) {
         let name = field.name();
-        let Some(kind) = call_field(name) else {
+        let Some(kind) = call_field_cached(name) else {
             return;
         };
         match kind {

@@ -55,29 +55,54 @@ impl Timestamp {
         })
     }
 
-    /// Appends the RFC 3339 form to `out` without allocating.
+    /// Appends the RFC 3339 form to `out` without allocating. The calendar date is computed
+    /// once per day per thread; the time of day is arithmetic.
     pub(crate) fn write_to(self, out: &mut Vec<u8>) {
-        let secs = self.unix_ms.div_euclid(1000);
-        let ms = self.unix_ms.rem_euclid(1000) as u32;
-        // Out-of-range instants (far beyond year 9999) clamp to the epoch rather than panic.
-        let dt = time::OffsetDateTime::from_unix_timestamp(secs)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-        let year = dt.year().clamp(0, 9999) as u32;
-        push_padded(out, year, 4);
-        out.push(b'-');
-        push_padded(out, u8::from(dt.month()) as u32, 2);
-        out.push(b'-');
-        push_padded(out, dt.day() as u32, 2);
+        let day = self.unix_ms.div_euclid(86_400_000);
+        let ms_of_day = self.unix_ms.rem_euclid(86_400_000) as u32;
+        let date = DATE_CACHE
+            .try_with(|c| {
+                let (cached_day, text) = c.get();
+                if cached_day == day {
+                    return text;
+                }
+                let text = date_text(day);
+                c.set((day, text));
+                text
+            })
+            .unwrap_or_else(|_| date_text(day));
+        out.extend_from_slice(&date);
         out.push(b'T');
-        push_padded(out, dt.hour() as u32, 2);
+        push_padded(out, ms_of_day / 3_600_000, 2);
         out.push(b':');
-        push_padded(out, dt.minute() as u32, 2);
+        push_padded(out, ms_of_day / 60_000 % 60, 2);
         out.push(b':');
-        push_padded(out, dt.second() as u32, 2);
+        push_padded(out, ms_of_day / 1000 % 60, 2);
         out.push(b'.');
-        push_padded(out, ms, 3);
+        push_padded(out, ms_of_day % 1000, 3);
         out.push(b'Z');
     }
+}
+
+thread_local! {
+    static DATE_CACHE: std::cell::Cell<(i64, [u8; 10])> = const { std::cell::Cell::new((i64::MIN, [0; 10])) };
+}
+
+/// `YYYY-MM-DD` of a day counted from the Unix epoch (years clamped to 0000–9999).
+fn date_text(day: i64) -> [u8; 10] {
+    let date = time::Date::from_julian_day(
+        i32::try_from(day.saturating_add(2_440_588)).unwrap_or(2_440_588),
+    )
+    .unwrap_or(time::Date::MIN);
+    let mut v = Vec::with_capacity(10);
+    push_padded(&mut v, date.year().clamp(0, 9999) as u32, 4);
+    v.push(b'-');
+    push_padded(&mut v, u8::from(date.month()) as u32, 2);
+    v.push(b'-');
+    push_padded(&mut v, date.day() as u32, 2);
+    let mut out = [b'0'; 10];
+    out.copy_from_slice(&v[..10]);
+    out
 }
 
 fn push_padded(out: &mut Vec<u8>, value: u32, width: u32) {
@@ -262,5 +287,43 @@ impl CallRecord {
     /// Whether the call failed.
     pub fn is_error(&self) -> bool {
         self.error.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_match_the_time_crate() {
+        for ms in [
+            0,
+            1_765_708_215_123,
+            1_765_756_799_999,
+            1_765_756_800_000,
+            951_782_400_000, // 2000-02-29
+            -1,
+            -86_400_001,
+            253_402_300_799_999, // 9999-12-31T23:59:59.999Z
+        ] {
+            let dt = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                .unwrap();
+            let want = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                dt.year(),
+                u8::from(dt.month()),
+                dt.day(),
+                dt.hour(),
+                dt.minute(),
+                dt.second(),
+                dt.millisecond()
+            );
+            let ts = Timestamp::from_unix_ms(ms);
+            assert_eq!(ts.to_string(), want, "{ms}");
+            assert_eq!(Timestamp::parse(&want), Some(ts));
+        }
+        // far outside the calendar: clamped, never a panic
+        let _ = Timestamp::from_unix_ms(i64::MAX).to_string();
+        let _ = Timestamp::from_unix_ms(i64::MIN).to_string();
     }
 }

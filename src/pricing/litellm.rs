@@ -5,7 +5,7 @@
 //! no input or output rate) are skipped and counted. Nothing in the file can make loading fail
 //! except its not being JSON.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use serde_json::{Map, Value};
 

@@ -15,7 +15,7 @@ mod litellm;
 mod overrides;
 mod rates;
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::hash::Hasher;
 use std::io::Read;
 use std::path::Path;
@@ -51,7 +51,7 @@ pub enum PriceError {
 const BUNDLED: &str = include_str!("bundled.json");
 
 /// Memo of names that did not match exactly: (provider, model) → table key, or no match.
-type Memo = RwLock<hashbrown::HashMap<MemoKey, Option<Box<str>>>>;
+type Memo = RwLock<HashMap<MemoKey, Option<Box<str>>>>;
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct MemoKey {

@@ -95,8 +95,17 @@ fn opt_str(out: &mut Vec<u8>, s: &Option<Arc<str>>) {
 }
 
 fn string(out: &mut Vec<u8>, s: &str) {
-    // serde_json's escaping, so the line reads back exactly; writing to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    // Names, ids and models almost never need escaping: copy those straight. Anything else
+    // goes through serde_json's escaping, so the line reads back exactly (writing to a Vec
+    // cannot fail).
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
 }
 
 fn uint(out: &mut Vec<u8>, v: u64) {

@@ -41,7 +41,16 @@ struct State {
     lines: u64,
     closed: bool,
     done: bool,
+    /// The worker is parked on `ready`: only then does a producer pay for a wake-up (a
+    /// futex syscall), so a busy worker costs producers nothing.
+    worker_waiting: bool,
+    /// Producers parked on `space`.
+    producers_waiting: usize,
 }
+
+/// How long the worker lets lines gather after a wake-up before writing, so that a stream of
+/// lines becomes a few large writes instead of one syscall each.
+const LINGER: Duration = Duration::from_millis(1);
 
 struct Queue {
     state: Mutex<State>,
@@ -101,7 +110,9 @@ impl LineWriter {
         let q = &self.queue;
         let mut st = q.lock();
         while !st.closed && !st.buf.is_empty() && st.buf.len() + line.len() > q.cap_bytes {
+            st.producers_waiting += 1;
             st = q.space.wait(st).unwrap_or_else(|p| p.into_inner());
+            st.producers_waiting -= 1;
         }
         if st.closed {
             drop(st);
@@ -110,11 +121,11 @@ impl LineWriter {
                 .report_once(format_args!("a usage line arrived after shutdown"));
             return;
         }
-        let was_empty = st.buf.is_empty();
         st.buf.extend_from_slice(line);
         st.lines += lines;
+        let wake = std::mem::take(&mut st.worker_waiting);
         drop(st);
-        if was_empty {
+        if wake {
             q.ready.notify_one();
         }
     }
@@ -174,15 +185,31 @@ where
 {
     let mut batch: Vec<u8> = Vec::new();
     loop {
-        let (lines, closed) = {
+        let (lines, closed, wake_producers) = {
             let mut st = queue.lock();
+            let mut woke = false;
             while st.buf.is_empty() && !st.closed {
+                st.worker_waiting = true;
                 st = queue.ready.wait(st).unwrap_or_else(|p| p.into_inner());
+                woke = true;
+            }
+            st.worker_waiting = false;
+            if woke && !st.closed && st.buf.len() < queue.cap_bytes / 2 {
+                // Just woken by a first line: let more gather rather than write it alone.
+                drop(st);
+                thread::sleep(LINGER);
+                st = queue.lock();
             }
             std::mem::swap(&mut st.buf, &mut batch);
-            (std::mem::take(&mut st.lines), st.closed)
+            (
+                std::mem::take(&mut st.lines),
+                st.closed,
+                st.producers_waiting > 0,
+            )
         };
-        queue.space.notify_all();
+        if wake_producers {
+            queue.space.notify_all();
+        }
         if !batch.is_empty() {
             write_batch(make, &batch, lines, stats);
             batch.clear();
