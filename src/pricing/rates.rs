@@ -161,6 +161,19 @@ impl ModelPrice {
     /// card, then the standard long-context card, then the tier's base card, then the
     /// standard base card, field by field.
     pub fn rates_for(&self, input: u64, tier: ServiceTier) -> Rates {
+        // The common case: standard tier, below every threshold. Cards are sorted, so the
+        // standard base card comes first.
+        if tier == ServiceTier::Standard
+            && !self
+                .cards
+                .iter()
+                .any(|c| c.above_tokens > 0 && input > c.above_tokens)
+        {
+            return match self.cards.first() {
+                Some(c) if c.above_tokens == 0 && c.tier == ServiceTier::Standard => c.rates,
+                _ => Rates::default(),
+            };
+        }
         let threshold = self
             .cards
             .iter()
