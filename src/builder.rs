@@ -13,9 +13,11 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use crate::layer::{Inner, UsageLayer};
 use crate::ledger::{Ledger, LedgerLimits};
+use crate::otel::{Instruments, MetricOptions};
 use crate::pricing::PriceTable;
 use crate::sink::writer::{LineWriter, SinkStats};
 use crate::Error;
+use opentelemetry::metrics::Meter;
 
 type SpawnWriter = Box<dyn FnOnce(usize, Arc<SinkStats>) -> io::Result<LineWriter> + Send>;
 
@@ -35,6 +37,8 @@ pub struct UsageLayerBuilder {
     prices: PriceTable,
     queue_bytes: usize,
     shutdown_timeout: Duration,
+    meter: Option<Meter>,
+    metric_options: MetricOptions,
 }
 
 impl Default for UsageLayerBuilder {
@@ -48,6 +52,13 @@ impl Default for UsageLayerBuilder {
             prices: PriceTable::bundled(),
             queue_bytes: 16 << 20,
             shutdown_timeout: Duration::from_secs(10),
+            meter: None,
+            metric_options: MetricOptions {
+                step: true,
+                task: true,
+                cap: 64,
+                latest_experimental: crate::otel::opted_in_from_env(),
+            },
         }
     }
 }
@@ -139,6 +150,39 @@ impl UsageLayerBuilder {
         self
     }
 
+    /// Records every call into OpenTelemetry instruments made once from `meter` (see
+    /// [`crate::otel`]); with the `otlp` feature, [`crate::otlp::init`] gives one.
+    pub fn meter(mut self, meter: Meter) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
+    /// Whether metrics carry `llm.step` (default true).
+    pub fn metric_step_attribute(mut self, on: bool) -> Self {
+        self.metric_options.step = on;
+        self
+    }
+
+    /// Whether metrics carry `llm.task` (default true).
+    pub fn metric_task_attribute(mut self, on: bool) -> Self {
+        self.metric_options.task = on;
+        self
+    }
+
+    /// How many distinct values `llm.step` and `llm.task` each take before new ones become
+    /// `__other__` (default 64).
+    pub fn metric_attribute_cap(mut self, n: usize) -> Self {
+        self.metric_options.cap = n;
+        self
+    }
+
+    /// Also records the upcoming `gen_ai.client.inference.usage.*` counters (default: on when
+    /// `OTEL_SEMCONV_STABILITY_OPT_IN` includes `gen_ai_latest_experimental`).
+    pub fn latest_experimental_metrics(mut self, on: bool) -> Self {
+        self.metric_options.latest_experimental = on;
+        self
+    }
+
     /// Builds the layer and the guard that flushes it.
     ///
     /// # Errors
@@ -188,6 +232,10 @@ impl UsageLayerBuilder {
             unpriced: RwLock::default(),
             price_version,
             invalid_values: AtomicU64::new(0),
+            metrics: self
+                .meter
+                .as_ref()
+                .map(|m| Instruments::new(m, self.metric_options)),
         });
         let guard = UsageGuard {
             inner: inner.clone(),

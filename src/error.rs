@@ -22,6 +22,9 @@ pub enum Error {
     /// The background writer thread could not be started.
     #[error("cannot start the usage writer thread: {0}")]
     WriterThread(#[source] io::Error),
+    /// The OTLP pipeline could not be built or failed to export.
+    #[error("OTLP metrics: {0}")]
+    Otlp(String),
     /// A builder setting is out of range.
     #[error("invalid configuration: {0}")]
     Config(&'static str),

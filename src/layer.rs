@@ -48,6 +48,7 @@ pub(crate) struct Inner {
     pub(crate) unpriced: RwLock<BTreeSet<Arc<str>>>,
     pub(crate) price_version: Option<Arc<str>>,
     pub(crate) invalid_values: AtomicU64,
+    pub(crate) metrics: Option<crate::otel::Instruments>,
 }
 
 /// An `llm_call` span's fields so far and when it opened.
@@ -275,6 +276,9 @@ impl Inner {
             (None, None) => None,
         };
         self.ledger.groups.add(&rec);
+        if let Some(m) = &self.metrics {
+            m.record(&rec);
+        }
         self.emit_call(&rec);
         if let Some(summary) = evicted {
             self.emit_summary(&summary);

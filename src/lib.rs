@@ -102,6 +102,9 @@ mod handle;
 mod intern;
 mod layer;
 mod ledger;
+pub mod otel;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod pricing;
 pub mod providers;
 pub mod record;

@@ -1,0 +1,241 @@
+//! Call records → OpenTelemetry metrics, with the GenAI semantic conventions' names (v1.41).
+//!
+//! | instrument | kind, unit | attributes |
+//! |---|---|---|
+//! | `gen_ai.client.token.usage` | histogram u64, `{token}`, buckets 1, 4, 16 … 67108864 | common + `gen_ai.token.type` (`input` / `output`) |
+//! | `gen_ai.client.operation.duration` | histogram f64, `s`, buckets 0.01 … 81.92 | common + `error.type` on failure |
+//! | `gen_ai.usage.cost` | histogram f64, `USD` | common (priced calls only) |
+//! | `gen_ai.client.inference.usage.*` | counters u64, `{token}` | common; only when opted in |
+//!
+//! Common attributes: `gen_ai.operation.name`, `gen_ai.provider.name`,
+//! `gen_ai.request.model`, `gen_ai.response.model`, and this crate's `llm.step` and `llm.task`
+//! (each capped in distinct values, the rest `__other__`; either can be turned off). Run ids and
+//! agent or user ids are never attributes: they stay in the JSONL.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+
+use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::{KeyValue, StringValue, Value};
+
+use crate::record::CallRecord;
+
+/// `gen_ai.client.token.usage` bucket boundaries: powers of 4 from 1 to 67,108,864.
+pub const TOKEN_BUCKETS: [f64; 14] = [
+    1.0,
+    4.0,
+    16.0,
+    64.0,
+    256.0,
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
+];
+
+/// `gen_ai.client.operation.duration` bucket boundaries: 0.01 s doubling to 81.92 s.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+
+/// `gen_ai.usage.cost` bucket boundaries, in USD: from a hundredth of a cent to $10 a call.
+pub const COST_BUCKETS: [f64; 13] = [
+    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// The opt-in value of `OTEL_SEMCONV_STABILITY_OPT_IN` that enables the upcoming counters.
+pub const LATEST_EXPERIMENTAL: &str = "gen_ai_latest_experimental";
+
+/// Whether `OTEL_SEMCONV_STABILITY_OPT_IN` (a comma-separated list) opts in to the upcoming
+/// GenAI names.
+pub fn opted_in_from_env() -> bool {
+    std::env::var("OTEL_SEMCONV_STABILITY_OPT_IN")
+        .map(|v| v.split(',').any(|s| s.trim() == LATEST_EXPERIMENTAL))
+        .unwrap_or(false)
+}
+
+/// Which metric attributes to add, and how many distinct values each may take.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MetricOptions {
+    pub(crate) step: bool,
+    pub(crate) task: bool,
+    pub(crate) cap: usize,
+    pub(crate) latest_experimental: bool,
+}
+
+/// Values seen for one attribute; past the cap, new values become `__other__`.
+struct Capped {
+    seen: RwLock<HashSet<Arc<str>>>,
+    cap: usize,
+}
+
+impl Capped {
+    fn new(cap: usize) -> Self {
+        Self {
+            seen: RwLock::new(HashSet::new()),
+            cap,
+        }
+    }
+
+    fn value(&self, v: &Arc<str>) -> Value {
+        let known = self.seen.read().map(|s| s.contains(v)).unwrap_or(false);
+        if known {
+            return Value::String(StringValue::from(v.clone()));
+        }
+        let Ok(mut seen) = self.seen.write() else {
+            return Value::from(crate::ledger::OTHER);
+        };
+        if seen.contains(v) || seen.len() < self.cap {
+            seen.insert(v.clone());
+            Value::String(StringValue::from(v.clone()))
+        } else {
+            Value::from(crate::ledger::OTHER)
+        }
+    }
+}
+
+struct Upcoming {
+    input: Counter<u64>,
+    output: Counter<u64>,
+    cache_read: Counter<u64>,
+    cache_write: Counter<u64>,
+    reasoning: Counter<u64>,
+}
+
+/// The instruments, created once from the user's [`Meter`].
+pub(crate) struct Instruments {
+    tokens: Histogram<u64>,
+    duration: Histogram<f64>,
+    cost: Histogram<f64>,
+    upcoming: Option<Upcoming>,
+    steps: Option<Capped>,
+    tasks: Option<Capped>,
+}
+
+/// `error.type` must have few values: an identifier-like error is kept, anything else
+/// (a message) is `_OTHER`, as the conventions say.
+fn error_type(error: &str) -> Value {
+    let identifier = !error.is_empty()
+        && error.len() <= 64
+        && error
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+    if identifier {
+        Value::from(error.to_owned())
+    } else {
+        Value::from("_OTHER")
+    }
+}
+
+fn string(v: &Arc<str>) -> Value {
+    Value::String(StringValue::from(v.clone()))
+}
+
+impl Instruments {
+    pub(crate) fn new(meter: &Meter, opts: MetricOptions) -> Self {
+        let counter = |name: &'static str, what: &'static str| {
+            meter
+                .u64_counter(name)
+                .with_unit("{token}")
+                .with_description(what)
+                .build()
+        };
+        Self {
+            tokens: meter
+                .u64_histogram("gen_ai.client.token.usage")
+                .with_unit("{token}")
+                .with_description("Number of input and output tokens used.")
+                .with_boundaries(TOKEN_BUCKETS.to_vec())
+                .build(),
+            duration: meter
+                .f64_histogram("gen_ai.client.operation.duration")
+                .with_unit("s")
+                .with_description("GenAI operation duration.")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+            cost: meter
+                .f64_histogram("gen_ai.usage.cost")
+                .with_unit("USD")
+                .with_description("Cost of GenAI calls whose price is known.")
+                .with_boundaries(COST_BUCKETS.to_vec())
+                .build(),
+            upcoming: opts.latest_experimental.then(|| Upcoming {
+                input: counter(
+                    "gen_ai.client.inference.usage.input_tokens",
+                    "Input tokens, cache included.",
+                ),
+                output: counter(
+                    "gen_ai.client.inference.usage.output_tokens",
+                    "Output tokens, reasoning included.",
+                ),
+                cache_read: counter(
+                    "gen_ai.client.inference.usage.cache_read.input_tokens",
+                    "Input tokens read from the cache.",
+                ),
+                cache_write: counter(
+                    "gen_ai.client.inference.usage.cache_write.input_tokens",
+                    "Input tokens written to the cache.",
+                ),
+                reasoning: counter(
+                    "gen_ai.client.inference.usage.reasoning.output_tokens",
+                    "Output tokens spent on reasoning.",
+                ),
+            }),
+            steps: opts.step.then(|| Capped::new(opts.cap)),
+            tasks: opts.task.then(|| Capped::new(opts.cap)),
+        }
+    }
+
+    /// Records one finished call.
+    pub(crate) fn record(&self, rec: &CallRecord) {
+        let mut attrs: Vec<KeyValue> = Vec::with_capacity(8);
+        attrs.push(KeyValue::new(
+            "gen_ai.operation.name",
+            string(&rec.operation),
+        ));
+        if let Some(p) = &rec.provider {
+            attrs.push(KeyValue::new("gen_ai.provider.name", string(p)));
+        }
+        if let Some(m) = &rec.request_model {
+            attrs.push(KeyValue::new("gen_ai.request.model", string(m)));
+        }
+        if let Some(m) = &rec.model {
+            attrs.push(KeyValue::new("gen_ai.response.model", string(m)));
+        }
+        if let (Some(capped), Some(step)) = (&self.steps, &rec.step) {
+            attrs.push(KeyValue::new("llm.step", capped.value(step)));
+        }
+        if let (Some(capped), Some(task)) = (&self.tasks, &rec.task) {
+            attrs.push(KeyValue::new("llm.task", capped.value(task)));
+        }
+
+        if let Some(c) = rec.cost_usd {
+            self.cost.record(c, &attrs);
+        }
+        if let Some(u) = &self.upcoming {
+            let t = &rec.tokens;
+            u.input.add(t.input, &attrs);
+            u.output.add(t.output, &attrs);
+            u.cache_read.add(t.cache_read, &attrs);
+            u.cache_write.add(t.cache_write, &attrs);
+            u.reasoning.add(t.reasoning, &attrs);
+        }
+
+        let common = attrs.len();
+        attrs.push(KeyValue::new("gen_ai.token.type", "input"));
+        self.tokens.record(rec.tokens.input, &attrs);
+        attrs[common] = KeyValue::new("gen_ai.token.type", "output");
+        self.tokens.record(rec.tokens.output, &attrs);
+
+        attrs.truncate(common);
+        if let Some(e) = &rec.error {
+            attrs.push(KeyValue::new("error.type", error_type(e)));
+        }
+        self.duration.record(rec.latency_ms as f64 / 1000.0, &attrs);
+    }
+}
