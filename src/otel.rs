@@ -48,6 +48,59 @@ pub const COST_BUCKETS: [f64; 13] = [
     0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
+/// What kind of instrument a metric is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstrumentKind {
+    /// A histogram.
+    Histogram,
+    /// A monotonic counter.
+    Counter,
+}
+
+/// Every instrument this crate can emit: name, unit, kind. The last five only when opted in.
+pub const INSTRUMENTS: [(&str, &str, InstrumentKind); 8] = [
+    (TOKEN_USAGE, "{token}", InstrumentKind::Histogram),
+    (DURATION, "s", InstrumentKind::Histogram),
+    (COST, "USD", InstrumentKind::Histogram),
+    (UPCOMING[0], "{token}", InstrumentKind::Counter),
+    (UPCOMING[1], "{token}", InstrumentKind::Counter),
+    (UPCOMING[2], "{token}", InstrumentKind::Counter),
+    (UPCOMING[3], "{token}", InstrumentKind::Counter),
+    (UPCOMING[4], "{token}", InstrumentKind::Counter),
+];
+
+/// Every attribute key this crate's metrics can carry.
+pub const ATTRIBUTES: [&str; 8] = [
+    OPERATION,
+    PROVIDER,
+    REQUEST_MODEL,
+    RESPONSE_MODEL,
+    TOKEN_TYPE,
+    ERROR_TYPE,
+    STEP,
+    TASK,
+];
+
+const OPERATION: &str = "gen_ai.operation.name";
+const PROVIDER: &str = "gen_ai.provider.name";
+const REQUEST_MODEL: &str = "gen_ai.request.model";
+const RESPONSE_MODEL: &str = "gen_ai.response.model";
+const TOKEN_TYPE: &str = "gen_ai.token.type";
+const ERROR_TYPE: &str = "error.type";
+const STEP: &str = "llm.step";
+const TASK: &str = "llm.task";
+
+const TOKEN_USAGE: &str = "gen_ai.client.token.usage";
+const DURATION: &str = "gen_ai.client.operation.duration";
+const COST: &str = "gen_ai.usage.cost";
+const UPCOMING: [&str; 5] = [
+    "gen_ai.client.inference.usage.input_tokens",
+    "gen_ai.client.inference.usage.output_tokens",
+    "gen_ai.client.inference.usage.cache_read.input_tokens",
+    "gen_ai.client.inference.usage.cache_write.input_tokens",
+    "gen_ai.client.inference.usage.reasoning.output_tokens",
+];
+
 /// The opt-in value of `OTEL_SEMCONV_STABILITY_OPT_IN` that enables the upcoming counters.
 pub const LATEST_EXPERIMENTAL: &str = "gen_ai_latest_experimental";
 
@@ -147,44 +200,29 @@ impl Instruments {
         };
         Self {
             tokens: meter
-                .u64_histogram("gen_ai.client.token.usage")
+                .u64_histogram(TOKEN_USAGE)
                 .with_unit("{token}")
                 .with_description("Number of input and output tokens used.")
                 .with_boundaries(TOKEN_BUCKETS.to_vec())
                 .build(),
             duration: meter
-                .f64_histogram("gen_ai.client.operation.duration")
+                .f64_histogram(DURATION)
                 .with_unit("s")
                 .with_description("GenAI operation duration.")
                 .with_boundaries(DURATION_BUCKETS.to_vec())
                 .build(),
             cost: meter
-                .f64_histogram("gen_ai.usage.cost")
+                .f64_histogram(COST)
                 .with_unit("USD")
                 .with_description("Cost of GenAI calls whose price is known.")
                 .with_boundaries(COST_BUCKETS.to_vec())
                 .build(),
             upcoming: opts.latest_experimental.then(|| Upcoming {
-                input: counter(
-                    "gen_ai.client.inference.usage.input_tokens",
-                    "Input tokens, cache included.",
-                ),
-                output: counter(
-                    "gen_ai.client.inference.usage.output_tokens",
-                    "Output tokens, reasoning included.",
-                ),
-                cache_read: counter(
-                    "gen_ai.client.inference.usage.cache_read.input_tokens",
-                    "Input tokens read from the cache.",
-                ),
-                cache_write: counter(
-                    "gen_ai.client.inference.usage.cache_write.input_tokens",
-                    "Input tokens written to the cache.",
-                ),
-                reasoning: counter(
-                    "gen_ai.client.inference.usage.reasoning.output_tokens",
-                    "Output tokens spent on reasoning.",
-                ),
+                input: counter(UPCOMING[0], "Input tokens, cache included."),
+                output: counter(UPCOMING[1], "Output tokens, reasoning included."),
+                cache_read: counter(UPCOMING[2], "Input tokens read from the cache."),
+                cache_write: counter(UPCOMING[3], "Input tokens written to the cache."),
+                reasoning: counter(UPCOMING[4], "Output tokens spent on reasoning."),
             }),
             steps: opts.step.then(|| Capped::new(opts.cap)),
             tasks: opts.task.then(|| Capped::new(opts.cap)),
@@ -199,19 +237,19 @@ impl Instruments {
             string(&rec.operation),
         ));
         if let Some(p) = &rec.provider {
-            attrs.push(KeyValue::new("gen_ai.provider.name", string(p)));
+            attrs.push(KeyValue::new(PROVIDER, string(p)));
         }
         if let Some(m) = &rec.request_model {
-            attrs.push(KeyValue::new("gen_ai.request.model", string(m)));
+            attrs.push(KeyValue::new(REQUEST_MODEL, string(m)));
         }
         if let Some(m) = &rec.model {
-            attrs.push(KeyValue::new("gen_ai.response.model", string(m)));
+            attrs.push(KeyValue::new(RESPONSE_MODEL, string(m)));
         }
         if let (Some(capped), Some(step)) = (&self.steps, &rec.step) {
-            attrs.push(KeyValue::new("llm.step", capped.value(step)));
+            attrs.push(KeyValue::new(STEP, capped.value(step)));
         }
         if let (Some(capped), Some(task)) = (&self.tasks, &rec.task) {
-            attrs.push(KeyValue::new("llm.task", capped.value(task)));
+            attrs.push(KeyValue::new(TASK, capped.value(task)));
         }
 
         if let Some(c) = rec.cost_usd {
@@ -227,14 +265,14 @@ impl Instruments {
         }
 
         let common = attrs.len();
-        attrs.push(KeyValue::new("gen_ai.token.type", "input"));
+        attrs.push(KeyValue::new(TOKEN_TYPE, "input"));
         self.tokens.record(rec.tokens.input, &attrs);
-        attrs[common] = KeyValue::new("gen_ai.token.type", "output");
+        attrs[common] = KeyValue::new(TOKEN_TYPE, "output");
         self.tokens.record(rec.tokens.output, &attrs);
 
         attrs.truncate(common);
         if let Some(e) = &rec.error {
-            attrs.push(KeyValue::new("error.type", error_type(e)));
+            attrs.push(KeyValue::new(ERROR_TYPE, error_type(e)));
         }
         self.duration.record(rec.latency_ms as f64 / 1000.0, &attrs);
     }

@@ -1,0 +1,44 @@
+//! The quickstart's workload, exported as OpenTelemetry metrics over OTLP (and written as
+//! JSONL). Point it at a collector with the standard variables, e.g. the one in
+//! `examples/grafana/`:
+//!
+//! ```text
+//! OTEL_EXPORTER_OTLP_PROTOCOL=grpc OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 \
+//! OTEL_SERVICE_NAME=llm-demo cargo run --example otlp
+//! ```
+//!
+//! With no collector listening it still runs: export errors are reported by OpenTelemetry and
+//! the application is not held up.
+
+mod common;
+
+use tracing_llm_usage::{otlp, UsageLayer};
+use tracing_subscriber::prelude::*;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let metrics = otlp::init()?;
+    let (layer, guard) = UsageLayer::builder()
+        .jsonl_dir("./llm_usage_logs")
+        .meter(metrics.meter())
+        .build()?;
+    let usage = layer.handle();
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))?;
+
+    // A few rounds, so that a dashboard has a rate to draw.
+    let rounds: u32 = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    for _ in 0..rounds {
+        common::run_all().await;
+    }
+    common::print_report(&usage);
+
+    drop(guard);
+    match metrics.shutdown() {
+        Ok(()) => println!("metrics exported"),
+        Err(e) => println!("metrics not exported: {e}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! The Grafana dashboard parses, and every metric and label its PromQL uses is one the crate
+//! emits, under the names the collector's Prometheus exporter gives them.
+
+use std::collections::BTreeSet;
+
+use tracing_llm_usage::otel::{InstrumentKind, ATTRIBUTES, INSTRUMENTS};
+
+/// The collector's translation (prometheus translator, with unit and type suffixes): dots and
+/// other characters become `_`; a `{…}` unit adds nothing, `s` adds `_seconds`, other units
+/// are appended as they are; counters end in `_total`; histograms are `_bucket`, `_sum`,
+/// `_count`.
+fn prometheus_names() -> BTreeSet<String> {
+    let sanitize = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let mut out = BTreeSet::new();
+    for (name, unit, kind) in INSTRUMENTS {
+        let mut base = sanitize(name);
+        let suffix = match unit {
+            u if u.starts_with('{') => String::new(),
+            "s" => "seconds".into(),
+            "ms" => "milliseconds".into(),
+            "By" => "bytes".into(),
+            u => sanitize(u),
+        };
+        if !suffix.is_empty() && !base.ends_with(&suffix) {
+            base = format!("{base}_{suffix}");
+        }
+        match kind {
+            InstrumentKind::Counter => {
+                out.insert(format!("{base}_total"));
+            }
+            InstrumentKind::Histogram => {
+                for s in ["bucket", "sum", "count"] {
+                    out.insert(format!("{base}_{s}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn identifiers(expr: &str) -> Vec<(String, Option<char>)> {
+    let chars: Vec<char> = expr.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_alphabetic() || chars[i] == '_' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || chars[i] == '_' || chars[i] == ':')
+            {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            let next = chars[i..].iter().copied().find(|c| !c.is_whitespace());
+            out.push((word, next));
+        } else if chars[i] == '"' {
+            // skip string literals (label values)
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                i += 1;
+            }
+            i += 1;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn the_dashboard_uses_only_what_the_crate_emits() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/grafana/dashboards/llm-usage.json"
+    );
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let emitted = prometheus_names();
+    assert!(emitted.contains("gen_ai_client_token_usage_sum"));
+    assert!(emitted.contains("gen_ai_client_operation_duration_seconds_bucket"));
+    let mut labels: BTreeSet<String> = ATTRIBUTES.iter().map(|a| a.replace('.', "_")).collect();
+    labels.insert("le".into());
+    // PromQL's own words and Grafana's variables
+    let keywords = ["sum", "by", "rate", "histogram_quantile", "__rate_interval"];
+
+    let panels = dash["panels"].as_array().unwrap();
+    assert!(panels.len() >= 6);
+    let mut used = BTreeSet::new();
+    for panel in panels {
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "{}", panel["title"]);
+        for t in targets {
+            let expr = t["expr"].as_str().unwrap();
+            let mut metrics_in_expr = 0;
+            for (word, next) in identifiers(expr) {
+                if keywords.contains(&word.as_str()) {
+                    continue;
+                }
+                if matches!(next, Some('[') | Some('{')) {
+                    assert!(
+                        emitted.contains(&word),
+                        "{word} in {expr:?} is not emitted; emitted: {emitted:?}"
+                    );
+                    used.insert(word);
+                    metrics_in_expr += 1;
+                } else {
+                    assert!(
+                        labels.contains(&word),
+                        "label {word} in {expr:?} is not an attribute"
+                    );
+                }
+            }
+            assert!(metrics_in_expr > 0, "{expr}");
+        }
+    }
+    for needed in [
+        "gen_ai_client_token_usage_sum",
+        "gen_ai_usage_cost_USD_sum",
+        "gen_ai_client_operation_duration_seconds_bucket",
+        "gen_ai_client_operation_duration_seconds_count",
+    ] {
+        assert!(used.contains(needed), "{needed} is charted");
+    }
+}
