@@ -93,6 +93,8 @@
 #![deny(missing_docs)]
 
 mod builder;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod clock;
 mod error;
 #[cfg(feature = "tiktoken")]

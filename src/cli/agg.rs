@@ -1,0 +1,340 @@
+//! What one pass over the logs accumulates: totals, groups, runs, prompt components, and (when
+//! a command needs them) the call rows. Each worker thread fills its own; they merge at the end.
+//!
+//! Only `llm_call` lines are counted; a `run_summary` line contributes its run's status and
+//! elapsed time, never its tokens, so a run is never counted twice.
+
+use std::collections::HashMap;
+
+use crate::pricing::{PriceTable, ServiceTier};
+use crate::record::Tokens;
+
+use super::line::Line;
+
+/// The key shown for calls without a value (JSON `null`).
+pub(crate) const NONE: &str = "\u{0}";
+
+/// Sums over a set of calls.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Acc {
+    pub(crate) calls: u64,
+    pub(crate) errors: u64,
+    pub(crate) input: u64,
+    pub(crate) output: u64,
+    pub(crate) total: u64,
+    pub(crate) cache_read: u64,
+    pub(crate) cache_write: u64,
+    pub(crate) reasoning: u64,
+    pub(crate) cost: f64,
+    pub(crate) priced: u64,
+    pub(crate) unpriced: u64,
+    pub(crate) provider_priced: u64,
+    pub(crate) estimated_tokens: u64,
+    pub(crate) first: Option<String>,
+    pub(crate) last: Option<String>,
+}
+
+impl Acc {
+    fn add(&mut self, l: &Line<'_>) {
+        let t = &l.tokens;
+        self.calls += 1;
+        self.errors += u64::from(l.error.is_some());
+        self.input = self.input.saturating_add(t.input);
+        self.output = self.output.saturating_add(t.output);
+        self.total = self.total.saturating_add(t.total);
+        self.cache_read = self.cache_read.saturating_add(t.cache_read);
+        self.cache_write = self.cache_write.saturating_add(t.cache_write);
+        self.reasoning = self.reasoning.saturating_add(t.reasoning);
+        match l.cost_usd {
+            Some(c) if c.is_finite() => {
+                self.cost += c;
+                self.priced += 1;
+                if l.cost_source.as_deref() == Some("provider") {
+                    self.provider_priced += 1;
+                }
+            }
+            _ => self.unpriced += 1,
+        }
+        if l.estimated {
+            self.estimated_tokens = self.estimated_tokens.saturating_add(t.total);
+        }
+        let ts = &*l.timestamp;
+        if self.first.as_deref().is_none_or(|f| ts < f) {
+            self.first = Some(ts.to_owned());
+        }
+        if self.last.as_deref().is_none_or(|f| ts > f) {
+            self.last = Some(ts.to_owned());
+        }
+    }
+
+    pub(crate) fn merge(&mut self, o: &Acc) {
+        self.calls += o.calls;
+        self.errors += o.errors;
+        self.input = self.input.saturating_add(o.input);
+        self.output = self.output.saturating_add(o.output);
+        self.total = self.total.saturating_add(o.total);
+        self.cache_read = self.cache_read.saturating_add(o.cache_read);
+        self.cache_write = self.cache_write.saturating_add(o.cache_write);
+        self.reasoning = self.reasoning.saturating_add(o.reasoning);
+        self.cost += o.cost;
+        self.priced += o.priced;
+        self.unpriced += o.unpriced;
+        self.provider_priced += o.provider_priced;
+        self.estimated_tokens = self.estimated_tokens.saturating_add(o.estimated_tokens);
+        if let Some(f) = &o.first {
+            if self.first.as_ref().is_none_or(|s| f < s) {
+                self.first = Some(f.clone());
+            }
+        }
+        if let Some(l) = &o.last {
+            if self.last.as_ref().is_none_or(|s| l > s) {
+                self.last = Some(l.clone());
+            }
+        }
+    }
+}
+
+/// The dimensions `by` groups on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub(crate) enum Dim {
+    Step,
+    Model,
+    Provider,
+    Task,
+    Agent,
+    Run,
+    Day,
+}
+
+pub(crate) const DIMS: [Dim; 7] = [
+    Dim::Step,
+    Dim::Model,
+    Dim::Provider,
+    Dim::Task,
+    Dim::Agent,
+    Dim::Run,
+    Dim::Day,
+];
+
+/// What a `run_summary` line says of its run.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RunInfo {
+    pub(crate) status: Option<String>,
+    pub(crate) elapsed: Option<f64>,
+    pub(crate) timestamp: String,
+    pub(crate) summary_calls: Option<u64>,
+}
+
+/// One call, for `export` and `run show`. `order` sorts rows back into file order.
+#[derive(Clone, Debug)]
+pub(crate) struct Row {
+    pub(crate) order: (usize, usize, usize),
+    pub(crate) timestamp: String,
+    pub(crate) run_id: Option<String>,
+    pub(crate) step: Option<String>,
+    pub(crate) model: Option<String>,
+    pub(crate) provider: Option<String>,
+    pub(crate) task: Option<String>,
+    pub(crate) agent: Option<String>,
+    pub(crate) tokens: Tokens,
+    pub(crate) cost_usd: Option<f64>,
+    pub(crate) cost_source: Option<String>,
+    pub(crate) latency_ms: Option<u64>,
+    pub(crate) estimated: bool,
+    pub(crate) error: Option<String>,
+}
+
+/// Old and new cost per model, for `reprice`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Repriced {
+    pub(crate) calls: u64,
+    pub(crate) old_cost: f64,
+    pub(crate) old_unpriced: u64,
+    pub(crate) new_cost: f64,
+    pub(crate) new_unpriced: u64,
+}
+
+/// What a command needs kept beyond the sums.
+#[derive(Clone, Default)]
+pub(crate) struct Needs {
+    pub(crate) rows: bool,
+    pub(crate) reprice: Option<PriceTable>,
+    /// `--prices`: every call's cost comes from this table instead of its line.
+    pub(crate) override_prices: Option<PriceTable>,
+}
+
+#[derive(Default)]
+pub(crate) struct Aggregate {
+    pub(crate) all: Acc,
+    pub(crate) by: HashMap<Dim, HashMap<String, Acc>>,
+    pub(crate) prompt: Vec<(String, u64)>,
+    pub(crate) runs: HashMap<String, RunInfo>,
+    pub(crate) rows: Vec<Row>,
+    pub(crate) repriced: HashMap<String, Repriced>,
+    pub(crate) summaries: u64,
+}
+
+fn key<'a>(v: &'a Option<std::borrow::Cow<'_, str>>) -> &'a str {
+    v.as_deref().unwrap_or(NONE)
+}
+
+impl Aggregate {
+    /// Adds one parsed line; `order` is (input, batch, line in batch).
+    pub(crate) fn add(&mut self, l: &Line<'_>, order: (usize, usize, usize), needs: &Needs) {
+        if l.event == "run_summary" {
+            self.summaries += 1;
+            if let Some(id) = &l.run_id {
+                let info = self.runs.entry(id.to_string()).or_default();
+                // The newest summary of a run wins (an `incomplete` one may precede it).
+                if *l.timestamp >= *info.timestamp {
+                    info.status = l.status.as_deref().map(str::to_owned);
+                    info.elapsed = l.elapsed_seconds;
+                    info.timestamp = l.timestamp.to_string();
+                    info.summary_calls = l.usage.as_ref().map(|u| u.call_count);
+                }
+            }
+            return;
+        }
+        let repriced;
+        let l = match &needs.override_prices {
+            Some(table) => {
+                let mut copy = l.clone();
+                copy.cost_usd = l.model.as_deref().and_then(|m| {
+                    table.cost(
+                        m,
+                        l.provider.as_deref(),
+                        &tokens(l),
+                        0,
+                        ServiceTier::Standard,
+                    )
+                });
+                copy.cost_source = Some(std::borrow::Cow::Borrowed(if copy.cost_usd.is_some() {
+                    "local"
+                } else {
+                    "unpriced"
+                }));
+                repriced = copy;
+                &repriced
+            }
+            None => l,
+        };
+        self.all.add(l);
+        for dim in DIMS {
+            let k = match dim {
+                Dim::Step => key(&l.step),
+                Dim::Model => key(&l.model),
+                Dim::Provider => key(&l.provider),
+                Dim::Task => key(&l.task),
+                Dim::Agent => key(&l.agent),
+                Dim::Run => key(&l.run_id),
+                Dim::Day => l.timestamp.get(..10).unwrap_or(NONE),
+            };
+            let groups = self.by.entry(dim).or_default();
+            match groups.get_mut(k) {
+                Some(acc) => acc.add(l),
+                None => {
+                    let mut acc = Acc::default();
+                    acc.add(l);
+                    groups.insert(k.to_owned(), acc);
+                }
+            }
+        }
+        for (component, tokens) in &l.prompt_breakdown {
+            match self.prompt.iter_mut().find(|(c, _)| c == component) {
+                Some((_, t)) => *t = t.saturating_add(*tokens),
+                None => self.prompt.push((component.clone(), *tokens)),
+            }
+        }
+        if let Some(run) = &l.run_id {
+            self.runs.entry(run.to_string()).or_default();
+        }
+        if let Some(table) = &needs.reprice {
+            self.reprice(l, table);
+        }
+        if needs.rows {
+            self.rows.push(Row {
+                order,
+                timestamp: l.timestamp.to_string(),
+                run_id: l.run_id.as_deref().map(str::to_owned),
+                step: l.step.as_deref().map(str::to_owned),
+                model: l.model.as_deref().map(str::to_owned),
+                provider: l.provider.as_deref().map(str::to_owned),
+                task: l.task.as_deref().map(str::to_owned),
+                agent: l.agent.as_deref().map(str::to_owned),
+                tokens: tokens(l),
+                cost_usd: l.cost_usd,
+                cost_source: l.cost_source.as_deref().map(str::to_owned),
+                latency_ms: l.latency_ms,
+                estimated: l.estimated,
+                error: l.error.as_deref().map(str::to_owned),
+            });
+        }
+    }
+
+    fn reprice(&mut self, l: &Line<'_>, table: &PriceTable) {
+        let new = l.model.as_deref().and_then(|m| {
+            table.cost(
+                m,
+                l.provider.as_deref(),
+                &tokens(l),
+                0,
+                ServiceTier::Standard,
+            )
+        });
+        let r = self.repriced.entry(key(&l.model).to_owned()).or_default();
+        r.calls += 1;
+        match l.cost_usd {
+            Some(c) => r.old_cost += c,
+            None => r.old_unpriced += 1,
+        }
+        match new {
+            Some(c) => r.new_cost += c,
+            None => r.new_unpriced += 1,
+        }
+    }
+
+    pub(crate) fn merge(&mut self, o: Aggregate) {
+        self.all.merge(&o.all);
+        for (dim, groups) in o.by {
+            let mine = self.by.entry(dim).or_default();
+            for (k, acc) in groups {
+                mine.entry(k).or_default().merge(&acc);
+            }
+        }
+        for (c, t) in o.prompt {
+            match self.prompt.iter_mut().find(|(mine, _)| *mine == c) {
+                Some((_, mine)) => *mine = mine.saturating_add(t),
+                None => self.prompt.push((c, t)),
+            }
+        }
+        for (id, info) in o.runs {
+            let mine = self.runs.entry(id).or_default();
+            if info.timestamp >= mine.timestamp && (info.status.is_some() || mine.status.is_none())
+            {
+                *mine = info;
+            }
+        }
+        self.rows.extend(o.rows);
+        for (m, r) in o.repriced {
+            let mine = self.repriced.entry(m).or_default();
+            mine.calls += r.calls;
+            mine.old_cost += r.old_cost;
+            mine.old_unpriced += r.old_unpriced;
+            mine.new_cost += r.new_cost;
+            mine.new_unpriced += r.new_unpriced;
+        }
+        self.summaries += o.summaries;
+    }
+}
+
+pub(crate) fn tokens(l: &Line<'_>) -> Tokens {
+    let t = l.tokens;
+    Tokens {
+        input: t.input,
+        output: t.output,
+        total: t.total,
+        cache_read: t.cache_read,
+        cache_write: t.cache_write,
+        reasoning: t.reasoning,
+    }
+}

@@ -1,0 +1,358 @@
+//! Each command's sections, built from one [`Scan`].
+
+use super::agg::{Acc, Dim, NONE};
+use super::output::{Cell, Section};
+use super::read::Scan;
+
+fn cost(acc: &Acc) -> Option<f64> {
+    (acc.priced > 0).then_some(acc.cost)
+}
+
+fn ratio(a: u64, b: u64) -> Option<f64> {
+    (b > 0).then(|| a as f64 / b as f64)
+}
+
+/// Groups sorted by cost, then tokens, then key.
+fn sorted(groups: Option<&std::collections::HashMap<String, Acc>>) -> Vec<(&String, &Acc)> {
+    let mut v: Vec<_> = groups.map(|g| g.iter().collect()).unwrap_or_default();
+    v.sort_by(|(ka, a), (kb, b)| {
+        b.cost
+            .partial_cmp(&a.cost)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(b.total.cmp(&a.total))
+            .then_with(|| ka.cmp(kb))
+    });
+    v
+}
+
+/// Runs that have at least one call in range.
+fn run_count(scan: &Scan) -> u64 {
+    scan.agg.by.get(&Dim::Run).map_or(0, |g| {
+        g.keys().filter(|k| k.as_str() != NONE).count() as u64
+    })
+}
+
+pub(crate) fn stats(scan: &Scan, files: usize) -> Vec<Section> {
+    let a = &scan.agg.all;
+    let mut s = Section::kv("stats");
+    let mut kv = |k: &'static str, v: Cell| s.rows.push(vec![Cell::text(k), v]);
+    kv("files", Cell::Int(files as u64));
+    kv("lines", Cell::Int(scan.lines));
+    kv("calls", Cell::Int(a.calls));
+    kv("runs", Cell::Int(run_count(scan)));
+    kv("run_summaries", Cell::Int(scan.agg.summaries));
+    kv("input_tokens", Cell::Int(a.input));
+    kv("output_tokens", Cell::Int(a.output));
+    kv("total_tokens", Cell::Int(a.total));
+    kv("cache_read_tokens", Cell::Int(a.cache_read));
+    kv("cache_write_tokens", Cell::Int(a.cache_write));
+    kv("reasoning_tokens", Cell::Int(a.reasoning));
+    kv("cost_usd", Cell::Usd(cost(a)));
+    kv("priced_calls", Cell::Int(a.priced));
+    kv("provider_priced_calls", Cell::Int(a.provider_priced));
+    kv("unpriced_calls", Cell::Int(a.unpriced));
+    kv("failed_calls", Cell::Int(a.errors));
+    kv("first", Cell::Text(a.first.clone()));
+    kv("last", Cell::Text(a.last.clone()));
+    kv(
+        "estimated_token_share",
+        Cell::Share(ratio(a.estimated_tokens, a.total)),
+    );
+    kv("skipped_lines", Cell::Int(scan.problem_count));
+    vec![s]
+}
+
+fn by_step_section(scan: &Scan) -> Section {
+    let mut s = Section::new(
+        "by_step",
+        vec!["step", "calls", "input", "output", "cost_usd"],
+    );
+    for (k, acc) in sorted(scan.agg.by.get(&Dim::Step)) {
+        s.rows.push(vec![
+            Cell::key(k),
+            Cell::Int(acc.calls),
+            Cell::Int(acc.input),
+            Cell::Int(acc.output),
+            Cell::Usd(cost(acc)),
+        ]);
+    }
+    let a = &scan.agg.all;
+    s.rows.push(vec![
+        Cell::text("TOTAL"),
+        Cell::Int(a.calls),
+        Cell::Int(a.input),
+        Cell::Int(a.output),
+        Cell::Usd(cost(a)),
+    ]);
+    s
+}
+
+pub(crate) fn report(scan: &Scan) -> Vec<Section> {
+    let a = &scan.agg.all;
+    let mut prompt = Section::new(
+        "prompt_breakdown",
+        vec!["component", "tokens", "share_of_input"],
+    );
+    let mut components = scan.agg.prompt.clone();
+    components.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+    for (c, t) in components {
+        prompt.rows.push(vec![
+            Cell::text(c),
+            Cell::Int(t),
+            Cell::Share(ratio(t, a.input)),
+        ]);
+    }
+    let runs = run_count(scan);
+    let mut eff = Section::kv("efficiency");
+    eff.rows = vec![
+        vec![
+            Cell::text("output_input_ratio"),
+            Cell::Float(ratio(a.output, a.input)),
+        ],
+        vec![
+            Cell::text("cost_per_run"),
+            Cell::Usd(cost(a).filter(|_| runs > 0).map(|c| c / runs as f64)),
+        ],
+        vec![
+            Cell::text("cost_per_call"),
+            Cell::Usd(
+                cost(a)
+                    .filter(|_| a.priced > 0)
+                    .map(|c| c / a.priced as f64),
+            ),
+        ],
+        vec![
+            Cell::text("cache_read_share"),
+            Cell::Share(ratio(a.cache_read, a.input)),
+        ],
+        vec![Cell::text("runs"), Cell::Int(runs)],
+        vec![Cell::text("calls"), Cell::Int(a.calls)],
+    ];
+    vec![by_step_section(scan), prompt, eff]
+}
+
+pub(crate) fn by(scan: &Scan, dim: Dim) -> Vec<Section> {
+    let name = match dim {
+        Dim::Step => "step",
+        Dim::Model => "model",
+        Dim::Provider => "provider",
+        Dim::Task => "task",
+        Dim::Agent => "agent",
+        Dim::Run => "run_id",
+        Dim::Day => "day",
+    };
+    let mut s = Section::new(
+        "by",
+        vec![
+            name,
+            "calls",
+            "input",
+            "output",
+            "total",
+            "cache_read",
+            "reasoning",
+            "cost_usd",
+            "unpriced_calls",
+        ],
+    );
+    for (k, acc) in sorted(scan.agg.by.get(&dim)) {
+        s.rows.push(vec![
+            Cell::key(k),
+            Cell::Int(acc.calls),
+            Cell::Int(acc.input),
+            Cell::Int(acc.output),
+            Cell::Int(acc.total),
+            Cell::Int(acc.cache_read),
+            Cell::Int(acc.reasoning),
+            Cell::Usd(cost(acc)),
+            Cell::Int(acc.unpriced),
+        ]);
+    }
+    vec![s]
+}
+
+pub(crate) fn run_list(scan: &Scan) -> Vec<Section> {
+    let mut s = Section::new(
+        "runs",
+        vec![
+            "run_id",
+            "status",
+            "calls",
+            "input",
+            "output",
+            "cost_usd",
+            "first",
+            "last",
+            "elapsed_seconds",
+        ],
+    );
+    let empty = Acc::default();
+    let groups = scan.agg.by.get(&Dim::Run);
+    let mut ids: Vec<&String> = scan.agg.runs.keys().collect();
+    let first = |id: &String| groups.and_then(|g| g.get(id)).and_then(|a| a.first.clone());
+    ids.sort_by(|a, b| first(a).cmp(&first(b)).then_with(|| a.cmp(b)));
+    for id in ids {
+        let acc = groups.and_then(|g| g.get(id)).unwrap_or(&empty);
+        let info = &scan.agg.runs[id];
+        s.rows.push(vec![
+            Cell::text(id.clone()),
+            Cell::Text(info.status.clone()),
+            Cell::Int(acc.calls),
+            Cell::Int(acc.input),
+            Cell::Int(acc.output),
+            Cell::Usd(cost(acc)),
+            Cell::Text(acc.first.clone()),
+            Cell::Text(acc.last.clone()),
+            Cell::Float(info.elapsed),
+        ]);
+    }
+    vec![s]
+}
+
+/// `None` when the logs know nothing of the run.
+pub(crate) fn run_show(scan: &Scan, id: &str) -> Option<Vec<Section>> {
+    let info = scan.agg.runs.get(id)?;
+    let a = &scan.agg.all;
+    let mut summary = Section::kv("run");
+    summary.rows = vec![
+        vec![Cell::text("run_id"), Cell::text(id)],
+        vec![Cell::text("status"), Cell::Text(info.status.clone())],
+        vec![Cell::text("elapsed_seconds"), Cell::Float(info.elapsed)],
+        vec![Cell::text("calls"), Cell::Int(a.calls)],
+        vec![Cell::text("input_tokens"), Cell::Int(a.input)],
+        vec![Cell::text("output_tokens"), Cell::Int(a.output)],
+        vec![Cell::text("total_tokens"), Cell::Int(a.total)],
+        vec![Cell::text("cache_read_tokens"), Cell::Int(a.cache_read)],
+        vec![Cell::text("cost_usd"), Cell::Usd(cost(a))],
+        vec![Cell::text("first"), Cell::Text(a.first.clone())],
+        vec![Cell::text("last"), Cell::Text(a.last.clone())],
+    ];
+    let mut calls = Section::new(
+        "calls",
+        vec![
+            "timestamp",
+            "step",
+            "model",
+            "input",
+            "output",
+            "cost_usd",
+            "latency_ms",
+            "error",
+        ],
+    );
+    for r in &scan.agg.rows {
+        calls.rows.push(vec![
+            Cell::text(r.timestamp.clone()),
+            Cell::Text(r.step.clone()),
+            Cell::Text(r.model.clone()),
+            Cell::Int(r.tokens.input),
+            Cell::Int(r.tokens.output),
+            Cell::Usd(r.cost_usd),
+            r.latency_ms.map_or(Cell::Text(None), Cell::Int),
+            Cell::Text(r.error.clone()),
+        ]);
+    }
+    Some(vec![summary, by_step_section(scan), calls])
+}
+
+/// The columns of `export`.
+pub(crate) const EXPORT_COLUMNS: [&str; 18] = [
+    "timestamp",
+    "run_id",
+    "step",
+    "model",
+    "provider",
+    "task",
+    "agent",
+    "input",
+    "output",
+    "total",
+    "cache_read",
+    "cache_write",
+    "reasoning",
+    "cost_usd",
+    "cost_source",
+    "latency_ms",
+    "estimated",
+    "error",
+];
+
+pub(crate) fn export(scan: &Scan) -> Vec<Section> {
+    let mut s = Section::new("calls", EXPORT_COLUMNS.to_vec());
+    for r in &scan.agg.rows {
+        let t = &r.tokens;
+        s.rows.push(vec![
+            Cell::text(r.timestamp.clone()),
+            Cell::Text(r.run_id.clone()),
+            Cell::Text(r.step.clone()),
+            Cell::Text(r.model.clone()),
+            Cell::Text(r.provider.clone()),
+            Cell::Text(r.task.clone()),
+            Cell::Text(r.agent.clone()),
+            Cell::Int(t.input),
+            Cell::Int(t.output),
+            Cell::Int(t.total),
+            Cell::Int(t.cache_read),
+            Cell::Int(t.cache_write),
+            Cell::Int(t.reasoning),
+            Cell::Usd(r.cost_usd),
+            Cell::Text(r.cost_source.clone()),
+            r.latency_ms.map_or(Cell::Text(None), Cell::Int),
+            Cell::text(if r.estimated { "true" } else { "false" }),
+            Cell::Text(r.error.clone()),
+        ]);
+    }
+    vec![s]
+}
+
+pub(crate) fn reprice(scan: &Scan) -> Vec<Section> {
+    let mut s = Section::new(
+        "reprice",
+        vec![
+            "model",
+            "calls",
+            "old_cost_usd",
+            "new_cost_usd",
+            "change_usd",
+            "old_unpriced",
+            "new_unpriced",
+        ],
+    );
+    let mut models: Vec<_> = scan.agg.repriced.iter().collect();
+    models.sort_by(|(ka, a), (kb, b)| {
+        b.new_cost
+            .partial_cmp(&a.new_cost)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| ka.cmp(kb))
+    });
+    let (mut calls, mut old, mut new, mut ou, mut nu) = (0, 0.0, 0.0, 0, 0);
+    for (m, r) in models {
+        // A model no call of which is priced has no cost (never $0).
+        let old_cost = (r.old_unpriced < r.calls).then_some(r.old_cost);
+        let new_cost = (r.new_unpriced < r.calls).then_some(r.new_cost);
+        s.rows.push(vec![
+            Cell::key(m),
+            Cell::Int(r.calls),
+            Cell::Usd(old_cost),
+            Cell::Usd(new_cost),
+            Cell::Usd(old_cost.zip(new_cost).map(|(o, n)| n - o)),
+            Cell::Int(r.old_unpriced),
+            Cell::Int(r.new_unpriced),
+        ]);
+        calls += r.calls;
+        old += r.old_cost;
+        new += r.new_cost;
+        ou += r.old_unpriced;
+        nu += r.new_unpriced;
+    }
+    s.rows.push(vec![
+        Cell::text("TOTAL"),
+        Cell::Int(calls),
+        Cell::Usd(Some(old)),
+        Cell::Usd(Some(new)),
+        Cell::Usd(Some(new - old)),
+        Cell::Int(ou),
+        Cell::Int(nu),
+    ]);
+    vec![s]
+}

@@ -1,0 +1,98 @@
+//! One JSONL line, parsed borrowing from the input: only the fields the reports use, strings
+//! borrowed unless they contain escapes. Unknown keys are skipped; duplicate keys, numbers
+//! beyond u64, invalid UTF-8 and over-deep nesting are errors from serde_json.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+/// Token counts of a call line.
+#[derive(Debug, Default, Deserialize, Clone, Copy)]
+#[serde(default)]
+pub(crate) struct TokensLine {
+    pub(crate) input: u64,
+    pub(crate) output: u64,
+    pub(crate) total: u64,
+    pub(crate) cache_read: u64,
+    pub(crate) cache_write: u64,
+    pub(crate) reasoning: u64,
+}
+
+/// Totals of a `run_summary` line.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(default)]
+pub(crate) struct SummaryUsage {
+    pub(crate) call_count: u64,
+}
+
+/// Either line kind; which fields are set depends on `event`.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(default)]
+pub(crate) struct Line<'a> {
+    #[serde(borrow)]
+    pub(crate) event: Cow<'a, str>,
+    #[serde(borrow)]
+    pub(crate) timestamp: Cow<'a, str>,
+    #[serde(borrow)]
+    pub(crate) run_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) step: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) model: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) provider: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) task: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub(crate) agent: Option<Cow<'a, str>>,
+    pub(crate) tokens: TokensLine,
+    #[serde(deserialize_with = "components")]
+    pub(crate) prompt_breakdown: Vec<(String, u64)>,
+    pub(crate) cost_usd: Option<f64>,
+    #[serde(borrow)]
+    pub(crate) cost_source: Option<Cow<'a, str>>,
+    pub(crate) latency_ms: Option<u64>,
+    pub(crate) estimated: bool,
+    #[serde(borrow)]
+    pub(crate) error: Option<Cow<'a, str>>,
+    // run_summary
+    #[serde(borrow)]
+    pub(crate) status: Option<Cow<'a, str>>,
+    pub(crate) elapsed_seconds: Option<f64>,
+    pub(crate) usage: Option<SummaryUsage>,
+}
+
+/// `{"system": 2100, "data": 38000}` → components in order (most lines have none).
+fn components<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(String, u64)>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Vec<(String, u64)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of prompt components to token counts")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some((k, v)) = map.next_entry::<String, u64>()? {
+                out.push((k, v));
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// Parses one line (without its `\n`).
+pub(crate) fn parse(bytes: &[u8]) -> Result<Line<'_>, String> {
+    let line: Line<'_> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    match &*line.event {
+        "llm_call" | "run_summary" => Ok(line),
+        "" => Err("no \"event\" key".into()),
+        other => Err(format!("unknown event {other:?}")),
+    }
+}

@@ -1,0 +1,250 @@
+//! The `llm-usage` command (feature `cli`): reports from the JSONL logs.
+//!
+//! ```text
+//! llm-usage stats [PATHS]...          calls, runs, tokens, cost, time span
+//! llm-usage report                    by step, prompt components, efficiency (F-077)
+//! llm-usage by step|model|provider|task|agent|run|day
+//! llm-usage run list | run show ID
+//! llm-usage export --output FILE.csv  one row per call
+//! llm-usage reprice --prices FILE     the same calls under another price table
+//! ```
+//!
+//! PATHS are files (plain or `.gz`), directories (their `*.jsonl` and `*.jsonl.gz`) or `-` for
+//! stdin; default `./llm_usage_logs`. Exit codes: 0, 1 for a failure (unreadable input,
+//! unknown run, or any skipped line under `--strict`), 2 for a usage error.
+
+mod agg;
+mod commands;
+mod line;
+mod output;
+mod read;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use crate::pricing::PriceTable;
+use agg::{Dim, Needs};
+use output::{render, Format};
+use read::Filters;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "llm-usage",
+    version,
+    about = "Reports from tracing-llm-usage JSONL logs"
+)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug)]
+struct Common {
+    /// From this date (YYYY-MM-DD, UTC) or RFC 3339 instant, inclusive.
+    #[arg(long, global = true)]
+    since: Option<String>,
+    /// Up to this date (the whole day) or RFC 3339 instant, inclusive.
+    #[arg(long, global = true)]
+    until: Option<String>,
+    /// Only this run.
+    #[arg(long, global = true)]
+    run: Option<String>,
+    /// Only this model.
+    #[arg(long, global = true)]
+    model: Option<String>,
+    /// Only this step.
+    #[arg(long, global = true)]
+    step: Option<String>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value = "table")]
+    format: Format,
+    /// Exit with 1 if any line was skipped (malformed, torn, too long).
+    #[arg(long, global = true)]
+    strict: bool,
+    /// Re-price every call with this table (LiteLLM JSON, or the TOML override format).
+    #[arg(long, global = true)]
+    prices: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Calls, runs, tokens, cost, time span, estimated-token share.
+    Stats { paths: Vec<PathBuf> },
+    /// The F-077 aggregation report: by step, by prompt component, efficiency.
+    Report { paths: Vec<PathBuf> },
+    /// One table grouped by a dimension, most expensive first.
+    By {
+        #[arg(value_enum)]
+        dimension: Dim,
+        paths: Vec<PathBuf>,
+    },
+    /// Runs.
+    Run {
+        #[command(subcommand)]
+        command: RunCommand,
+    },
+    /// One CSV row per call.
+    Export {
+        /// The CSV file (`-` for stdout).
+        #[arg(long, short)]
+        output: PathBuf,
+        paths: Vec<PathBuf>,
+    },
+    /// What the same calls cost under the table given with --prices, per model.
+    Reprice { paths: Vec<PathBuf> },
+}
+
+#[derive(Subcommand, Debug)]
+enum RunCommand {
+    /// Every run: status, calls, tokens, cost, time.
+    List { paths: Vec<PathBuf> },
+    /// One run: totals, elapsed, by step, its calls.
+    Show { id: String, paths: Vec<PathBuf> },
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("llm-usage: {msg}");
+    ExitCode::from(1)
+}
+
+/// Runs the command line; the binary's `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let c = &cli.common;
+    let mut filters = Filters {
+        run: c.run.clone(),
+        model: c.model.clone(),
+        step: c.step.clone(),
+        ..Filters::default()
+    };
+    for (text, upper) in [(&c.since, false), (&c.until, true)] {
+        if let Some(text) = text {
+            match read::bound(text, upper) {
+                Ok((b, exclusive)) if upper => {
+                    filters.until = Some(b);
+                    filters.until_exclusive = exclusive;
+                }
+                Ok((b, _)) => filters.since = Some(b),
+                Err(e) => {
+                    Cli::command()
+                        .error(clap::error::ErrorKind::ValueValidation, e)
+                        .exit();
+                }
+            }
+        }
+    }
+    let prices = match &c.prices {
+        Some(p) => match PriceTable::from_path(p) {
+            Ok(t) => Some(t),
+            Err(e) => return fail(format!("{}: {e}", p.display())),
+        },
+        None => None,
+    };
+    let mut needs = Needs::default();
+    let paths = match &cli.command {
+        Command::Stats { paths } | Command::Report { paths } | Command::By { paths, .. } => paths,
+        Command::Run {
+            command: RunCommand::List { paths },
+        } => paths,
+        Command::Run {
+            command: RunCommand::Show { id, paths },
+        } => {
+            filters.run = Some(id.clone());
+            needs.rows = true;
+            paths
+        }
+        Command::Export { paths, .. } => {
+            needs.rows = true;
+            paths
+        }
+        Command::Reprice { paths } => {
+            let Some(table) = prices.clone() else {
+                Cli::command()
+                    .error(
+                        clap::error::ErrorKind::MissingRequiredArgument,
+                        "reprice needs --prices FILE",
+                    )
+                    .exit();
+            };
+            needs.reprice = Some(table);
+            paths
+        }
+    };
+    if !matches!(cli.command, Command::Reprice { .. }) {
+        needs.override_prices = prices;
+    }
+
+    let inputs = match read::inputs(paths) {
+        Ok(i) => i,
+        Err(e) => return fail(e),
+    };
+    if inputs.is_empty() {
+        eprintln!("llm-usage: no log files found");
+    }
+    let scan = match read::scan(&inputs, &filters, &needs) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    for (file, line, reason) in &scan.problems {
+        eprintln!("{file}:{line}: {reason}");
+    }
+    let shown = scan.problems.len() as u64;
+    if scan.problem_count > shown {
+        eprintln!("... and {} more skipped lines", scan.problem_count - shown);
+    }
+    if scan.problem_count > 0 {
+        eprintln!(
+            "llm-usage: {} of {} lines skipped{}",
+            scan.problem_count,
+            scan.lines,
+            if scan.torn > 0 {
+                " (including a torn last line)"
+            } else {
+                ""
+            }
+        );
+    }
+
+    let sections = match &cli.command {
+        Command::Stats { .. } => commands::stats(&scan, inputs.len()),
+        Command::Report { .. } => commands::report(&scan),
+        Command::By { dimension, .. } => commands::by(&scan, *dimension),
+        Command::Run {
+            command: RunCommand::List { .. },
+        } => commands::run_list(&scan),
+        Command::Run {
+            command: RunCommand::Show { id, .. },
+        } => match commands::run_show(&scan, id) {
+            Some(s) => s,
+            None => return fail(format!("no run {id:?} in the logs")),
+        },
+        Command::Export { .. } => commands::export(&scan),
+        Command::Reprice { .. } => commands::reprice(&scan),
+    };
+    let result = match &cli.command {
+        Command::Export { output, .. } if output.as_os_str() != "-" => {
+            std::fs::File::create(output).and_then(|f| {
+                let mut w = std::io::BufWriter::new(f);
+                render(&mut w, &sections, Format::Csv)?;
+                w.flush()
+            })
+        }
+        Command::Export { .. } => render(&mut std::io::stdout().lock(), &sections, Format::Csv),
+        _ => render(&mut std::io::stdout().lock(), &sections, c.format),
+    };
+    if let Err(e) = result {
+        // A closed pipe (`| head`) is not a failure.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return fail(e);
+        }
+    }
+    if c.strict && scan.problem_count > 0 {
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
