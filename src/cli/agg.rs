@@ -4,7 +4,7 @@
 //! Only `llm_call` lines are counted; a `run_summary` line contributes its run's status and
 //! elapsed time, never its tokens, so a run is never counted twice.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use crate::pricing::{PriceTable, ServiceTier};
 use crate::record::Tokens;
@@ -59,12 +59,8 @@ impl Acc {
             self.estimated_tokens = self.estimated_tokens.saturating_add(t.total);
         }
         let ts = &*l.timestamp;
-        if self.first.as_deref().is_none_or(|f| ts < f) {
-            self.first = Some(ts.to_owned());
-        }
-        if self.last.as_deref().is_none_or(|f| ts > f) {
-            self.last = Some(ts.to_owned());
-        }
+        set_if(&mut self.first, ts, |new, old| new < old);
+        set_if(&mut self.last, ts, |new, old| new > old);
     }
 
     pub(crate) fn merge(&mut self, o: &Acc) {
@@ -91,6 +87,18 @@ impl Acc {
                 self.last = Some(l.clone());
             }
         }
+    }
+}
+
+/// Replaces `slot` with `ts` when empty or when `better(ts, current)`, reusing its buffer.
+fn set_if(slot: &mut Option<String>, ts: &str, better: impl Fn(&str, &str) -> bool) {
+    match slot {
+        Some(cur) if better(ts, cur) => {
+            cur.clear();
+            cur.push_str(ts);
+        }
+        Some(_) => {}
+        None => *slot = Some(ts.to_owned()),
     }
 }
 
@@ -157,6 +165,10 @@ pub(crate) struct Repriced {
 /// What a command needs kept beyond the sums.
 #[derive(Clone, Default)]
 pub(crate) struct Needs {
+    /// Which dimensions to group by (indexed like [`DIMS`]).
+    pub(crate) dims: [bool; 7],
+    /// Whether to read prompt breakdowns.
+    pub(crate) prompt: bool,
     pub(crate) rows: bool,
     pub(crate) reprice: Option<PriceTable>,
     /// `--prices`: every call's cost comes from this table instead of its line.
@@ -181,6 +193,7 @@ fn key<'a>(v: &'a Option<std::borrow::Cow<'_, str>>) -> &'a str {
 impl Aggregate {
     /// Adds one parsed line; `order` is (input, batch, line in batch).
     pub(crate) fn add(&mut self, l: &Line<'_>, order: (usize, usize, usize), needs: &Needs) {
+        debug_assert!(DIMS.len() == needs.dims.len());
         if l.event == "run_summary" {
             self.summaries += 1;
             if let Some(id) = &l.run_id {
@@ -219,7 +232,10 @@ impl Aggregate {
             None => l,
         };
         self.all.add(l);
-        for dim in DIMS {
+        for (i, dim) in DIMS.into_iter().enumerate() {
+            if !needs.dims[i] {
+                continue;
+            }
             let k = match dim {
                 Dim::Step => key(&l.step),
                 Dim::Model => key(&l.model),
@@ -239,10 +255,15 @@ impl Aggregate {
                 }
             }
         }
-        for (component, tokens) in &l.prompt_breakdown {
-            match self.prompt.iter_mut().find(|(c, _)| c == component) {
-                Some((_, t)) => *t = t.saturating_add(*tokens),
-                None => self.prompt.push((component.clone(), *tokens)),
+        if needs.prompt {
+            // A breakdown that does not parse was already validated as JSON; its components
+            // are simply not counted.
+            let parsed = l.prompt_breakdown.map(super::line::components);
+            for (component, tokens) in parsed.and_then(Result::ok).unwrap_or_default() {
+                match self.prompt.iter_mut().find(|(c, _)| *c == component) {
+                    Some((_, t)) => *t = t.saturating_add(tokens),
+                    None => self.prompt.push((component, tokens)),
+                }
             }
         }
         if let Some(run) = &l.run_id {

@@ -33,37 +33,53 @@ pub(crate) struct Line<'a> {
     pub(crate) event: Cow<'a, str>,
     #[serde(borrow)]
     pub(crate) timestamp: Cow<'a, str>,
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "opt_str")]
     pub(crate) run_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "opt_str")]
     pub(crate) step: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "opt_str")]
     pub(crate) model: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "opt_str")]
     pub(crate) provider: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "opt_str")]
     pub(crate) task: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "opt_str")]
     pub(crate) agent: Option<Cow<'a, str>>,
     pub(crate) tokens: TokensLine,
-    #[serde(deserialize_with = "components")]
-    pub(crate) prompt_breakdown: Vec<(String, u64)>,
-    pub(crate) cost_usd: Option<f64>,
+    /// Kept as raw JSON: only `report` reads it ([`components`]).
     #[serde(borrow)]
+    pub(crate) prompt_breakdown: Option<&'a serde_json::value::RawValue>,
+    pub(crate) cost_usd: Option<f64>,
+    #[serde(borrow, deserialize_with = "opt_str")]
     pub(crate) cost_source: Option<Cow<'a, str>>,
     pub(crate) latency_ms: Option<u64>,
     pub(crate) estimated: bool,
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "opt_str")]
     pub(crate) error: Option<Cow<'a, str>>,
     // run_summary
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "opt_str")]
     pub(crate) status: Option<Cow<'a, str>>,
     pub(crate) elapsed_seconds: Option<f64>,
     pub(crate) usage: Option<SummaryUsage>,
 }
 
-/// `{"system": 2100, "data": 38000}` → components in order (most lines have none).
-fn components<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(String, u64)>, D::Error> {
+/// `Option<Cow<str>>` that borrows when the string has no escapes: serde's `borrow`
+/// does not reach through `Option`, and would allocate every optional string.
+fn opt_str<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowed<'b>(#[serde(borrow)] Cow<'b, str>);
+    Ok(Option::<Borrowed<'a>>::deserialize(d)?.map(|b| b.0))
+}
+
+/// `{"system": 2100, "data": 38000}` → components in order.
+pub(crate) fn components(raw: &serde_json::value::RawValue) -> Result<Vec<(String, u64)>, String> {
+    let mut d = serde_json::Deserializer::from_str(raw.get());
+    components_map(&mut d).map_err(|e| e.to_string())
+}
+
+fn components_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(String, u64)>, D::Error> {
     struct V;
     impl<'de> serde::de::Visitor<'de> for V {
         type Value = Vec<(String, u64)>;
@@ -90,6 +106,16 @@ fn components<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(String, u64
 /// Parses one line (without its `\n`).
 pub(crate) fn parse(bytes: &[u8]) -> Result<Line<'_>, String> {
     let line: Line<'_> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    check(line)
+}
+
+/// Parses one line already known to be UTF-8 (serde_json then skips validating each string).
+pub(crate) fn parse_str(text: &str) -> Result<Line<'_>, String> {
+    let line: Line<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    check(line)
+}
+
+fn check(line: Line<'_>) -> Result<Line<'_>, String> {
     match &*line.event {
         "llm_call" | "run_summary" => Ok(line),
         "" => Err("no \"event\" key".into()),

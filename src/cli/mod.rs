@@ -146,8 +146,20 @@ pub fn main() -> ExitCode {
         None => None,
     };
     let mut needs = Needs::default();
+    let dim = |d: Dim| agg::DIMS.iter().position(|x| *x == d).unwrap_or(0);
+    // Every command counts runs (stats, report, run list); `by` adds its own dimension.
+    needs.dims[dim(Dim::Run)] = true;
     let paths = match &cli.command {
-        Command::Stats { paths } | Command::Report { paths } | Command::By { paths, .. } => paths,
+        Command::Stats { paths } => paths,
+        Command::Report { paths } => {
+            needs.dims[dim(Dim::Step)] = true;
+            needs.prompt = true;
+            paths
+        }
+        Command::By { paths, dimension } => {
+            needs.dims[dim(*dimension)] = true;
+            paths
+        }
         Command::Run {
             command: RunCommand::List { paths },
         } => paths,
@@ -155,6 +167,7 @@ pub fn main() -> ExitCode {
             command: RunCommand::Show { id, paths },
         } => {
             filters.run = Some(id.clone());
+            needs.dims[dim(Dim::Step)] = true;
             needs.rows = true;
             paths
         }

@@ -193,6 +193,7 @@ fn work(
     rx: &std::sync::Mutex<mpsc::Receiver<Batch>>,
     filters: &Filters,
     needs: &Needs,
+    pool: mpsc::Sender<Vec<u8>>,
 ) -> WorkerOut {
     let mut out = WorkerOut::default();
     loop {
@@ -200,9 +201,16 @@ fn work(
             Ok(Ok(b)) => b,
             _ => return out,
         };
+        // One UTF-8 check for the whole batch (fast on ASCII) instead of one per string; a
+        // batch with invalid bytes is parsed line by line, so only the bad lines fail.
+        let text = std::str::from_utf8(&batch.bytes).ok();
         let mut n = 0usize;
-        for raw in batch.bytes.split(|&b| b == b'\n') {
-            // `split` yields one empty piece after the final `\n`.
+        let mut start = 0usize;
+        let bytes = &batch.bytes;
+        for end in memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len())) {
+            let raw = &bytes[start..end];
+            let from = start;
+            start = end + 1;
             if raw.is_empty() {
                 n += 1;
                 continue;
@@ -213,7 +221,11 @@ fn work(
                 out.torn += 1;
                 Some("torn last line (no newline: a writer killed mid-line?), skipped".to_owned())
             } else {
-                match line::parse(raw) {
+                let parsed = match text {
+                    Some(t) => line::parse_str(&t[from..end]),
+                    None => line::parse(raw),
+                };
+                match parsed {
                     Ok(l) => {
                         if filters.keep(&l) {
                             out.agg.add(&l, (batch.input, batch.index, n), needs);
@@ -239,6 +251,7 @@ fn work(
         // The empty piece after the last `\n` is not a line.
         out.line_counts
             .push(((batch.input, batch.index), n.saturating_sub(1) as u64));
+        let _ = pool.send(batch.bytes);
     }
 }
 
@@ -274,21 +287,13 @@ fn open(input: &Input, bar: Option<indicatif::ProgressBar>) -> io::Result<Box<dy
     })
 }
 
-fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
-
 /// Splits one input into batches of whole lines.
-fn split(input_idx: usize, r: &mut dyn Read, tx: &mpsc::SyncSender<Batch>) -> io::Result<()> {
+fn split(
+    input_idx: usize,
+    r: &mut dyn Read,
+    tx: &mpsc::SyncSender<Batch>,
+    pool: &mpsc::Receiver<Vec<u8>>,
+) -> io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + MAX_LINE);
     let mut index = 0;
     let mut skipping = false;
@@ -301,10 +306,8 @@ fn split(input_idx: usize, r: &mut dyn Read, tx: &mpsc::SyncSender<Batch>) -> io
         index += 1;
     };
     loop {
-        let start = buf.len();
-        buf.resize(start + BLOCK, 0);
-        let n = read_full(r, &mut buf[start..])?;
-        buf.truncate(start + n);
+        // Appends into spare capacity: no zero-filling of the block first.
+        let n = (&mut *r).take(BLOCK as u64).read_to_end(&mut buf)?;
         let eof = n == 0;
         if skipping {
             match memchr(&buf) {
@@ -323,10 +326,16 @@ fn split(input_idx: usize, r: &mut dyn Read, tx: &mpsc::SyncSender<Batch>) -> io
                 }
             }
         }
-        match buf.iter().rposition(|&b| b == b'\n') {
+        match memchr::memrchr(b'\n', &buf) {
             Some(last) => {
-                let rest = buf.split_off(last + 1);
-                send(std::mem::replace(&mut buf, rest));
+                // A buffer the workers are done with, so blocks are not allocated afresh.
+                let mut next = pool
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(BLOCK + MAX_LINE));
+                next.clear();
+                next.extend_from_slice(&buf[last + 1..]);
+                buf.truncate(last + 1);
+                send(std::mem::replace(&mut buf, next));
             }
             None if buf.len() > MAX_LINE => {
                 buf.clear();
@@ -345,7 +354,7 @@ fn split(input_idx: usize, r: &mut dyn Read, tx: &mpsc::SyncSender<Batch>) -> io
 }
 
 fn memchr(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
+    memchr::memchr(b'\n', b)
 }
 
 /// Reads every input through `threads` workers.
@@ -371,14 +380,18 @@ pub(crate) fn scan(inputs: &[Input], filters: &Filters, needs: &Needs) -> Result
         .clamp(1, 8);
     let (tx, rx) = mpsc::sync_channel::<Batch>(threads * 2);
     let rx = std::sync::Mutex::new(rx);
+    let (pool_tx, pool_rx) = mpsc::channel::<Vec<u8>>();
     let mut outs = Vec::new();
     let read_result = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
-            .map(|_| s.spawn(|| work(&rx, filters, needs)))
+            .map(|_| {
+                let pool = pool_tx.clone();
+                s.spawn(|| work(&rx, filters, needs, pool))
+            })
             .collect();
         let mut result = Ok(());
         for (i, input) in inputs.iter().enumerate() {
-            let read = open(input, bar.clone()).and_then(|mut r| split(i, &mut *r, &tx));
+            let read = open(input, bar.clone()).and_then(|mut r| split(i, &mut *r, &tx, &pool_rx));
             if let Err(e) = read {
                 result = Err(format!("{}: {e}", input.name()));
                 break;
