@@ -136,7 +136,9 @@ impl<'de> Deserialize<'de> for Timestamp {
 
 /// Token counts with OpenTelemetry GenAI semantics: `input` includes cached tokens (read and
 /// written), `output` includes reasoning tokens; the cache and reasoning counts are subsets.
+/// Missing keys read as 0.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Tokens {
     /// Input (prompt) tokens, cache reads and writes included.
     pub input: u64,

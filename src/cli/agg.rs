@@ -216,7 +216,7 @@ impl Aggregate {
                     table.cost(
                         m,
                         l.provider.as_deref(),
-                        &tokens(l),
+                        &l.tokens,
                         0,
                         ServiceTier::Standard,
                     )
@@ -282,7 +282,7 @@ impl Aggregate {
                 provider: l.provider.as_deref().map(str::to_owned),
                 task: l.task.as_deref().map(str::to_owned),
                 agent: l.agent.as_deref().map(str::to_owned),
-                tokens: tokens(l),
+                tokens: l.tokens,
                 cost_usd: l.cost_usd,
                 cost_source: l.cost_source.as_deref().map(str::to_owned),
                 latency_ms: l.latency_ms,
@@ -297,7 +297,7 @@ impl Aggregate {
             table.cost(
                 m,
                 l.provider.as_deref(),
-                &tokens(l),
+                &l.tokens,
                 0,
                 ServiceTier::Standard,
             )
@@ -345,17 +345,5 @@ impl Aggregate {
             mine.new_unpriced += r.new_unpriced;
         }
         self.summaries += o.summaries;
-    }
-}
-
-pub(crate) fn tokens(l: &Line<'_>) -> Tokens {
-    let t = l.tokens;
-    Tokens {
-        input: t.input,
-        output: t.output,
-        total: t.total,
-        cache_read: t.cache_read,
-        cache_write: t.cache_write,
-        reasoning: t.reasoning,
     }
 }

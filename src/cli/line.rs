@@ -6,18 +6,6 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-/// Token counts of a call line.
-#[derive(Debug, Default, Deserialize, Clone, Copy)]
-#[serde(default)]
-pub(crate) struct TokensLine {
-    pub(crate) input: u64,
-    pub(crate) output: u64,
-    pub(crate) total: u64,
-    pub(crate) cache_read: u64,
-    pub(crate) cache_write: u64,
-    pub(crate) reasoning: u64,
-}
-
 /// Totals of a `run_summary` line.
 #[derive(Debug, Default, Deserialize, Clone)]
 #[serde(default)]
@@ -45,7 +33,7 @@ pub(crate) struct Line<'a> {
     pub(crate) task: Option<Cow<'a, str>>,
     #[serde(borrow, deserialize_with = "opt_str")]
     pub(crate) agent: Option<Cow<'a, str>>,
-    pub(crate) tokens: TokensLine,
+    pub(crate) tokens: crate::record::Tokens,
     /// Kept as raw JSON: only `report` reads it ([`components`]).
     #[serde(borrow)]
     pub(crate) prompt_breakdown: Option<&'a serde_json::value::RawValue>,
