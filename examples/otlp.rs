@@ -31,7 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|r| r.parse().ok())
         .unwrap_or(3);
     for _ in 0..rounds {
-        common::run_all().await;
+        common::run_all(&usage).await;
     }
     common::print_report(&usage);
 

@@ -11,7 +11,8 @@ use std::time::Duration;
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::layer::{Inner, UsageLayer};
+use crate::budget::{Budget, BudgetEvent, Budgets};
+use crate::layer::{BudgetCallback, Clock, Inner, UsageLayer};
 use crate::ledger::{Ledger, LedgerLimits};
 use crate::otel::{Instruments, MetricOptions};
 use crate::pricing::PriceTable;
@@ -39,6 +40,9 @@ pub struct UsageLayerBuilder {
     shutdown_timeout: Duration,
     meter: Option<Meter>,
     metric_options: MetricOptions,
+    budgets: Vec<Budget>,
+    on_budget: Option<BudgetCallback>,
+    clock: Option<Clock>,
 }
 
 impl Default for UsageLayerBuilder {
@@ -59,6 +63,9 @@ impl Default for UsageLayerBuilder {
                 cap: 64,
                 latest_experimental: crate::otel::opted_in_from_env(),
             },
+            budgets: Vec::new(),
+            on_budget: None,
+            clock: None,
         }
     }
 }
@@ -183,6 +190,28 @@ impl UsageLayerBuilder {
         self
     }
 
+    /// Adds a budget (several may be given): crossing it writes a `budget_exceeded` line,
+    /// calls [`on_budget`](Self::on_budget) and counts `llm.budget.exceeded`; see
+    /// [`crate::budget`].
+    pub fn budget(mut self, budget: Budget) -> Self {
+        self.budgets.push(budget);
+        self
+    }
+
+    /// Called once for each budget warning and each exceeded budget, on the thread of the
+    /// call that crossed it, after the layer's locks are released. A panic in it is caught.
+    pub fn on_budget(mut self, f: impl Fn(&BudgetEvent) + Send + Sync + 'static) -> Self {
+        self.on_budget = Some(Arc::new(f));
+        self
+    }
+
+    /// Where call timestamps come from (default: the system clock). For tests of day
+    /// boundaries and budgets per day.
+    pub fn clock(mut self, now: impl Fn() -> crate::Timestamp + Send + Sync + 'static) -> Self {
+        self.clock = Some(Arc::new(now));
+        self
+    }
+
     /// Builds the layer and the guard that flushes it.
     ///
     /// # Errors
@@ -236,6 +265,19 @@ impl UsageLayerBuilder {
                 .meter
                 .as_ref()
                 .map(|m| Instruments::new(m, self.metric_options)),
+            budget_counter: self
+                .meter
+                .as_ref()
+                .filter(|_| !self.budgets.is_empty())
+                .map(|m| {
+                    m.u64_counter("llm.budget.exceeded")
+                        .with_description("Budgets exceeded (once per budget and run or day).")
+                        .build()
+                }),
+            budgets: Budgets::new(self.budgets),
+            on_budget: self.on_budget,
+            clock: self.clock,
+            callback_panics: AtomicU64::new(0),
         });
         let guard = UsageGuard {
             inner: inner.clone(),

@@ -4,6 +4,7 @@ use std::cmp::Ordering as CmpOrdering;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::budget::{Remaining, RunSpend};
 use crate::layer::Inner;
 use crate::ledger::{GroupKey, RunSummary, Totals};
 
@@ -115,6 +116,22 @@ impl UsageHandle {
             .read()
             .map(|set| set.iter().map(|m| m.to_string()).collect())
             .unwrap_or_default()
+    }
+
+    /// What a run has spent so far (its budgets' books while it is open, else its summary).
+    pub fn run_spend(&self, run_id: &str) -> Option<RunSpend> {
+        self.inner.budgets.run_spend(run_id).or_else(|| {
+            self.inner.ledger.run(run_id).map(|s| RunSpend {
+                usd: s.usage.cost_usd.unwrap_or(0.0),
+                tokens: s.usage.total_tokens,
+            })
+        })
+    }
+
+    /// What a run may still spend under the per-run budgets (without model or step filters),
+    /// the tightest first: a pre-flight check for agent loops.
+    pub fn remaining(&self, run_id: &str) -> Remaining {
+        self.inner.budgets.remaining(run_id)
     }
 
     /// The layer's health counters.

@@ -11,6 +11,7 @@ use tracing_core::Subscriber;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
+use crate::budget::{BudgetEvent, BudgetEventKind};
 use crate::clock;
 use crate::fields::{classify, CallFields, ScopeFields, SpanRole};
 use crate::intern::intern;
@@ -49,7 +50,17 @@ pub(crate) struct Inner {
     pub(crate) price_version: Option<Arc<str>>,
     pub(crate) invalid_values: AtomicU64,
     pub(crate) metrics: Option<crate::otel::Instruments>,
+    pub(crate) budgets: crate::budget::Budgets,
+    pub(crate) on_budget: Option<BudgetCallback>,
+    pub(crate) budget_counter: Option<opentelemetry::metrics::Counter<u64>>,
+    pub(crate) clock: Option<Clock>,
+    pub(crate) callback_panics: AtomicU64,
 }
+
+/// The `on_budget` callback.
+pub(crate) type BudgetCallback = Arc<dyn Fn(&BudgetEvent) + Send + Sync>;
+/// An injected clock for call timestamps.
+pub(crate) type Clock = Arc<dyn Fn() -> crate::record::Timestamp + Send + Sync>;
 
 /// An `llm_call` span's fields so far and when it opened.
 struct CallState {
@@ -105,6 +116,37 @@ impl Inner {
                 jsonl::encode_call(rec, buf);
                 w.push(buf, 1);
             });
+        }
+    }
+
+    /// A budget crossing: its line, the counter, and the callback (after every lock of ours
+    /// is released; a panic in it is caught and reported, never unwound into the caller).
+    fn report_budget(&self, event: &BudgetEvent) {
+        if let Some(w) = &self.writer {
+            with_line_buf(|buf| {
+                if serde_json::to_writer(&mut *buf, event).is_ok() {
+                    buf.push(b'\n');
+                    w.push(buf, 1);
+                }
+            });
+        }
+        if event.event == BudgetEventKind::Exceeded {
+            if let Some(counter) = &self.budget_counter {
+                counter.add(
+                    1,
+                    &[opentelemetry::KeyValue::new(
+                        "llm.budget.name",
+                        event.budget.clone(),
+                    )],
+                );
+            }
+        }
+        if let Some(cb) = &self.on_budget {
+            let cb = cb.clone();
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(event)));
+            if outcome.is_err() && self.callback_panics.fetch_add(1, Ordering::Relaxed) == 0 {
+                eprintln!("tracing-llm-usage: the on_budget callback panicked; the panic was caught (further ones are only counted)");
+            }
         }
     }
 
@@ -239,7 +281,10 @@ impl Inner {
             .or_else(|| f.request_model.clone());
         let request_model = f.request_model.take().or_else(|| f.model.take());
         let mut rec = CallRecord {
-            timestamp: clock::timestamp_at(now),
+            timestamp: match &self.clock {
+                Some(c) => c(),
+                None => clock::timestamp_at(now),
+            },
             event: LineKind::LlmCall,
             run_id,
             step,
@@ -279,8 +324,17 @@ impl Inner {
         if let Some(m) = &self.metrics {
             m.record(&rec);
         }
+        let crossings = if self.budgets.is_empty() {
+            Vec::new()
+        } else {
+            self.budgets.add(&rec)
+        };
         self.emit_call(&rec);
+        for event in &crossings {
+            self.report_budget(event);
+        }
         if let Some(summary) = evicted {
+            self.budgets.forget(&summary.run_id);
             self.emit_summary(&summary);
         }
     }
@@ -300,6 +354,7 @@ impl Inner {
             cell.lock().mark_error();
         }
         if let Some(summary) = self.ledger.close_run(&cell, RunStatus::Success) {
+            self.budgets.forget(&summary.run_id);
             self.emit_summary(&summary);
         }
     }

@@ -92,6 +92,7 @@
 //! [`tracing::Instrument::instrument`]: https://docs.rs/tracing/latest/tracing/trait.Instrument.html#method.instrument
 #![deny(missing_docs)]
 
+pub mod budget;
 mod builder;
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -112,6 +113,9 @@ pub mod providers;
 pub mod record;
 mod sink;
 
+pub use budget::{
+    Budget, BudgetEvent, BudgetEventKind, BudgetMetric, BudgetScope, Remaining, RunSpend,
+};
 pub use builder::{UsageGuard, UsageLayerBuilder};
 pub use error::Error;
 pub use handle::{GroupUsage, LayerStats, UsageHandle};

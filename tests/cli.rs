@@ -112,7 +112,7 @@ fn a_torn_last_line_is_named_and_skipped() {
     let p = path.to_str().unwrap();
     let (out, err, code) = run(&["stats", "--format", "json", p]);
     assert_eq!(code, 0);
-    assert!(err.contains(&format!("{p}:12: torn last line")), "{err}");
+    assert!(err.contains(&format!("{p}:14: torn last line")), "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["calls"], 8);
     assert_eq!(v["input_tokens"], 71_400);
@@ -277,4 +277,55 @@ fn runs_use_their_newest_summary_and_never_double_count() {
     let (_, err, code) = run(&["reprice", log]);
     assert_eq!(code, 2);
     assert!(err.contains("--prices"), "{err}");
+}
+
+#[test]
+fn budget_replay_lists_the_days_and_runs_that_cross() {
+    let log = fixture();
+    let log = log.to_str().unwrap();
+    let (out, err, code) = run(&[
+        "budget",
+        "--per-day",
+        "0.1",
+        "--per-run",
+        "0.012",
+        "--format",
+        "csv",
+        log,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "scope,scope_id,limit,total,crossed_at,crossing_run,crossing_step\n\
+         day,2025-12-14,0.1,0.2704,2025-12-14T10:30:15.123Z,run-a,persona_generation\n\
+         run,run-a,0.012,0.262,2025-12-14T10:30:15.123Z,run-a,persona_generation\n\
+         run,run-b,0.012,0.0204,2025-12-15T00:00:05.000Z,run-b,tool_loop\n\
+         run,run-c,0.012,0.01833,2025-12-15T08:00:00.000Z,run-c,summary_generation\n"
+    );
+    let (out, _, _) = run(&[
+        "budget",
+        "--tokens",
+        "--per-run",
+        "10000",
+        "--format",
+        "csv",
+        log,
+    ]);
+    assert_eq!(
+        out,
+        "scope,scope_id,limit,total,crossed_at,crossing_run,crossing_step\n\
+         run,run-a,10000,53950,2025-12-14T10:30:15.123Z,run-a,persona_generation\n\
+         run,run-b,10000,13200,2025-12-15T00:00:05.000Z,run-b,tool_loop\n"
+    );
+    // the logged budget lines are counted, not mistaken for malformed ones
+    let v = stats_json(&[log]);
+    assert_eq!(
+        (
+            v["budget_warning_lines"].as_u64(),
+            v["budget_exceeded_lines"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert_eq!(v["skipped_lines"], 0);
+    assert_eq!(run(&["budget", log]).2, 2, "a limit is required");
 }

@@ -298,3 +298,22 @@ fn step_values_are_capped_and_attributes_can_be_turned_off() {
         .all(|p| !p.attrs.contains_key("llm.step") && !p.attrs.contains_key("llm.task")));
     assert_eq!(tokens.len(), 6);
 }
+
+#[test]
+fn budget_exceeded_counter_carries_the_budget_name() {
+    let Run { exported, lines } = run(|b| {
+        b.budget(tracing_llm_usage::Budget::per_run("run-tokens").tokens(2_500))
+            .budget(tracing_llm_usage::Budget::per_day("day-tokens").tokens(1_000_000))
+    });
+    let (_, points) = metric(&exported, "llm.budget.exceeded").expect("the counter");
+    assert_eq!(points.len(), 1);
+    assert_eq!(points[0].attrs, set(&[("llm.budget.name", "run-tokens")]));
+    assert_eq!(points[0].sum, 1.0, "once per budget and run");
+    let crossed: Vec<_> = lines
+        .iter()
+        .filter(|l| l["event"] == "budget_exceeded")
+        .collect();
+    assert_eq!(crossed.len(), 1);
+    // 1100 + 2200 = 3300 tokens > 2500: the second call crossed
+    assert_eq!(crossed[0]["value"], 3300.0);
+}

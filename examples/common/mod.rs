@@ -15,16 +15,17 @@ pub const RUNS: [(&str, u8); 3] = [
 ];
 
 /// Runs the three runs concurrently, each in its own task under its own run span.
-pub async fn run_all() {
+pub async fn run_all(usage: &UsageHandle) {
     let mut tasks = Vec::new();
     for (run_id, kind) in RUNS {
         let run = info_span!("run", run_id);
+        let usage = usage.clone();
         tasks.push(tokio::spawn(
             async move {
                 match kind {
                     0 => persona_run().await,
                     1 => summary_run().await,
-                    _ => tool_loop_run().await,
+                    _ => tool_loop_run(&usage, run_id).await,
                 }
             }
             .instrument(run),
@@ -146,11 +147,16 @@ pub async fn summary_run() {
     .await;
 }
 
-pub async fn tool_loop_run() {
+pub async fn tool_loop_run(usage: &UsageHandle, run_id: &str) {
     // Each turn resends the conversation so far; the provider's prompt cache serves the
-    // part it has seen before.
+    // part it has seen before. The loop asks, before every call, whether its run still has
+    // budget: enforcement is the application's choice.
     let mut history = 0u64;
-    for turn in 0..5u64 {
+    for turn in 0..50u64 {
+        if usage.remaining(run_id).is_exhausted() {
+            println!("tool loop stopped before turn {turn}: run budget spent");
+            return;
+        }
         let cache_read = history;
         call_llm(
             "tool_loop",
@@ -168,7 +174,7 @@ pub async fn tool_loop_run() {
 pub fn print_summary(run: &RunSummary) {
     let u = &run.usage;
     println!(
-        "\nToken Totals Summary: {} ({:?}, {:.2} s)",
+        "\nToken Usage Summary: {} ({:?}, {:.2} s)",
         run.run_id, run.status, run.elapsed_seconds
     );
     println!(

@@ -184,6 +184,23 @@ pub(crate) struct Aggregate {
     pub(crate) rows: Vec<Row>,
     pub(crate) repriced: HashMap<String, Repriced>,
     pub(crate) summaries: u64,
+    /// Budget lines found in the logs.
+    pub(crate) budget_lines: Vec<BudgetLine>,
+}
+
+/// A `budget_warning` or `budget_exceeded` line.
+#[derive(Clone, Debug)]
+pub(crate) struct BudgetLine {
+    pub(crate) order: (usize, usize, usize),
+    pub(crate) timestamp: String,
+    pub(crate) event: String,
+    pub(crate) budget: Option<String>,
+    pub(crate) scope: Option<String>,
+    pub(crate) scope_id: Option<String>,
+    pub(crate) metric: Option<String>,
+    pub(crate) limit: Option<f64>,
+    pub(crate) value: Option<f64>,
+    pub(crate) run_id: Option<String>,
 }
 
 fn key<'a>(v: &'a Option<std::borrow::Cow<'_, str>>) -> &'a str {
@@ -194,6 +211,22 @@ impl Aggregate {
     /// Adds one parsed line; `order` is (input, batch, line in batch).
     pub(crate) fn add(&mut self, l: &Line<'_>, order: (usize, usize, usize), needs: &Needs) {
         debug_assert!(DIMS.len() == needs.dims.len());
+        if l.event.starts_with("budget_") {
+            let own = |v: &Option<std::borrow::Cow<'_, str>>| v.as_deref().map(str::to_owned);
+            self.budget_lines.push(BudgetLine {
+                order,
+                timestamp: l.timestamp.to_string(),
+                event: l.event.to_string(),
+                budget: own(&l.budget),
+                scope: own(&l.scope),
+                scope_id: own(&l.scope_id),
+                metric: own(&l.metric),
+                limit: l.limit,
+                value: l.value,
+                run_id: own(&l.run_id),
+            });
+            return;
+        }
         if l.event == "run_summary" {
             self.summaries += 1;
             if let Some(id) = &l.run_id {
@@ -345,5 +378,6 @@ impl Aggregate {
             mine.new_unpriced += r.new_unpriced;
         }
         self.summaries += o.summaries;
+        self.budget_lines.extend(o.budget_lines);
     }
 }

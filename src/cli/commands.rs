@@ -58,6 +58,18 @@ pub(crate) fn stats(scan: &Scan, files: usize) -> Vec<Section> {
         "estimated_token_share",
         Cell::Share(ratio(a.estimated_tokens, a.total)),
     );
+    let budget = |kind: &str| {
+        scan.agg
+            .budget_lines
+            .iter()
+            .filter(|b| b.event == kind)
+            .count() as u64
+    };
+    kv("budget_warning_lines", Cell::Int(budget("budget_warning")));
+    kv(
+        "budget_exceeded_lines",
+        Cell::Int(budget("budget_exceeded")),
+    );
     kv("skipped_lines", Cell::Int(scan.problem_count));
     vec![s]
 }
@@ -128,7 +140,117 @@ pub(crate) fn report(scan: &Scan) -> Vec<Section> {
         vec![Cell::text("runs"), Cell::Int(runs)],
         vec![Cell::text("calls"), Cell::Int(a.calls)],
     ];
-    vec![by_step_section(scan), prompt, eff]
+    let mut out = vec![by_step_section(scan), prompt, eff];
+    if !scan.agg.budget_lines.is_empty() {
+        let mut b = Section::new(
+            "budget_events",
+            vec![
+                "timestamp",
+                "event",
+                "budget",
+                "scope",
+                "scope_id",
+                "metric",
+                "limit",
+                "value",
+                "run_id",
+            ],
+        );
+        for l in &scan.agg.budget_lines {
+            b.rows.push(vec![
+                Cell::text(l.timestamp.clone()),
+                Cell::text(l.event.clone()),
+                Cell::Text(l.budget.clone()),
+                Cell::Text(l.scope.clone()),
+                Cell::Text(l.scope_id.clone()),
+                Cell::Text(l.metric.clone()),
+                Cell::Float(l.limit),
+                Cell::Float(l.value),
+                Cell::Text(l.run_id.clone()),
+            ]);
+        }
+        out.push(b);
+    }
+    out
+}
+
+/// Replays the calls, in time order, against a limit per day and/or per run: which days and
+/// runs would have crossed it, and the call that did.
+pub(crate) fn budget(
+    scan: &Scan,
+    per_day: Option<f64>,
+    per_run: Option<f64>,
+    tokens: bool,
+) -> Vec<Section> {
+    let mut rows: Vec<&super::agg::Row> = scan.agg.rows.iter().collect();
+    rows.sort_by(|a, b| a.timestamp.cmp(&b.timestamp).then(a.order.cmp(&b.order)));
+    let amount = |r: &super::agg::Row| {
+        if tokens {
+            r.tokens.total as f64
+        } else {
+            r.cost_usd.unwrap_or(0.0)
+        }
+    };
+    let mut s = Section::new(
+        "crossings",
+        vec![
+            "scope",
+            "scope_id",
+            "limit",
+            "total",
+            "crossed_at",
+            "crossing_run",
+            "crossing_step",
+        ],
+    );
+    for (scope, limit) in [("day", per_day), ("run", per_run)] {
+        let Some(limit) = limit else { continue };
+        // scope id → (running total, the crossing call)
+        let mut books: Vec<(String, f64, Option<&super::agg::Row>)> = Vec::new();
+        for r in &rows {
+            let id = match scope {
+                "day" => r.timestamp.get(..10).unwrap_or("").to_owned(),
+                _ => match &r.run_id {
+                    Some(id) => id.clone(),
+                    None => continue,
+                },
+            };
+            let i = match books.iter().position(|(k, _, _)| *k == id) {
+                Some(i) => i,
+                None => {
+                    books.push((id, 0.0, None));
+                    books.len() - 1
+                }
+            };
+            let entry = &mut books[i];
+            let before = entry.1;
+            entry.1 += amount(r);
+            if before <= limit && entry.1 > limit && entry.2.is_none() {
+                entry.2 = Some(r);
+            }
+        }
+        for (id, total, crossing) in books {
+            if let Some(c) = crossing {
+                let value = |v: f64| {
+                    if tokens {
+                        Cell::Int(v as u64)
+                    } else {
+                        Cell::Usd(Some(v))
+                    }
+                };
+                s.rows.push(vec![
+                    Cell::text(scope),
+                    Cell::text(id),
+                    value(limit),
+                    value(total),
+                    Cell::text(c.timestamp.clone()),
+                    Cell::Text(c.run_id.clone()),
+                    Cell::Text(c.step.clone()),
+                ]);
+            }
+        }
+    }
+    vec![s]
 }
 
 pub(crate) fn by(scan: &Scan, dim: Dim) -> Vec<Section> {

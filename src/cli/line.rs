@@ -49,6 +49,17 @@ pub(crate) struct Line<'a> {
     pub(crate) status: Option<Cow<'a, str>>,
     pub(crate) elapsed_seconds: Option<f64>,
     pub(crate) usage: Option<SummaryUsage>,
+    // budget_warning / budget_exceeded
+    #[serde(borrow, deserialize_with = "opt_str")]
+    pub(crate) budget: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "opt_str")]
+    pub(crate) scope: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "opt_str")]
+    pub(crate) scope_id: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "opt_str")]
+    pub(crate) metric: Option<Cow<'a, str>>,
+    pub(crate) limit: Option<f64>,
+    pub(crate) value: Option<f64>,
 }
 
 /// `Option<Cow<str>>` that borrows when the string has no escapes: serde's `borrow`
@@ -105,7 +116,7 @@ pub(crate) fn parse_str(text: &str) -> Result<Line<'_>, String> {
 
 fn check(line: Line<'_>) -> Result<Line<'_>, String> {
     match &*line.event {
-        "llm_call" | "run_summary" => Ok(line),
+        "llm_call" | "run_summary" | "budget_warning" | "budget_exceeded" => Ok(line),
         "" => Err("no \"event\" key".into()),
         other => Err(format!("unknown event {other:?}")),
     }

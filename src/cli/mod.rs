@@ -7,6 +7,7 @@
 //! llm-usage run list | run show ID
 //! llm-usage export --output FILE.csv  one row per call
 //! llm-usage reprice --prices FILE     the same calls under another price table
+//! llm-usage budget --per-day 10       the days and runs that would have crossed a limit
 //! ```
 //!
 //! PATHS are files (plain or `.gz`), directories (their `*.jsonl` and `*.jsonl.gz`) or `-` for
@@ -97,6 +98,19 @@ enum Command {
     },
     /// What the same calls cost under the table given with --prices, per model.
     Reprice { paths: Vec<PathBuf> },
+    /// Replays the logs against a limit: the days and runs that would have crossed it.
+    Budget {
+        /// A limit per UTC day (USD, or tokens with --tokens).
+        #[arg(long)]
+        per_day: Option<f64>,
+        /// A limit per run (USD, or tokens with --tokens).
+        #[arg(long)]
+        per_run: Option<f64>,
+        /// The limits are token counts, not USD.
+        #[arg(long)]
+        tokens: bool,
+        paths: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -175,6 +189,23 @@ pub fn main() -> ExitCode {
             needs.rows = true;
             paths
         }
+        Command::Budget {
+            paths,
+            per_day,
+            per_run,
+            ..
+        } => {
+            if per_day.is_none() && per_run.is_none() {
+                Cli::command()
+                    .error(
+                        clap::error::ErrorKind::MissingRequiredArgument,
+                        "budget needs --per-day and/or --per-run",
+                    )
+                    .exit();
+            }
+            needs.rows = true;
+            paths
+        }
         Command::Reprice { paths } => {
             let Some(table) = prices.clone() else {
                 Cli::command()
@@ -238,6 +269,12 @@ pub fn main() -> ExitCode {
         },
         Command::Export { .. } => commands::export(&scan),
         Command::Reprice { .. } => commands::reprice(&scan),
+        Command::Budget {
+            per_day,
+            per_run,
+            tokens,
+            ..
+        } => commands::budget(&scan, *per_day, *per_run, *tokens),
     };
     let result = match &cli.command {
         Command::Export { output, .. } if output.as_os_str() != "-" => {

@@ -140,7 +140,7 @@ impl Filters {
         if self.run.is_some() && l.run_id.as_deref() != self.run.as_deref() {
             return false;
         }
-        if l.event == "llm_call" {
+        if l.event != "run_summary" {
             if self.model.is_some() && l.model.as_deref() != self.model.as_deref() {
                 return false;
             }
@@ -423,6 +423,7 @@ pub(crate) fn scan(inputs: &[Input], filters: &Filters, needs: &Needs) -> Result
         counts.extend(out.line_counts);
     }
     agg.rows.sort_by_key(|r| r.order);
+    agg.budget_lines.sort_by_key(|b| b.order);
     counts.sort();
     let lines = counts.iter().map(|(_, n)| n).sum();
     problems.sort_by_key(|p| (p.input, p.batch, p.line_in_batch));
