@@ -138,7 +138,8 @@ impl UsageLayerBuilder {
     }
 
     /// The price table for `cost_usd` (default: [`PriceTable::bundled`]). Pass
-    /// `PriceTable::new()` to price nothing locally (only provider-reported costs).
+    /// `PriceTable::new()` to price nothing locally (only provider-reported costs; other calls
+    /// are `unpriced`, without a warning).
     pub fn prices(mut self, table: PriceTable) -> Self {
         self.prices = table;
         self

@@ -166,6 +166,11 @@ impl Inner {
             rec.cost_source = CostSource::Provider;
             return;
         }
+        if self.prices.is_empty() {
+            // Pricing turned off (`.prices(PriceTable::new())`): nothing to look up or warn about.
+            rec.cost_source = CostSource::Unpriced;
+            return;
+        }
         let tier = rec
             .service_tier
             .as_deref()

@@ -516,6 +516,40 @@ fn provider_cost_and_price_table() {
 }
 
 #[test]
+fn an_empty_price_table_turns_local_pricing_off() {
+    let (d, handle, guard, buf) = setup(UsageLayer::builder().prices(PriceTable::new()));
+    dispatcher::with_default(&d, || {
+        drop(info_span!(
+            "llm_call",
+            model = "gpt-4o",
+            tokens.input = 10,
+            tokens.output = 2
+        ));
+        drop(info_span!(
+            "llm_call",
+            model = "gpt-4o",
+            cost_usd = 0.5,
+            tokens.input = 1
+        ));
+    });
+    drop(guard);
+    let lines = buf.lines();
+    let c = calls(&lines);
+    assert_eq!(c[0]["cost_usd"], json!(null));
+    assert_eq!(c[0]["cost_source"], "unpriced");
+    assert_eq!(
+        c[1]["cost_usd"], 0.5,
+        "a provider-reported cost is still taken"
+    );
+    assert_eq!(c[1]["cost_source"], "provider");
+    assert_eq!(handle.totals().unpriced_calls, 1);
+    assert!(
+        handle.unpriced_models().is_empty(),
+        "no table, nothing missing from it"
+    );
+}
+
+#[test]
 fn calls_without_a_run_span_are_orphans_in_a_bounded_lru() {
     let (d, handle, guard, buf) = setup(UsageLayer::builder().orphan_runs(2));
     dispatcher::with_default(&d, || {
