@@ -238,6 +238,14 @@ fn as_text(raw: &Raw<'_>) -> Arc<str> {
 }
 
 /// Text of a repetitive value (model, provider, step…): interned.
+/// Short text made only of what numbers are written with (`"12"`, `"-1.5e3"`, `"1_000"`).
+fn looks_numeric(s: &str) -> bool {
+    s.len() <= 32
+        && s.bytes().all(|b| {
+            b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'_' | b',' | b'e' | b'E')
+        })
+}
+
 fn as_name(raw: &Raw<'_>) -> Arc<str> {
     match raw {
         Raw::Str(s) => intern(s),
@@ -361,8 +369,17 @@ pub(crate) struct CallFields {
 impl CallFields {
     fn warn(&mut self, field: &str, why: &str, raw: &Raw<'_>) {
         self.invalid += 1;
-        let mut w = String::with_capacity(field.len() + why.len() + 16);
-        let _ = write!(w, "{field}: {why} ({raw})");
+        let mut w = String::with_capacity(field.len() + why.len() + 32);
+        match raw {
+            // Text in a numeric field may be prompt or response text put there by mistake:
+            // it is named by its size, never copied into the log.
+            Raw::Str(s) if !looks_numeric(s) => {
+                let _ = write!(w, "{field}: {why} (a string of {} bytes)", s.len());
+            }
+            _ => {
+                let _ = write!(w, "{field}: {why} ({raw})");
+            }
+        }
         // Hostile input could record a field endlessly; keep the line bounded.
         if self.warnings.len() < 32 {
             self.warnings.push(w);

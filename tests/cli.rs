@@ -329,3 +329,45 @@ fn budget_replay_lists_the_days_and_runs_that_cross() {
     assert_eq!(v["skipped_lines"], 0);
     assert_eq!(run(&["budget", log]).2, 2, "a limit is required");
 }
+
+#[test]
+fn a_100_mb_line_and_symlink_loops_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(fixture()).unwrap();
+    let first_good = good.lines().next().unwrap();
+    let path = dir.path().join("big.jsonl");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    writeln!(f, "{first_good}").unwrap();
+    write!(f, "{{\"event\":\"llm_call\",\"model\":\"").unwrap();
+    let chunk = vec![b'x'; 1 << 20];
+    for _ in 0..100 {
+        f.write_all(&chunk).unwrap();
+    }
+    writeln!(f, "\"}}").unwrap();
+    writeln!(f, "{first_good}").unwrap();
+    drop(f);
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    std::os::unix::fs::symlink("..", sub.join("up")).unwrap();
+    std::os::unix::fs::symlink("loop2", dir.path().join("loop1")).unwrap();
+    std::os::unix::fs::symlink("loop1", dir.path().join("loop2")).unwrap();
+
+    // 64 MB of heap for the whole process: a reader that held the line would fail.
+    let out = std::process::Command::new("prlimit")
+        .arg("--data=64000000")
+        .arg(env!("CARGO_BIN_EXE_llm-usage"))
+        .args(["stats", "--format", "json"])
+        .arg(dir.path())
+        .output()
+        .expect("prlimit (util-linux) runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("{}:2: line longer than 1 MB", path.display())),
+        "{err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["calls"], 2, "the loops are not followed twice");
+    assert_eq!(v["input_tokens"], 84_000);
+    assert_eq!(v["skipped_lines"], 1);
+}

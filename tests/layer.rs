@@ -428,11 +428,11 @@ fn bad_values_are_not_counted_and_are_named() {
         json!([
             "tokens.input: negative (-5)",
             "tokens.output: not a whole number (1.5)",
-            "tokens.cache_read: not a number (abc)",
+            "tokens.cache_read: not a number (a string of 3 bytes)",
             "tokens.cache_write: exceeds u64 (340282366920938463463374607431768211455)",
             "tokens.reasoning: not a number (true)",
             "prompt.system: not a number (NaN)",
-            "tokens.estimated: not a boolean (maybe)",
+            "tokens.estimated: not a boolean (a string of 5 bytes)",
             "cost_usd: not a cost in USD (-1)",
             "tokens.total: 12 differs from input + output (0)"
         ])

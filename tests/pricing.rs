@@ -3,6 +3,7 @@
 
 use std::sync::OnceLock;
 
+use proptest::prelude::Strategy as _;
 use tracing_llm_usage::{ModelPrice, PriceError, PriceTable, Rates, ServiceTier, Tokens};
 
 const LITELLM: &str = "../shared/data/litellm_model_prices.json";
@@ -413,4 +414,57 @@ fn a_model_price_built_by_hand() {
         )
         .unwrap();
     assert!((c - 18.0).abs() < 1e-9, "{c}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Whatever the figures in a LiteLLM entry (negative, tiny, huge, strings) and whatever the
+    /// token counts, a cost is either absent or a finite, non-negative number.
+    #[test]
+    fn a_cost_is_never_negative_nan_or_infinite(
+        rates in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::num::f64::NORMAL.prop_map(serde_json::Value::from),
+                proptest::prelude::Just(serde_json::json!(1e308)),
+                proptest::prelude::Just(serde_json::json!(-0.0)),
+                proptest::prelude::Just(serde_json::json!("0.1")),
+                proptest::prelude::Just(serde_json::Value::Null),
+            ],
+            6,
+        ),
+        counts in proptest::collection::vec(proptest::prelude::any::<u64>(), 6),
+        cache_1h in proptest::prelude::any::<u64>(),
+        tier in 0usize..4,
+    ) {
+        let entry = serde_json::json!({ "m": {
+            "mode": "chat",
+            "input_cost_per_token": rates[0],
+            "output_cost_per_token": rates[1],
+            "cache_read_input_token_cost": rates[2],
+            "cache_creation_input_token_cost": rates[3],
+            "output_cost_per_reasoning_token": rates[4],
+            "input_cost_per_token_above_200k_tokens": rates[5],
+        }});
+        let text = entry.to_string();
+        if let Ok(table) = PriceTable::from_litellm_json(text.as_bytes()) {
+            let tiers = [ServiceTier::Standard, ServiceTier::Batch, ServiceTier::Flex, ServiceTier::Priority];
+            let t = tokens(counts[0], counts[1], counts[2], counts[3], counts[4]);
+            if let Some(c) = table.cost("m", None, &t, cache_1h, tiers[tier]) {
+                proptest::prop_assert!(c.is_finite() && c >= 0.0, "{c} from {text}");
+            }
+        }
+    }
+}
+
+#[test]
+fn infinite_override_prices_are_refused() {
+    for bad in [
+        "[models.x]\ninput = inf\noutput = 1.0\n",
+        "[models.x]\ninput = 1.0\noutput = -inf\n",
+        "[models.x]\ninput = 1.0\noutput = 1.0\n[models.x.batch]\ninput = nan\n",
+        "[models.x]\ninput = 1.0\noutput = 1.0\ncache_read = -0.5\n",
+    ] {
+        assert!(PriceTable::from_toml_str(bad).is_err(), "{bad}");
+    }
 }
