@@ -371,3 +371,16 @@ fn a_100_mb_line_and_symlink_loops_in_bounded_memory() {
     assert_eq!(v["input_tokens"], 84_000);
     assert_eq!(v["skipped_lines"], 1);
 }
+
+#[test]
+fn invalid_utf8_anywhere_in_a_line_rejects_it() {
+    use tracing_llm_usage::cli::check_line;
+    let good = br#"{"event":"run_summary","run_id":"r","by_step":[{"step":"tool_loop"}]}"#;
+    assert_eq!(check_line(good), Ok(()));
+    // Found by the fuzz target: a bad byte in a key no report reads used to pass.
+    let mut bad = good.to_vec();
+    let at = bad.windows(4).position(|w| w == b"tool").unwrap();
+    bad[at + 3] = 0xb2;
+    let err = check_line(&bad).unwrap_err();
+    assert!(err.starts_with("invalid UTF-8"), "{err}");
+}

@@ -179,9 +179,9 @@ fn run_against_failing_writer(
 #[test]
 fn a_writer_that_always_fails_never_reaches_the_application() {
     for kind in [
-        io::ErrorKind::StorageFull,
-        io::ErrorKind::PermissionDenied,
-        io::ErrorKind::Other,
+        io::ErrorKind::StorageFull,             // ENOSPC
+        io::ErrorKind::PermissionDenied,        // EACCES
+        io::Error::from_raw_os_error(5).kind(), // EIO
     ] {
         let (text, stats, totals) = run_against_failing_writer(0, kind);
         assert_eq!(text, "");
@@ -310,4 +310,87 @@ fn guard_drop_summarises_open_runs_as_incomplete() {
     assert_eq!(handle.stats().lines_dropped, 1);
     assert_eq!(handle.totals().input_tokens, 1101);
     assert_eq!(handle.open_runs(), 0);
+}
+
+/// A disk that stalls: every write blocks for two seconds.
+#[derive(Clone, Default)]
+struct Stalling(Buf);
+
+struct StallingWriter(Buf);
+
+impl io::Write for StallingWriter {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        std::thread::sleep(Duration::from_secs(2));
+        self.0 .0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Stalling {
+    type Writer = StallingWriter;
+    fn make_writer(&'a self) -> StallingWriter {
+        StallingWriter(self.0.clone())
+    }
+}
+
+#[cfg(feature = "otlp")]
+#[test]
+fn a_stalled_disk_never_stalls_the_application_and_metrics_stay_exact() {
+    use opentelemetry::metrics::MeterProvider;
+    use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+
+    let exporter = InMemoryMetricExporter::default();
+    let provider = SdkMeterProvider::builder()
+        .with_reader(PeriodicReader::builder(exporter.clone()).build())
+        .build();
+    let stalling = Stalling::default();
+    let (layer, guard) = UsageLayer::builder()
+        .jsonl_writer(stalling.clone())
+        .meter(provider.meter("stall"))
+        .shutdown_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    dispatcher::with_default(&dispatch(layer), || {
+        for r in 0..10u64 {
+            let run = info_span!("run", run_id = r);
+            let _r = run.enter();
+            for _ in 0..10 {
+                drop(info_span!(
+                    "llm_call",
+                    model = "m",
+                    tokens.input = 7,
+                    tokens.output = 2
+                ));
+            }
+        }
+    });
+    drop(guard); // bounded by the shutdown timeout, not by the disk
+    let t = handle.totals();
+    assert_eq!((t.calls, t.input_tokens, t.output_tokens), (100, 700, 200));
+    provider.force_flush().unwrap();
+    let exported = exporter.get_finished_metrics().unwrap();
+    let sum: u64 = exported
+        .last()
+        .unwrap()
+        .scope_metrics()
+        .flat_map(|s| s.metrics())
+        .filter(|m| m.name() == "gen_ai.client.token.usage")
+        .map(|m| match m.data() {
+            opentelemetry_sdk::metrics::data::AggregatedMetrics::U64(
+                opentelemetry_sdk::metrics::data::MetricData::Histogram(h),
+            ) => h.data_points().map(|p| p.sum()).sum::<u64>(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(sum, 900, "input + output tokens in the metrics");
+    // Let the write in flight finish: what it carried is written, the rest was counted.
+    std::thread::sleep(Duration::from_millis(2500));
+    let stats = handle.stats();
+    let written = stalling.0.text().matches('\n').count() as u64;
+    assert_eq!(stats.lines_written, written);
+    assert_eq!(stats.lines_written + stats.lines_dropped, 110);
 }

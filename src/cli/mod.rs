@@ -126,6 +126,28 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(1)
 }
 
+/// Reads one log line (without its `\n`) as every command does and adds it to a throwaway
+/// aggregate with every grouping and the prompt breakdown on. `Err` says why a report would
+/// skip the line. For checking lines one at a time, and the fuzz target over the parser.
+///
+/// ```
+/// use tracing_llm_usage::cli::check_line;
+/// assert!(check_line(br#"{"event":"llm_call","tokens":{"input":3,"output":1}}"#).is_ok());
+/// assert!(check_line(br#"{"event":"llm_call","tokens":{"input":-1}}"#).is_err());
+/// ```
+pub fn check_line(bytes: &[u8]) -> Result<(), String> {
+    let l = line::parse(bytes)?;
+    let needs = Needs {
+        dims: [true; 7],
+        prompt: true,
+        rows: true,
+        ..Needs::default()
+    };
+    let mut agg = agg::Aggregate::default();
+    agg.add(&l, (0, 0, 0), &needs);
+    Ok(())
+}
+
 /// Runs the command line; the binary's `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

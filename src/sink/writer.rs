@@ -72,6 +72,8 @@ impl Queue {
 pub(crate) struct LineWriter {
     queue: Arc<Queue>,
     stats: Arc<SinkStats>,
+    /// Joined at shutdown once the worker has finished, so no thread outlives the guard.
+    worker: Arc<Mutex<Option<thread::JoinHandle<()>>>>,
 }
 
 impl LineWriter {
@@ -88,7 +90,7 @@ impl LineWriter {
         });
         let worker_queue = queue.clone();
         let worker_stats = stats.clone();
-        thread::Builder::new()
+        let worker = thread::Builder::new()
             .name("llm-usage-writer".into())
             .spawn(move || {
                 // Whatever the writer logs must not come back into our layer (and block on
@@ -101,7 +103,11 @@ impl LineWriter {
                 drop(st);
                 worker_queue.space.notify_all();
             })?;
-        Ok(Self { queue, stats })
+        Ok(Self {
+            queue,
+            stats,
+            worker: Arc::new(Mutex::new(Some(worker))),
+        })
     }
 
     /// Queues one complete line (one or several `\n`-terminated lines). Waits while the
@@ -156,6 +162,12 @@ impl LineWriter {
                 .wait_timeout(st, deadline - now)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+        }
+        drop(st);
+        // `done` is the worker's last act: the join returns at once.
+        let handle = self.worker.lock().ok().and_then(|mut w| w.take());
+        if let Some(handle) = handle {
+            let _ = handle.join();
         }
         true
     }
