@@ -211,21 +211,19 @@ fn a_writer_failing_after_n_bytes_loses_exactly_the_lines_it_did_not_take() {
     assert_eq!(common::parse_lines(whole).len() as u64, complete);
 }
 
-/// A writer that logs through tracing, and even opens an `llm_call` span, on every write.
-#[derive(Clone, Default)]
-struct Chatty(Buf);
+/// A writer into a [`Buf`] that runs `before` ahead of every write.
+#[derive(Clone)]
+struct Hooked {
+    buf: Buf,
+    before: fn(&[u8]),
+}
 
-struct ChattyWriter(Buf);
+struct HookedWriter(Hooked);
 
-impl io::Write for ChattyWriter {
+impl io::Write for HookedWriter {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        tracing::info!(bytes = b.len(), "writing usage lines");
-        drop(info_span!(
-            "llm_call",
-            run_id = "from-the-writer",
-            tokens.input = 1_000_000
-        ));
-        self.0 .0.lock().unwrap().extend_from_slice(b);
+        (self.0.before)(b);
+        self.0.buf.0.lock().unwrap().extend_from_slice(b);
         Ok(b.len())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -233,16 +231,34 @@ impl io::Write for ChattyWriter {
     }
 }
 
-impl<'a> MakeWriter<'a> for Chatty {
-    type Writer = ChattyWriter;
-    fn make_writer(&'a self) -> ChattyWriter {
-        ChattyWriter(self.0.clone())
+impl<'a> MakeWriter<'a> for Hooked {
+    type Writer = HookedWriter;
+    fn make_writer(&'a self) -> HookedWriter {
+        HookedWriter(self.clone())
     }
+}
+
+/// Logs through tracing, and even opens an `llm_call` span, on every write.
+fn chatty(b: &[u8]) {
+    tracing::info!(bytes = b.len(), "writing usage lines");
+    drop(info_span!(
+        "llm_call",
+        run_id = "from-the-writer",
+        tokens.input = 1_000_000
+    ));
+}
+
+/// A disk that stalls: every write blocks for two seconds.
+fn stalling(_: &[u8]) {
+    std::thread::sleep(Duration::from_secs(2));
 }
 
 #[test]
 fn a_re_entrant_writer_that_logs_does_not_deadlock_or_count() {
-    let chatty = Chatty::default();
+    let chatty = Hooked {
+        buf: Buf::default(),
+        before: chatty,
+    };
     let (layer, guard) = UsageLayer::builder()
         .jsonl_writer(chatty.clone())
         .build()
@@ -262,7 +278,7 @@ fn a_re_entrant_writer_that_logs_does_not_deadlock_or_count() {
         }
     });
     drop(guard);
-    let lines = common::parse_lines(&chatty.0.text());
+    let lines = common::parse_lines(&chatty.buf.text());
     assert_eq!(calls(&lines).len(), 50);
     assert_eq!(summaries(&lines).len(), 1);
     assert_eq!(
@@ -312,30 +328,6 @@ fn guard_drop_summarises_open_runs_as_incomplete() {
     assert_eq!(handle.open_runs(), 0);
 }
 
-/// A disk that stalls: every write blocks for two seconds.
-#[derive(Clone, Default)]
-struct Stalling(Buf);
-
-struct StallingWriter(Buf);
-
-impl io::Write for StallingWriter {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        std::thread::sleep(Duration::from_secs(2));
-        self.0 .0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Stalling {
-    type Writer = StallingWriter;
-    fn make_writer(&'a self) -> StallingWriter {
-        StallingWriter(self.0.clone())
-    }
-}
-
 #[cfg(feature = "otlp")]
 #[test]
 fn a_stalled_disk_never_stalls_the_application_and_metrics_stay_exact() {
@@ -346,7 +338,10 @@ fn a_stalled_disk_never_stalls_the_application_and_metrics_stay_exact() {
     let provider = SdkMeterProvider::builder()
         .with_reader(PeriodicReader::builder(exporter.clone()).build())
         .build();
-    let stalling = Stalling::default();
+    let stalling = Hooked {
+        buf: Buf::default(),
+        before: stalling,
+    };
     let (layer, guard) = UsageLayer::builder()
         .jsonl_writer(stalling.clone())
         .meter(provider.meter("stall"))
@@ -390,7 +385,7 @@ fn a_stalled_disk_never_stalls_the_application_and_metrics_stay_exact() {
     // Let the write in flight finish: what it carried is written, the rest was counted.
     std::thread::sleep(Duration::from_millis(2500));
     let stats = handle.stats();
-    let written = stalling.0.text().matches('\n').count() as u64;
+    let written = stalling.buf.text().matches('\n').count() as u64;
     assert_eq!(stats.lines_written, written);
     assert_eq!(stats.lines_written + stats.lines_dropped, 110);
 }
