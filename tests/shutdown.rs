@@ -18,40 +18,17 @@ fn dispatch(layer: UsageLayer) -> Dispatch {
     Dispatch::new(tracing_subscriber::registry().with(layer))
 }
 
-/// A writer whose first write sleeps, so that every line piles up in the queue.
-#[derive(Clone)]
-struct Slow {
-    buf: Buf,
-    first: Arc<AtomicUsize>,
-}
-
-struct SlowWriter(Slow);
-
-impl io::Write for SlowWriter {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        if self.0.first.fetch_add(1, Ordering::SeqCst) == 0 {
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        self.0.buf.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Slow {
-    type Writer = SlowWriter;
-    fn make_writer(&'a self) -> SlowWriter {
-        SlowWriter(self.clone())
-    }
-}
-
 #[test]
 fn a_backlog_of_100_000_lines_at_guard_drop_all_reaches_the_writer() {
-    let slow = Slow {
+    // The first write sleeps, so that every line piles up in the queue.
+    let first = AtomicUsize::new(0);
+    let slow = Hooked {
         buf: Buf::default(),
-        first: Arc::new(AtomicUsize::new(0)),
+        before: Arc::new(move |_| {
+            if first.fetch_add(1, Ordering::SeqCst) == 0 {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        }),
     };
     let (layer, guard) = UsageLayer::builder()
         .jsonl_writer(slow.clone())
@@ -212,10 +189,13 @@ fn a_writer_failing_after_n_bytes_loses_exactly_the_lines_it_did_not_take() {
 }
 
 /// A writer into a [`Buf`] that runs `before` ahead of every write.
+/// What a [`Hooked`] writer runs ahead of each write.
+type Hook = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
 #[derive(Clone)]
 struct Hooked {
     buf: Buf,
-    before: fn(&[u8]),
+    before: Hook,
 }
 
 struct HookedWriter(Hooked);
@@ -257,7 +237,7 @@ fn stalling(_: &[u8]) {
 fn a_re_entrant_writer_that_logs_does_not_deadlock_or_count() {
     let chatty = Hooked {
         buf: Buf::default(),
-        before: chatty,
+        before: Arc::new(chatty),
     };
     let (layer, guard) = UsageLayer::builder()
         .jsonl_writer(chatty.clone())
@@ -340,7 +320,7 @@ fn a_stalled_disk_never_stalls_the_application_and_metrics_stay_exact() {
         .build();
     let stalling = Hooked {
         buf: Buf::default(),
-        before: stalling,
+        before: Arc::new(stalling),
     };
     let (layer, guard) = UsageLayer::builder()
         .jsonl_writer(stalling.clone())
