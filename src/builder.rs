@@ -43,6 +43,9 @@ pub struct UsageLayerBuilder {
     budgets: Vec<Budget>,
     on_budget: Option<BudgetCallback>,
     clock: Option<Clock>,
+    /// A database for live rows: a SQLite path or a PostgreSQL URL.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    database: Option<String>,
 }
 
 impl Default for UsageLayerBuilder {
@@ -66,6 +69,8 @@ impl Default for UsageLayerBuilder {
             budgets: Vec::new(),
             on_budget: None,
             clock: None,
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            database: None,
         }
     }
 }
@@ -108,6 +113,24 @@ impl UsageLayerBuilder {
         self.output = Output::Writer(Box::new(move |cap, stats| {
             LineWriter::spawn(make_writer, cap, stats)
         }));
+        self
+    }
+
+    /// Also writes every line as a row of the `llm_usage` tables (see [`crate::store`]) in the
+    /// SQLite file `path` (created if missing; WAL mode). Rows are inserted by a background
+    /// thread, a batch per transaction; a failing database is counted in
+    /// [`LayerStats`](crate::LayerStats) and reported once on stderr, never to the caller.
+    #[cfg(feature = "sqlite")]
+    pub fn sqlite(mut self, path: impl AsRef<std::path::Path>) -> Self {
+        self.database = Some(path.as_ref().display().to_string());
+        self
+    }
+
+    /// Like [`sqlite`](Self::sqlite) into a PostgreSQL server (`postgres://user@host/db`).
+    /// A lost connection is re-made; a batch that still fails is counted as dropped.
+    #[cfg(feature = "postgres")]
+    pub fn postgres(mut self, url: &str) -> Self {
+        self.database = Some(url.to_owned());
         self
     }
 
@@ -218,7 +241,7 @@ impl UsageLayerBuilder {
     /// # Errors
     ///
     /// [`Error::LogDir`] or [`Error::Appender`] when the JSONL directory or file cannot be
-    /// made, [`Error::WriterThread`] when the writer thread cannot start, [`Error::Config`]
+    /// made, [`Error::Store`] when the database cannot be opened or is newer than this build, [`Error::WriterThread`] when the writer thread cannot start, [`Error::Config`]
     /// for an empty span name or a zero orphan capacity.
     pub fn build(self) -> Result<(UsageLayer, UsageGuard), Error> {
         if self.span_name.is_empty() {
@@ -248,6 +271,20 @@ impl UsageLayerBuilder {
                 Some(spawn(self.queue_bytes, stats.clone()).map_err(Error::WriterThread)?)
             }
         };
+        let db_stats = Arc::new(SinkStats::default());
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        let db = match &self.database {
+            Some(target) => {
+                let sink = crate::store::sink::DbSink::open(target)?;
+                Some(
+                    LineWriter::spawn(sink, self.queue_bytes, db_stats.clone())
+                        .map_err(Error::WriterThread)?,
+                )
+            }
+            None => None,
+        };
+        #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+        let db = None;
         let price_version = (!self.prices.is_empty()).then(|| self.prices.version());
         let inner = Arc::new(Inner {
             span_name: self.span_name.into_boxed_str(),
@@ -258,6 +295,8 @@ impl UsageLayerBuilder {
             }),
             writer,
             sink_stats: stats,
+            db,
+            db_stats,
             prices: self.prices,
             unpriced: RwLock::default(),
             price_version,
@@ -323,10 +362,15 @@ impl UsageGuard {
         for summary in self.inner.ledger.drain() {
             self.inner.emit_summary(&summary);
         }
-        match &self.inner.writer {
-            Some(w) => w.shutdown(self.timeout),
-            None => true,
-        }
+        // One deadline for both writers: the guard waits at most the timeout in all.
+        let deadline = std::time::Instant::now() + self.timeout;
+        [&self.inner.writer, &self.inner.db]
+            .into_iter()
+            .flatten()
+            .fold(true, |all, w| {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                w.shutdown(left) && all
+            })
     }
 }
 

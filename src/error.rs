@@ -25,6 +25,10 @@ pub enum Error {
     /// The OTLP pipeline could not be built or failed to export.
     #[error("OTLP metrics: {0}")]
     Otlp(String),
+    /// The database given to `.sqlite()` or `.postgres()` could not be opened or migrated.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    #[error("usage database: {0}")]
+    Store(#[from] crate::store::StoreError),
     /// A builder setting is out of range.
     #[error("invalid configuration: {0}")]
     Config(&'static str),

@@ -40,6 +40,13 @@ pub struct LayerStats {
     pub write_errors: u64,
     /// Field values that could not be used (each also named in its line's `warnings`).
     pub invalid_values: u64,
+    /// Lines stored in the database (`.sqlite()`/`.postgres()`; rows already there included).
+    pub db_lines_written: u64,
+    /// Lines the database lost (a batch that failed after its retries, or the shutdown
+    /// timeout).
+    pub db_lines_dropped: u64,
+    /// Failed database batches.
+    pub db_errors: u64,
 }
 
 impl UsageHandle {
@@ -137,11 +144,15 @@ impl UsageHandle {
     /// The layer's health counters.
     pub fn stats(&self) -> LayerStats {
         let s = &self.inner.sink_stats;
+        let db = &self.inner.db_stats;
         LayerStats {
             lines_written: s.lines_written.load(Ordering::Relaxed),
             lines_dropped: s.lines_dropped.load(Ordering::Relaxed),
             write_errors: s.write_errors.load(Ordering::Relaxed),
             invalid_values: self.inner.invalid_values.load(Ordering::Relaxed),
+            db_lines_written: db.lines_written.load(Ordering::Relaxed),
+            db_lines_dropped: db.lines_dropped.load(Ordering::Relaxed),
+            db_errors: db.write_errors.load(Ordering::Relaxed),
         }
     }
 }

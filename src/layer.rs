@@ -45,6 +45,9 @@ pub(crate) struct Inner {
     pub(crate) ledger: Ledger,
     pub(crate) writer: Option<LineWriter>,
     pub(crate) sink_stats: Arc<SinkStats>,
+    /// The database's writer (`.sqlite()`/`.postgres()`), fed the same lines.
+    pub(crate) db: Option<LineWriter>,
+    pub(crate) db_stats: Arc<SinkStats>,
     pub(crate) prices: PriceTable,
     pub(crate) unpriced: RwLock<BTreeSet<Arc<str>>>,
     pub(crate) price_version: Option<Arc<str>>,
@@ -110,11 +113,22 @@ impl UsageLayer {
 }
 
 impl Inner {
+    fn has_output(&self) -> bool {
+        self.writer.is_some() || self.db.is_some()
+    }
+
+    /// Queues one encoded line for every output.
+    fn push(&self, line: &[u8]) {
+        for w in [&self.writer, &self.db].into_iter().flatten() {
+            w.push(line, 1);
+        }
+    }
+
     fn emit_call(&self, rec: &CallRecord) {
-        if let Some(w) = &self.writer {
+        if self.has_output() {
             with_line_buf(|buf| {
                 jsonl::encode_call(rec, buf);
-                w.push(buf, 1);
+                self.push(buf);
             });
         }
     }
@@ -122,11 +136,11 @@ impl Inner {
     /// A budget crossing: its line, the counter, and the callback (after every lock of ours
     /// is released; a panic in it is caught and reported, never unwound into the caller).
     fn report_budget(&self, event: &BudgetEvent) {
-        if let Some(w) = &self.writer {
+        if self.has_output() {
             with_line_buf(|buf| {
                 if serde_json::to_writer(&mut *buf, event).is_ok() {
                     buf.push(b'\n');
-                    w.push(buf, 1);
+                    self.push(buf);
                 }
             });
         }
@@ -151,10 +165,10 @@ impl Inner {
     }
 
     pub(crate) fn emit_summary(&self, summary: &RunSummary) {
-        if let Some(w) = &self.writer {
+        if self.has_output() {
             with_line_buf(|buf| {
                 jsonl::encode_summary(summary, buf);
-                w.push(buf, 1);
+                self.push(buf);
             });
         }
     }

@@ -105,6 +105,8 @@ mod handle;
 mod intern;
 mod layer;
 mod ledger;
+#[cfg(any(feature = "cli", feature = "sqlite", feature = "postgres"))]
+mod line;
 pub mod otel;
 #[cfg(feature = "otlp")]
 pub mod otlp;
@@ -112,6 +114,8 @@ pub mod pricing;
 pub mod providers;
 pub mod record;
 mod sink;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub mod store;
 
 pub use budget::{
     Budget, BudgetEvent, BudgetEventKind, BudgetMetric, BudgetScope, Remaining, RunSpend,

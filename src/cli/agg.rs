@@ -9,7 +9,7 @@ use hashbrown::HashMap;
 use crate::pricing::{PriceTable, ServiceTier};
 use crate::record::Tokens;
 
-use super::line::Line;
+use crate::line::Line;
 
 /// The key shown for calls without a value (JSON `null`).
 pub(crate) const NONE: &str = "\u{0}";
@@ -291,7 +291,7 @@ impl Aggregate {
         if needs.prompt {
             // A breakdown that does not parse was already validated as JSON; its components
             // are simply not counted.
-            let parsed = l.prompt_breakdown.map(super::line::components);
+            let parsed = l.prompt_breakdown.map(crate::line::components);
             for (component, tokens) in parsed.and_then(Result::ok).unwrap_or_default() {
                 match self.prompt.iter_mut().find(|(c, _)| *c == component) {
                     Some((_, t)) => *t = t.saturating_add(tokens),

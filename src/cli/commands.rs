@@ -32,11 +32,11 @@ fn run_count(scan: &Scan) -> u64 {
     })
 }
 
-pub(crate) fn stats(scan: &Scan, files: usize) -> Vec<Section> {
+pub(crate) fn stats(scan: &Scan, files: u64) -> Vec<Section> {
     let a = &scan.agg.all;
     let mut s = Section::kv("stats");
     let mut kv = |k: &'static str, v: Cell| s.rows.push(vec![Cell::text(k), v]);
-    kv("files", Cell::Int(files as u64));
+    kv("files", Cell::Int(files));
     kv("lines", Cell::Int(scan.lines));
     kv("calls", Cell::Int(a.calls));
     kv("runs", Cell::Int(run_count(scan)));

@@ -8,7 +8,11 @@
 //! llm-usage export --output FILE.csv  one row per call
 //! llm-usage reprice --prices FILE     the same calls under another price table
 //! llm-usage budget --per-day 10       the days and runs that would have crossed a limit
+//! llm-usage import PATHS --db usage.sqlite   load the logs into SQLite (or --db postgres://…)
 //! ```
+//!
+//! Every report reads a database instead of files when given `--db` (features `sqlite`,
+//! `postgres`): the same numbers, from the lines `import` or the layer stored.
 //!
 //! PATHS are files (plain or `.gz`), directories (their `*.jsonl` and `*.jsonl.gz`) or `-` for
 //! stdin; default `./llm_usage_logs`. Exit codes: 0, 1 for a failure (unreadable input,
@@ -16,7 +20,9 @@
 
 mod agg;
 mod commands;
-mod line;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod db;
+
 mod output;
 mod read;
 
@@ -70,7 +76,14 @@ struct Common {
     /// Re-price every call with this table (LiteLLM JSON, or the TOML override format).
     #[arg(long, global = true)]
     prices: Option<PathBuf>,
+    /// A database (SQLite file, or postgres:// URL) to read instead of files; for `import`,
+    /// the one to load into.
+    #[arg(long, global = true, value_name = "FILE|URL")]
+    db: Option<String>,
 }
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+const NO_ENGINE: &str = "this llm-usage was built without the `sqlite` and `postgres` features";
 
 #[derive(Subcommand, Debug)]
 enum Command {
@@ -98,6 +111,8 @@ enum Command {
     },
     /// What the same calls cost under the table given with --prices, per model.
     Reprice { paths: Vec<PathBuf> },
+    /// Loads the logs into the database given with --db; lines already there are skipped.
+    Import { paths: Vec<PathBuf> },
     /// Replays the logs against a limit: the days and runs that would have crossed it.
     Budget {
         /// A limit per UTC day (USD, or tokens with --tokens).
@@ -136,7 +151,7 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 /// assert!(check_line(br#"{"event":"llm_call","tokens":{"input":-1}}"#).is_err());
 /// ```
 pub fn check_line(bytes: &[u8]) -> Result<(), String> {
-    let l = line::parse(bytes)?;
+    let l = crate::line::parse(bytes)?;
     let needs = Needs {
         dims: [true; 7],
         prompt: true,
@@ -228,6 +243,7 @@ pub fn main() -> ExitCode {
             needs.rows = true;
             paths
         }
+        Command::Import { paths } => paths,
         Command::Reprice { paths } => {
             let Some(table) = prices.clone() else {
                 Cli::command()
@@ -244,10 +260,22 @@ pub fn main() -> ExitCode {
     if !matches!(cli.command, Command::Reprice { .. }) {
         needs.override_prices = prices;
     }
+    if let Command::Import { paths } = &cli.command {
+        return import(paths, c.db.as_deref(), c.strict);
+    }
 
-    let inputs = match read::inputs(paths) {
-        Ok(i) => i,
-        Err(e) => return fail(e),
+    let inputs = match (&c.db, paths.is_empty()) {
+        (Some(db), true) => vec![read::Input::Db(db.clone())],
+        (Some(_), false) => Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "give either PATHS or --db, not both",
+            )
+            .exit(),
+        (None, _) => match read::inputs(paths) {
+            Ok(i) => i,
+            Err(e) => return fail(e),
+        },
     };
     if inputs.is_empty() {
         eprintln!("llm-usage: no log files found");
@@ -277,7 +305,16 @@ pub fn main() -> ExitCode {
     }
 
     let sections = match &cli.command {
-        Command::Stats { .. } => commands::stats(&scan, inputs.len()),
+        Command::Stats { .. } => {
+            let files = match &c.db {
+                Some(db) => match imported_files(db) {
+                    Ok(n) => n,
+                    Err(e) => return fail(e),
+                },
+                None => inputs.len() as u64,
+            };
+            commands::stats(&scan, files)
+        }
         Command::Report { .. } => commands::report(&scan),
         Command::By { dimension, .. } => commands::by(&scan, *dimension),
         Command::Run {
@@ -291,6 +328,7 @@ pub fn main() -> ExitCode {
         },
         Command::Export { .. } => commands::export(&scan),
         Command::Reprice { .. } => commands::reprice(&scan),
+        Command::Import { .. } => Vec::new(),
         Command::Budget {
             per_day,
             per_run,
@@ -319,4 +357,53 @@ pub fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+/// `files` for `stats --db`: the distinct files imported.
+fn imported_files(db: &str) -> Result<u64, String> {
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    return db::imported_files(db).map_err(|e| format!("{db}: {e}"));
+    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+    return Err(format!("{db}: {NO_ENGINE}"));
+}
+
+/// `llm-usage import PATHS --db TARGET`.
+fn import(paths: &[PathBuf], db: Option<&str>, strict: bool) -> ExitCode {
+    let Some(db) = db else {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "import needs --db FILE|URL",
+            )
+            .exit();
+    };
+    let inputs = match read::inputs(paths) {
+        Ok(i) => i,
+        Err(e) => return fail(e),
+    };
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    {
+        let done = match db::import(&inputs, db, &mut std::io::stdout().lock()) {
+            Ok(d) => d,
+            Err(e) => return fail(e),
+        };
+        for (file, line, reason) in &done.problems {
+            eprintln!("{file}:{line}: {reason}");
+        }
+        if done.problem_count > 0 {
+            eprintln!(
+                "llm-usage: {} of {} lines skipped",
+                done.problem_count, done.lines
+            );
+        }
+        if strict && done.problem_count > 0 {
+            return ExitCode::from(1);
+        }
+        ExitCode::SUCCESS
+    }
+    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+    {
+        let _ = (inputs, strict);
+        fail(format!("{db}: {NO_ENGINE}"))
+    }
 }

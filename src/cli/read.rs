@@ -9,22 +9,23 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 
 use super::agg::{Aggregate, Needs};
-use super::line;
+use crate::line;
 use crate::record::Timestamp;
 
 /// Lines longer than this are rejected unread.
 pub(crate) const MAX_LINE: usize = 1 << 20;
 const BLOCK: usize = 4 << 20;
-const TOO_LONG: &[u8] = b"\x01too-long";
-const TORN: &[u8] = b"\x01torn";
+pub(crate) const TOO_LONG: &[u8] = b"\x01too-long";
+pub(crate) const TORN: &[u8] = b"\x01torn";
 /// Show a progress bar above this many bytes (when stderr is a terminal).
 const PROGRESS_BYTES: u64 = 64 << 20;
 
-/// An input: a file, or stdin.
+/// An input: a file, stdin, or the lines stored in a database (`--db`).
 #[derive(Clone, Debug)]
 pub(crate) enum Input {
     File(PathBuf),
     Stdin,
+    Db(String),
 }
 
 impl Input {
@@ -32,6 +33,7 @@ impl Input {
         match self {
             Input::File(p) => p.display().to_string(),
             Input::Stdin => "<stdin>".into(),
+            Input::Db(target) => target.clone(),
         }
     }
 }
@@ -173,10 +175,12 @@ pub(crate) struct Scan {
 
 const KEEP_PROBLEMS: usize = 10;
 
-struct Batch {
-    input: usize,
-    index: usize,
-    bytes: Vec<u8>,
+/// A block of whole lines from one input; lines too long or torn are replaced by
+/// [`TOO_LONG`] and [`TORN`] markers.
+pub(crate) struct Batch {
+    pub(crate) input: usize,
+    pub(crate) index: usize,
+    pub(crate) bytes: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -255,6 +259,30 @@ fn work(
     }
 }
 
+/// A progress bar over `total` bytes, for large inputs when stderr is a terminal.
+pub(crate) fn progress(total: u64) -> Option<indicatif::ProgressBar> {
+    (total > PROGRESS_BYTES && io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    })
+}
+
+/// The total size of the file inputs.
+pub(crate) fn total_bytes(inputs: &[Input]) -> u64 {
+    inputs
+        .iter()
+        .filter_map(|i| match i {
+            Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            Input::Stdin | Input::Db(_) => None,
+        })
+        .sum()
+}
+
 /// Counts bytes read, for the progress bar.
 struct Counted<R> {
     inner: R,
@@ -271,10 +299,18 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
-fn open(input: &Input, bar: Option<indicatif::ProgressBar>) -> io::Result<Box<dyn Read + Send>> {
+/// Opens an input as a stream of bytes (gzip decoded; a database's lines one after another).
+pub(crate) fn open(
+    input: &Input,
+    bar: Option<indicatif::ProgressBar>,
+) -> io::Result<Box<dyn Read + Send>> {
     let raw: Box<dyn Read + Send> = match input {
         Input::Stdin => Box::new(io::stdin()),
         Input::File(p) => Box::new(File::open(p)?),
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        Input::Db(target) => Box::new(super::db::lines(target)?),
+        #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+        Input::Db(_) => return Err(io::Error::other(super::NO_ENGINE)),
     };
     let counted = Counted { inner: raw, bar };
     let gz = matches!(input, Input::File(p) if p.extension().is_some_and(|e| e == "gz"));
@@ -288,7 +324,7 @@ fn open(input: &Input, bar: Option<indicatif::ProgressBar>) -> io::Result<Box<dy
 }
 
 /// Splits one input into batches of whole lines.
-fn split(
+pub(crate) fn split(
     input_idx: usize,
     r: &mut dyn Read,
     tx: &mpsc::SyncSender<Batch>,
@@ -359,22 +395,7 @@ fn memchr(b: &[u8]) -> Option<usize> {
 
 /// Reads every input through `threads` workers.
 pub(crate) fn scan(inputs: &[Input], filters: &Filters, needs: &Needs) -> Result<Scan, String> {
-    let total: u64 = inputs
-        .iter()
-        .filter_map(|i| match i {
-            Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
-            Input::Stdin => None,
-        })
-        .sum();
-    let bar = (total > PROGRESS_BYTES && io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(total);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        ) {
-            bar.set_style(style);
-        }
-        bar
-    });
+    let bar = progress(total_bytes(inputs));
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 8);

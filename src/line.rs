@@ -1,3 +1,4 @@
+#![cfg_attr(not(feature = "cli"), allow(dead_code))]
 //! One JSONL line, parsed borrowing from the input: only the fields the reports use, strings
 //! borrowed unless they contain escapes. Unknown keys are skipped; duplicate keys, numbers
 //! beyond u64, invalid UTF-8 and over-deep nesting are errors from serde_json.
@@ -11,6 +12,10 @@ use serde::Deserialize;
 #[serde(default)]
 pub(crate) struct SummaryUsage {
     pub(crate) call_count: u64,
+    pub(crate) input_tokens: u64,
+    pub(crate) output_tokens: u64,
+    pub(crate) total_tokens: u64,
+    pub(crate) cost_usd: Option<f64>,
 }
 
 /// Either line kind; which fields are set depends on `event`.
@@ -40,6 +45,8 @@ pub(crate) struct Line<'a> {
     pub(crate) cost_usd: Option<f64>,
     #[serde(borrow, deserialize_with = "opt_str")]
     pub(crate) cost_source: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "opt_str")]
+    pub(crate) price_version: Option<Cow<'a, str>>,
     pub(crate) latency_ms: Option<u64>,
     pub(crate) estimated: bool,
     #[serde(borrow, deserialize_with = "opt_str")]

@@ -1,0 +1,233 @@
+//! SQLite: one file, WAL mode, one `IMMEDIATE` transaction per batch.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, TransactionBehavior};
+
+use super::row::{int, Row, Table};
+use super::{check_version, pending, schema, Backend, StoreError};
+
+const INSERT_USAGE: &str = "INSERT INTO llm_usage (seq, id, timestamp, run_id, step, task,
+    agent, provider, model, input_tokens, output_tokens, total_tokens, cache_read_tokens,
+    cache_write_tokens, reasoning_tokens, cost_usd, cost_source, price_version,
+    response_time_ms, estimated, error, line)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+    ?19, ?20, ?21, ?22) ON CONFLICT (id) DO NOTHING";
+const INSERT_RUN: &str = "INSERT INTO llm_runs (seq, id, timestamp, run_id, status,
+    elapsed_seconds, call_count, input_tokens, output_tokens, total_tokens, cost_usd, line)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (id) DO NOTHING";
+const INSERT_EVENT: &str = "INSERT INTO llm_events (seq, id, timestamp, event, run_id, line)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING";
+const MAX_SEQ: &str = "SELECT max(coalesce((SELECT max(seq) FROM llm_usage), 0),
+    coalesce((SELECT max(seq) FROM llm_runs), 0), coalesce((SELECT max(seq) FROM llm_events), 0))";
+
+/// A SQLite database file.
+pub(crate) struct Sqlite {
+    conn: Connection,
+}
+
+impl Sqlite {
+    /// Opens or creates `path`, and brings its schema up to date.
+    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path)?;
+        // WAL: readers (a report, `sqlite3`) never block the writer; NORMAL sync is durable
+        // across a process crash, which is what a log needs.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        migrate(&mut conn)?;
+        Ok(Self { conn })
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(schema::VERSION_TABLE)?;
+    let found: i64 = tx.query_row(
+        "SELECT coalesce(max(version), 0) FROM llm_schema",
+        [],
+        |r| r.get(0),
+    )?;
+    check_version(found)?;
+    let todo = pending(&schema::SQLITE, found);
+    if !todo.is_empty() {
+        for sql in todo {
+            tx.execute_batch(sql)?;
+        }
+        tx.execute("DELETE FROM llm_schema", [])?;
+        tx.execute(
+            "INSERT INTO llm_schema (version) VALUES (?1)",
+            [schema::VERSION],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+impl Backend for Sqlite {
+    fn insert(&mut self, rows: &[Row<'_>]) -> Result<u64, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut seq: i64 = tx.query_row(MAX_SEQ, [], |r| r.get(0))?;
+        let mut added = 0;
+        {
+            let mut usage = tx.prepare_cached(INSERT_USAGE)?;
+            let mut runs = tx.prepare_cached(INSERT_RUN)?;
+            let mut events = tx.prepare_cached(INSERT_EVENT)?;
+            for r in rows {
+                seq += 1;
+                let f = &r.fields;
+                let n = match r.table {
+                    Table::Usage => {
+                        let t = &f.tokens;
+                        usage.execute(params![
+                            seq,
+                            r.id,
+                            r.timestamp,
+                            f.run_id.as_deref(),
+                            f.step.as_deref(),
+                            f.task.as_deref(),
+                            f.agent.as_deref(),
+                            f.provider.as_deref(),
+                            f.model.as_deref(),
+                            int(t.input),
+                            int(t.output),
+                            int(t.total),
+                            int(t.cache_read),
+                            int(t.cache_write),
+                            int(t.reasoning),
+                            f.cost_usd,
+                            f.cost_source.as_deref(),
+                            f.price_version.as_deref(),
+                            f.latency_ms.map(int),
+                            f.estimated,
+                            f.error.as_deref(),
+                            r.line,
+                        ])?
+                    }
+                    Table::Runs => {
+                        let u = f.usage.clone().unwrap_or_default();
+                        runs.execute(params![
+                            seq,
+                            r.id,
+                            r.timestamp,
+                            f.run_id.as_deref(),
+                            f.status.as_deref(),
+                            f.elapsed_seconds,
+                            int(u.call_count),
+                            int(u.input_tokens),
+                            int(u.output_tokens),
+                            int(u.total_tokens),
+                            u.cost_usd,
+                            r.line,
+                        ])?
+                    }
+                    Table::Events => events.execute(params![
+                        seq,
+                        r.id,
+                        r.timestamp,
+                        &*f.event,
+                        f.run_id.as_deref(),
+                        r.line,
+                    ])?,
+                };
+                added += n as u64;
+            }
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    fn lines(&mut self, each: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare(schema::ALL_LINES)?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let text = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+            each(text);
+        }
+        Ok(())
+    }
+
+    fn log_import(&mut self, path: &str, lines: u64, added: u64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO llm_imports (path, imported_at, lines, added) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                path,
+                crate::record::Timestamp::now().to_string(),
+                int(lines),
+                int(added)
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn imported_files(&mut self) -> Result<u64, StoreError> {
+        let n: i64 =
+            self.conn
+                .query_row("SELECT count(DISTINCT path) FROM llm_imports", [], |r| {
+                    r.get(0)
+                })?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(path: &Path) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row("SELECT version FROM llm_schema", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn an_older_database_is_upgraded_and_a_newer_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        {
+            // A database as migration 1 left it, with a call in it.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(schema::VERSION_TABLE).unwrap();
+            conn.execute_batch(schema::SQLITE[0]).unwrap();
+            conn.execute("INSERT INTO llm_schema VALUES (1)", [])
+                .unwrap();
+            conn.execute(
+                "INSERT INTO llm_usage (seq, id, timestamp, input_tokens, output_tokens,
+                 total_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
+                 estimated, line) VALUES (1, 'x', '2025-12-14T10:30:15.123Z', 3, 1, 4, 0, 0,
+                 0, 0, '{}')",
+                [],
+            )
+            .unwrap();
+        }
+        let mut db = Sqlite::open(&path).unwrap();
+        assert_eq!(version(&path), schema::VERSION);
+        // Migration 2's table exists and the old row is still there.
+        assert_eq!(db.imported_files().unwrap(), 0);
+        let mut seen = Vec::new();
+        db.lines(&mut |l| seen.push(l.to_owned())).unwrap();
+        assert_eq!(seen, ["{}"]);
+        drop(db);
+        // Reopening an up-to-date database changes nothing.
+        drop(Sqlite::open(&path).unwrap());
+        assert_eq!(version(&path), schema::VERSION);
+
+        Connection::open(&path)
+            .unwrap()
+            .execute("UPDATE llm_schema SET version = 99", [])
+            .unwrap();
+        let err = Sqlite::open(&path).err().unwrap();
+        assert!(matches!(
+            err,
+            StoreError::TooNew {
+                found: 99,
+                supported: schema::VERSION
+            }
+        ));
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+}
