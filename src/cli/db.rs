@@ -101,6 +101,7 @@ pub(crate) fn import(
     out: &mut dyn io::Write,
 ) -> Result<Imported, String> {
     let mut backend = crate::store::open(target).map_err(|e| format!("{target}: {e}"))?;
+    backend.bulk().map_err(|e| format!("{target}: {e}"))?;
     let mut keyer = crate::store::Keyer::default();
     let bar = read::progress(read::total_bytes(inputs));
     let mut all = Imported::default();
@@ -116,11 +117,22 @@ pub(crate) fn import(
             });
             // The reader thread reads and splits the next block while this one is stored.
             let stored = (|| {
+                // Blocks are gathered into large transactions: every commit rewrites the index
+                // pages it touched, so fewer commits write far less.
+                let mut group: Vec<Vec<u8>> = Vec::new();
+                let mut bytes = 0;
                 for batch in rx.iter() {
-                    store_batch(&mut *backend, &mut keyer, &batch.bytes, &name, &mut file)?;
-                    let _ = pool_tx.send(batch.bytes);
+                    bytes += batch.bytes.len();
+                    group.push(batch.bytes);
+                    if bytes >= TRANSACTION_BYTES {
+                        store(&mut *backend, &mut keyer, &group, &name, &mut file)?;
+                        for b in group.drain(..) {
+                            let _ = pool_tx.send(b);
+                        }
+                        bytes = 0;
+                    }
                 }
-                Ok::<(), String>(())
+                store(&mut *backend, &mut keyer, &group, &name, &mut file)
             })();
             drop(rx);
             let read = reader
@@ -156,15 +168,19 @@ pub(crate) fn import(
     Ok(all)
 }
 
-fn store_batch(
+/// How many bytes of lines one import transaction holds.
+const TRANSACTION_BYTES: usize = 64 << 20;
+
+/// Stores blocks of lines in one transaction.
+fn store(
     backend: &mut dyn crate::store::Backend,
     keyer: &mut crate::store::Keyer,
-    bytes: &[u8],
+    blocks: &[Vec<u8>],
     name: &str,
     file: &mut Imported,
 ) -> Result<(), String> {
     let mut rows = Vec::new();
-    for raw in bytes.split(|&b| b == b'\n') {
+    for raw in blocks.iter().flat_map(|b| b.split(|&b| b == b'\n')) {
         // The piece after the last `\n` is empty.
         if raw.is_empty() {
             continue;

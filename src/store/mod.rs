@@ -56,6 +56,10 @@ pub(crate) trait Backend: Send {
     fn insert(&mut self, rows: &[Row<'_>]) -> Result<u64, StoreError>;
     /// Calls `each` with every stored line, in the order they were logged.
     fn lines(&mut self, each: &mut dyn FnMut(&str)) -> Result<(), StoreError>;
+    /// Readies the connection for a large load (`import`): more cache, worth it only there.
+    fn bulk(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Notes that `path` was imported.
     fn log_import(&mut self, path: &str, lines: u64, added: u64) -> Result<(), StoreError>;
     /// How many distinct files have been imported.

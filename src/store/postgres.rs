@@ -1,23 +1,44 @@
 //! PostgreSQL: a synchronous client (the `postgres` crate), one transaction per batch with
 //! prepared inserts; `seq` comes from one sequence shared by the tables.
 
-use postgres::{Client, NoTls};
+use postgres::{Client, NoTls, Transaction};
+
+use crate::line::SummaryUsage;
 
 use super::row::{int, Row, Table};
 use super::{check_version, pending, schema, Backend, StoreError};
 
-const INSERT_USAGE: &str = "INSERT INTO llm_usage (id, timestamp, run_id, step, task, agent,
-    provider, model, input_tokens, output_tokens, total_tokens, cache_read_tokens,
+// One statement per table and chunk: each column travels as an array, `unnest` turns them
+// back into rows. A round trip per chunk instead of one per row.
+const INSERT_USAGE: &str = "INSERT INTO llm_usage (seq, id, timestamp, run_id, step, task,
+    agent, provider, model, input_tokens, output_tokens, total_tokens, cache_read_tokens,
     cache_write_tokens, reasoning_tokens, cost_usd, cost_source, price_version,
     response_time_ms, estimated, error, line)
-    VALUES ($1, CAST($2::text AS timestamptz), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-    $14, $15, $16, $17, $18, $19, $20, $21) ON CONFLICT (id) DO NOTHING";
-const INSERT_RUN: &str = "INSERT INTO llm_runs (id, timestamp, run_id, status, elapsed_seconds,
-    call_count, input_tokens, output_tokens, total_tokens, cost_usd, line)
-    VALUES ($1, CAST($2::text AS timestamptz), $3, $4, $5, $6, $7, $8, $9, $10, $11)
+    SELECT seq, id, CAST(ts AS timestamptz), run_id, step, task, agent, provider, model, i, o,
+        t, cr, cw, r, cost, cost_source, price_version, ms, est, error, line
+    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+        $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[],
+        $13::bigint[], $14::bigint[], $15::bigint[], $16::float8[], $17::text[], $18::text[],
+        $19::bigint[], $20::bool[], $21::text[], $22::text[])
+        AS u(seq, id, ts, run_id, step, task, agent, provider, model, i, o, t, cr, cw, r, cost,
+        cost_source, price_version, ms, est, error, line)
     ON CONFLICT (id) DO NOTHING";
-const INSERT_EVENT: &str = "INSERT INTO llm_events (id, timestamp, event, run_id, line)
-    VALUES ($1, CAST($2::text AS timestamptz), $3, $4, $5) ON CONFLICT (id) DO NOTHING";
+const INSERT_RUN: &str = "INSERT INTO llm_runs (seq, id, timestamp, run_id, status,
+    elapsed_seconds, call_count, input_tokens, output_tokens, total_tokens, cost_usd, line)
+    SELECT seq, id, CAST(ts AS timestamptz), run_id, status, elapsed, calls, i, o, t, cost, line
+    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[],
+        $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::float8[], $12::text[])
+        AS u(seq, id, ts, run_id, status, elapsed, calls, i, o, t, cost, line)
+    ON CONFLICT (id) DO NOTHING";
+const INSERT_EVENT: &str = "INSERT INTO llm_events (seq, id, timestamp, event, run_id, line)
+    SELECT seq, id, CAST(ts AS timestamptz), event, run_id, line
+    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+        AS u(seq, id, ts, event, run_id, line)
+    ON CONFLICT (id) DO NOTHING";
+/// Rows per statement.
+const CHUNK: usize = 5_000;
+/// Serialises the reservation of `seq` numbers between writers.
+const SEQ_LOCK: i64 = 0x6c6c_6d5f_7365_7121;
 /// Serialises concurrent migrations of one database (an arbitrary, fixed key).
 const MIGRATION_LOCK: i64 = 0x6c6c_6d5f_7573_6167;
 
@@ -67,73 +88,21 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
 
 impl Backend for Postgres {
     fn insert(&mut self, rows: &[Row<'_>]) -> Result<u64, StoreError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
         let mut tx = self.client.transaction()?;
-        let usage = tx.prepare(INSERT_USAGE)?;
-        let runs = tx.prepare(INSERT_RUN)?;
-        let events = tx.prepare(INSERT_EVENT)?;
+        // A block of `seq` numbers, so the lines keep their order across the tables.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SEQ_LOCK])?;
+        let first: i64 = tx.query_one("SELECT nextval('llm_seq')", &[])?.get(0);
+        let n = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        tx.execute("SELECT setval('llm_seq', $1)", &[&(first + n - 1)])?;
         let mut added = 0;
-        for r in rows {
-            let f = &r.fields;
-            added += match r.table {
-                Table::Usage => {
-                    let t = &f.tokens;
-                    tx.execute(
-                        &usage,
-                        &[
-                            &r.id,
-                            &r.timestamp,
-                            &f.run_id.as_deref(),
-                            &f.step.as_deref(),
-                            &f.task.as_deref(),
-                            &f.agent.as_deref(),
-                            &f.provider.as_deref(),
-                            &f.model.as_deref(),
-                            &int(t.input),
-                            &int(t.output),
-                            &int(t.total),
-                            &int(t.cache_read),
-                            &int(t.cache_write),
-                            &int(t.reasoning),
-                            &f.cost_usd,
-                            &f.cost_source.as_deref(),
-                            &f.price_version.as_deref(),
-                            &f.latency_ms.map(int),
-                            &f.estimated,
-                            &f.error.as_deref(),
-                            &r.line,
-                        ],
-                    )?
-                }
-                Table::Runs => {
-                    let u = f.usage.clone().unwrap_or_default();
-                    tx.execute(
-                        &runs,
-                        &[
-                            &r.id,
-                            &r.timestamp,
-                            &f.run_id.as_deref(),
-                            &f.status.as_deref(),
-                            &f.elapsed_seconds,
-                            &int(u.call_count),
-                            &int(u.input_tokens),
-                            &int(u.output_tokens),
-                            &int(u.total_tokens),
-                            &u.cost_usd,
-                            &r.line,
-                        ],
-                    )?
-                }
-                Table::Events => tx.execute(
-                    &events,
-                    &[
-                        &r.id,
-                        &r.timestamp,
-                        &&*f.event,
-                        &f.run_id.as_deref(),
-                        &r.line,
-                    ],
-                )?,
-            };
+        let numbered: Vec<(i64, &Row<'_>)> = (first..).zip(rows).collect();
+        for chunk in numbered.chunks(CHUNK) {
+            added += insert_usage(&mut tx, chunk)?;
+            added += insert_runs(&mut tx, chunk)?;
+            added += insert_events(&mut tx, chunk)?;
         }
         tx.commit()?;
         Ok(added)
@@ -171,4 +140,101 @@ impl Backend for Postgres {
             .get(0);
         Ok(u64::try_from(n).unwrap_or(0))
     }
+}
+
+/// The rows of `chunk` that go to `table`.
+fn of<'r, 'a>(chunk: &'r [(i64, &'r Row<'a>)], table: Table) -> Vec<(i64, &'r Row<'a>)> {
+    chunk
+        .iter()
+        .filter(|(_, r)| r.table == table)
+        .copied()
+        .collect()
+}
+
+/// One column of `rows`.
+fn col<'r, 'a: 'r, T>(rows: &[(i64, &'r Row<'a>)], f: impl Fn(&'r Row<'a>) -> T) -> Vec<T> {
+    rows.iter().map(|(_, r)| f(r)).collect()
+}
+
+fn seqs(rows: &[(i64, &Row<'_>)]) -> Vec<i64> {
+    rows.iter().map(|(s, _)| *s).collect()
+}
+
+fn insert_usage(tx: &mut Transaction<'_>, chunk: &[(i64, &Row<'_>)]) -> Result<u64, StoreError> {
+    let rows = of(chunk, Table::Usage);
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let count = |f: fn(&Row<'_>) -> u64| col(&rows, |r| int(f(r)));
+    Ok(tx.execute(
+        INSERT_USAGE,
+        &[
+            &seqs(&rows),
+            &col(&rows, |r| r.id.as_str()),
+            &col(&rows, |r| r.timestamp.as_str()),
+            &col(&rows, |r| r.fields.run_id.as_deref()),
+            &col(&rows, |r| r.fields.step.as_deref()),
+            &col(&rows, |r| r.fields.task.as_deref()),
+            &col(&rows, |r| r.fields.agent.as_deref()),
+            &col(&rows, |r| r.fields.provider.as_deref()),
+            &col(&rows, |r| r.fields.model.as_deref()),
+            &count(|r| r.fields.tokens.input),
+            &count(|r| r.fields.tokens.output),
+            &count(|r| r.fields.tokens.total),
+            &count(|r| r.fields.tokens.cache_read),
+            &count(|r| r.fields.tokens.cache_write),
+            &count(|r| r.fields.tokens.reasoning),
+            &col(&rows, |r| r.fields.cost_usd),
+            &col(&rows, |r| r.fields.cost_source.as_deref()),
+            &col(&rows, |r| r.fields.price_version.as_deref()),
+            &col(&rows, |r| r.fields.latency_ms.map(int)),
+            &col(&rows, |r| r.fields.estimated),
+            &col(&rows, |r| r.fields.error.as_deref()),
+            &col(&rows, |r| r.line),
+        ],
+    )?)
+}
+
+fn insert_runs(tx: &mut Transaction<'_>, chunk: &[(i64, &Row<'_>)]) -> Result<u64, StoreError> {
+    let rows = of(chunk, Table::Runs);
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let usage: Vec<SummaryUsage> = col(&rows, |r| r.fields.usage.clone().unwrap_or_default());
+    let count = |f: fn(&SummaryUsage) -> u64| usage.iter().map(|u| int(f(u))).collect::<Vec<_>>();
+    Ok(tx.execute(
+        INSERT_RUN,
+        &[
+            &seqs(&rows),
+            &col(&rows, |r| r.id.as_str()),
+            &col(&rows, |r| r.timestamp.as_str()),
+            &col(&rows, |r| r.fields.run_id.as_deref()),
+            &col(&rows, |r| r.fields.status.as_deref()),
+            &col(&rows, |r| r.fields.elapsed_seconds),
+            &count(|u| u.call_count),
+            &count(|u| u.input_tokens),
+            &count(|u| u.output_tokens),
+            &count(|u| u.total_tokens),
+            &usage.iter().map(|u| u.cost_usd).collect::<Vec<_>>(),
+            &col(&rows, |r| r.line),
+        ],
+    )?)
+}
+
+fn insert_events(tx: &mut Transaction<'_>, chunk: &[(i64, &Row<'_>)]) -> Result<u64, StoreError> {
+    let rows = of(chunk, Table::Events);
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    Ok(tx.execute(
+        INSERT_EVENT,
+        &[
+            &seqs(&rows),
+            &col(&rows, |r| r.id.as_str()),
+            &col(&rows, |r| r.timestamp.as_str()),
+            &col(&rows, |r| &*r.fields.event),
+            &col(&rows, |r| r.fields.run_id.as_deref()),
+            &col(&rows, |r| r.line),
+        ],
+    )?)
 }
