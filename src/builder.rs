@@ -362,6 +362,9 @@ impl UsageGuard {
         for summary in self.inner.ledger.drain() {
             self.inner.emit_summary(&summary);
         }
+        if let Some(m) = &self.inner.metrics {
+            m.shutdown();
+        }
         // One deadline for both writers: the guard waits at most the timeout in all.
         let deadline = std::time::Instant::now() + self.timeout;
         [&self.inner.writer, &self.inner.db]

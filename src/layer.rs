@@ -340,9 +340,6 @@ impl Inner {
             (None, None) => None,
         };
         self.ledger.groups.add(&rec);
-        if let Some(m) = &self.metrics {
-            m.record(&rec);
-        }
         let crossings = if self.budgets.is_empty() {
             Vec::new()
         } else {
@@ -355,6 +352,10 @@ impl Inner {
         if let Some(summary) = evicted {
             self.budgets.forget(&summary.run_id);
             self.emit_summary(&summary);
+        }
+        // Last: the record moves to the metrics queue.
+        if let Some(m) = &self.metrics {
+            m.record(rec);
         }
     }
 

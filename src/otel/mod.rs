@@ -20,6 +20,9 @@ use opentelemetry::{KeyValue, StringValue, Value};
 
 use crate::record::CallRecord;
 
+mod deferred;
+pub(crate) use deferred::Instruments;
+
 /// `gen_ai.client.token.usage` bucket boundaries: powers of 4 from 1 to 67,108,864.
 pub const TOKEN_BUCKETS: [f64; 14] = [
     1.0,
@@ -160,8 +163,9 @@ struct Upcoming {
     reasoning: Counter<u64>,
 }
 
-/// The instruments, created once from the user's [`Meter`].
-pub(crate) struct Instruments {
+/// The instruments, created once from the user's [`Meter`]; [`Instruments`] records into
+/// them off the caller's thread.
+pub(crate) struct Recorder {
     tokens: Histogram<u64>,
     duration: Histogram<f64>,
     cost: Histogram<f64>,
@@ -189,7 +193,7 @@ fn string(v: &Arc<str>) -> Value {
     Value::String(StringValue::from(v.clone()))
 }
 
-impl Instruments {
+impl Recorder {
     pub(crate) fn new(meter: &Meter, opts: MetricOptions) -> Self {
         let counter = |name: &'static str, what: &'static str| {
             meter
