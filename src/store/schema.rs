@@ -4,6 +4,20 @@
 //! Migration 1 made the two tables of the design; migration 2 added the indexes, the budget
 //! events and the import log. Never edit a released migration: add one.
 
+/// Migration 2's indexes, the same in both engines.
+macro_rules! indexes {
+    () => {
+        "CREATE INDEX llm_usage_seq ON llm_usage (seq);
+        CREATE INDEX llm_usage_time ON llm_usage (timestamp);
+        CREATE INDEX llm_usage_model ON llm_usage (model, timestamp);
+        CREATE INDEX llm_usage_provider ON llm_usage (provider, timestamp);
+        CREATE INDEX llm_usage_step ON llm_usage (step, task);
+        CREATE INDEX llm_usage_run ON llm_usage (run_id);
+        CREATE INDEX llm_runs_seq ON llm_runs (seq);
+        CREATE INDEX llm_runs_run ON llm_runs (run_id);"
+    };
+}
+
 /// The version this build writes.
 pub(crate) const VERSION: i64 = 2;
 
@@ -31,15 +45,9 @@ pub(crate) const SQLITE: [&str; 2] = [
         output_tokens INTEGER NOT NULL, total_tokens INTEGER NOT NULL, cost_usd REAL,
         line TEXT NOT NULL
     );",
-    "CREATE INDEX llm_usage_seq ON llm_usage (seq);
-    CREATE INDEX llm_usage_time ON llm_usage (timestamp);
-    CREATE INDEX llm_usage_model ON llm_usage (model, timestamp);
-    CREATE INDEX llm_usage_provider ON llm_usage (provider, timestamp);
-    CREATE INDEX llm_usage_step ON llm_usage (step, task);
-    CREATE INDEX llm_usage_run ON llm_usage (run_id);
-    CREATE INDEX llm_runs_seq ON llm_runs (seq);
-    CREATE INDEX llm_runs_run ON llm_runs (run_id);
-    CREATE TABLE llm_events (
+    concat!(
+        indexes!(),
+        "    CREATE TABLE llm_events (
         seq INTEGER NOT NULL,
         id TEXT PRIMARY KEY,
         timestamp TEXT NOT NULL,
@@ -50,7 +58,8 @@ pub(crate) const SQLITE: [&str; 2] = [
     CREATE TABLE llm_imports (
         path TEXT NOT NULL, imported_at TEXT NOT NULL,
         lines INTEGER NOT NULL, added INTEGER NOT NULL
-    );",
+    );"
+    ),
 ];
 
 /// PostgreSQL: `timestamptz`, `boolean`, and one sequence that orders lines across tables.
@@ -79,15 +88,9 @@ pub(crate) const POSTGRES: [&str; 2] = [
         cost_usd DOUBLE PRECISION,
         line TEXT NOT NULL
     );",
-    "CREATE INDEX llm_usage_seq ON llm_usage (seq);
-    CREATE INDEX llm_usage_time ON llm_usage (timestamp);
-    CREATE INDEX llm_usage_model ON llm_usage (model, timestamp);
-    CREATE INDEX llm_usage_provider ON llm_usage (provider, timestamp);
-    CREATE INDEX llm_usage_step ON llm_usage (step, task);
-    CREATE INDEX llm_usage_run ON llm_usage (run_id);
-    CREATE INDEX llm_runs_seq ON llm_runs (seq);
-    CREATE INDEX llm_runs_run ON llm_runs (run_id);
-    CREATE TABLE llm_events (
+    concat!(
+        indexes!(),
+        "    CREATE TABLE llm_events (
         seq BIGINT NOT NULL DEFAULT nextval('llm_seq'),
         id TEXT PRIMARY KEY,
         timestamp TIMESTAMPTZ NOT NULL,
@@ -98,7 +101,8 @@ pub(crate) const POSTGRES: [&str; 2] = [
     CREATE TABLE llm_imports (
         path TEXT NOT NULL, imported_at TIMESTAMPTZ NOT NULL,
         lines BIGINT NOT NULL, added BIGINT NOT NULL
-    );",
+    );"
+    ),
 ];
 
 /// Creates the version table (one row) if missing.
