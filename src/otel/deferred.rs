@@ -18,8 +18,8 @@ use tracing_core::Dispatch;
 use super::{MetricOptions, Recorder};
 use crate::record::CallRecord;
 
-/// Calls queued before callers record their own.
-const MAX_QUEUED: usize = 64 * 1024;
+/// Calls queued before callers record their own (about 4 MB of records at most).
+const MAX_QUEUED: usize = 16 * 1024;
 /// How long the worker lets calls gather after a wake-up.
 const LINGER: Duration = Duration::from_millis(1);
 

@@ -11,6 +11,10 @@
 //! `gen_ai.request.model`, `gen_ai.response.model`, and this crate's `llm.step` and `llm.task`
 //! (each capped in distinct values, the rest `__other__`; either can be turned off). Run ids and
 //! agent or user ids are never attributes: they stay in the JSONL.
+//!
+//! Measurements are recorded by a worker thread, not the caller's (the SDK hashes the
+//! attribute set for each one); every collection first records whatever is still queued, so
+//! an export or a `force_flush` sees every call that closed before it.
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};

@@ -56,7 +56,9 @@ impl DbSink {
         let (rows, _unstorable) = rows(&mut st.keyer, text);
         let mut last = None;
         for pause in RETRY_AFTER {
-            std::thread::sleep(pause);
+            if !pause.is_zero() {
+                std::thread::sleep(pause);
+            }
             let backend = match st.backend.as_mut() {
                 Some(b) => b,
                 None => match open(&st.target) {
