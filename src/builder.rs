@@ -318,6 +318,7 @@ impl UsageLayerBuilder {
             on_budget: self.on_budget,
             clock: self.clock,
             callback_panics: AtomicU64::new(0),
+            closing: crate::layer::ClosingFilter::default(),
         });
         let guard = UsageGuard {
             inner: inner.clone(),

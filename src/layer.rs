@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -58,6 +58,48 @@ pub(crate) struct Inner {
     pub(crate) budget_counter: Option<opentelemetry::metrics::Counter<u64>>,
     pub(crate) clock: Option<Clock>,
     pub(crate) callback_panics: AtomicU64,
+    /// Spans that do something at close, counted by a hash of their id.
+    pub(crate) closing: ClosingFilter,
+}
+
+/// Which span ids may need work at close: a counter per hash bucket of the id, raised when a
+/// call or run span opens and lowered when it closes. A zero bucket means the closing span is
+/// none of ours, and the registry lookup is skipped: the common case in a busy service.
+pub(crate) struct ClosingFilter {
+    buckets: Box<[AtomicU32]>,
+}
+
+impl Default for ClosingFilter {
+    fn default() -> Self {
+        Self {
+            buckets: (0..CLOSING_BUCKETS).map(|_| AtomicU32::new(0)).collect(),
+        }
+    }
+}
+
+const CLOSING_BUCKETS: usize = 4096;
+
+impl ClosingFilter {
+    fn bucket(&self, id: &Id) -> &AtomicU32 {
+        // The registry's ids are slab indices (plus a generation): multiplying spreads them.
+        let h = id.into_u64().wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52;
+        &self.buckets[h as usize % CLOSING_BUCKETS]
+    }
+
+    fn opened(&self, id: &Id) {
+        self.bucket(id).fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn closed(&self, id: &Id) {
+        // Never below zero, whatever happens to a span we did not see open.
+        let _ = self
+            .bucket(id)
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    fn may_be_ours(&self, id: &Id) -> bool {
+        self.bucket(id).load(Ordering::Relaxed) != 0
+    }
 }
 
 /// The `on_budget` callback.
@@ -388,6 +430,7 @@ where
         match classify(attrs.metadata(), &self.inner.span_name) {
             SpanRole::Ignored => {}
             SpanRole::Call => {
+                self.inner.closing.opened(id);
                 // Boxed once, filled in place: only the pointer moves after this.
                 let mut state = Box::new(CallState {
                     fields: CallFields::default(),
@@ -401,6 +444,9 @@ where
             SpanRole::Scope { run } => {
                 let mut fields = ScopeFields::default();
                 attrs.record(&mut fields);
+                if run {
+                    self.inner.closing.opened(id);
+                }
                 let run = run.then(|| self.inner.ledger.open_run(fields.run_id.clone()));
                 if let Some(span) = ctx.span(id) {
                     span.extensions_mut().replace(ScopeState { fields, run });
@@ -445,13 +491,44 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        if !self.inner.closing.may_be_ours(&id) {
+            return;
+        }
         let Some(span) = ctx.span(&id) else {
             return;
         };
         match classify(span.metadata(), &self.inner.span_name) {
             SpanRole::Ignored | SpanRole::Scope { run: false } => {}
-            SpanRole::Call => self.inner.close_call(&span),
-            SpanRole::Scope { run: true } => self.inner.close_run(&span),
+            SpanRole::Call => {
+                self.inner.closing.closed(&id);
+                self.inner.close_call(&span);
+            }
+            SpanRole::Scope { run: true } => {
+                self.inner.closing.closed(&id);
+                self.inner.close_run(&span);
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closing_filter_counts_open_spans_per_bucket() {
+        let f = ClosingFilter::default();
+        let (a, b) = (Id::from_u64(7), Id::from_u64(8));
+        assert!(!f.may_be_ours(&a));
+        f.opened(&a);
+        f.opened(&a); // an id reused while the first span's close is under way
+        f.closed(&a);
+        assert!(f.may_be_ours(&a));
+        f.closed(&a);
+        f.closed(&a); // a close we never saw open: stays at zero
+        assert!(!f.may_be_ours(&a));
+        f.opened(&b);
+        assert!(!f.may_be_ours(&a) || f.bucket(&a).as_ptr() == f.bucket(&b).as_ptr());
+        assert!(f.may_be_ours(&b));
     }
 }
