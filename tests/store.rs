@@ -37,6 +37,9 @@ mod store {
             Trial::test("sqlite_newer_schema_is_refused", || {
                 sqlite_newer_schema_is_refused()
             }),
+            Trial::test("sqlite_older_schema_is_upgraded_newer_refused", || {
+                schema_upgrade_and_newer_refused(&Db::sqlite("schema"))
+            }),
             Trial::test("import_skips_bad_lines_and_strict_fails", || {
                 import_skips_bad_lines(&Db::sqlite("bad"))
             }),
@@ -45,7 +48,10 @@ mod store {
             }),
         ];
         type PgTest = fn(&str) -> Result<(), Failed>;
-        let pg_tests: [(&str, PgTest); 3] = [
+        let pg_tests: [(&str, PgTest); 4] = [
+            ("postgres_older_schema_is_upgraded_newer_refused", |url| {
+                schema_upgrade_and_newer_refused(&Db::postgres(url, "schema")?)
+            }),
             ("postgres_live_sink_holds_the_jsonl_lines", |url| {
                 live_sink_holds_the_jsonl_lines(&Db::postgres(url, "live")?)
             }),
@@ -150,6 +156,18 @@ mod store {
             }
         }
 
+        fn execute(&self, sql: &str) {
+            if self.pg {
+                let mut c = postgres::Client::connect(&self.target, postgres::NoTls).unwrap();
+                c.batch_execute(sql).unwrap();
+            } else {
+                rusqlite::Connection::open(&self.target)
+                    .unwrap()
+                    .execute_batch(sql)
+                    .unwrap();
+            }
+        }
+
         fn count(&self, table: &str) -> u64 {
             self.numbers(&format!(
                 "SELECT CAST(count(*) AS DOUBLE PRECISION) FROM {table}"
@@ -228,6 +246,14 @@ mod store {
         got.sort_unstable();
         assert_eq!(got, want);
         assert_eq!(db.count("llm_usage"), 480);
+        if !db.pg {
+            let mode: String = rusqlite::Connection::open(&db.target)?.query_row(
+                "PRAGMA journal_mode",
+                [],
+                |r| r.get(0),
+            )?;
+            assert_eq!(mode, "wal");
+        }
         assert_eq!(db.count("llm_runs"), 40);
         let budget_lines = values
             .iter()
@@ -477,6 +503,50 @@ mod store {
             .output()?;
         assert_eq!(out.status.code(), Some(1));
         assert!(String::from_utf8(out.stderr)?.contains("schema version 3"));
+        Ok(())
+    }
+
+    /// A database taken back to schema version 1 (migration 2's objects dropped) is brought up
+    /// to date by the next open, rows kept; one at a version above the build's is refused.
+    fn schema_upgrade_and_newer_refused(db: &Db) -> Result<(), Failed> {
+        let dir = tempfile::tempdir()?;
+        let log = dir.path().join("one.jsonl");
+        let first = std::fs::read_to_string(fixture().join("usage.jsonl"))?;
+        std::fs::write(&log, format!("{}\n", first.lines().next().unwrap()))?;
+        llm_usage(&["import", path(&log), "--db", &db.target]);
+        db.execute(
+            "DROP TABLE llm_events; DROP TABLE llm_imports; DROP INDEX llm_usage_seq;
+             DROP INDEX llm_usage_time; DROP INDEX llm_usage_model; DROP INDEX llm_usage_provider;
+             DROP INDEX llm_usage_step; DROP INDEX llm_usage_run; DROP INDEX llm_runs_seq;
+             DROP INDEX llm_runs_run; UPDATE llm_schema SET version = 1",
+        );
+        assert_eq!(
+            db.numbers("SELECT CAST(version AS DOUBLE PRECISION) FROM llm_schema"),
+            [1.0]
+        );
+        let out = llm_usage(&["import", path(&log), "--db", &db.target]);
+        assert!(
+            out.contains("1 lines, 0 rows added, 1 already there"),
+            "{out}"
+        );
+        assert_eq!(
+            db.numbers("SELECT CAST(version AS DOUBLE PRECISION) FROM llm_schema"),
+            [2.0]
+        );
+        assert_eq!(db.count("llm_events"), 0);
+        assert_eq!(db.count("llm_imports"), 1);
+        assert_eq!(db.count("llm_usage"), 1);
+
+        db.execute("UPDATE llm_schema SET version = 3");
+        let out = Command::cargo_bin("llm-usage")?
+            .args(["import", path(&log), "--db", &db.target])
+            .output()?;
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8(out.stderr)?;
+        assert!(
+            err.contains("the database is at schema version 3, newer than the 2"),
+            "{err}"
+        );
         Ok(())
     }
 
