@@ -7,7 +7,7 @@
 use std::io::{self, Read};
 use std::sync::mpsc;
 
-use super::read::{self, Input, TOO_LONG, TORN};
+use super::read::{self, Input};
 
 /// How many bytes of lines travel from the database thread at a time.
 const CHUNK: usize = 1 << 20;
@@ -186,10 +186,8 @@ fn store(
             continue;
         }
         file.lines += 1;
-        let row = if raw == TOO_LONG {
-            Err("line longer than 1 MB, skipped".to_owned())
-        } else if raw == TORN {
-            Err("torn last line (no newline: a writer killed mid-line?), skipped".to_owned())
+        let row = if let Some(reason) = read::skipped(raw) {
+            Err(reason.to_owned())
         } else {
             std::str::from_utf8(raw)
                 .map_err(|e| format!("invalid UTF-8: {e}"))

@@ -15,8 +15,8 @@ use crate::record::Timestamp;
 /// Lines longer than this are rejected unread.
 pub(crate) const MAX_LINE: usize = 1 << 20;
 const BLOCK: usize = 4 << 20;
-pub(crate) const TOO_LONG: &[u8] = b"\x01too-long";
-pub(crate) const TORN: &[u8] = b"\x01torn";
+const TOO_LONG: &[u8] = b"\x01too-long";
+const TORN: &[u8] = b"\x01torn";
 /// Show a progress bar above this many bytes (when stderr is a terminal).
 const PROGRESS_BYTES: u64 = 64 << 20;
 
@@ -175,6 +175,17 @@ pub(crate) struct Scan {
 
 const KEEP_PROBLEMS: usize = 10;
 
+/// Why a piece of a batch is not a line to parse: a [`TOO_LONG`] or [`TORN`] marker.
+pub(crate) fn skipped(raw: &[u8]) -> Option<&'static str> {
+    if raw == TOO_LONG || raw.len() > MAX_LINE {
+        Some("line longer than 1 MB, skipped")
+    } else if raw == TORN {
+        Some("torn last line (no newline: a writer killed mid-line?), skipped")
+    } else {
+        None
+    }
+}
+
 /// A block of whole lines from one input; lines too long or torn are replaced by
 /// [`TOO_LONG`] and [`TORN`] markers.
 pub(crate) struct Batch {
@@ -219,11 +230,11 @@ fn work(
                 n += 1;
                 continue;
             }
-            let reason = if raw == TOO_LONG || raw.len() > MAX_LINE {
-                Some("line longer than 1 MB, skipped".to_owned())
-            } else if raw == TORN {
-                out.torn += 1;
-                Some("torn last line (no newline: a writer killed mid-line?), skipped".to_owned())
+            let reason = if let Some(reason) = skipped(raw) {
+                if raw == TORN {
+                    out.torn += 1;
+                }
+                Some(reason.to_owned())
             } else {
                 let parsed = match text {
                     Some(t) => line::parse_str(&t[from..end]),
