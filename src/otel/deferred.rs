@@ -184,9 +184,14 @@ mod tests {
     use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 
     fn call(input: u64) -> CallRecord {
+        call_to("m", input)
+    }
+
+    /// A call to `model`; its names are fresh `Arc`s, as when they are not interned.
+    fn call_to(model: &str, input: u64) -> CallRecord {
         let line = format!(
             r#"{{"timestamp":"2025-12-14T10:30:15.123Z","event":"llm_call","run_id":null,
-            "step":null,"model":"m","provider":"p","task":null,"agent":null,
+            "step":null,"model":"{model}","provider":"p","task":null,"agent":null,
             "tokens":{{"input":{input},"output":1,"total":{},"cache_read":0,"cache_write":0,
             "reasoning":0}},"prompt_breakdown":{{}},"cost_usd":null,"cost_source":"unpriced",
             "price_version":null,"latency_ms":5,"estimated":false,"error":null,"warnings":[]}}"#,
@@ -197,19 +202,75 @@ mod tests {
 
     /// (count, sum) of the token histogram's data points, at the last export.
     fn tokens(exporter: &InMemoryMetricExporter) -> (u64, u64) {
+        let (count, sum, _) = token_points(exporter);
+        (count, sum)
+    }
+
+    /// (count, sum, points) of the token histogram, at the last export.
+    fn token_points(exporter: &InMemoryMetricExporter) -> (u64, u64, usize) {
         let all = exporter.get_finished_metrics().unwrap();
-        let mut total = (0, 0);
+        let mut total = (0, 0, 0);
         for sm in all.last().unwrap().scope_metrics() {
             for m in sm.metrics() {
                 if let AggregatedMetrics::U64(MetricData::Histogram(h)) = m.data() {
                     for p in h.data_points() {
                         total.0 += p.count();
                         total.1 += p.sum();
+                        total.2 += 1;
                     }
                 }
             }
         }
         total
+    }
+
+    /// Every metric's name and number of points, at the last export.
+    fn points(exporter: &InMemoryMetricExporter) -> Vec<(String, usize)> {
+        let all = exporter.get_finished_metrics().unwrap();
+        let mut out = Vec::new();
+        for sm in all.last().unwrap().scope_metrics() {
+            for m in sm.metrics() {
+                let n = match m.data() {
+                    AggregatedMetrics::U64(MetricData::Histogram(h)) => h.data_points().count(),
+                    AggregatedMetrics::F64(MetricData::Histogram(h)) => h.data_points().count(),
+                    _ => continue,
+                };
+                out.push((m.name().to_owned(), n));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn series_stay_exact_when_the_cache_starts_over() {
+        let exporter = InMemoryMetricExporter::default();
+        let provider = SdkMeterProvider::builder()
+            .with_reader(PeriodicReader::builder(exporter.clone()).build())
+            .build();
+        let opts = MetricOptions {
+            step: true,
+            task: true,
+            cap: 8,
+            latest_experimental: false,
+        };
+        let instruments = Instruments::build(&provider.meter("t"), opts, false);
+        // Names that are not interned: every call is a new key, so the series cache fills
+        // and starts over several times.
+        for i in 0..5_000u64 {
+            instruments.record(call_to(&format!("m{}", i % 50), i));
+        }
+        provider.force_flush().unwrap();
+        // 0..5000 sum to 12,497,500; outputs are 1 each.
+        assert_eq!(token_points(&exporter), (10_000, 12_497_500 + 5_000, 100));
+        // No call is priced: no cost series, not even empty ones.
+        assert_eq!(
+            points(&exporter),
+            [
+                ("gen_ai.client.operation.duration".to_owned(), 50),
+                ("gen_ai.client.token.usage".to_owned(), 100),
+            ]
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //! an export or a `force_flush` sees every call that closed before it.
 
 use std::collections::HashSet;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::{KeyValue, StringValue, Value};
@@ -25,7 +25,9 @@ use opentelemetry::{KeyValue, StringValue, Value};
 use crate::record::CallRecord;
 
 mod deferred;
+mod series;
 pub(crate) use deferred::Instruments;
+use series::SeriesCache;
 
 /// `gen_ai.client.token.usage` bucket boundaries: powers of 4 from 1 to 67,108,864.
 pub const TOKEN_BUCKETS: [f64; 14] = [
@@ -176,6 +178,8 @@ pub(crate) struct Recorder {
     upcoming: Option<Upcoming>,
     steps: Option<Capped>,
     tasks: Option<Capped>,
+    /// Attribute sets seen, with their instruments (the worker is the usual sole user).
+    series: Mutex<SeriesCache>,
 }
 
 /// `error.type` must have few values: an identifier-like error is kept, anything else
@@ -234,16 +238,20 @@ impl Recorder {
             }),
             steps: opts.step.then(|| Capped::new(opts.cap)),
             tasks: opts.task.then(|| Capped::new(opts.cap)),
+            series: Mutex::default(),
         }
     }
 
     /// Records one finished call.
     pub(crate) fn record(&self, rec: &CallRecord) {
+        let mut cache = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(self, rec).record(self, rec);
+    }
+
+    /// The attributes every measurement of `rec` carries (token type and error aside).
+    fn common_attributes(&self, rec: &CallRecord) -> Vec<KeyValue> {
         let mut attrs: Vec<KeyValue> = Vec::with_capacity(8);
-        attrs.push(KeyValue::new(
-            "gen_ai.operation.name",
-            string(&rec.operation),
-        ));
+        attrs.push(KeyValue::new(OPERATION, string(&rec.operation)));
         if let Some(p) = &rec.provider {
             attrs.push(KeyValue::new(PROVIDER, string(p)));
         }
@@ -259,29 +267,6 @@ impl Recorder {
         if let (Some(capped), Some(task)) = (&self.tasks, &rec.task) {
             attrs.push(KeyValue::new(TASK, capped.value(task)));
         }
-
-        if let Some(c) = rec.cost_usd {
-            self.cost.record(c, &attrs);
-        }
-        if let Some(u) = &self.upcoming {
-            let t = &rec.tokens;
-            u.input.add(t.input, &attrs);
-            u.output.add(t.output, &attrs);
-            u.cache_read.add(t.cache_read, &attrs);
-            u.cache_write.add(t.cache_write, &attrs);
-            u.reasoning.add(t.reasoning, &attrs);
-        }
-
-        let common = attrs.len();
-        attrs.push(KeyValue::new(TOKEN_TYPE, "input"));
-        self.tokens.record(rec.tokens.input, &attrs);
-        attrs[common] = KeyValue::new(TOKEN_TYPE, "output");
-        self.tokens.record(rec.tokens.output, &attrs);
-
-        attrs.truncate(common);
-        if let Some(e) = &rec.error {
-            attrs.push(KeyValue::new(ERROR_TYPE, error_type(e)));
-        }
-        self.duration.record(rec.latency_ms as f64 / 1000.0, &attrs);
+        attrs
     }
 }

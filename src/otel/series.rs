@@ -1,0 +1,241 @@
+//! One metric series per attribute set, built once and reused call after call.
+//!
+//! Building a call's attributes costs `KeyValue`s, the step/task cardinality caps and, in the
+//! SDK, hashing the set for each of its four measurements. Calls repeat a handful of attribute
+//! sets, and a call record's names are interned `Arc`s: the addresses of those `Arc`s name the
+//! set, so a repeat costs one lookup of six words. With the `bound-instruments` feature the
+//! series holds the SDK's bound instruments, and a measurement goes straight into its
+//! aggregator; without it, the series keeps the attribute vectors ready for `record`.
+
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+use opentelemetry::KeyValue;
+
+use crate::record::CallRecord;
+
+/// Series kept before the cache starts over (dropping a bound instrument releases it in the
+/// SDK, so memory stays bounded whatever names calls carry).
+const MAX_SERIES: usize = 1024;
+
+/// The addresses of a record's names, in attribute order; 0 for an absent one.
+type Key = [usize; 6];
+
+fn addr(s: Option<&Arc<str>>) -> usize {
+    s.map_or(0, |a| Arc::as_ptr(a) as *const u8 as usize)
+}
+
+fn key(rec: &CallRecord) -> Key {
+    [
+        addr(Some(&rec.operation)),
+        addr(rec.provider.as_ref()),
+        addr(rec.request_model.as_ref()),
+        addr(rec.model.as_ref()),
+        addr(rec.step.as_ref()),
+        addr(rec.task.as_ref()),
+    ]
+}
+
+/// The record's names the key was made of, held so their addresses are never reused while
+/// the key is in the cache.
+type Pinned = [Option<Arc<str>>; 6];
+
+fn pin(rec: &CallRecord) -> Pinned {
+    [
+        Some(rec.operation.clone()),
+        rec.provider.clone(),
+        rec.request_model.clone(),
+        rec.model.clone(),
+        rec.step.clone(),
+        rec.task.clone(),
+    ]
+}
+
+/// The instruments a series records into.
+#[cfg(feature = "bound-instruments")]
+mod handles {
+    use opentelemetry::metrics::{BoundCounter, BoundHistogram};
+    use opentelemetry::KeyValue;
+
+    use super::super::Recorder;
+
+    /// Bound to one attribute set: a measurement is an update of the SDK's aggregator. The
+    /// cost and duration are bound at their first measurement: a bound instrument exports a
+    /// point even if nothing is recorded, and a series may have no priced or no successful call.
+    pub(super) struct Handles {
+        cost: Option<BoundHistogram<f64>>,
+        input: BoundHistogram<u64>,
+        output: BoundHistogram<u64>,
+        duration: Option<BoundHistogram<f64>>,
+        upcoming: Option<[BoundCounter<u64>; 5]>,
+    }
+
+    impl Handles {
+        pub(super) fn new(
+            r: &Recorder,
+            common: &[KeyValue],
+            input: &[KeyValue],
+            output: &[KeyValue],
+        ) -> Self {
+            Self {
+                cost: None,
+                input: r.tokens.bind(input),
+                output: r.tokens.bind(output),
+                duration: None,
+                upcoming: r.upcoming.as_ref().map(|u| {
+                    [
+                        &u.input,
+                        &u.output,
+                        &u.cache_read,
+                        &u.cache_write,
+                        &u.reasoning,
+                    ]
+                    .map(|c| c.bind(common))
+                }),
+            }
+        }
+
+        pub(super) fn cost(&mut self, r: &Recorder, v: f64, common: &[KeyValue]) {
+            self.cost
+                .get_or_insert_with(|| r.cost.bind(common))
+                .record(v);
+        }
+        pub(super) fn tokens(
+            &mut self,
+            _: &Recorder,
+            input: u64,
+            output: u64,
+            _: &[KeyValue],
+            _: &[KeyValue],
+        ) {
+            self.input.record(input);
+            self.output.record(output);
+        }
+        pub(super) fn duration(&mut self, r: &Recorder, v: f64, common: &[KeyValue]) {
+            self.duration
+                .get_or_insert_with(|| r.duration.bind(common))
+                .record(v);
+        }
+        pub(super) fn upcoming(&mut self, _: &Recorder, values: [u64; 5], _: &[KeyValue]) {
+            if let Some(counters) = &self.upcoming {
+                for (c, v) in counters.iter().zip(values) {
+                    c.add(v);
+                }
+            }
+        }
+    }
+}
+
+/// Without bound instruments: each measurement passes the series' ready-made attributes.
+#[cfg(not(feature = "bound-instruments"))]
+mod handles {
+    use opentelemetry::KeyValue;
+
+    use super::super::Recorder;
+
+    pub(super) struct Handles;
+
+    impl Handles {
+        pub(super) fn new(_: &Recorder, _: &[KeyValue], _: &[KeyValue], _: &[KeyValue]) -> Self {
+            Self
+        }
+        pub(super) fn cost(&mut self, r: &Recorder, v: f64, common: &[KeyValue]) {
+            r.cost.record(v, common);
+        }
+        pub(super) fn tokens(
+            &self,
+            r: &Recorder,
+            input: u64,
+            output: u64,
+            i: &[KeyValue],
+            o: &[KeyValue],
+        ) {
+            r.tokens.record(input, i);
+            r.tokens.record(output, o);
+        }
+        pub(super) fn duration(&mut self, r: &Recorder, v: f64, common: &[KeyValue]) {
+            r.duration.record(v, common);
+        }
+        pub(super) fn upcoming(&mut self, r: &Recorder, values: [u64; 5], common: &[KeyValue]) {
+            if let Some(u) = &r.upcoming {
+                let counters = [
+                    &u.input,
+                    &u.output,
+                    &u.cache_read,
+                    &u.cache_write,
+                    &u.reasoning,
+                ];
+                for (c, v) in counters.into_iter().zip(values) {
+                    c.add(v, common);
+                }
+            }
+        }
+    }
+}
+
+/// One attribute set's attributes and instruments.
+pub(super) struct Series {
+    _pinned: Pinned,
+    /// The common attributes (what `gen_ai.usage.cost` and the duration carry).
+    common: Vec<KeyValue>,
+    input: Vec<KeyValue>,
+    output: Vec<KeyValue>,
+    handles: handles::Handles,
+}
+
+impl Series {
+    /// Records one call into this series.
+    pub(super) fn record(&mut self, r: &super::Recorder, rec: &CallRecord) {
+        if let Some(c) = rec.cost_usd {
+            self.handles.cost(r, c, &self.common);
+        }
+        let t = &rec.tokens;
+        self.handles.upcoming(
+            r,
+            [t.input, t.output, t.cache_read, t.cache_write, t.reasoning],
+            &self.common,
+        );
+        self.handles
+            .tokens(r, t.input, t.output, &self.input, &self.output);
+        let seconds = rec.latency_ms as f64 / 1000.0;
+        match &rec.error {
+            // Failed calls are few and their error types many: recorded unbound.
+            Some(e) => {
+                let mut attrs = self.common.clone();
+                attrs.push(KeyValue::new(super::ERROR_TYPE, super::error_type(e)));
+                r.duration.record(seconds, &attrs);
+            }
+            None => self.handles.duration(r, seconds, &self.common),
+        }
+    }
+}
+
+/// Series by the addresses of their names.
+#[derive(Default)]
+pub(super) struct SeriesCache {
+    series: HashMap<Key, Series>,
+}
+
+impl SeriesCache {
+    /// The series of `rec`'s attribute set, built on first sight.
+    pub(super) fn get(&mut self, r: &super::Recorder, rec: &CallRecord) -> &mut Series {
+        let key = key(rec);
+        if !self.series.contains_key(&key) && self.series.len() >= MAX_SERIES {
+            self.series.clear();
+        }
+        self.series.entry(key).or_insert_with(|| {
+            let common = r.common_attributes(rec);
+            let mut input = common.clone();
+            input.push(KeyValue::new(super::TOKEN_TYPE, "input"));
+            let mut output = common.clone();
+            output.push(KeyValue::new(super::TOKEN_TYPE, "output"));
+            Series {
+                _pinned: pin(rec),
+                handles: handles::Handles::new(r, &common, &input, &output),
+                common,
+                input,
+                output,
+            }
+        })
+    }
+}
