@@ -98,7 +98,7 @@ fn string(out: &mut Vec<u8>, s: &str) {
     // Names, ids and models almost never need escaping: copy those straight. Anything else
     // goes through serde_json's escaping, so the line reads back exactly (writing to a Vec
     // cannot fail).
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !needs_escape(s.as_bytes()) {
         out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
@@ -106,6 +106,32 @@ fn string(out: &mut Vec<u8>, s: &str) {
     } else {
         let _ = serde_json::to_writer(&mut *out, s);
     }
+}
+
+/// Whether `b` holds a control character, `"` or `\\`: eight bytes at a time (the classic
+/// "has a zero byte" and "has a byte below n" word tricks), as every call writes several names.
+fn needs_escape(b: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let special = |w: u64| {
+        let below_space = w.wrapping_sub(ONES * 0x20) & !w;
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        let zero = |x: u64| x.wrapping_sub(ONES) & !x;
+        (below_space | zero(quote) | zero(backslash)) & HIGH != 0
+    };
+    let mut chunks = b.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        if special(u64::from_le_bytes(w)) {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&c| c < 0x20 || c == b'"' || c == b'\\')
 }
 
 fn uint(out: &mut Vec<u8>, v: u64) {
@@ -152,6 +178,34 @@ mod tests {
             request_model: None,
             service_tier: None,
             cache_write_1h: 0,
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn word_escape_check_matches_the_byte_loop(s in proptest::collection::vec(
+            // Mostly plain bytes, so that both answers come up often.
+            proptest::prop_oneof![60 => 0x20u8..=0xff, 1 => proptest::num::u8::ANY],
+            0..40,
+        )) {
+            let naive = s.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
+            proptest::prop_assert_eq!(needs_escape(&s), naive);
+        }
+    }
+
+    #[test]
+    fn every_special_byte_at_every_position_is_found() {
+        for len in 1..20 {
+            for at in 0..len {
+                for special in (0u8..0x20).chain([b'"', b'\\']) {
+                    let mut s = vec![b'a'; len];
+                    s[at] = special;
+                    assert!(needs_escape(&s), "{special} at {at} of {len}");
+                }
+                let mut s = vec![0xffu8; len];
+                s[at] = 0x20;
+                assert!(!needs_escape(&s));
+            }
         }
     }
 
