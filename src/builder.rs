@@ -319,6 +319,7 @@ impl UsageLayerBuilder {
             clock: self.clock,
             callback_panics: AtomicU64::new(0),
             closing: crate::layer::ClosingFilter::default(),
+            default_operation: Arc::from("chat"),
         });
         let guard = UsageGuard {
             inner: inner.clone(),

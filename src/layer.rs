@@ -14,7 +14,6 @@ use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use crate::budget::{BudgetEvent, BudgetEventKind};
 use crate::clock;
 use crate::fields::{classify, CallFields, ScopeFields, SpanRole};
-use crate::intern::intern;
 use crate::ledger::{Ledger, RunCell, RunStatus, RunSummary};
 use crate::pricing::{PriceTable, ServiceTier};
 use crate::record::{CallRecord, CostSource, LineKind};
@@ -60,6 +59,8 @@ pub(crate) struct Inner {
     pub(crate) callback_panics: AtomicU64,
     /// Spans that do something at close, counted by a hash of their id.
     pub(crate) closing: ClosingFilter,
+    /// `chat`, the operation of a call that names none (made once, not per call).
+    pub(crate) default_operation: Arc<str>,
 }
 
 /// Which span ids may need work at close: a counter per hash bucket of the id, raised when a
@@ -286,7 +287,9 @@ impl Inner {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let Some(mut state) = span.extensions_mut().remove::<Box<CallState>>() else {
+        // Read in place: the state stays in the span's extensions and is dropped with them.
+        let mut ext = span.extensions_mut();
+        let Some(state) = ext.get_mut::<CallState>() else {
             return;
         };
         let now = Instant::now();
@@ -362,15 +365,20 @@ impl Inner {
             estimated: f.estimated,
             error: f.error.take(),
             warnings: std::mem::take(&mut f.warnings),
-            operation: f.operation.take().unwrap_or_else(|| intern("chat")),
+            operation: f
+                .operation
+                .take()
+                .unwrap_or_else(|| self.default_operation.clone()),
             request_model,
             service_tier: f.service_tier.take(),
             cache_write_1h: f.cache_write_1h(),
         };
-        self.price(&mut rec, f.cost_usd);
-        if f.invalid > 0 {
+        let (provider_cost, invalid) = (f.cost_usd, f.invalid);
+        drop(ext);
+        self.price(&mut rec, provider_cost);
+        if invalid > 0 {
             self.invalid_values
-                .fetch_add(u64::from(f.invalid), Ordering::Relaxed);
+                .fetch_add(u64::from(invalid), Ordering::Relaxed);
         }
 
         let evicted = match (&cell, &rec.run_id) {
@@ -431,11 +439,10 @@ where
             SpanRole::Ignored => {}
             SpanRole::Call => {
                 self.inner.closing.opened(id);
-                // Boxed once, filled in place: only the pointer moves after this.
-                let mut state = Box::new(CallState {
+                let mut state = CallState {
                     fields: CallFields::default(),
                     started: Instant::now(),
-                });
+                };
                 attrs.record(&mut state.fields);
                 if let Some(span) = ctx.span(id) {
                     span.extensions_mut().replace(state);
@@ -462,7 +469,7 @@ where
         match classify(span.metadata(), &self.inner.span_name) {
             SpanRole::Ignored => {}
             SpanRole::Call => {
-                if let Some(state) = span.extensions_mut().get_mut::<Box<CallState>>() {
+                if let Some(state) = span.extensions_mut().get_mut::<CallState>() {
                     values.record(&mut state.fields);
                 }
             }

@@ -65,8 +65,12 @@ impl RunAggregate {
 
     pub(crate) fn add(&mut self, rec: &CallRecord) {
         self.usage.add(rec);
-        let step = rec.step.as_deref();
-        match self.by_step.iter_mut().find(|s| s.step.as_deref() == step) {
+        // Steps are interned: the same `Arc` is the common case, the text decides otherwise.
+        let same = |s: &StepUsage| match (&s.step, &rec.step) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        match self.by_step.iter_mut().find(|s| same(s)) {
             Some(s) => s.add(rec),
             None => {
                 let mut s = StepUsage {

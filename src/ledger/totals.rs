@@ -57,6 +57,8 @@ struct ShardData {
     by_ptr: HashMap<[usize; 4], usize>,
     /// The Arcs `by_ptr` is keyed by, kept alive so their addresses are never reused.
     pinned: Vec<GroupKey>,
+    /// The last hit of `by_ptr`: a thread repeating its group skips even that hash.
+    last: Option<([usize; 4], usize)>,
 }
 
 #[repr(align(128))]
@@ -128,7 +130,12 @@ impl GroupTotals {
         ];
         let mut guard = self.shards[thread_shard()].lock();
         let shard = &mut *guard;
-        if let Some(&i) = shard.by_ptr.get(&ptrs) {
+        let hit = match shard.last {
+            Some((last, i)) if last == ptrs => Some(i),
+            _ => shard.by_ptr.get(&ptrs).copied(),
+        };
+        if let Some(i) = hit {
+            shard.last = Some((ptrs, i));
             shard.usage[i].1.add(rec);
             return;
         }
@@ -167,6 +174,7 @@ impl GroupTotals {
         if shard.by_ptr.len() >= PTR_INDEX_CAP {
             shard.by_ptr.clear();
             shard.pinned.clear();
+            shard.last = None;
         }
         shard.by_ptr.insert(ptrs, i);
         shard.pinned.push(owned);
