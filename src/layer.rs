@@ -232,10 +232,10 @@ impl Inner {
             .service_tier
             .as_deref()
             .map_or(ServiceTier::Standard, ServiceTier::from_field);
-        let cost = rec.model.as_deref().and_then(|model| {
-            self.prices.cost(
+        let cost = rec.model.as_ref().and_then(|model| {
+            self.prices.cost_interned(
                 model,
-                rec.provider.as_deref(),
+                rec.provider.as_ref(),
                 &rec.tokens,
                 rec.cache_write_1h,
                 tier,

@@ -71,16 +71,20 @@ impl Timestamp {
                 text
             })
             .unwrap_or_else(|_| date_text(day));
-        out.extend_from_slice(&date);
-        out.push(b'T');
-        push_padded(out, ms_of_day / 3_600_000, 2);
-        out.push(b':');
-        push_padded(out, ms_of_day / 60_000 % 60, 2);
-        out.push(b':');
-        push_padded(out, ms_of_day / 1000 % 60, 2);
-        out.push(b'.');
-        push_padded(out, ms_of_day % 1000, 3);
-        out.push(b'Z');
+        // Filled in a fixed array and appended once: one capacity check, not twenty.
+        let mut text = *b"0000-00-00T00:00:00.000Z";
+        text[..10].copy_from_slice(&date);
+        let two = |at: &mut [u8], v: u32| {
+            at[0] = b'0' + (v / 10) as u8;
+            at[1] = b'0' + (v % 10) as u8;
+        };
+        two(&mut text[11..13], ms_of_day / 3_600_000);
+        two(&mut text[14..16], ms_of_day / 60_000 % 60);
+        two(&mut text[17..19], ms_of_day / 1000 % 60);
+        let ms = ms_of_day % 1000;
+        text[20] = b'0' + (ms / 100) as u8;
+        two(&mut text[21..23], ms % 100);
+        out.extend_from_slice(&text);
     }
 }
 

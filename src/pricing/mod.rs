@@ -14,6 +14,7 @@
 mod litellm;
 mod overrides;
 mod rates;
+mod recent;
 
 use hashbrown::HashMap;
 use std::hash::Hasher;

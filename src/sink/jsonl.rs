@@ -120,18 +120,26 @@ fn needs_escape(b: &[u8]) -> bool {
         let zero = |x: u64| x.wrapping_sub(ONES) & !x;
         (below_space | zero(quote) | zero(backslash)) & HIGH != 0
     };
-    let mut chunks = b.chunks_exact(8);
-    for chunk in &mut chunks {
+    let word = |at: usize| {
         let mut w = [0u8; 8];
-        w.copy_from_slice(chunk);
-        if special(u64::from_le_bytes(w)) {
+        w.copy_from_slice(&b[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    if b.len() < 8 {
+        // Padded with a plain byte: one word check for a short name.
+        let mut w = [b'a'; 8];
+        w[..b.len()].copy_from_slice(b);
+        return special(u64::from_le_bytes(w));
+    }
+    let mut at = 0;
+    while at + 8 <= b.len() {
+        if special(word(at)) {
             return true;
         }
+        at += 8;
     }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&c| c < 0x20 || c == b'"' || c == b'\\')
+    // The tail as the last eight bytes, overlapping what was checked.
+    at < b.len() && special(word(b.len() - 8))
 }
 
 fn uint(out: &mut Vec<u8>, v: u64) {

@@ -1,0 +1,140 @@
+//! Recent price lookups per thread, by the addresses of a call's interned names.
+//!
+//! A call's model and provider are interned `Arc`s, and a thread sees the same few again and
+//! again: comparing three addresses replaces hashing the model name (and, for names that are
+//! not table keys, the memo's lock and hash). Each entry holds the `Arc`s it was keyed by,
+//! the table's memo included, so no address is reused while the entry lives; a table that
+//! changes gets a new memo, so an entry never outlives the prices it copied.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use super::{Memo, ModelPrice, PriceTable, ServiceTier};
+use crate::record::Tokens;
+
+const SLOTS: usize = 8;
+
+struct Entry {
+    table: Arc<Memo>,
+    model: Arc<str>,
+    provider: Option<Arc<str>>,
+    /// The model's price, or `None` when the table has none for it.
+    price: Option<ModelPrice>,
+}
+
+thread_local! {
+    static RECENT: RefCell<[Option<Entry>; SLOTS]> = const { RefCell::new([const { None }; SLOTS]) };
+}
+
+fn same(a: Option<&Arc<str>>, b: Option<&Arc<str>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+impl PriceTable {
+    /// [`PriceTable::cost`] for interned names, with the lookup remembered per thread.
+    pub(crate) fn cost_interned(
+        &self,
+        model: &Arc<str>,
+        provider: Option<&Arc<str>>,
+        tokens: &Tokens,
+        cache_write_1h: u64,
+        tier: ServiceTier,
+    ) -> Option<f64> {
+        let slot = (Arc::as_ptr(model) as *const u8 as usize >> 4) % SLOTS;
+        let remembered = RECENT.try_with(|recent| {
+            let mut recent = recent.try_borrow_mut().ok()?;
+            let known = recent[slot].as_ref().is_some_and(|e| {
+                Arc::ptr_eq(&e.table, &self.memo)
+                    && Arc::ptr_eq(&e.model, model)
+                    && same(e.provider.as_ref(), provider)
+            });
+            if !known {
+                recent[slot] = Some(Entry {
+                    table: self.memo.clone(),
+                    model: model.clone(),
+                    provider: provider.cloned(),
+                    price: self
+                        .lookup(model, provider.map(|p| &**p))
+                        .map(|(_, p)| p.clone()),
+                });
+            }
+            let entry = recent[slot].as_ref()?;
+            Some(
+                entry
+                    .price
+                    .as_ref()
+                    .and_then(|p| p.cost(tokens, cache_write_1h, tier)),
+            )
+        });
+        match remembered {
+            Ok(Some(cost)) => cost,
+            // Thread-local storage gone (thread exit) or in use: the plain lookup.
+            _ => self.cost(model, provider.map(|p| &**p), tokens, cache_write_1h, tier),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(input: u64, output: u64) -> Tokens {
+        Tokens {
+            input,
+            output,
+            total: input + output,
+            ..Tokens::default()
+        }
+    }
+
+    fn cost(t: &PriceTable, model: &Arc<str>, provider: Option<&Arc<str>>) -> Option<f64> {
+        let c = t.cost_interned(
+            model,
+            provider,
+            &tokens(1_000_000, 0),
+            0,
+            ServiceTier::Standard,
+        );
+        assert_eq!(
+            c,
+            t.cost(
+                model,
+                provider.map(|p| &**p),
+                &tokens(1_000_000, 0),
+                0,
+                ServiceTier::Standard
+            ),
+            "remembered and plain lookups agree"
+        );
+        c
+    }
+
+    #[test]
+    fn a_changed_or_other_table_is_never_answered_from_memory() {
+        let m: Arc<str> = Arc::from("m");
+        let a = PriceTable::new().with("m", ModelPrice::per_million(1.0, 0.0));
+        assert_eq!(cost(&a, &m, None), Some(1.0));
+        assert_eq!(cost(&a, &m, None), Some(1.0));
+        // A clone shares the memo until it changes; then it prices anew.
+        let b = a.clone().with("m", ModelPrice::per_million(2.0, 0.0));
+        assert_eq!(cost(&b, &m, None), Some(2.0));
+        assert_eq!(cost(&a, &m, None), Some(1.0));
+        let empty = PriceTable::new();
+        assert_eq!(cost(&empty, &m, None), None);
+        // The same text in another Arc, and a provider, are other keys with the same answer.
+        let m2: Arc<str> = Arc::from("m");
+        let p: Arc<str> = Arc::from("openai");
+        assert_eq!(cost(&a, &m2, Some(&p)), Some(1.0));
+        assert_eq!(cost(&a, &Arc::from("unknown"), Some(&p)), None);
+        // More names than slots: every answer still right.
+        for i in 0..40u32 {
+            let name: Arc<str> = Arc::from(format!("n{}", i % 12));
+            let t = PriceTable::new().with(&*name, ModelPrice::per_million(f64::from(i), 0.0));
+            assert_eq!(cost(&t, &name, None), Some(f64::from(i)));
+        }
+    }
+}
