@@ -183,6 +183,11 @@ impl UsageLayerBuilder {
 
     /// Records every call into OpenTelemetry instruments made once from `meter` (see
     /// [`crate::otel`]); with the `otlp` feature, [`crate::otlp::init`] gives one.
+    ///
+    /// With the default `bound-instruments` feature the instruments are bound once per
+    /// attribute set, which `opentelemetry_sdk` 0.33 implements (the feature turns its
+    /// support on); a meter from another implementation of the `opentelemetry` 0.33 API that
+    /// does not override `bind` would drop the measurements: build without the feature then.
     pub fn meter(mut self, meter: Meter) -> Self {
         self.meter = Some(meter);
         self
