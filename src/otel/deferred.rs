@@ -242,8 +242,8 @@ mod tests {
         out
     }
 
-    #[test]
-    fn series_stay_exact_when_the_cache_starts_over() {
+    /// Instruments without a worker thread, on a provider exporting to memory.
+    fn unworked() -> (InMemoryMetricExporter, SdkMeterProvider, Instruments) {
         let exporter = InMemoryMetricExporter::default();
         let provider = SdkMeterProvider::builder()
             .with_reader(PeriodicReader::builder(exporter.clone()).build())
@@ -255,6 +255,12 @@ mod tests {
             latest_experimental: false,
         };
         let instruments = Instruments::build(&provider.meter("t"), opts, false);
+        (exporter, provider, instruments)
+    }
+
+    #[test]
+    fn series_stay_exact_when_the_cache_starts_over() {
+        let (exporter, provider, instruments) = unworked();
         // Names that are not interned: every call is a new key, so the series cache fills
         // and starts over several times.
         for i in 0..5_000u64 {
@@ -275,18 +281,8 @@ mod tests {
 
     #[test]
     fn a_collection_records_what_is_queued_first() {
-        let exporter = InMemoryMetricExporter::default();
-        let provider = SdkMeterProvider::builder()
-            .with_reader(PeriodicReader::builder(exporter.clone()).build())
-            .build();
-        let opts = MetricOptions {
-            step: true,
-            task: true,
-            cap: 8,
-            latest_experimental: false,
-        };
         // No worker: only the collection's callback can record these.
-        let instruments = Instruments::build(&provider.meter("t"), opts, false);
+        let (exporter, provider, instruments) = unworked();
         for i in 0..100 {
             instruments.record(call(i));
         }
