@@ -220,7 +220,8 @@ impl SeriesCache {
     /// The series of `rec`'s attribute set, built on first sight.
     pub(super) fn get(&mut self, r: &super::Recorder, rec: &CallRecord) -> &mut Series {
         let key = key(rec);
-        if !self.series.contains_key(&key) && self.series.len() >= MAX_SERIES {
+        // Only a full cache needs the extra lookup; the common case hashes the key once.
+        if self.series.len() >= MAX_SERIES && !self.series.contains_key(&key) {
             self.series.clear();
         }
         self.series.entry(key).or_insert_with(|| {
