@@ -307,8 +307,8 @@ impl Budgets {
                             limit,
                             value: new,
                             run_id: rec.run_id.clone(),
-                            step: rec.step.clone(),
-                            model: rec.model.clone(),
+                            step: rec.step.as_ref().map(Arc::from),
+                            model: rec.model.as_ref().map(Arc::from),
                         });
                     }
                 };

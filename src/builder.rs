@@ -14,8 +14,9 @@ use tracing_subscriber::fmt::MakeWriter;
 use crate::budget::{Budget, BudgetEvent, Budgets};
 use crate::layer::{BudgetCallback, Clock, Inner, UsageLayer};
 use crate::ledger::{Ledger, LedgerLimits};
-use crate::otel::{Instruments, MetricOptions};
+use crate::otel::{MetricOptions, Recorder};
 use crate::pricing::PriceTable;
+use crate::sink::deferred::Deferred;
 use crate::sink::writer::{LineWriter, SinkStats};
 use crate::Error;
 use opentelemetry::metrics::Meter;
@@ -290,7 +291,16 @@ impl UsageLayerBuilder {
         };
         #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
         let db = None;
-        let price_version = (!self.prices.is_empty()).then(|| self.prices.version());
+        let writers: Vec<LineWriter> = writer.into_iter().chain(db).collect();
+        let metrics = self
+            .meter
+            .as_ref()
+            .map(|m| (m, Recorder::new(m, self.metric_options)));
+        let sink =
+            (!writers.is_empty() || metrics.is_some()).then(|| Deferred::new(writers, metrics));
+        // Interned: every call carries it, and an immortal name is shared without counting.
+        let price_version =
+            (!self.prices.is_empty()).then(|| crate::intern::intern(&self.prices.version()));
         let inner = Arc::new(Inner {
             span_name: self.span_name.into_boxed_str(),
             ledger: Ledger::new(LedgerLimits {
@@ -298,18 +308,13 @@ impl UsageLayerBuilder {
                 orphan_runs,
                 max_groups: self.max_groups,
             }),
-            writer,
+            sink,
             sink_stats: stats,
-            db,
             db_stats,
             prices: self.prices,
             unpriced: RwLock::default(),
             price_version,
             invalid_values: AtomicU64::new(0),
-            metrics: self
-                .meter
-                .as_ref()
-                .map(|m| Instruments::new(m, self.metric_options)),
             budget_counter: self
                 .meter
                 .as_ref()
@@ -324,7 +329,7 @@ impl UsageLayerBuilder {
             clock: self.clock,
             callback_panics: AtomicU64::new(0),
             closing: crate::layer::ClosingFilter::default(),
-            default_operation: Arc::from("chat"),
+            default_operation: crate::intern::intern("chat"),
         });
         let guard = UsageGuard {
             inner: inner.clone(),
@@ -369,18 +374,12 @@ impl UsageGuard {
         for summary in self.inner.ledger.drain() {
             self.inner.emit_summary(&summary);
         }
-        if let Some(m) = &self.inner.metrics {
-            m.shutdown();
-        }
-        // One deadline for both writers: the guard waits at most the timeout in all.
+        // One deadline for the worker and both writers: the guard waits at most the timeout.
         let deadline = std::time::Instant::now() + self.timeout;
-        [&self.inner.writer, &self.inner.db]
-            .into_iter()
-            .flatten()
-            .fold(true, |all, w| {
-                let left = deadline.saturating_duration_since(std::time::Instant::now());
-                w.shutdown(left) && all
-            })
+        self.inner
+            .sink
+            .as_ref()
+            .is_none_or(|sink| sink.shutdown(deadline))
     }
 }
 

@@ -13,6 +13,7 @@ use tracing_core::field::{Field, Visit};
 use tracing_core::Metadata;
 
 use crate::intern::intern;
+use crate::name::Name;
 use crate::record::{PromptBreakdown, Tokens};
 
 /// Which token slot a field feeds, and its rank in that slot's name list (0 wins).
@@ -246,7 +247,7 @@ fn looks_numeric(s: &str) -> bool {
         })
 }
 
-fn as_name(raw: &Raw<'_>) -> Arc<str> {
+fn as_name(raw: &Raw<'_>) -> Name {
     match raw {
         Raw::Str(s) => intern(s),
         other => intern(&other.to_string()),
@@ -325,11 +326,11 @@ impl Ranked {
 #[derive(Clone, Debug, Default)]
 struct RankedText {
     rank: u8,
-    value: Option<Arc<str>>,
+    value: Option<Name>,
 }
 
 impl RankedText {
-    fn offer(&mut self, rank: u8, value: Arc<str>) {
+    fn offer(&mut self, rank: u8, value: Name) {
         if self.value.is_none() || rank <= self.rank {
             self.rank = rank;
             self.value = Some(value);
@@ -348,17 +349,17 @@ pub(crate) struct CallFields {
     cache_write_1h: Ranked,
     reasoning: Ranked,
     pub(crate) prompt: PromptBreakdown,
-    pub(crate) response_model: Option<Arc<str>>,
-    pub(crate) model: Option<Arc<str>>,
-    pub(crate) request_model: Option<Arc<str>>,
+    pub(crate) response_model: Option<Name>,
+    pub(crate) model: Option<Name>,
+    pub(crate) request_model: Option<Name>,
     provider: RankedText,
-    pub(crate) operation: Option<Arc<str>>,
-    pub(crate) step: Option<Arc<str>>,
-    pub(crate) task: Option<Arc<str>>,
+    pub(crate) operation: Option<Name>,
+    pub(crate) step: Option<Name>,
+    pub(crate) task: Option<Name>,
     agent: RankedText,
     pub(crate) run_id: Option<Arc<str>>,
     pub(crate) cost_usd: Option<f64>,
-    pub(crate) service_tier: Option<Arc<str>>,
+    pub(crate) service_tier: Option<Name>,
     pub(crate) estimated: bool,
     pub(crate) error: Option<String>,
     pub(crate) warnings: Vec<String>,
@@ -489,12 +490,12 @@ impl CallFields {
     }
 
     /// The provider, after mapping old names.
-    pub(crate) fn provider(&self) -> Option<Arc<str>> {
+    pub(crate) fn provider(&self) -> Option<Name> {
         self.provider.value.clone()
     }
 
     /// The agent (`agent`, then `gen_ai.agent.name`).
-    pub(crate) fn agent(&self) -> Option<Arc<str>> {
+    pub(crate) fn agent(&self) -> Option<Name> {
         self.agent.value.clone()
     }
 }
@@ -503,8 +504,8 @@ impl CallFields {
 #[derive(Debug, Default)]
 pub(crate) struct ScopeFields {
     pub(crate) run_id: Option<Arc<str>>,
-    pub(crate) step: Option<Arc<str>>,
-    pub(crate) task: Option<Arc<str>>,
+    pub(crate) step: Option<Name>,
+    pub(crate) task: Option<Name>,
     agent: RankedText,
     /// The span recorded an `error` field (a run that failed).
     pub(crate) error: bool,
@@ -524,7 +525,7 @@ impl ScopeFields {
     }
 
     /// The agent (`agent`, then `gen_ai.agent.name`).
-    pub(crate) fn agent(&self) -> Option<&Arc<str>> {
+    pub(crate) fn agent(&self) -> Option<&Name> {
         self.agent.value.as_ref()
     }
 }

@@ -24,7 +24,7 @@ impl std::fmt::Debug for UsageHandle {
 #[derive(Clone, Debug, PartialEq)]
 pub struct GroupUsage {
     /// The step, model or provider.
-    pub key: Option<Arc<str>>,
+    pub key: Option<crate::Name>,
     /// Its totals.
     pub usage: Totals,
 }
@@ -79,7 +79,7 @@ impl UsageHandle {
         self.group(|k| k.task.clone())
     }
 
-    fn group(&self, f: impl Fn(&GroupKey) -> Option<Arc<str>>) -> Vec<GroupUsage> {
+    fn group(&self, f: impl Fn(&GroupKey) -> Option<crate::Name>) -> Vec<GroupUsage> {
         let mut out: Vec<GroupUsage> = self
             .inner
             .ledger

@@ -1,18 +1,51 @@
-//! Per-thread interning of the short, repetitive strings calls carry (model, provider, step,
-//! task, agent): a call then clones an `Arc` instead of allocating a string.
+//! Interning of the short, repetitive strings calls carry (model, provider, step, task,
+//! agent, operation): a call then copies a pointer to an immortal string instead of
+//! allocating one, or counting references to one (see [`Name`]).
 //!
-//! A direct-mapped cache of 256 entries per thread: bounded memory whatever the input, a miss
-//! costs one allocation (as without the cache). Run ids are unique per run and are not
-//! interned.
+//! Each thread looks names up in its own direct-mapped cache of 256 entries; a miss looks in
+//! the process-wide table, which makes each new text immortal until [`MAX_NAMES`] names or
+//! [`MAX_BYTES`] bytes are: bounded memory whatever the input. Past that, a name is a
+//! reference-counted string (one allocation, as without interning). Run ids are unique per run
+//! and are not interned.
 
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use crate::name::Name;
 
 const SLOTS: usize = 256;
 const MAX_LEN: usize = 96;
+/// Distinct names made immortal, at most.
+const MAX_NAMES: usize = 16 * 1024;
+/// Bytes of text made immortal, at most.
+const MAX_BYTES: usize = 1 << 20;
 
 thread_local! {
-    static CACHE: RefCell<Vec<Option<Arc<str>>>> = RefCell::new(vec![None; SLOTS]);
+    static CACHE: RefCell<Vec<Option<Name>>> = RefCell::new(vec![None; SLOTS]);
+}
+
+/// The immortal names, and the bytes they hold.
+static IMMORTAL: Mutex<(Option<HashSet<&'static str>>, usize)> = Mutex::new((None, 0));
+
+/// The process-wide name for `s`: immortal while the table has room.
+fn intern_global(s: &str) -> Name {
+    let Ok(mut table) = IMMORTAL.lock() else {
+        return Name::from(s);
+    };
+    let (names, bytes) = &mut *table;
+    let names = names.get_or_insert_with(HashSet::new);
+    if let Some(&known) = names.get(s) {
+        return Name::from_static(known);
+    }
+    if names.len() >= MAX_NAMES || *bytes + s.len() > MAX_BYTES {
+        return Name::from(s);
+    }
+    // Leaked on purpose, within the bounds above: an immortal string needs no count.
+    let leaked: &'static str = Box::leak(Box::from(s));
+    names.insert(leaked);
+    *bytes += s.len();
+    Name::from_static(leaked)
 }
 
 fn slot(s: &str) -> usize {
@@ -33,27 +66,27 @@ fn slot(s: &str) -> usize {
     (h.wrapping_mul(0x517c_c1b7_2722_0a95) >> 56) as usize % SLOTS
 }
 
-/// The shared `Arc<str>` for `s`.
-pub(crate) fn intern(s: &str) -> Arc<str> {
+/// The interned name for `s`.
+pub(crate) fn intern(s: &str) -> Name {
     if s.len() > MAX_LEN {
-        return Arc::from(s);
+        return Name::from(s);
     }
     let i = slot(s);
     CACHE
         .try_with(|cache| {
             let Ok(mut cache) = cache.try_borrow_mut() else {
-                return Arc::from(s);
+                return intern_global(s);
             };
             if let Some(hit) = &cache[i] {
                 if &**hit == s {
                     return hit.clone();
                 }
             }
-            let fresh: Arc<str> = Arc::from(s);
+            let fresh = intern_global(s);
             cache[i] = Some(fresh.clone());
             fresh
         })
-        .unwrap_or_else(|_| Arc::from(s))
+        .unwrap_or_else(|_| intern_global(s))
 }
 
 #[cfg(test)]
@@ -61,10 +94,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn same_text_same_arc() {
+    fn same_text_same_string_on_every_thread() {
         let a = intern("claude-sonnet-4-5");
         let b = intern("claude-sonnet-4-5");
-        assert!(Arc::ptr_eq(&a, &b));
+        assert!(Name::same(&a, &b));
+        let c = std::thread::spawn(|| intern("claude-sonnet-4-5"))
+            .join()
+            .unwrap();
+        assert!(Name::same(&a, &c), "one immortal string for the process");
         assert_eq!(&*intern(&"x".repeat(200)), "x".repeat(200));
     }
 }

@@ -1,6 +1,5 @@
 //! The [`UsageLayer`]: span lifecycle → call records → ledger and sinks.
 
-use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -15,10 +14,12 @@ use crate::budget::{BudgetEvent, BudgetEventKind};
 use crate::clock;
 use crate::fields::{classify, CallFields, ScopeFields, SpanRole};
 use crate::ledger::{Ledger, RunCell, RunStatus, RunSummary};
+use crate::name::Name;
 use crate::pricing::{PriceTable, ServiceTier};
 use crate::record::{CallRecord, CostSource, LineKind};
+use crate::sink::deferred::{Deferred, Item};
 use crate::sink::jsonl;
-use crate::sink::writer::{LineWriter, SinkStats};
+use crate::sink::writer::SinkStats;
 use crate::UsageHandle;
 
 /// A [`tracing_subscriber::Layer`] that counts the tokens and cost of `llm_call` spans per run
@@ -42,16 +43,15 @@ impl std::fmt::Debug for UsageLayer {
 pub(crate) struct Inner {
     pub(crate) span_name: Box<str>,
     pub(crate) ledger: Ledger,
-    pub(crate) writer: Option<LineWriter>,
+    /// Where finished calls and lines go, off the caller's thread: the JSONL and database
+    /// writers and the metrics (`None` when there are none of them).
+    pub(crate) sink: Option<Deferred>,
     pub(crate) sink_stats: Arc<SinkStats>,
-    /// The database's writer (`.sqlite()`/`.postgres()`), fed the same lines.
-    pub(crate) db: Option<LineWriter>,
     pub(crate) db_stats: Arc<SinkStats>,
     pub(crate) prices: PriceTable,
     pub(crate) unpriced: RwLock<BTreeSet<Arc<str>>>,
-    pub(crate) price_version: Option<Arc<str>>,
+    pub(crate) price_version: Option<Name>,
     pub(crate) invalid_values: AtomicU64,
-    pub(crate) metrics: Option<crate::otel::Instruments>,
     pub(crate) budgets: crate::budget::Budgets,
     pub(crate) on_budget: Option<BudgetCallback>,
     pub(crate) budget_counter: Option<opentelemetry::metrics::Counter<u64>>,
@@ -60,7 +60,7 @@ pub(crate) struct Inner {
     /// Spans that do something at close, counted by a hash of their id.
     pub(crate) closing: ClosingFilter,
     /// `chat`, the operation of a call that names none (made once, not per call).
-    pub(crate) default_operation: Arc<str>,
+    pub(crate) default_operation: Name,
 }
 
 /// Which span ids may need work at close: a counter per hash bucket of the id, raised when a
@@ -120,27 +120,6 @@ struct ScopeState {
     run: Option<Arc<RunCell>>,
 }
 
-thread_local! {
-    /// Each thread encodes into its own buffer, reused line after line.
-    static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
-}
-
-fn with_line_buf(f: impl FnOnce(&mut Vec<u8>)) {
-    let mut f = Some(f);
-    let _ = LINE.try_with(|cell| {
-        if let Ok(mut buf) = cell.try_borrow_mut() {
-            buf.clear();
-            if let Some(f) = f.take() {
-                f(&mut buf);
-            }
-        }
-    });
-    // Thread-local storage already torn down (a span closing during thread exit).
-    if let Some(f) = f {
-        f(&mut Vec::new());
-    }
-}
-
 impl UsageLayer {
     /// A builder with the defaults: span name `llm_call`, no JSONL output, 1,024 recent runs.
     pub fn builder() -> crate::UsageLayerBuilder {
@@ -156,37 +135,28 @@ impl UsageLayer {
 }
 
 impl Inner {
-    fn has_output(&self) -> bool {
-        self.writer.is_some() || self.db.is_some()
-    }
-
-    /// Queues one encoded line for every output.
-    fn push(&self, line: &[u8]) {
-        for w in [&self.writer, &self.db].into_iter().flatten() {
-            w.push(line, 1);
-        }
-    }
-
-    fn emit_call(&self, rec: &CallRecord) {
-        if self.has_output() {
-            with_line_buf(|buf| {
-                jsonl::encode_call(rec, buf);
-                self.push(buf);
-            });
+    /// Queues a line the caller encodes into `encode` (summaries and budget events: a few per
+    /// run), if anything writes lines.
+    fn emit_line(&self, encode: impl FnOnce(&mut Vec<u8>)) {
+        if let Some(sink) = self.sink.as_ref().filter(|s| s.has_writers()) {
+            let mut line = Vec::with_capacity(512);
+            encode(&mut line);
+            if !line.is_empty() {
+                sink.push(Item::Line(line));
+            }
         }
     }
 
     /// A budget crossing: its line, the counter, and the callback (after every lock of ours
     /// is released; a panic in it is caught and reported, never unwound into the caller).
     fn report_budget(&self, event: &BudgetEvent) {
-        if self.has_output() {
-            with_line_buf(|buf| {
-                if serde_json::to_writer(&mut *buf, event).is_ok() {
-                    buf.push(b'\n');
-                    self.push(buf);
-                }
-            });
-        }
+        self.emit_line(|buf| {
+            if serde_json::to_writer(&mut *buf, event).is_ok() {
+                buf.push(b'\n');
+            } else {
+                buf.clear();
+            }
+        });
         if event.event == BudgetEventKind::Exceeded {
             if let Some(counter) = &self.budget_counter {
                 counter.add(
@@ -208,12 +178,7 @@ impl Inner {
     }
 
     pub(crate) fn emit_summary(&self, summary: &RunSummary) {
-        if self.has_output() {
-            with_line_buf(|buf| {
-                jsonl::encode_summary(summary, buf);
-                self.push(buf);
-            });
-        }
+        self.emit_line(|buf| jsonl::encode_summary(summary, buf));
     }
 
     fn price(&self, rec: &mut CallRecord, provider_cost: Option<f64>) {
@@ -395,17 +360,17 @@ impl Inner {
         } else {
             self.budgets.add(&rec)
         };
-        self.emit_call(&rec);
+        // The record moves to the sink, whose worker encodes its line and records its
+        // measurements; the lines it causes follow it.
+        if let Some(sink) = &self.sink {
+            sink.push(Item::Call(rec));
+        }
         for event in &crossings {
             self.report_budget(event);
         }
         if let Some(summary) = evicted {
             self.budgets.forget(&summary.run_id);
             self.emit_summary(&summary);
-        }
-        // Last: the record moves to the metrics queue.
-        if let Some(m) = &self.metrics {
-            m.record(rec);
         }
     }
 

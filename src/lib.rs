@@ -107,6 +107,7 @@ mod layer;
 mod ledger;
 #[cfg(any(feature = "cli", feature = "sqlite", feature = "postgres"))]
 mod line;
+mod name;
 pub mod otel;
 #[cfg(feature = "otlp")]
 pub mod otlp;
@@ -125,6 +126,7 @@ pub use error::Error;
 pub use handle::{GroupUsage, LayerStats, UsageHandle};
 pub use layer::UsageLayer;
 pub use ledger::{RunStatus, RunSummary, RunUsage, StepUsage, Totals, OTHER};
+pub use name::Name;
 pub use pricing::{ModelPrice, PriceError, PriceTable, Rates, ServiceTier};
 pub use providers::{Usage, UsageError, UsageStream};
 pub use record::{CallRecord, CostSource, LineKind, PromptBreakdown, Timestamp, Tokens};

@@ -5,6 +5,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::name::Name;
+
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -243,15 +245,15 @@ pub struct CallRecord {
     /// The run the call belongs to.
     pub run_id: Option<Arc<str>>,
     /// The workflow step.
-    pub step: Option<Arc<str>>,
+    pub step: Option<Name>,
     /// The model (response model first, then `model`, then the request model).
-    pub model: Option<Arc<str>>,
+    pub model: Option<Name>,
     /// The provider (`gen_ai.provider.name` values).
-    pub provider: Option<Arc<str>>,
+    pub provider: Option<Name>,
     /// The task.
-    pub task: Option<Arc<str>>,
+    pub task: Option<Name>,
     /// The agent.
-    pub agent: Option<Arc<str>>,
+    pub agent: Option<Name>,
     /// Token counts.
     pub tokens: Tokens,
     /// Input tokens per prompt component.
@@ -261,7 +263,7 @@ pub struct CallRecord {
     /// Where the cost came from.
     pub cost_source: CostSource,
     /// A short hash of the price table used, when one was configured.
-    pub price_version: Option<Arc<str>>,
+    pub price_version: Option<Name>,
     /// How long the span was open, in milliseconds.
     pub latency_ms: u64,
     /// Whether the token counts came from a tokenizer rather than the provider.
@@ -272,21 +274,21 @@ pub struct CallRecord {
     pub warnings: Vec<String>,
     /// `gen_ai.operation.name` (default `chat`); not written to the line.
     #[serde(skip, default = "default_operation")]
-    pub operation: Arc<str>,
+    pub operation: Name,
     /// The requested model (`gen_ai.request.model`, else `model`); not written to the line.
     #[serde(skip)]
-    pub request_model: Option<Arc<str>>,
+    pub request_model: Option<Name>,
     /// The service tier (`batch`, `flex`, `priority`); not written to the line.
     #[serde(skip)]
-    pub service_tier: Option<Arc<str>>,
+    pub service_tier: Option<Name>,
     /// Cache-write tokens with a 1-hour lifetime (`tokens.cache_write_1h`, a subset of
     /// `tokens.cache_write`); not written to the line.
     #[serde(skip)]
     pub cache_write_1h: u64,
 }
 
-fn default_operation() -> Arc<str> {
-    Arc::from("chat")
+fn default_operation() -> Name {
+    crate::intern::intern("chat")
 }
 
 impl CallRecord {

@@ -65,9 +65,9 @@ impl RunAggregate {
 
     pub(crate) fn add(&mut self, rec: &CallRecord) {
         self.usage.add(rec);
-        // Steps are interned: the same `Arc` is the common case, the text decides otherwise.
+        // Steps are interned: the same string is the common case, the text decides otherwise.
         let same = |s: &StepUsage| match (&s.step, &rec.step) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+            (Some(a), Some(b)) => a == b,
             (a, b) => a.is_none() && b.is_none(),
         };
         match self.by_step.iter_mut().find(|s| same(s)) {

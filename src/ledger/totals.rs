@@ -3,11 +3,12 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use hashbrown::{Equivalent, HashMap};
 
 use crate::ledger::usage::Totals;
+use crate::name::Name;
 use crate::record::CallRecord;
 
 /// The bucket that takes every group past the cardinality cap.
@@ -18,14 +19,14 @@ const SHARDS: usize = 16;
 /// The dimensions process totals are kept by.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct GroupKey {
-    pub(crate) model: Option<Arc<str>>,
-    pub(crate) provider: Option<Arc<str>>,
-    pub(crate) step: Option<Arc<str>>,
-    pub(crate) task: Option<Arc<str>>,
+    pub(crate) model: Option<Name>,
+    pub(crate) provider: Option<Name>,
+    pub(crate) step: Option<Name>,
+    pub(crate) task: Option<Name>,
 }
 
 /// A borrowed [`GroupKey`]: hashes the same (derived `Hash` of `Option<&str>` and
-/// `Option<Arc<str>>` both hash the discriminant then the `str`), so lookups need no clone.
+/// `Option<Name>` both hash the discriminant then the `str`), so lookups need no clone.
 #[derive(Hash)]
 struct GroupRef<'a> {
     model: Option<&'a str>,
@@ -43,7 +44,7 @@ impl Equivalent<GroupKey> for GroupRef<'_> {
     }
 }
 
-/// Pointer-keyed entries kept before the fast-path index is reset (it pins the Arcs it is
+/// Pointer-keyed entries kept before the fast-path index is reset (it pins the names it is
 /// keyed by, so this bounds that memory too).
 const PTR_INDEX_CAP: usize = 4096;
 
@@ -55,7 +56,7 @@ struct ShardData {
     /// Addresses of the record's interned strings → index: the common case (a thread seeing
     /// the same interned names again) hashes four words instead of four strings.
     by_ptr: HashMap<[usize; 4], usize>,
-    /// The Arcs `by_ptr` is keyed by, kept alive so their addresses are never reused.
+    /// The names `by_ptr` is keyed by, kept alive so their addresses are never reused.
     pinned: Vec<GroupKey>,
     /// The last hit of `by_ptr`: a thread repeating its group skips even that hash.
     last: Option<([usize; 4], usize)>,
@@ -70,9 +71,8 @@ impl Shard {
     }
 }
 
-fn addr(s: &Option<Arc<str>>) -> usize {
-    s.as_ref()
-        .map_or(0, |a| Arc::as_ptr(a) as *const u8 as usize)
+fn addr(s: &Option<Name>) -> usize {
+    s.as_ref().map_or(0, Name::addr)
 }
 
 pub(crate) struct GroupTotals {
@@ -105,7 +105,7 @@ pub(crate) fn thread_shard() -> usize {
 
 impl GroupTotals {
     pub(crate) fn new(cap: usize) -> Self {
-        let other: Arc<str> = Arc::from(OTHER);
+        let other = crate::intern::intern(OTHER);
         Self {
             shards: (0..SHARDS)
                 .map(|_| Shard(Mutex::new(ShardData::default())))

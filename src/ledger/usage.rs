@@ -1,8 +1,6 @@
 //! Token and cost sums: [`Totals`] for process totals, [`RunUsage`] and [`StepUsage`] as the
 //! `run_summary` line writes them.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
 use crate::record::CallRecord;
@@ -97,7 +95,7 @@ impl RunUsage {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepUsage {
     /// The step (`None` for calls without one).
-    pub step: Option<Arc<str>>,
+    pub step: Option<crate::Name>,
     /// Input tokens.
     pub input_tokens: u64,
     /// Output tokens.

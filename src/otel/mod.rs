@@ -12,23 +12,24 @@
 //! (each capped in distinct values, the rest `__other__`; either can be turned off). Run ids and
 //! agent or user ids are never attributes: they stay in the JSONL.
 //!
-//! Measurements are recorded by a worker thread, not the caller's (the SDK hashes the
-//! attribute set for each one); every collection first records whatever is still queued, so
-//! an export or a `force_flush` sees every call that closed before it. Each attribute set's
+//! Measurements are recorded by the sink's worker thread, not the caller's; every collection
+//! first records whatever is still queued, so an export or a `force_flush` sees every call
+//! that closed before it. Each attribute set's
 //! attributes are built once; with the default `bound-instruments` feature its instruments are
 //! bound to it, so a measurement does not hash the set again.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Mutex, RwLock};
 
-use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::metrics::{Counter, Histogram, Meter, ObservableGauge};
 use opentelemetry::{KeyValue, StringValue, Value};
 
+use crate::name::Name;
 use crate::record::CallRecord;
 
-mod deferred;
 mod series;
-pub(crate) use deferred::Instruments;
+#[cfg(test)]
+pub(crate) mod test_support;
 use series::SeriesCache;
 
 /// `gen_ai.client.token.usage` bucket boundaries: powers of 4 from 1 to 67,108,864.
@@ -134,7 +135,7 @@ pub(crate) struct MetricOptions {
 
 /// Values seen for one attribute; past the cap, new values become `__other__`.
 struct Capped {
-    seen: RwLock<HashSet<Arc<str>>>,
+    seen: RwLock<HashSet<Name>>,
     cap: usize,
 }
 
@@ -146,17 +147,17 @@ impl Capped {
         }
     }
 
-    fn value(&self, v: &Arc<str>) -> Value {
+    fn value(&self, v: &Name) -> Value {
         let known = self.seen.read().map(|s| s.contains(v)).unwrap_or(false);
         if known {
-            return Value::String(StringValue::from(v.clone()));
+            return string(v);
         }
         let Ok(mut seen) = self.seen.write() else {
             return Value::from(crate::ledger::OTHER);
         };
         if seen.contains(v) || seen.len() < self.cap {
             seen.insert(v.clone());
-            Value::String(StringValue::from(v.clone()))
+            string(v)
         } else {
             Value::from(crate::ledger::OTHER)
         }
@@ -171,8 +172,8 @@ struct Upcoming {
     reasoning: Counter<u64>,
 }
 
-/// The instruments, created once from the user's [`Meter`]; [`Instruments`] records into
-/// them off the caller's thread.
+/// The instruments, created once from the user's [`Meter`]; the sink worker
+/// (`sink::deferred`) records into them off the caller's thread.
 pub(crate) struct Recorder {
     tokens: Histogram<u64>,
     duration: Histogram<f64>,
@@ -199,8 +200,8 @@ fn error_type(error: &str) -> Value {
     }
 }
 
-fn string(v: &Arc<str>) -> Value {
-    Value::String(StringValue::from(v.clone()))
+fn string(v: &Name) -> Value {
+    Value::String(StringValue::from(v))
 }
 
 impl Recorder {
@@ -271,4 +272,17 @@ impl Recorder {
         }
         attrs
     }
+}
+
+/// Registers `f` to run before each collection reads the instruments: the reader runs the
+/// callbacks of observable instruments first. The gauge observes nothing, so it is never
+/// exported; it lives as long as the returned handle.
+pub(crate) fn before_collection(
+    meter: &Meter,
+    f: impl Fn() + Send + Sync + 'static,
+) -> ObservableGauge<u64> {
+    meter
+        .u64_observable_gauge("llm_usage.internal.flush")
+        .with_callback(move |_| f())
+        .build()
 }

@@ -2,16 +2,15 @@
 //!
 //! Building a call's attributes costs `KeyValue`s, the step/task cardinality caps and, in the
 //! SDK, hashing the set for each of its four measurements. Calls repeat a handful of attribute
-//! sets, and a call record's names are interned `Arc`s: the addresses of those `Arc`s name the
+//! sets, and a call record's names are interned: the addresses of those strings name the
 //! set, so a repeat costs one lookup of six words. With the `bound-instruments` feature the
 //! series holds the SDK's bound instruments, and a measurement goes straight into its
 //! aggregator; without it, the series keeps the attribute vectors ready for `record`.
 
-use std::sync::Arc;
-
 use hashbrown::HashMap;
 use opentelemetry::KeyValue;
 
+use crate::name::Name;
 use crate::record::CallRecord;
 
 /// Series kept before the cache starts over (dropping a bound instrument releases it in the
@@ -21,8 +20,8 @@ const MAX_SERIES: usize = 1024;
 /// The addresses of a record's names, in attribute order; 0 for an absent one.
 type Key = [usize; 6];
 
-fn addr(s: Option<&Arc<str>>) -> usize {
-    s.map_or(0, |a| Arc::as_ptr(a) as *const u8 as usize)
+fn addr(s: Option<&Name>) -> usize {
+    s.map_or(0, Name::addr)
 }
 
 fn key(rec: &CallRecord) -> Key {
@@ -38,7 +37,7 @@ fn key(rec: &CallRecord) -> Key {
 
 /// The record's names the key was made of, held so their addresses are never reused while
 /// the key is in the cache.
-type Pinned = [Option<Arc<str>>; 6];
+type Pinned = [Option<Name>; 6];
 
 fn pin(rec: &CallRecord) -> Pinned {
     [
@@ -238,5 +237,31 @@ impl SeriesCache {
                 output,
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{call_to, points, token_points, unworked_meter};
+
+    #[test]
+    fn series_stay_exact_when_the_cache_starts_over() {
+        let (exporter, provider, _meter, recorder) = unworked_meter();
+        // Names that are not interned: every call is a new key, so the series cache fills
+        // and starts over several times.
+        for i in 0..5_000u64 {
+            recorder.record(&call_to(&format!("m{}", i % 50), i));
+        }
+        provider.force_flush().unwrap();
+        // 0..5000 sum to 12,497,500; outputs are 1 each.
+        assert_eq!(token_points(&exporter), (10_000, 12_497_500 + 5_000, 100));
+        // No call is priced: no cost series, not even empty ones.
+        assert_eq!(
+            points(&exporter),
+            [
+                ("gen_ai.client.operation.duration".to_owned(), 50),
+                ("gen_ai.client.token.usage".to_owned(), 100),
+            ]
+        );
     }
 }

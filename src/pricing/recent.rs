@@ -1,23 +1,24 @@
 //! Recent price lookups per thread, by the addresses of a call's interned names.
 //!
-//! A call's model and provider are interned `Arc`s, and a thread sees the same few again and
-//! again: comparing three addresses replaces hashing the model name (and, for names that are
-//! not table keys, the memo's lock and hash). Each entry holds the `Arc`s it was keyed by,
-//! the table's memo included, so no address is reused while the entry lives; a table that
+//! A call's model and provider are interned, and a thread sees the same few again and again:
+//! comparing three addresses replaces hashing the model name (and, for names that are not
+//! table keys, the memo's lock and hash). Each entry holds the names and the table's memo it
+//! was keyed by, so no address is reused while the entry lives; a table that
 //! changes gets a new memo, so an entry never outlives the prices it copied.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
 use super::{Memo, ModelPrice, PriceTable, ServiceTier};
+use crate::name::Name;
 use crate::record::Tokens;
 
 const SLOTS: usize = 8;
 
 struct Entry {
     table: Arc<Memo>,
-    model: Arc<str>,
-    provider: Option<Arc<str>>,
+    model: Name,
+    provider: Option<Name>,
     /// The model's price, or `None` when the table has none for it.
     price: Option<ModelPrice>,
 }
@@ -26,9 +27,9 @@ thread_local! {
     static RECENT: RefCell<[Option<Entry>; SLOTS]> = const { RefCell::new([const { None }; SLOTS]) };
 }
 
-fn same(a: Option<&Arc<str>>, b: Option<&Arc<str>>) -> bool {
+fn same(a: Option<&Name>, b: Option<&Name>) -> bool {
     match (a, b) {
-        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (Some(a), Some(b)) => Name::same(a, b),
         (None, None) => true,
         _ => false,
     }
@@ -38,18 +39,18 @@ impl PriceTable {
     /// [`PriceTable::cost`] for interned names, with the lookup remembered per thread.
     pub(crate) fn cost_interned(
         &self,
-        model: &Arc<str>,
-        provider: Option<&Arc<str>>,
+        model: &Name,
+        provider: Option<&Name>,
         tokens: &Tokens,
         cache_write_1h: u64,
         tier: ServiceTier,
     ) -> Option<f64> {
-        let slot = (Arc::as_ptr(model) as *const u8 as usize >> 4) % SLOTS;
+        let slot = (model.addr() >> 4) % SLOTS;
         let remembered = RECENT.try_with(|recent| {
             let mut recent = recent.try_borrow_mut().ok()?;
             let known = recent[slot].as_ref().is_some_and(|e| {
                 Arc::ptr_eq(&e.table, &self.memo)
-                    && Arc::ptr_eq(&e.model, model)
+                    && Name::same(&e.model, model)
                     && same(e.provider.as_ref(), provider)
             });
             if !known {
@@ -91,7 +92,7 @@ mod tests {
         }
     }
 
-    fn cost(t: &PriceTable, model: &Arc<str>, provider: Option<&Arc<str>>) -> Option<f64> {
+    fn cost(t: &PriceTable, model: &Name, provider: Option<&Name>) -> Option<f64> {
         let c = t.cost_interned(
             model,
             provider,
@@ -115,7 +116,7 @@ mod tests {
 
     #[test]
     fn a_changed_or_other_table_is_never_answered_from_memory() {
-        let m: Arc<str> = Arc::from("m");
+        let m = Name::from("m");
         let a = PriceTable::new().with("m", ModelPrice::per_million(1.0, 0.0));
         assert_eq!(cost(&a, &m, None), Some(1.0));
         assert_eq!(cost(&a, &m, None), Some(1.0));
@@ -125,14 +126,14 @@ mod tests {
         assert_eq!(cost(&a, &m, None), Some(1.0));
         let empty = PriceTable::new();
         assert_eq!(cost(&empty, &m, None), None);
-        // The same text in another Arc, and a provider, are other keys with the same answer.
-        let m2: Arc<str> = Arc::from("m");
-        let p: Arc<str> = Arc::from("openai");
+        // The same text in another string, and a provider, are other keys with the same answer.
+        let m2 = Name::from("m");
+        let p = crate::intern::intern("openai");
         assert_eq!(cost(&a, &m2, Some(&p)), Some(1.0));
-        assert_eq!(cost(&a, &Arc::from("unknown"), Some(&p)), None);
+        assert_eq!(cost(&a, &Name::from("unknown"), Some(&p)), None);
         // More names than slots: every answer still right.
         for i in 0..40u32 {
-            let name: Arc<str> = Arc::from(format!("n{}", i % 12));
+            let name = Name::from(format!("n{}", i % 12));
             let t = PriceTable::new().with(&*name, ModelPrice::per_million(f64::from(i), 0.0));
             assert_eq!(cost(&t, &name, None), Some(f64::from(i)));
         }

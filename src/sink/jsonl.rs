@@ -4,8 +4,6 @@
 //! The output is byte-for-byte what `serde_json::to_string(&record)` gives, which the tests
 //! check; the hand-written path exists because this runs on every call.
 
-use std::sync::Arc;
-
 use crate::ledger::RunSummary;
 use crate::record::{CallRecord, CostSource};
 
@@ -87,7 +85,7 @@ pub(crate) fn encode_summary(summary: &RunSummary, out: &mut Vec<u8>) {
     }
 }
 
-fn opt_str(out: &mut Vec<u8>, s: &Option<Arc<str>>) {
+fn opt_str<S: std::ops::Deref<Target = str>>(out: &mut Vec<u8>, s: &Option<S>) {
     match s {
         Some(s) => string(out, s),
         None => out.extend_from_slice(b"null"),
@@ -153,18 +151,21 @@ fn float(out: &mut Vec<u8>, v: f64) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::record::{LineKind, PromptBreakdown, Timestamp, Tokens};
+    use crate::Name;
 
     fn record() -> CallRecord {
         CallRecord {
             timestamp: Timestamp::from_unix_ms(1_765_708_215_123),
             event: LineKind::LlmCall,
             run_id: Some(Arc::from("run-\"quoted\"\n")),
-            step: Some(Arc::from("persona_generation")),
-            model: Some(Arc::from("claude-sonnet-4-5")),
+            step: Some(Name::from("persona_generation")),
+            model: Some(Name::from("claude-sonnet-4-5")),
             provider: None,
-            task: Some(Arc::from("ünïcode ✓")),
+            task: Some(Name::from("ünïcode ✓")),
             agent: None,
             tokens: Tokens {
                 input: 42000,
@@ -177,12 +178,12 @@ mod tests {
             prompt_breakdown: PromptBreakdown(vec![(Arc::from("system"), 2100)]),
             cost_usd: Some(0.2385),
             cost_source: CostSource::Local,
-            price_version: Some(Arc::from("prices-0badc0de")),
+            price_version: Some(Name::from("prices-0badc0de")),
             latency_ms: 1830,
             estimated: true,
             error: Some("boom\t".into()),
             warnings: vec!["a".into(), "b\u{1}".into()],
-            operation: Arc::from("chat"),
+            operation: Name::from("chat"),
             request_model: None,
             service_tier: None,
             cache_write_1h: 0,

@@ -1,5 +1,6 @@
-//! Where lines go: [`jsonl`] encodes them, [`writer`] gets them to disk off the caller's
-//! thread without losing any.
+//! Where finished calls go: [`deferred`] takes them off the caller's thread, [`jsonl`]
+//! encodes their lines, [`writer`] gets the lines to disk without losing any.
 
+pub(crate) mod deferred;
 pub(crate) mod jsonl;
 pub(crate) mod writer;
