@@ -10,72 +10,82 @@
 #[path = "../examples/pipelines/mod.rs"]
 mod pipelines;
 
+use std::path::Path;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use pipelines::Stages;
 use tracing::{dispatcher, info_span, Dispatch};
 
-fn bench_in(c: &mut Criterion, name: &str, (d, guards): (Dispatch, pipelines::Guards), f: fn()) {
+/// Runs one case in its own dispatcher, inside a run span, writing into a fresh directory that
+/// is removed after it: a case's gigabyte of dirty pages must not be written back to disk
+/// while the next case is measured.
+fn bench_in(
+    c: &mut Criterion,
+    name: &str,
+    make: impl FnOnce(&Path) -> (Dispatch, pipelines::Guards),
+    f: fn(),
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (d, guards) = make(dir.path());
     dispatcher::with_default(&d, || {
         let run = info_span!("run", run_id = "bench-run");
         let _in_run = run.enter();
         c.bench_function(name, |b| b.iter(f));
     });
     drop(guards);
+    drop(dir);
 }
 
 fn pipeline(c: &mut Criterion) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path();
-    bench_in(c, "a_floor", pipelines::floor(), pipelines::llm_call);
+    bench_in(c, "a_floor", |_| pipelines::floor(), pipelines::llm_call);
     bench_in(
         c,
         "peer_fmt_json_file",
-        pipelines::peer_fmt_json(&path.join("fmt")),
+        pipelines::peer_fmt_json,
         pipelines::llm_call,
     );
     bench_in(
         c,
         "peer_metrics_layer",
-        pipelines::peer_metrics(),
+        |_| pipelines::peer_metrics(),
         pipelines::llm_call_with_metric_event,
     );
     bench_in(
         c,
         "peers_pair",
-        pipelines::peers(&path.join("pair")),
+        pipelines::peers,
         pipelines::llm_call_with_metric_event,
     );
-    let ours = |name: &str, stages| pipelines::ours(&path.join(name), stages);
+    let ours = |stages| move |dir: &Path| pipelines::ours(dir, stages);
     bench_in(
         c,
         "b_ours_unrelated_span",
-        ours("b", Stages::FULL),
+        ours(Stages::FULL),
         pipelines::unrelated,
     );
     bench_in(
         c,
         "c_aggregate_only",
-        ours("c", Stages::AGGREGATE),
+        ours(Stages::AGGREGATE),
         pipelines::llm_call,
     );
     bench_in(
         c,
         "d_aggregate_jsonl",
-        ours("d", Stages::JSONL),
+        ours(Stages::JSONL),
         pipelines::llm_call,
     );
     bench_in(
         c,
         "e_aggregate_jsonl_otel",
-        ours("e", Stages::JSONL_OTEL),
+        ours(Stages::JSONL_OTEL),
         pipelines::llm_call,
     );
     bench_in(
         c,
         "f_full_pipeline_priced",
-        ours("f", Stages::FULL),
+        ours(Stages::FULL),
         pipelines::llm_call,
     );
 }

@@ -11,9 +11,11 @@
 //!   reads any instrument, and ours records the measurements of whatever is still queued (and
 //!   waits for the batch whose measurements are being recorded, never for the disk), so an
 //!   export or a `force_flush` sees every call that closed before it.
-//! - **Bounded**: when [`MAX_QUEUED`] items wait, the caller that queues one more processes
-//!   the queue itself; after the shutdown callers process their own items (and the closed
-//!   writers count their lines as dropped).
+//! - **Bounded**: when [`MAX_QUEUED`] items wait, a caller waits for the worker to take them
+//!   (as it would for a full writer: nothing is dropped), and without a worker it processes
+//!   the queue itself. Waiting rather than processing keeps several busy callers from queueing
+//!   up behind one of them on the ordered output. After the shutdown callers process their
+//!   own items (and the closed writers count their lines as dropped).
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
@@ -50,7 +52,11 @@ struct Queue {
     /// `items[..recorded]` had their measurements recorded by a collection.
     recorded: usize,
     closed: bool,
+    /// A worker thread takes the queue (else callers process it when it is full).
+    worker: bool,
     worker_waiting: bool,
+    /// Callers waiting on `space`.
+    producers_waiting: usize,
     /// The worker returned (everything queued before the close is processed).
     done: bool,
 }
@@ -59,6 +65,8 @@ struct Shared {
     queue: Mutex<Queue>,
     /// Signalled when items arrive, on close, and when the worker is done.
     ready: Condvar,
+    /// Signalled when the worker takes a batch, and on close.
+    space: Condvar,
     /// Held while a batch's measurements are recorded: a collection waits for them.
     recording: Mutex<()>,
     /// The encoding buffer, held from taking a batch until its lines are pushed.
@@ -80,6 +88,9 @@ impl Shared {
             let recorded = {
                 let mut q = lock(&self.queue);
                 std::mem::swap(&mut q.items, batch);
+                if q.producers_waiting > 0 {
+                    self.space.notify_all();
+                }
                 std::mem::take(&mut q.recorded)
             };
             if let Some(m) = &self.metrics {
@@ -159,6 +170,7 @@ impl Deferred {
         let shared = Arc::new(Shared {
             queue: Mutex::default(),
             ready: Condvar::new(),
+            space: Condvar::new(),
             recording: Mutex::new(()),
             output: Mutex::new(Vec::with_capacity(CHUNK + 4096)),
             metrics: recorder,
@@ -186,9 +198,10 @@ impl Deferred {
                 })
                 .ok();
             // Without a worker thread every caller processes its own item: slower, exact.
-            if spawned.is_none() {
-                lock(&shared.queue).closed = true;
-            }
+            let mut q = lock(&shared.queue);
+            q.worker = spawned.is_some();
+            q.closed = spawned.is_none();
+            drop(q);
             spawned
         } else {
             None
@@ -205,10 +218,15 @@ impl Deferred {
         !self.shared.writers.is_empty()
     }
 
-    /// Queues one item.
+    /// Queues one item; waits while the queue is full.
     pub(crate) fn push(&self, item: Item) {
         let s = &self.shared;
         let mut q = lock(&s.queue);
+        while q.worker && !q.closed && q.items.len() >= MAX_QUEUED {
+            q.producers_waiting += 1;
+            q = s.space.wait(q).unwrap_or_else(|p| p.into_inner());
+            q.producers_waiting -= 1;
+        }
         q.items.push(item);
         if q.closed || q.items.len() > MAX_QUEUED {
             // In the queue first, so that it keeps its place among the items before it.
@@ -233,6 +251,7 @@ impl Deferred {
             let mut q = lock(&s.queue);
             q.closed = true;
             s.ready.notify_all();
+            s.space.notify_all();
             while worker.is_some() && !q.done {
                 let now = Instant::now();
                 if now >= deadline {
@@ -270,6 +289,7 @@ impl Drop for Deferred {
         // The guard shuts down; without it (leaked), the worker finishes the queue alone.
         lock(&self.shared.queue).closed = true;
         self.shared.ready.notify_all();
+        self.shared.space.notify_all();
     }
 }
 
