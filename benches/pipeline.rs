@@ -41,6 +41,12 @@ fn pipeline(c: &mut Criterion) {
     bench_in(c, "a_floor", |_| pipelines::floor(), pipelines::llm_call);
     bench_in(
         c,
+        "a2_layer_lower_bound",
+        |_| pipelines::bound(),
+        pipelines::llm_call,
+    );
+    bench_in(
+        c,
         "peer_fmt_json_file",
         pipelines::peer_fmt_json,
         pipelines::llm_call,
@@ -86,6 +92,19 @@ fn pipeline(c: &mut Criterion) {
         c,
         "f_full_pipeline_priced",
         ours(Stages::FULL),
+        pipelines::llm_call,
+    );
+    // The same pair and full pipeline with the lines discarded by the writer threads.
+    bench_in(
+        c,
+        "peers_pair_discarding",
+        |_| pipelines::peers_discarding(),
+        pipelines::llm_call_with_metric_event,
+    );
+    bench_in(
+        c,
+        "g_full_pipeline_discarding",
+        |_| pipelines::ours_discarding(Stages::FULL),
         pipelines::llm_call,
     );
 }

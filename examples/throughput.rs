@@ -9,7 +9,9 @@
 //! ```
 //!
 //! Each case runs in its own process (a global default can be set once). After the guards
-//! flush, the lines in the files are counted: the program fails if one is missing.
+//! flush, the lines in the files are counted: the program fails if one is missing. The
+//! `-discarding` cases hand their lines to `std::io::sink` on the writer thread (the kernel's
+//! copy into the page cache left out); ours then counts them from the layer's statistics.
 
 mod pipelines;
 
@@ -19,7 +21,13 @@ use std::time::Instant;
 
 use tracing::info_span;
 
-const CASES: [&str; 3] = ["floor", "peers", "ours"];
+const CASES: [&str; 5] = [
+    "floor",
+    "peers",
+    "ours",
+    "peers-discarding",
+    "ours-discarding",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -85,13 +93,15 @@ fn run_case(case: &str, threads: u32, calls: u64) -> Result<String, Box<dyn std:
         "floor" => pipelines::floor(),
         "peers" => pipelines::peers(dir.path()),
         "ours" => pipelines::ours(dir.path(), pipelines::Stages::FULL),
+        "peers-discarding" => pipelines::peers_discarding(),
+        "ours-discarding" => pipelines::ours_discarding(pipelines::Stages::FULL),
         // Not in the table: the caller's aggregate-only cost, for profiling.
         "aggregate" => pipelines::ours(dir.path(), pipelines::Stages::AGGREGATE),
         other => {
             return Err(format!("unknown case {other:?}; one of {CASES:?} or aggregate").into())
         }
     };
-    let call: fn() = if case == "peers" {
+    let call: fn() = if case.starts_with("peers") {
         pipelines::llm_call_with_metric_event
     } else {
         pipelines::llm_call
@@ -123,8 +133,21 @@ fn run_case(case: &str, threads: u32, calls: u64) -> Result<String, Box<dyn std:
     let handle = guards.handle.clone();
     drop(guards); // flushes every line
     let lines = match case {
-        "floor" | "aggregate" => "—".to_owned(),
+        "floor" | "aggregate" | "peers-discarding" => "—".to_owned(),
         "peers" => check(pipelines::count_lines(dir.path(), "\"llm_call\""), total)?,
+        "ours-discarding" => {
+            let stats = handle.ok_or("no handle")?.stats();
+            // Every call's line and each thread's run summary, none dropped.
+            let expected = total + u64::from(threads);
+            if stats.lines_written != expected || stats.lines_dropped != 0 {
+                return Err(format!(
+                    "{} lines written, {} dropped; expected {expected}",
+                    stats.lines_written, stats.lines_dropped
+                )
+                .into());
+            }
+            total.to_string()
+        }
         _ => {
             if let Some(h) = handle {
                 let t = h.totals();

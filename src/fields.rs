@@ -306,19 +306,26 @@ fn unquote(s: &str) -> &str {
     }
 }
 
-/// A token slot's value and the rank of the name that set it.
+/// A token slot's value and the rank of the name that set it (16 bytes: seven of these are
+/// zeroed and moved with every call's state).
 #[derive(Clone, Copy, Debug, Default)]
 struct Ranked {
+    value: u64,
     rank: u8,
-    value: Option<u64>,
+    set: bool,
 }
 
 impl Ranked {
     fn offer(&mut self, rank: u8, value: u64) {
-        if self.value.is_none() || rank <= self.rank {
+        if !self.set || rank <= self.rank {
             self.rank = rank;
-            self.value = Some(value);
+            self.value = value;
+            self.set = true;
         }
+    }
+
+    fn value(&self) -> Option<u64> {
+        self.set.then_some(self.value)
     }
 }
 
@@ -461,10 +468,10 @@ impl CallFields {
     /// The token counts, with `total` derived when not given. A given total that disagrees
     /// with `input + output` is kept and flagged.
     pub(crate) fn tokens(&mut self) -> Tokens {
-        let input = self.input.value.unwrap_or(0);
-        let output = self.output.value.unwrap_or(0);
+        let input = self.input.value().unwrap_or(0);
+        let output = self.output.value().unwrap_or(0);
         let sum = input.saturating_add(output);
-        let total = match self.total.value {
+        let total = match self.total.value() {
             Some(t) if t != sum => {
                 self.warnings.push(format!(
                     "tokens.total: {t} differs from input + output ({sum})"
@@ -478,15 +485,15 @@ impl CallFields {
             input,
             output,
             total,
-            cache_read: self.cache_read.value.unwrap_or(0),
-            cache_write: self.cache_write.value.unwrap_or(0),
-            reasoning: self.reasoning.value.unwrap_or(0),
+            cache_read: self.cache_read.value().unwrap_or(0),
+            cache_write: self.cache_write.value().unwrap_or(0),
+            reasoning: self.reasoning.value().unwrap_or(0),
         }
     }
 
     /// Cache-write tokens with a 1-hour lifetime (a subset of `cache_write`), priced apart.
     pub(crate) fn cache_write_1h(&self) -> u64 {
-        self.cache_write_1h.value.unwrap_or(0)
+        self.cache_write_1h.value().unwrap_or(0)
     }
 
     /// The provider, after mapping old names.

@@ -92,10 +92,12 @@ impl ClosingFilter {
     }
 
     fn closed(&self, id: &Id) {
-        // Never below zero, whatever happens to a span we did not see open.
-        let _ = self
-            .bucket(id)
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        let bucket = self.bucket(id);
+        // One atomic operation in the common case; a close we never saw open (the count
+        // was zero) is undone, so the count never stays below zero.
+        if bucket.fetch_sub(1, Ordering::Relaxed) == 0 {
+            bucket.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn may_be_ours(&self, id: &Id) -> bool {

@@ -99,14 +99,104 @@ pub fn floor() -> (Dispatch, Guards) {
     )
 }
 
+/// The least a layer must do to attribute a call to its run through the registry: keep a
+/// state in the call span's extensions (its start and two counts), and at its close take it
+/// back, read the clock and add to a sum in the parent span's extensions. Not a product: the
+/// lower bound of our design on this machine (ours does the same lookups and locks, plus the
+/// fields, the record, the step and group sums).
+pub struct BoundLayer;
+
+/// [`BoundLayer`]'s per-call state.
+struct BoundCall {
+    started: std::time::Instant,
+    tokens: [u64; 2],
+}
+
+/// [`BoundLayer`]'s per-run sums.
+#[derive(Default)]
+struct BoundRun(std::sync::Mutex<[u64; 3]>);
+
+impl tracing::field::Visit for BoundCall {
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        match field.name() {
+            "tokens.input" => self.tokens[0] = value,
+            "tokens.output" => self.tokens[1] = value,
+            _ => {}
+        }
+    }
+    fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+}
+
+impl<S> Layer<S> for BoundLayer
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let meta = attrs.metadata();
+        if meta.name() == "llm_call" {
+            let mut call = BoundCall {
+                started: std::time::Instant::now(),
+                tokens: [0; 2],
+            };
+            attrs.record(&mut call);
+            if let Some(span) = ctx.span(id) {
+                span.extensions_mut().insert(call);
+            }
+        } else if meta.fields().field("run_id").is_some() {
+            if let Some(span) = ctx.span(id) {
+                span.extensions_mut().insert(BoundRun::default());
+            }
+        }
+    }
+
+    fn on_close(&self, id: tracing::span::Id, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else {
+            return;
+        };
+        let Some(call) = span.extensions_mut().remove::<BoundCall>() else {
+            return;
+        };
+        let ms = call.started.elapsed().as_millis() as u64;
+        if let Some(parent) = span.parent() {
+            if let Some(run) = parent.extensions().get::<BoundRun>() {
+                let mut sums = run.0.lock().unwrap_or_else(|p| p.into_inner());
+                sums[0] += call.tokens[0];
+                sums[1] += call.tokens[1];
+                sums[2] += ms;
+            }
+        }
+    }
+}
+
+/// The registry and [`BoundLayer`]: the lower bound of a per-call layer.
+pub fn bound() -> (Dispatch, Guards) {
+    (
+        Dispatch::new(tracing_subscriber::registry().with(BoundLayer)),
+        Guards::default(),
+    )
+}
+
 /// The peer `fmt` layer: one JSON line per closed span, to a file through tracing-appender's
 /// non-blocking writer (lossless, as billing data needs). Events are left to the metrics peer.
 pub fn fmt_json_layer<S>(dir: &Path, guards: &mut Guards) -> impl Layer<S>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
-    let file = tracing_appender::rolling::never(dir, "fmt.jsonl");
-    let (writer, guard) = NonBlockingBuilder::default().lossy(false).finish(file);
+    fmt_json_layer_to(tracing_appender::rolling::never(dir, "fmt.jsonl"), guards)
+}
+
+/// The peer `fmt` layer writing through the non-blocking writer to `out`.
+pub fn fmt_json_layer_to<S, W>(out: W, guards: &mut Guards) -> impl Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: std::io::Write + Send + 'static,
+{
+    let (writer, guard) = NonBlockingBuilder::default().lossy(false).finish(out);
     guards.appender = Some(guard);
     tracing_subscriber::fmt::layer()
         .json()
@@ -148,6 +238,18 @@ pub fn peers(dir: &Path) -> (Dispatch, Guards) {
     (Dispatch::new(subscriber), guards)
 }
 
+/// The peers' pair with the `fmt` lines discarded by the writer thread (`std::io::sink`): the
+/// peers' own cost, without the kernel's copy of their lines into the page cache.
+pub fn peers_discarding() -> (Dispatch, Guards) {
+    let mut guards = Guards::default();
+    let fmt = fmt_json_layer_to(std::io::sink(), &mut guards);
+    let provider = meter_provider();
+    let metrics = tracing_opentelemetry::MetricsLayer::new(provider.clone());
+    guards.meters = Some(provider);
+    let subscriber = tracing_subscriber::registry().with(fmt).with(metrics);
+    (Dispatch::new(subscriber), guards)
+}
+
 /// Which stages of our pipeline are on.
 #[derive(Clone, Copy, Debug)]
 pub struct Stages {
@@ -181,12 +283,25 @@ impl Stages {
 
 /// Our layer with the given stages; JSONL goes to `dir/llm_usage.jsonl`.
 pub fn ours(dir: &Path, stages: Stages) -> (Dispatch, Guards) {
+    ours_with(stages, |b| b.jsonl_dir_with_rotation(dir, Rotation::NEVER))
+}
+
+/// Our layer with the given stages, the JSONL lines discarded by the writer thread
+/// (`std::io::sink`): our own cost, without the kernel's copy of the lines into the page cache.
+pub fn ours_discarding(stages: Stages) -> (Dispatch, Guards) {
+    ours_with(stages, |b| b.jsonl_writer(std::io::sink))
+}
+
+fn ours_with(
+    stages: Stages,
+    jsonl: impl FnOnce(tracing_llm_usage::UsageLayerBuilder) -> tracing_llm_usage::UsageLayerBuilder,
+) -> (Dispatch, Guards) {
     let mut builder = UsageLayer::builder();
     if !stages.pricing {
         builder = builder.prices(PriceTable::new());
     }
     if stages.jsonl {
-        builder = builder.jsonl_dir_with_rotation(dir, Rotation::NEVER);
+        builder = jsonl(builder);
     }
     let mut guards = Guards::default();
     if stages.otel {
