@@ -138,13 +138,13 @@ impl UsageLayer {
 
 impl Inner {
     /// Queues a line the caller encodes into `encode` (summaries and budget events: a few per
-    /// run), if anything writes lines.
-    fn emit_line(&self, encode: impl FnOnce(&mut Vec<u8>)) {
+    /// run), if anything writes lines; `item` says which kind it is.
+    fn emit_line(&self, item: fn(Vec<u8>) -> Item, encode: impl FnOnce(&mut Vec<u8>)) {
         if let Some(sink) = self.sink.as_ref().filter(|s| s.has_writers()) {
             let mut line = Vec::with_capacity(512);
             encode(&mut line);
             if !line.is_empty() {
-                sink.push(Item::Line(line));
+                sink.push(item(line));
             }
         }
     }
@@ -152,7 +152,7 @@ impl Inner {
     /// A budget crossing: its line, the counter, and the callback (after every lock of ours
     /// is released; a panic in it is caught and reported, never unwound into the caller).
     fn report_budget(&self, event: &BudgetEvent) {
-        self.emit_line(|buf| {
+        self.emit_line(Item::Line, |buf| {
             if serde_json::to_writer(&mut *buf, event).is_ok() {
                 buf.push(b'\n');
             } else {
@@ -180,7 +180,7 @@ impl Inner {
     }
 
     pub(crate) fn emit_summary(&self, summary: &RunSummary) {
-        self.emit_line(|buf| jsonl::encode_summary(summary, buf));
+        self.emit_line(Item::Summary, |buf| jsonl::encode_summary(summary, buf));
     }
 
     fn price(&self, rec: &mut CallRecord, provider_cost: Option<f64>) {

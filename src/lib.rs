@@ -114,6 +114,7 @@ pub mod otlp;
 pub mod pricing;
 pub mod providers;
 pub mod record;
+mod shard;
 mod sink;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub mod store;

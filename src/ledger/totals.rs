@@ -1,7 +1,6 @@
 //! Process-wide totals per (model, provider, step, task), sharded by thread so that two
 //! threads recording calls rarely meet on one lock; merged when read.
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -10,6 +9,7 @@ use hashbrown::{Equivalent, HashMap};
 use crate::ledger::usage::Totals;
 use crate::name::Name;
 use crate::record::CallRecord;
+use crate::shard::thread_shard;
 
 /// The bucket that takes every group past the cardinality cap.
 pub const OTHER: &str = "__other__";
@@ -84,25 +84,6 @@ pub(crate) struct GroupTotals {
     other: GroupKey,
 }
 
-thread_local! {
-    static SHARD_INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
-
-/// This thread's shard: assigned round-robin on first use, so threads spread evenly.
-pub(crate) fn thread_shard() -> usize {
-    SHARD_INDEX
-        .try_with(|c| {
-            let mut i = c.get();
-            if i == usize::MAX {
-                i = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
-                c.set(i);
-            }
-            i
-        })
-        .unwrap_or(0)
-}
-
 impl GroupTotals {
     pub(crate) fn new(cap: usize) -> Self {
         let other = crate::intern::intern(OTHER);
@@ -128,7 +109,7 @@ impl GroupTotals {
             addr(&rec.step),
             addr(&rec.task),
         ];
-        let mut guard = self.shards[thread_shard()].lock();
+        let mut guard = self.shards[thread_shard() % SHARDS].lock();
         let shard = &mut *guard;
         let hit = match shard.last {
             Some((last, i)) if last == ptrs => Some(i),

@@ -4,19 +4,26 @@
 //! caller's share of a call is then the span and the ledger, not the encoding (a third of it)
 //! nor the SDK's aggregation.
 //!
-//! - **Order**: lines reach the writers in the order their items were queued (a run's summary
-//!   after its calls): whoever processes a batch holds `output` from taking it until its lines
-//!   are pushed.
+//! - **Sharded**: each thread queues into one of [`SHARDS`] queues (assigned round-robin), so
+//!   busy threads do not take turns on one lock nor pass its cache line between cores.
+//! - **Order**: whoever processes the queues takes all of them at once (every shard locked
+//!   together: a consistent cut), then writes each shard's calls and budget lines in queue
+//!   order (a budget line right after the call that crossed the limit, queued by the same
+//!   thread), and the batch's run summaries last. A run's summary therefore follows its calls,
+//!   whichever threads queued them: a call is queued before its span's close lets the run
+//!   span close. `output` is held from taking a batch until its lines are pushed, so batches
+//!   do not overtake each other.
 //! - **Exact metrics**: the reader runs the callbacks of observable instruments before it
 //!   reads any instrument, and ours records the measurements of whatever is still queued (and
 //!   waits for the batch whose measurements are being recorded, never for the disk), so an
 //!   export or a `force_flush` sees every call that closed before it.
-//! - **Bounded**: when [`MAX_QUEUED`] items wait, a caller waits for the worker to take them
-//!   (as it would for a full writer: nothing is dropped), and without a worker it processes
-//!   the queue itself. Waiting rather than processing keeps several busy callers from queueing
-//!   up behind one of them on the ordered output. After the shutdown callers process their
-//!   own items (and the closed writers count their lines as dropped).
+//! - **Bounded**: when [`MAX_QUEUED`] items wait in a shard, its caller waits for the worker to
+//!   take them (as it would for a full writer: nothing is dropped), and without a worker it
+//!   processes the queues itself. Waiting rather than processing keeps several busy callers
+//!   from queueing up behind one of them on the ordered output. After the shutdown callers
+//!   process their own items (and the closed writers count their lines as dropped).
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -28,11 +35,17 @@ use super::jsonl;
 use super::writer::LineWriter;
 use crate::otel::Recorder;
 use crate::record::CallRecord;
+use crate::shard::thread_shard;
 
-/// Items queued before callers process the queue themselves (a few MB of records at most).
-const MAX_QUEUED: usize = 16 * 1024;
+/// Queues, one per group of threads.
+const SHARDS: usize = 16;
+/// Items a shard holds before its callers wait (or, without a worker, process the queues):
+/// 2,048 records of 400 bytes, 13 MB over every shard at most.
+const MAX_QUEUED: usize = 4 * 1024;
 /// How long the worker lets items gather after a wake-up, so they are processed in batches.
 const LINGER: Duration = Duration::from_millis(1);
+/// How long a caller waits on a full shard before it looks again (it is also woken).
+const FULL_WAIT: Duration = Duration::from_millis(1);
 /// Encoded bytes handed to the writers at a time.
 const CHUNK: usize = 64 * 1024;
 
@@ -42,27 +55,45 @@ const CHUNK: usize = 64 * 1024;
 pub(crate) enum Item {
     /// A finished call: its line and its measurements.
     Call(CallRecord),
-    /// A line encoded by the caller (run summary, budget event), `\n` included.
+    /// A line encoded by the caller that follows the item queued before it (a budget event),
+    /// `\n` included.
     Line(Vec<u8>),
+    /// A run summary encoded by the caller, `\n` included: written after the calls of its
+    /// batch, which may come from other threads.
+    Summary(Vec<u8>),
 }
 
+/// One shard's queue.
 #[derive(Default)]
-struct Queue {
+struct Shard {
     items: Vec<Item>,
     /// `items[..recorded]` had their measurements recorded by a collection.
     recorded: usize,
-    closed: bool,
-    /// A worker thread takes the queue (else callers process it when it is full).
-    worker: bool,
-    worker_waiting: bool,
-    /// Callers waiting on `space`.
-    producers_waiting: usize,
+}
+
+/// A shard on cache lines of its own.
+#[derive(Default)]
+#[repr(align(128))]
+struct Padded(Mutex<Shard>);
+
+/// The worker's state, changed under `Shared::control`.
+#[derive(Default)]
+struct Control {
     /// The worker returned (everything queued before the close is processed).
     done: bool,
 }
 
 struct Shared {
-    queue: Mutex<Queue>,
+    shards: Box<[Padded]>,
+    /// No worker takes the queues: callers process them (no thread, or after the shutdown).
+    closed: AtomicBool,
+    /// A worker thread was started (callers then wait for room in a full shard).
+    has_worker: AtomicBool,
+    /// The worker sleeps until an item arrives; read by callers under their shard's lock.
+    worker_waiting: AtomicBool,
+    /// Callers waiting for room in a full shard.
+    producers_waiting: AtomicUsize,
+    control: Mutex<Control>,
     /// Signalled when items arrive, on close, and when the worker is done.
     ready: Condvar,
     /// Signalled when the worker takes a batch, and on close.
@@ -79,34 +110,56 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A batch: what each shard held when it was taken.
+type Batch = Vec<Vec<Item>>;
+
 impl Shared {
     /// Processes everything queued, on this thread: measurements, then lines.
-    fn process_queued(&self, batch: &mut Vec<Item>) {
+    fn process_queued(&self, batch: &mut Batch) {
+        batch.resize_with(SHARDS, Vec::new);
         let mut out = lock(&self.output);
         {
             let _recording = lock(&self.recording);
-            let recorded = {
-                let mut q = lock(&self.queue);
-                std::mem::swap(&mut q.items, batch);
-                if q.producers_waiting > 0 {
-                    self.space.notify_all();
+            let mut recorded = [0usize; SHARDS];
+            {
+                // Every shard at once: an item queued before another in any shard is taken
+                // with it or before it.
+                let mut guards: Vec<MutexGuard<'_, Shard>> =
+                    self.shards.iter().map(|s| lock(&s.0)).collect();
+                for ((g, b), r) in guards.iter_mut().zip(batch.iter_mut()).zip(&mut recorded) {
+                    std::mem::swap(&mut g.items, b);
+                    *r = std::mem::take(&mut g.recorded);
                 }
-                std::mem::take(&mut q.recorded)
-            };
+            }
+            if self.producers_waiting.load(Ordering::Relaxed) > 0 {
+                let _control = lock(&self.control);
+                self.space.notify_all();
+            }
             if let Some(m) = &self.metrics {
-                for item in batch.get(recorded..).unwrap_or_default() {
-                    if let Item::Call(call) = item {
-                        m.record(call);
+                for (items, &from) in batch.iter().zip(&recorded) {
+                    for item in items.get(from..).unwrap_or_default() {
+                        if let Item::Call(call) = item {
+                            m.record(call);
+                        }
                     }
                 }
             }
         }
         if !self.writers.is_empty() {
             let mut lines = 0;
-            for item in batch.iter() {
+            // Calls and budget lines in queue order, then the summaries.
+            let calls = batch
+                .iter()
+                .flatten()
+                .filter(|i| !matches!(i, Item::Summary(_)));
+            let summaries = batch
+                .iter()
+                .flatten()
+                .filter(|i| matches!(i, Item::Summary(_)));
+            for item in calls.chain(summaries) {
                 match item {
                     Item::Call(call) => jsonl::encode_call(call, &mut out),
-                    Item::Line(line) => out.extend_from_slice(line),
+                    Item::Line(line) | Item::Summary(line) => out.extend_from_slice(line),
                 }
                 lines += 1;
                 if out.len() >= CHUNK {
@@ -123,7 +176,9 @@ impl Shared {
             }
         }
         // The records' strings are released here, not on the callers' threads.
-        batch.clear();
+        for items in batch.iter_mut() {
+            items.clear();
+        }
     }
 
     fn push(&self, out: &mut Vec<u8>, lines: u64) {
@@ -139,17 +194,44 @@ impl Shared {
             return;
         };
         let _recording = lock(&self.recording);
-        let mut q = lock(&self.queue);
-        for item in q.items.get(q.recorded..).unwrap_or_default() {
-            if let Item::Call(call) = item {
-                m.record(call);
+        for shard in self.shards.iter() {
+            let mut q = lock(&shard.0);
+            let from = q.recorded;
+            for item in q.items.get(from..).unwrap_or_default() {
+                if let Item::Call(call) = item {
+                    m.record(call);
+                }
             }
+            q.recorded = q.items.len();
         }
-        q.recorded = q.items.len();
+    }
+
+    /// Whether any shard holds an item.
+    fn any_queued(&self) -> bool {
+        self.shards.iter().any(|s| !lock(&s.0).items.is_empty())
+    }
+
+    /// Items queued in every shard.
+    #[cfg(test)]
+    fn queued(&self) -> usize {
+        self.shards.iter().map(|s| lock(&s.0).items.len()).sum()
+    }
+
+    /// Measurements recorded ahead of processing, in every shard.
+    #[cfg(test)]
+    fn recorded(&self) -> usize {
+        self.shards.iter().map(|s| lock(&s.0).recorded).sum()
+    }
+
+    /// Wakes the worker (which sleeps holding `control` until it waits on `ready`).
+    fn wake_worker(&self) {
+        let _control = lock(&self.control);
+        self.worker_waiting.store(false, Ordering::Relaxed);
+        self.ready.notify_one();
     }
 }
 
-/// The queue, its worker, and where its items go.
+/// The queues, their worker, and where their items go.
 pub(crate) struct Deferred {
     shared: Arc<Shared>,
     worker: Mutex<Option<thread::JoinHandle<()>>>,
@@ -168,7 +250,12 @@ impl Deferred {
     fn build(writers: Vec<LineWriter>, metrics: Option<(&Meter, Recorder)>, worker: bool) -> Self {
         let (meter, recorder) = metrics.unzip();
         let shared = Arc::new(Shared {
-            queue: Mutex::default(),
+            shards: (0..SHARDS).map(|_| Padded::default()).collect(),
+            closed: AtomicBool::new(false),
+            has_worker: AtomicBool::new(false),
+            worker_waiting: AtomicBool::new(false),
+            producers_waiting: AtomicUsize::new(0),
+            control: Mutex::default(),
             ready: Condvar::new(),
             space: Condvar::new(),
             recording: Mutex::new(()),
@@ -184,31 +271,33 @@ impl Deferred {
                 }
             })
         });
-        let worker = if worker {
+        let spawned = if worker {
             let worker_shared = shared.clone();
-            let spawned = thread::Builder::new()
+            thread::Builder::new()
                 .name("llm-usage-sink".into())
                 .spawn(move || {
                     // Whatever the SDK or a writer logs must not come back into our layer.
                     tracing_core::dispatcher::with_default(&Dispatch::none(), || {
                         run_worker(&worker_shared)
                     });
-                    lock(&worker_shared.queue).done = true;
+                    lock(&worker_shared.control).done = true;
                     worker_shared.ready.notify_all();
                 })
-                .ok();
-            // Without a worker thread every caller processes its own item: slower, exact.
-            let mut q = lock(&shared.queue);
-            q.worker = spawned.is_some();
-            q.closed = spawned.is_none();
-            drop(q);
-            spawned
+                .ok()
         } else {
             None
         };
+        // Without a worker thread every caller processes the queues: slower, exact. In tests
+        // (`worker == false`) items wait for a collection, an overflow or the shutdown.
+        if worker && spawned.is_none() {
+            shared.closed.store(true, Ordering::Release);
+        }
+        shared
+            .has_worker
+            .store(spawned.is_some(), Ordering::Relaxed);
         Self {
             shared,
-            worker: Mutex::new(worker),
+            worker: Mutex::new(spawned),
             _before_collection: before_collection,
         }
     }
@@ -218,56 +307,82 @@ impl Deferred {
         !self.shared.writers.is_empty()
     }
 
-    /// Queues one item; waits while the queue is full.
+    /// Queues one item; waits while this thread's shard is full.
     pub(crate) fn push(&self, item: Item) {
+        self.push_to(thread_shard() % SHARDS, item);
+    }
+
+    fn push_to(&self, shard: usize, item: Item) {
         let s = &self.shared;
-        let mut q = lock(&s.queue);
-        while q.worker && !q.closed && q.items.len() >= MAX_QUEUED {
-            q.producers_waiting += 1;
-            q = s.space.wait(q).unwrap_or_else(|p| p.into_inner());
-            q.producers_waiting -= 1;
+        let shard = &s.shards[shard].0;
+        let mut q = lock(shard);
+        if q.items.len() >= MAX_QUEUED
+            && !s.closed.load(Ordering::Acquire)
+            && s.has_worker.load(Ordering::Relaxed)
+        {
+            drop(q);
+            self.wait_for_room(shard);
+            q = lock(shard);
         }
         q.items.push(item);
-        if q.closed || q.items.len() > MAX_QUEUED {
+        let overflow = q.items.len() > MAX_QUEUED;
+        // Read under the shard's lock: the worker sets it before it looks at the shards.
+        let wake = s.worker_waiting.load(Ordering::Relaxed);
+        drop(q);
+        if s.closed.load(Ordering::Acquire) || overflow {
             // In the queue first, so that it keeps its place among the items before it.
-            drop(q);
             s.process_queued(&mut Vec::new());
             return;
         }
-        let wake = std::mem::take(&mut q.worker_waiting);
-        drop(q);
         if wake {
-            s.ready.notify_one();
+            s.wake_worker();
         }
     }
 
-    /// Stops the worker once it has processed the queue, then the writers once they have
-    /// written it, all by `deadline`; whatever a writer has not written by then is counted as
-    /// dropped. Returns whether every line was written.
+    /// Waits until this thread's full shard has room (the worker took it) or the queues close.
+    fn wait_for_room(&self, shard: &Mutex<Shard>) {
+        let s = &self.shared;
+        s.producers_waiting.fetch_add(1, Ordering::Relaxed);
+        let mut control = lock(&s.control);
+        while lock(shard).items.len() >= MAX_QUEUED && !s.closed.load(Ordering::Acquire) {
+            // Woken when the worker takes a batch; the timeout only guards against a miss.
+            control = s
+                .space
+                .wait_timeout(control, FULL_WAIT)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        drop(control);
+        s.producers_waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Stops the worker once it has processed the queues, then the writers once they have
+    /// written them, all by `deadline`; whatever a writer has not written by then is counted
+    /// as dropped. Returns whether every line was written.
     pub(crate) fn shutdown(&self, deadline: Instant) -> bool {
         let s = &self.shared;
         let worker = lock(&self.worker).take();
+        s.closed.store(true, Ordering::Release);
         let finished = {
-            let mut q = lock(&s.queue);
-            q.closed = true;
+            let mut control = lock(&s.control);
             s.ready.notify_all();
             s.space.notify_all();
-            while worker.is_some() && !q.done {
+            while worker.is_some() && !control.done {
                 let now = Instant::now();
                 if now >= deadline {
                     break;
                 }
-                q = s
+                control = s
                     .ready
-                    .wait_timeout(q, deadline - now)
+                    .wait_timeout(control, deadline - now)
                     .unwrap_or_else(|p| p.into_inner())
                     .0;
             }
-            worker.is_none() || q.done
+            worker.is_none() || control.done
         };
         if finished {
-            // Without a worker, the queue is still to be processed (a late worker's is not:
-            // it may hold the output, stalled on a writer).
+            // Without a worker, the queues are still to be processed (a late worker's are
+            // not: it may hold the output, stalled on a writer).
             s.process_queued(&mut Vec::new());
         }
         let mut all = true;
@@ -286,33 +401,39 @@ impl Deferred {
 
 impl Drop for Deferred {
     fn drop(&mut self) {
-        // The guard shuts down; without it (leaked), the worker finishes the queue alone.
-        lock(&self.shared.queue).closed = true;
-        self.shared.ready.notify_all();
-        self.shared.space.notify_all();
+        // The guard shuts down; without it (leaked), the worker finishes the queues alone.
+        let s = &self.shared;
+        s.closed.store(true, Ordering::Release);
+        let _control = lock(&s.control);
+        s.ready.notify_all();
+        s.space.notify_all();
     }
 }
 
 fn run_worker(s: &Shared) {
-    let mut batch = Vec::new();
+    let mut batch = Batch::new();
     loop {
-        {
-            let mut q = lock(&s.queue);
-            let mut woke = false;
-            while q.items.is_empty() && !q.closed {
-                q.worker_waiting = true;
-                q = s.ready.wait(q).unwrap_or_else(|p| p.into_inner());
-                woke = true;
+        let mut control = lock(&s.control);
+        let mut woke = false;
+        while !s.closed.load(Ordering::Acquire) {
+            // Set before looking at the shards: a caller reads it under its shard's lock, so
+            // either the look sees its item or the caller sees the flag and wakes us.
+            s.worker_waiting.store(true, Ordering::Relaxed);
+            if s.any_queued() {
+                break;
             }
-            q.worker_waiting = false;
-            if q.items.is_empty() && q.closed {
-                return;
-            }
-            if woke && !q.closed {
-                // Just woken by a first item: let more gather rather than process it alone.
-                drop(q);
-                thread::sleep(LINGER);
-            }
+            control = s.ready.wait(control).unwrap_or_else(|p| p.into_inner());
+            woke = true;
+        }
+        s.worker_waiting.store(false, Ordering::Relaxed);
+        drop(control);
+        let closed = s.closed.load(Ordering::Acquire);
+        if closed && !s.any_queued() {
+            return;
+        }
+        if woke && !closed {
+            // Just woken by a first item: let more gather rather than process it alone.
+            thread::sleep(LINGER);
         }
         s.process_queued(&mut batch);
     }
@@ -356,18 +477,18 @@ mod tests {
         for i in 0..100 {
             sink.push(Item::Call(call_to("m", i)));
         }
-        sink.push(Item::Line(b"{\"summary\":1}\n".to_vec()));
-        assert_eq!(lock(&sink.shared.queue).items.len(), 101);
+        sink.push(Item::Summary(b"{\"summary\":1}\n".to_vec()));
+        assert_eq!(sink.shared.queued(), 101);
         provider.force_flush().unwrap();
         // Two measurements per call (input and output: two points); inputs 0..100 sum to 4,950.
         assert_eq!(token_points(&exporter), (200, 4950 + 100, 2));
         // Recorded, not yet written: still queued, and not recorded twice below.
-        assert_eq!(lock(&sink.shared.queue).recorded, 101);
+        assert_eq!(sink.shared.recorded(), 101);
 
         assert!(sink.shutdown(Instant::now() + Duration::from_secs(10)));
         // After the shutdown a caller processes its own call at once; its line is dropped.
         sink.push(Item::Call(call_to("m", 2000)));
-        assert!(lock(&sink.shared.queue).items.is_empty());
+        assert_eq!(sink.shared.queued(), 0);
         provider.force_flush().unwrap();
         assert_eq!(token_points(&exporter), (202, 4950 + 100 + 2001, 2));
 
@@ -404,7 +525,7 @@ mod tests {
             sink.push(Item::Call(call_to("m", i)));
         }
         // The call past the bound made its caller process the whole queue.
-        assert!(lock(&sink.shared.queue).items.is_empty());
+        assert_eq!(sink.shared.queued(), 0);
         sink.push(Item::Call(call_to("m", n)));
         assert!(sink.shutdown(Instant::now() + Duration::from_secs(10)));
         let text = String::from_utf8(lock(&buf.0).clone()).unwrap();
@@ -417,5 +538,59 @@ mod tests {
             })
             .collect();
         assert_eq!(inputs, (0..=n).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn calls_from_several_shards_precede_the_summary_queued_after_them() {
+        let buf = Buf::default();
+        let stats = Arc::new(SinkStats::default());
+        let writer = LineWriter::spawn(buf.clone(), 1 << 30, stats.clone()).unwrap();
+        // No worker: everything below is processed as one batch, at the shutdown.
+        let sink = Arc::new(Deferred::build(vec![writer], None, false));
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let sink = sink.clone();
+                std::thread::spawn(move || {
+                    for i in 0..3_000 {
+                        let shard = 4 + t as usize;
+                        sink.push_to(shard, Item::Call(call_to("m", t * 1_000_000 + i)));
+                        if i == 1_500 {
+                            // A budget line stays right after the call that caused it.
+                            let line = format!("{{\"budget\":{t}}}\n");
+                            sink.push_to(shard, Item::Line(line.into_bytes()));
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // Queued after every call above, in a shard taken before theirs.
+        sink.push_to(0, Item::Summary(b"{\"summary\":1}\n".to_vec()));
+        assert_eq!(sink.shared.queued(), 12_005);
+        assert!(sink.shutdown(Instant::now() + Duration::from_secs(30)));
+        let text = String::from_utf8(lock(&buf.0).clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 12_005);
+        assert_eq!(lines[12_004], "{\"summary\":1}", "the summary last");
+        let mut next = [0u64; 4];
+        for (n, line) in lines[..12_004].iter().enumerate() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            if let Some(t) = v["budget"].as_u64() {
+                let before: serde_json::Value = serde_json::from_str(lines[n - 1]).unwrap();
+                assert_eq!(before["tokens"]["input"], t * 1_000_000 + 1_500);
+                continue;
+            }
+            let input = v["tokens"]["input"].as_u64().unwrap();
+            let (t, i) = ((input / 1_000_000) as usize, input % 1_000_000);
+            assert_eq!(
+                i, next[t],
+                "each thread's calls in the order it queued them"
+            );
+            next[t] += 1;
+        }
+        assert_eq!(next, [3_000; 4]);
+        assert_eq!(stats.lines_written.load(Ordering::Relaxed), 12_005);
     }
 }
