@@ -245,10 +245,12 @@ impl Recorder {
         }
     }
 
-    /// Records one finished call.
-    pub(crate) fn record(&self, rec: &CallRecord) {
+    /// Records finished calls (the series cache is locked once for all of them).
+    pub(crate) fn record_all<'a>(&self, recs: impl IntoIterator<Item = &'a CallRecord>) {
         let mut cache = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        cache.get(self, rec).record(self, rec);
+        for rec in recs {
+            cache.get(self, rec).record(self, rec);
+        }
     }
 
     /// The attributes every measurement of `rec` carries (token type and error aside).

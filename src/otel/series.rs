@@ -250,7 +250,7 @@ mod tests {
         // Names that are not interned: every call is a new key, so the series cache fills
         // and starts over several times.
         for i in 0..5_000u64 {
-            recorder.record(&call_to(&format!("m{}", i % 50), i));
+            recorder.record_all([&call_to(&format!("m{}", i % 50), i)]);
         }
         provider.force_flush().unwrap();
         // 0..5000 sum to 12,497,500; outputs are 1 each.

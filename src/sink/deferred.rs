@@ -63,6 +63,16 @@ pub(crate) enum Item {
     Summary(Vec<u8>),
 }
 
+impl Item {
+    /// The call, if this is one.
+    fn call(&self) -> Option<&CallRecord> {
+        match self {
+            Item::Call(call) => Some(call),
+            Item::Line(_) | Item::Summary(_) => None,
+        }
+    }
+}
+
 /// One shard's queue.
 #[derive(Default)]
 struct Shard {
@@ -136,13 +146,11 @@ impl Shared {
                 self.space.notify_all();
             }
             if let Some(m) = &self.metrics {
-                for (items, &from) in batch.iter().zip(&recorded) {
-                    for item in items.get(from..).unwrap_or_default() {
-                        if let Item::Call(call) = item {
-                            m.record(call);
-                        }
-                    }
-                }
+                let unrecorded = batch
+                    .iter()
+                    .zip(&recorded)
+                    .flat_map(|(items, &from)| items.get(from..).unwrap_or_default());
+                m.record_all(unrecorded.filter_map(Item::call));
             }
         }
         if !self.writers.is_empty() {
@@ -197,11 +205,13 @@ impl Shared {
         for shard in self.shards.iter() {
             let mut q = lock(&shard.0);
             let from = q.recorded;
-            for item in q.items.get(from..).unwrap_or_default() {
-                if let Item::Call(call) = item {
-                    m.record(call);
-                }
-            }
+            m.record_all(
+                q.items
+                    .get(from..)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(Item::call),
+            );
             q.recorded = q.items.len();
         }
     }
@@ -276,12 +286,11 @@ impl Deferred {
             thread::Builder::new()
                 .name("llm-usage-sink".into())
                 .spawn(move || {
+                    let _exit = WorkerExit(&worker_shared);
                     // Whatever the SDK or a writer logs must not come back into our layer.
                     tracing_core::dispatcher::with_default(&Dispatch::none(), || {
                         run_worker(&worker_shared)
                     });
-                    lock(&worker_shared.control).done = true;
-                    worker_shared.ready.notify_all();
                 })
                 .ok()
         } else {
@@ -405,6 +414,20 @@ impl Drop for Deferred {
         let s = &self.shared;
         s.closed.store(true, Ordering::Release);
         let _control = lock(&s.control);
+        s.ready.notify_all();
+        s.space.notify_all();
+    }
+}
+
+/// Marks the worker done when it returns, or unwinds: then the queues are closed too, so
+/// callers process their items instead of waiting for room that would never come.
+struct WorkerExit<'a>(&'a Shared);
+
+impl Drop for WorkerExit<'_> {
+    fn drop(&mut self) {
+        let s = self.0;
+        s.closed.store(true, Ordering::Release);
+        lock(&s.control).done = true;
         s.ready.notify_all();
         s.space.notify_all();
     }

@@ -141,6 +141,11 @@ fn needs_escape(b: &[u8]) -> bool {
 }
 
 fn uint(out: &mut Vec<u8>, v: u64) {
+    // Zero is the most common count (cache and reasoning tokens): no copy call for it.
+    if v < 10 {
+        out.push(b'0' + v as u8);
+        return;
+    }
     out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
