@@ -406,13 +406,18 @@ where
             SpanRole::Ignored => {}
             SpanRole::Call => {
                 self.inner.closing.opened(id);
-                let mut state = CallState {
-                    fields: CallFields::default(),
-                    started: Instant::now(),
-                };
-                attrs.record(&mut state.fields);
+                let started = Instant::now();
                 if let Some(span) = ctx.span(id) {
-                    span.extensions_mut().replace(state);
+                    // Recorded in place, once the state is in the extensions: the state is
+                    // 500 bytes, and each move of it is a copy.
+                    let mut ext = span.extensions_mut();
+                    ext.replace(CallState {
+                        fields: CallFields::default(),
+                        started,
+                    });
+                    if let Some(state) = ext.get_mut::<CallState>() {
+                        attrs.record(&mut state.fields);
+                    }
                 }
             }
             SpanRole::Scope { run } => {
