@@ -8,7 +8,7 @@
 //! reference-counted string (one allocation, as without interning). Run ids are unique per run
 //! and are not interned.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::Mutex;
 
@@ -22,30 +22,31 @@ const MAX_NAMES: usize = 16 * 1024;
 const MAX_BYTES: usize = 1 << 20;
 
 thread_local! {
-    static CACHE: RefCell<Vec<Option<Name>>> = RefCell::new(vec![None; SLOTS]);
+    /// Immortal names only (a counted one is not cached): plain pointers, no borrow flag and
+    /// no reference count to maintain on a hit.
+    static CACHE: [Cell<Option<&'static str>>; SLOTS] =
+        const { [const { Cell::new(None) }; SLOTS] };
 }
 
 /// The immortal names, and the bytes they hold.
 static IMMORTAL: Mutex<(Option<HashSet<&'static str>>, usize)> = Mutex::new((None, 0));
 
-/// The process-wide name for `s`: immortal while the table has room.
-fn intern_global(s: &str) -> Name {
-    let Ok(mut table) = IMMORTAL.lock() else {
-        return Name::from(s);
-    };
+/// The process-wide immortal string for `s`, while the table has room.
+fn intern_global(s: &str) -> Option<&'static str> {
+    let mut table = IMMORTAL.lock().ok()?;
     let (names, bytes) = &mut *table;
     let names = names.get_or_insert_with(HashSet::new);
     if let Some(&known) = names.get(s) {
-        return Name::from_static(known);
+        return Some(known);
     }
     if names.len() >= MAX_NAMES || *bytes + s.len() > MAX_BYTES {
-        return Name::from(s);
+        return None;
     }
     // Leaked on purpose, within the bounds above: an immortal string needs no count.
     let leaked: &'static str = Box::leak(Box::from(s));
     names.insert(leaked);
     *bytes += s.len();
-    Name::from_static(leaked)
+    Some(leaked)
 }
 
 fn slot(s: &str) -> usize {
@@ -72,21 +73,26 @@ pub(crate) fn intern(s: &str) -> Name {
         return Name::from(s);
     }
     let i = slot(s);
-    CACHE
+    let cached = CACHE
         .try_with(|cache| {
-            let Ok(mut cache) = cache.try_borrow_mut() else {
-                return intern_global(s);
-            };
-            if let Some(hit) = &cache[i] {
-                if &**hit == s {
-                    return hit.clone();
+            let cell = &cache[i];
+            match cell.get() {
+                Some(hit) if hit == s => Some(hit),
+                _ => {
+                    let fresh = intern_global(s);
+                    if fresh.is_some() {
+                        cell.set(fresh);
+                    }
+                    fresh
                 }
             }
-            let fresh = intern_global(s);
-            cache[i] = Some(fresh.clone());
-            fresh
         })
-        .unwrap_or_else(|_| intern_global(s))
+        .unwrap_or_else(|_| intern_global(s));
+    match cached {
+        Some(immortal) => Name::from_static(immortal),
+        // The table is full: a counted string, as without interning.
+        None => Name::from(s),
+    }
 }
 
 #[cfg(test)]
