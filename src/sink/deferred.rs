@@ -616,4 +616,50 @@ mod tests {
         assert_eq!(next, [3_000; 4]);
         assert_eq!(stats.lines_written.load(Ordering::Relaxed), 12_005);
     }
+
+    #[test]
+    fn busy_threads_with_a_worker_lose_nothing_and_keep_their_order() {
+        let buf = Buf::default();
+        let stats = Arc::new(SinkStats::default());
+        // A small writer queue: the sink waits for the writer, and callers for the sink.
+        let writer = LineWriter::spawn(buf.clone(), 64 * 1024, stats.clone()).unwrap();
+        let sink = Arc::new(Deferred::new(vec![writer], None));
+        let (done, finished) = std::sync::mpsc::channel();
+        for t in 0..4u64 {
+            let (sink, done) = (sink.clone(), done.clone());
+            std::thread::spawn(move || {
+                for i in 0..(MAX_QUEUED as u64 * 3) {
+                    sink.push(Item::Call(call_to("m", t * 1_000_000 + i)));
+                    if i % 1_000 == 0 {
+                        // Idle now and then, so the worker goes to sleep and is woken.
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                }
+                let _ = done.send(());
+            });
+        }
+        for _ in 0..4 {
+            // A lost wake-up leaves the callers waiting for room for ever: fail, not hang.
+            finished
+                .recv_timeout(Duration::from_secs(60))
+                .expect("callers stuck: the worker was not woken");
+        }
+        assert!(sink.shutdown(Instant::now() + Duration::from_secs(60)));
+        let per_thread = MAX_QUEUED as u64 * 3;
+        let text = String::from_utf8(lock(&buf.0).clone()).unwrap();
+        let mut next = [0u64; 4];
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let input = v["tokens"]["input"].as_u64().unwrap();
+            let (t, i) = ((input / 1_000_000) as usize, input % 1_000_000);
+            assert_eq!(
+                i, next[t],
+                "each thread's calls in the order it queued them"
+            );
+            next[t] += 1;
+        }
+        assert_eq!(next, [per_thread; 4]);
+        assert_eq!(stats.lines_written.load(Ordering::Relaxed), 4 * per_thread);
+        assert_eq!(stats.lines_dropped.load(Ordering::Relaxed), 0);
+    }
 }
