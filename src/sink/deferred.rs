@@ -472,6 +472,20 @@ mod tests {
     #[derive(Clone, Default)]
     struct Buf(Arc<Mutex<Vec<u8>>>);
 
+    impl Buf {
+        /// The input tokens of every line written, in order (every line a call's).
+        fn inputs(&self) -> Vec<u64> {
+            let text = String::from_utf8(lock(&self.0).clone()).unwrap();
+            text.lines()
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["tokens"]["input"]
+                        .as_u64()
+                        .unwrap()
+                })
+                .collect()
+        }
+    }
+
     impl std::io::Write for Buf {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
             lock(&self.0).extend_from_slice(b);
@@ -551,16 +565,7 @@ mod tests {
         assert_eq!(sink.shared.queued(), 0);
         sink.push(Item::Call(call_to("m", n)));
         assert!(sink.shutdown(Instant::now() + Duration::from_secs(10)));
-        let text = String::from_utf8(lock(&buf.0).clone()).unwrap();
-        let inputs: Vec<u64> = text
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["tokens"]["input"]
-                    .as_u64()
-                    .unwrap()
-            })
-            .collect();
-        assert_eq!(inputs, (0..=n).collect::<Vec<_>>());
+        assert_eq!(buf.inputs(), (0..=n).collect::<Vec<_>>());
     }
 
     #[test]
@@ -597,23 +602,17 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 12_005);
         assert_eq!(lines[12_004], "{\"summary\":1}", "the summary last");
-        let mut next = [0u64; 4];
+        let mut calls = Vec::new();
         for (n, line) in lines[..12_004].iter().enumerate() {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             if let Some(t) = v["budget"].as_u64() {
                 let before: serde_json::Value = serde_json::from_str(lines[n - 1]).unwrap();
                 assert_eq!(before["tokens"]["input"], t * 1_000_000 + 1_500);
-                continue;
+            } else {
+                calls.push(v["tokens"]["input"].as_u64().unwrap());
             }
-            let input = v["tokens"]["input"].as_u64().unwrap();
-            let (t, i) = ((input / 1_000_000) as usize, input % 1_000_000);
-            assert_eq!(
-                i, next[t],
-                "each thread's calls in the order it queued them"
-            );
-            next[t] += 1;
         }
-        assert_eq!(next, [3_000; 4]);
+        assert_in_order_per_thread(&calls, 3_000);
         assert_eq!(stats.lines_written.load(Ordering::Relaxed), 12_005);
     }
 
@@ -646,11 +645,16 @@ mod tests {
         }
         assert!(sink.shutdown(Instant::now() + Duration::from_secs(60)));
         let per_thread = MAX_QUEUED as u64 * 3;
-        let text = String::from_utf8(lock(&buf.0).clone()).unwrap();
+        assert_in_order_per_thread(&buf.inputs(), per_thread);
+        assert_eq!(stats.lines_written.load(Ordering::Relaxed), 4 * per_thread);
+        assert_eq!(stats.lines_dropped.load(Ordering::Relaxed), 0);
+    }
+
+    /// Calls numbered `thread * 1,000,000 + i`: every thread's `0..per_thread`, each thread's in
+    /// the order it queued them (threads interleaved as they may).
+    fn assert_in_order_per_thread(inputs: &[u64], per_thread: u64) {
         let mut next = [0u64; 4];
-        for line in text.lines() {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            let input = v["tokens"]["input"].as_u64().unwrap();
+        for &input in inputs {
             let (t, i) = ((input / 1_000_000) as usize, input % 1_000_000);
             assert_eq!(
                 i, next[t],
@@ -659,7 +663,5 @@ mod tests {
             next[t] += 1;
         }
         assert_eq!(next, [per_thread; 4]);
-        assert_eq!(stats.lines_written.load(Ordering::Relaxed), 4 * per_thread);
-        assert_eq!(stats.lines_dropped.load(Ordering::Relaxed), 0);
     }
 }
