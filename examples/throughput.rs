@@ -97,8 +97,11 @@ fn run_case(case: &str, threads: u32, calls: u64) -> Result<String, Box<dyn std:
         "ours-discarding" => pipelines::ours_discarding(pipelines::Stages::FULL),
         // Not in the table: the caller's aggregate-only cost, for profiling.
         "aggregate" => pipelines::ours(dir.path(), pipelines::Stages::AGGREGATE),
+        "bound" => pipelines::bound(),
         other => {
-            return Err(format!("unknown case {other:?}; one of {CASES:?} or aggregate").into())
+            return Err(
+                format!("unknown case {other:?}; one of {CASES:?} or aggregate, bound").into(),
+            )
         }
     };
     let call: fn() = if case.starts_with("peers") {
@@ -133,7 +136,7 @@ fn run_case(case: &str, threads: u32, calls: u64) -> Result<String, Box<dyn std:
     let handle = guards.handle.clone();
     drop(guards); // flushes every line
     let lines = match case {
-        "floor" | "aggregate" | "peers-discarding" => "—".to_owned(),
+        "floor" | "aggregate" | "bound" | "peers-discarding" => "—".to_owned(),
         "peers" => check(pipelines::count_lines(dir.path(), "\"llm_call\""), total)?,
         "ours-discarding" => {
             let stats = handle.ok_or("no handle")?.stats();

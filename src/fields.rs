@@ -396,9 +396,33 @@ impl CallFields {
 
     fn set(&mut self, field: &Field, raw: Raw<'_>) {
         let name = field.name();
-        let Some(kind) = call_field_cached(name) else {
-            return;
-        };
+        if let Some(kind) = call_field_cached(name) {
+            self.set_kind(name, kind, raw);
+        }
+    }
+
+    /// A whole number, the common case of a token count, without the general path.
+    fn set_u64(&mut self, field: &Field, value: u64) {
+        let name = field.name();
+        match call_field_cached(name) {
+            Some(CallField::Token(slot, rank)) => self.slot(slot).offer(rank, value),
+            Some(kind) => self.set_kind(name, kind, Raw::U64(value)),
+            None => {}
+        }
+    }
+
+    /// Text, the common case of a model or a step name, without the general path.
+    fn set_str(&mut self, field: &Field, value: &str) {
+        let name = field.name();
+        match call_field_cached(name) {
+            Some(CallField::Model) => self.model = Some(intern(value)),
+            Some(CallField::Step) => self.step = Some(intern(value)),
+            Some(kind) => self.set_kind(name, kind, Raw::Str(value)),
+            None => {}
+        }
+    }
+
+    fn set_kind(&mut self, name: &str, kind: CallField, raw: Raw<'_>) {
         match kind {
             CallField::Token(slot, rank) => match as_count(&raw) {
                 Ok(v) => self.slot(slot).offer(rank, v),
@@ -519,6 +543,14 @@ pub(crate) struct ScopeFields {
 }
 
 impl ScopeFields {
+    fn set_u64(&mut self, field: &Field, value: u64) {
+        self.set(field, Raw::U64(value));
+    }
+
+    fn set_str(&mut self, field: &Field, value: &str) {
+        self.set(field, Raw::Str(value));
+    }
+
     fn set(&mut self, field: &Field, raw: Raw<'_>) {
         match field.name() {
             "run_id" => self.run_id = Some(as_text(&raw)),
@@ -611,7 +643,7 @@ macro_rules! visit_into {
     ($ty:ty) => {
         impl Visit for $ty {
             fn record_u64(&mut self, field: &Field, value: u64) {
-                self.set(field, Raw::U64(value));
+                self.set_u64(field, value);
             }
             fn record_i64(&mut self, field: &Field, value: i64) {
                 self.set(field, Raw::I64(value));
@@ -629,7 +661,7 @@ macro_rules! visit_into {
                 self.set(field, Raw::Bool(value));
             }
             fn record_str(&mut self, field: &Field, value: &str) {
-                self.set(field, Raw::Str(value));
+                self.set_str(field, value);
             }
             fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
                 let text = value.to_string();

@@ -365,7 +365,7 @@ impl Inner {
         // The record moves to the sink, whose worker encodes its line and records its
         // measurements; the lines it causes follow it.
         if let Some(sink) = &self.sink {
-            sink.push(Item::Call(rec));
+            sink.push_call(rec);
         }
         for event in &crossings {
             self.report_budget(event);

@@ -199,22 +199,24 @@ impl ModelPrice {
     /// guessed number). `cache_write_1h` is the part of `tokens.cache_write` written with a
     /// 1-hour lifetime.
     pub fn cost(&self, tokens: &Tokens, cache_write_1h: u64, tier: ServiceTier) -> Option<f64> {
-        let r = self.rates_for(tokens.input, tier);
-        let input = r.input?;
-        let output = r.output?;
-        let cached = tokens.cache_read.saturating_add(tokens.cache_write);
-        let plain_input = tokens.input.saturating_sub(cached);
-        let write_1h = cache_write_1h.min(tokens.cache_write);
-        let write_5m = tokens.cache_write - write_1h;
-        let cache_write = r.cache_write.unwrap_or(input);
-        let plain_output = tokens.output.saturating_sub(tokens.reasoning);
-        let cost = plain_input as f64 * input
-            + tokens.cache_read as f64 * r.cache_read.unwrap_or(input)
-            + write_5m as f64 * cache_write
-            + write_1h as f64 * r.cache_write_1h.unwrap_or(cache_write)
-            + plain_output as f64 * output
-            + tokens.reasoning as f64 * r.reasoning.unwrap_or(output);
-        (cost.is_finite() && cost >= 0.0).then_some(cost)
+        Resolved::from_rates(&self.rates_for(tokens.input, tier))?.cost(tokens, cache_write_1h)
+    }
+
+    /// The rates of every standard-tier call below the lowest long-context threshold (which
+    /// is returned with them; `u64::MAX` when there is none), fallbacks applied: what a
+    /// thread's recent lookups keep, so that the common call is priced without the cards.
+    pub(crate) fn standard_resolved(&self) -> Option<(Resolved, u64)> {
+        let lowest = self
+            .cards
+            .iter()
+            .map(|c| c.above_tokens)
+            .filter(|&t| t > 0)
+            .min()
+            .unwrap_or(u64::MAX);
+        Some((
+            Resolved::from_rates(&self.rates_for(0, ServiceTier::Standard))?,
+            lowest,
+        ))
     }
 
     /// Every rate of every card, for hashing.
@@ -224,5 +226,51 @@ impl ModelPrice {
         self.cards
             .iter()
             .map(|c| (c.above_tokens, c.tier, c.rates.each()))
+    }
+}
+
+/// A card's rates with every fallback applied (cache rates from input, reasoning from
+/// output): the cost is then a sum of six products.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Resolved {
+    input: f64,
+    output: f64,
+    cache_read: f64,
+    cache_write: f64,
+    cache_write_1h: f64,
+    reasoning: f64,
+}
+
+impl Resolved {
+    /// `None` when the input or the output rate is missing.
+    fn from_rates(r: &Rates) -> Option<Self> {
+        let input = r.input?;
+        let output = r.output?;
+        let cache_write = r.cache_write.unwrap_or(input);
+        Some(Self {
+            input,
+            output,
+            cache_read: r.cache_read.unwrap_or(input),
+            cache_write,
+            cache_write_1h: r.cache_write_1h.unwrap_or(cache_write),
+            reasoning: r.reasoning.unwrap_or(output),
+        })
+    }
+
+    /// The cost of a call at these rates (the module documentation's rules); `None` when it
+    /// is not a finite, non-negative number.
+    pub(crate) fn cost(&self, tokens: &Tokens, cache_write_1h: u64) -> Option<f64> {
+        let cached = tokens.cache_read.saturating_add(tokens.cache_write);
+        let plain_input = tokens.input.saturating_sub(cached);
+        let write_1h = cache_write_1h.min(tokens.cache_write);
+        let write_5m = tokens.cache_write - write_1h;
+        let plain_output = tokens.output.saturating_sub(tokens.reasoning);
+        let cost = plain_input as f64 * self.input
+            + tokens.cache_read as f64 * self.cache_read
+            + write_5m as f64 * self.cache_write
+            + write_1h as f64 * self.cache_write_1h
+            + plain_output as f64 * self.output
+            + tokens.reasoning as f64 * self.reasoning;
+        (cost.is_finite() && cost >= 0.0).then_some(cost)
     }
 }

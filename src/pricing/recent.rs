@@ -9,6 +9,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
+use super::rates::Resolved;
 use super::{Memo, ModelPrice, PriceTable, ServiceTier};
 use crate::name::Name;
 use crate::record::Tokens;
@@ -21,6 +22,8 @@ struct Entry {
     provider: Option<Name>,
     /// The model's price, or `None` when the table has none for it.
     price: Option<ModelPrice>,
+    /// Its standard rates below its lowest long-context threshold, resolved: most calls.
+    standard: Option<(Resolved, u64)>,
 }
 
 thread_local! {
@@ -54,16 +57,23 @@ impl PriceTable {
                     && same(e.provider.as_ref(), provider)
             });
             if !known {
+                let price = self
+                    .lookup(model, provider.map(|p| &**p))
+                    .map(|(_, p)| p.clone());
                 recent[slot] = Some(Entry {
                     table: self.memo.clone(),
                     model: model.clone(),
                     provider: provider.cloned(),
-                    price: self
-                        .lookup(model, provider.map(|p| &**p))
-                        .map(|(_, p)| p.clone()),
+                    standard: price.as_ref().and_then(ModelPrice::standard_resolved),
+                    price,
                 });
             }
             let entry = recent[slot].as_ref()?;
+            if let Some((rates, lowest)) = &entry.standard {
+                if tier == ServiceTier::Standard && tokens.input <= *lowest {
+                    return Some(rates.cost(tokens, cache_write_1h));
+                }
+            }
             Some(
                 entry
                     .price
@@ -82,6 +92,7 @@ impl PriceTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pricing::Rates;
 
     fn tokens(input: u64, output: u64) -> Tokens {
         Tokens {
@@ -137,5 +148,57 @@ mod tests {
             let t = PriceTable::new().with(&*name, ModelPrice::per_million(f64::from(i), 0.0));
             assert_eq!(cost(&t, &name, None), Some(f64::from(i)));
         }
+    }
+
+    #[test]
+    fn the_remembered_standard_rates_agree_with_the_cards_at_every_edge() {
+        let model = crate::intern::intern("long-context-model");
+        let price = ModelPrice::new(Rates {
+            input: Some(3e-6),
+            output: Some(15e-6),
+            cache_read: Some(0.3e-6),
+            cache_write: Some(3.75e-6),
+            cache_write_1h: Some(6e-6),
+            reasoning: None,
+        })
+        .with_rates(
+            200_000,
+            ServiceTier::Standard,
+            Rates::per_million(6.0, 22.5),
+        )
+        .with_rates(0, ServiceTier::Batch, Rates::per_million(1.5, 7.5));
+        let table = PriceTable::new().with("long-context-model", price);
+        for input in [0, 1, 199_999, 200_000, 200_001, 1_000_000] {
+            for tier in [ServiceTier::Standard, ServiceTier::Batch, ServiceTier::Flex] {
+                let t = Tokens {
+                    input,
+                    output: 5_000,
+                    cache_read: input / 4,
+                    cache_write: input / 8,
+                    reasoning: 1_000,
+                    ..Tokens::default()
+                };
+                let plain = table.cost(&model, None, &t, input / 16, tier);
+                // Twice: the first call fills the thread's entry, the second is answered by it.
+                for _ in 0..2 {
+                    assert_eq!(
+                        table.cost_interned(&model, None, &t, input / 16, tier),
+                        plain,
+                        "input {input}, {tier:?}"
+                    );
+                }
+            }
+        }
+        // Below the threshold at the standard rates; above it, the long-context input rate
+        // for all input tokens and the base card's cache rates.
+        let t = |input| Tokens {
+            input,
+            output: 1_000_000,
+            ..Tokens::default()
+        };
+        let below = table.cost_interned(&model, None, &t(200_000), 0, ServiceTier::Standard);
+        assert!((below.unwrap() - (0.6 + 15.0)).abs() < 1e-9, "{below:?}");
+        let above = table.cost_interned(&model, None, &t(1_000_000), 0, ServiceTier::Standard);
+        assert!((above.unwrap() - (6.0 + 22.5)).abs() < 1e-9, "{above:?}");
     }
 }

@@ -321,19 +321,28 @@ impl Deferred {
         self.push_to(thread_shard() % SHARDS, item);
     }
 
+    /// Queues a finished call, as [`Deferred::push`] does.
+    // The record (400 bytes) becomes an item only once its shard is locked with room: each
+    // move of it is a copy, and this way there is one fewer.
+    #[inline]
+    pub(crate) fn push_call(&self, rec: CallRecord) {
+        let shard = &self.shared.shards[thread_shard() % SHARDS].0;
+        let mut q = self.room_in(shard);
+        q.items.push(Item::Call(rec));
+        self.pushed(q);
+    }
+
     fn push_to(&self, shard: usize, item: Item) {
-        let s = &self.shared;
-        let shard = &s.shards[shard].0;
-        let mut q = lock(shard);
-        if q.items.len() >= MAX_QUEUED
-            && !s.closed.load(Ordering::Acquire)
-            && s.has_worker.load(Ordering::Relaxed)
-        {
-            drop(q);
-            self.wait_for_room(shard);
-            q = lock(shard);
-        }
+        let shard = &self.shared.shards[shard].0;
+        let mut q = self.room_in(shard);
         q.items.push(item);
+        self.pushed(q);
+    }
+
+    /// After an item went into the locked shard `q`: processes the queues here if they are
+    /// closed or the shard overflowed, else wakes the worker if it sleeps.
+    fn pushed(&self, q: MutexGuard<'_, Shard>) {
+        let s = &self.shared;
         let overflow = q.items.len() > MAX_QUEUED;
         // Read under the shard's lock: the worker sets it before it looks at the shards.
         let wake = s.worker_waiting.load(Ordering::Relaxed);
@@ -346,6 +355,21 @@ impl Deferred {
         if wake {
             s.wake_worker();
         }
+    }
+
+    /// The shard, locked, once it has room (or the queues are closed).
+    fn room_in<'a>(&self, shard: &'a Mutex<Shard>) -> MutexGuard<'a, Shard> {
+        let s = &self.shared;
+        let q = lock(shard);
+        if q.items.len() >= MAX_QUEUED
+            && !s.closed.load(Ordering::Acquire)
+            && s.has_worker.load(Ordering::Relaxed)
+        {
+            drop(q);
+            self.wait_for_room(shard);
+            return lock(shard);
+        }
+        q
     }
 
     /// Waits until this thread's full shard has room (the worker took it) or the queues close.
