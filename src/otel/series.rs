@@ -3,9 +3,10 @@
 //! Building a call's attributes costs `KeyValue`s, the step/task cardinality caps and, in the
 //! SDK, hashing the set for each of its four measurements. Calls repeat a handful of attribute
 //! sets, and a call record's names are interned: the addresses of those strings name the
-//! set, so a repeat costs one lookup of six words. With the `bound-instruments` feature the
-//! series holds the SDK's bound instruments, and a measurement goes straight into its
-//! aggregator; without it, the series keeps the attribute vectors ready for `record`.
+//! set, so a repeat costs one lookup of six words (or a comparison, when it repeats the call
+//! before). With the `bound-instruments` feature the series holds the SDK's bound
+//! instruments, and a measurement goes straight into its aggregator; without it, the series
+//! keeps the attribute vectors ready for `record`.
 
 use hashbrown::HashMap;
 use opentelemetry::KeyValue;
@@ -212,31 +213,48 @@ impl Series {
 /// Series by the addresses of their names.
 #[derive(Default)]
 pub(super) struct SeriesCache {
-    series: HashMap<Key, Series>,
+    series: Vec<Series>,
+    index: HashMap<Key, usize>,
+    /// The last key looked up and its series: calls in a batch mostly repeat the attribute
+    /// set of the call before, and comparing six words is cheaper than hashing them.
+    last: Option<(Key, usize)>,
 }
 
 impl SeriesCache {
     /// The series of `rec`'s attribute set, built on first sight.
     pub(super) fn get(&mut self, r: &super::Recorder, rec: &CallRecord) -> &mut Series {
         let key = key(rec);
-        // Only a full cache needs the extra lookup; the common case hashes the key once.
-        if self.series.len() >= MAX_SERIES && !self.series.contains_key(&key) {
-            self.series.clear();
+        let at = match self.last {
+            Some((last, at)) if last == key => at,
+            _ => self.find_or_build(r, rec, key),
+        };
+        self.last = Some((key, at));
+        &mut self.series[at]
+    }
+
+    fn find_or_build(&mut self, r: &super::Recorder, rec: &CallRecord, key: Key) -> usize {
+        if let Some(&at) = self.index.get(&key) {
+            return at;
         }
-        self.series.entry(key).or_insert_with(|| {
-            let common = r.common_attributes(rec);
-            let mut input = common.clone();
-            input.push(KeyValue::new(super::TOKEN_TYPE, "input"));
-            let mut output = common.clone();
-            output.push(KeyValue::new(super::TOKEN_TYPE, "output"));
-            Series {
-                _pinned: pin(rec),
-                handles: handles::Handles::new(r, &common, &input, &output),
-                common,
-                input,
-                output,
-            }
-        })
+        if self.series.len() >= MAX_SERIES {
+            self.series.clear();
+            self.index.clear();
+        }
+        let common = r.common_attributes(rec);
+        let mut input = common.clone();
+        input.push(KeyValue::new(super::TOKEN_TYPE, "input"));
+        let mut output = common.clone();
+        output.push(KeyValue::new(super::TOKEN_TYPE, "output"));
+        self.series.push(Series {
+            _pinned: pin(rec),
+            handles: handles::Handles::new(r, &common, &input, &output),
+            common,
+            input,
+            output,
+        });
+        let at = self.series.len() - 1;
+        self.index.insert(key, at);
+        at
     }
 }
 
@@ -263,5 +281,46 @@ mod tests {
                 ("gen_ai.client.token.usage".to_owned(), 100),
             ]
         );
+    }
+
+    #[test]
+    fn a_repeated_attribute_set_reuses_its_series_and_a_new_one_gets_its_own() {
+        use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+        let (exporter, provider, _meter, recorder) = unworked_meter();
+        // Interned names, as the layer makes them: runs of the same set, then others.
+        let models = ["a", "a", "a", "b", "b", "a", "c", "c", "a"];
+        for (i, m) in models.iter().enumerate() {
+            let mut rec = call_to(m, 10 + i as u64);
+            rec.model = Some(crate::intern::intern(m));
+            rec.provider = Some(crate::intern::intern("p"));
+            recorder.record_all([&rec]);
+        }
+        provider.force_flush().unwrap();
+        // Input tokens per model: a = 10+11+12+15+18, b = 13+14, c = 16+17.
+        let mut input = std::collections::BTreeMap::new();
+        let all = exporter.get_finished_metrics().unwrap();
+        for sm in all.last().unwrap().scope_metrics() {
+            for m in sm.metrics() {
+                if let AggregatedMetrics::U64(MetricData::Histogram(h)) = m.data() {
+                    for p in h.data_points() {
+                        let attr = |k: &str| {
+                            p.attributes()
+                                .find(|kv| kv.key.as_str() == k)
+                                .map(|kv| kv.value.to_string())
+                        };
+                        if attr("gen_ai.token.type").as_deref() == Some("input") {
+                            let model = attr("gen_ai.response.model").unwrap();
+                            input.insert(model, (p.count(), p.sum()));
+                        }
+                    }
+                }
+            }
+        }
+        let expected = [("a", (5, 66)), ("b", (2, 27)), ("c", (2, 33))];
+        let expected: std::collections::BTreeMap<String, (u64, u64)> = expected
+            .into_iter()
+            .map(|(m, v)| (m.to_owned(), v))
+            .collect();
+        assert_eq!(input, expected);
     }
 }

@@ -190,8 +190,12 @@ impl Shared {
     }
 
     fn push(&self, out: &mut Vec<u8>, lines: u64) {
-        for w in &self.writers {
-            w.push(out, lines);
+        // The last writer may take the bytes without a copy.
+        if let Some((last, others)) = self.writers.split_last() {
+            for w in others {
+                w.push(out, lines);
+            }
+            last.push_owned(out, lines);
         }
         out.clear();
     }

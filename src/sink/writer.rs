@@ -113,9 +113,27 @@ impl LineWriter {
     /// Queues one complete line (one or several `\n`-terminated lines). Waits while the
     /// buffer is full; after shutdown the line is counted as dropped.
     pub(crate) fn push(&self, line: &[u8], lines: u64) {
+        self.push_with(line.len(), lines, |buf| buf.extend_from_slice(line));
+    }
+
+    /// As [`LineWriter::push`], for bytes the caller gives up: when nothing is queued, `line`
+    /// becomes the queue's buffer instead of being copied into it, and is left holding the
+    /// (empty) buffer it replaced. Either way the caller clears it after.
+    pub(crate) fn push_owned(&self, line: &mut Vec<u8>, lines: u64) {
+        self.push_with(line.len(), lines, |buf| {
+            if buf.is_empty() {
+                std::mem::swap(buf, line);
+            } else {
+                buf.extend_from_slice(line);
+            }
+        });
+    }
+
+    /// Queues `len` bytes holding `lines` lines, which `put` appends to the queue's buffer.
+    fn push_with(&self, len: usize, lines: u64, put: impl FnOnce(&mut Vec<u8>)) {
         let q = &self.queue;
         let mut st = q.lock();
-        while !st.closed && !st.buf.is_empty() && st.buf.len() + line.len() > q.cap_bytes {
+        while !st.closed && !st.buf.is_empty() && st.buf.len() + len > q.cap_bytes {
             st.producers_waiting += 1;
             st = q.space.wait(st).unwrap_or_else(|p| p.into_inner());
             st.producers_waiting -= 1;
@@ -127,7 +145,7 @@ impl LineWriter {
                 .report_once(format_args!("a usage line arrived after shutdown"));
             return;
         }
-        st.buf.extend_from_slice(line);
+        put(&mut st.buf);
         st.lines += lines;
         let wake = std::mem::take(&mut st.worker_waiting);
         drop(st);
@@ -259,5 +277,78 @@ where
                 "writing usage lines failed ({e}); {lost} lines lost"
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer whose first write waits until the gate opens, and says when it is waiting.
+    #[derive(Clone, Default)]
+    struct Gated {
+        written: Arc<Mutex<Vec<u8>>>,
+        gate: Arc<(Mutex<(bool, bool)>, Condvar)>,
+    }
+
+    impl Write for Gated {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            let (state, cv) = &*self.gate;
+            let mut st = state.lock().unwrap();
+            st.0 = true; // entered
+            cv.notify_all();
+            while !st.1 {
+                st = cv.wait(st).unwrap();
+            }
+            self.written.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Gated {
+        type Writer = Gated;
+        fn make_writer(&'a self) -> Gated {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn owned_bytes_are_moved_into_an_empty_queue_and_copied_behind_others() {
+        let out = Gated::default();
+        let stats = Arc::new(SinkStats::default());
+        let w = LineWriter::spawn(out.clone(), 1 << 20, stats.clone()).unwrap();
+        let mut first = b"1\n".to_vec();
+        w.push_owned(&mut first, 1);
+        assert!(
+            first.is_empty(),
+            "moved: left holding the queue's empty buffer"
+        );
+        // The worker takes "1" and waits in its write: the queue is empty again.
+        {
+            let (state, cv) = &*out.gate;
+            let mut st = state.lock().unwrap();
+            while !st.0 {
+                st = cv.wait(st).unwrap();
+            }
+        }
+        w.push(b"2\n", 1);
+        let mut third = b"3\n4\n".to_vec();
+        w.push_owned(&mut third, 2);
+        assert_eq!(
+            third, b"3\n4\n",
+            "copied behind the queued line, left as it was"
+        );
+        {
+            let (state, cv) = &*out.gate;
+            state.lock().unwrap().1 = true;
+            cv.notify_all();
+        }
+        assert!(w.shutdown(Duration::from_secs(10)));
+        assert_eq!(&*out.written.lock().unwrap(), b"1\n2\n3\n4\n");
+        assert_eq!(stats.lines_written.load(Ordering::Relaxed), 4);
+        assert_eq!(stats.lines_dropped.load(Ordering::Relaxed), 0);
     }
 }
