@@ -58,7 +58,7 @@ impl Default for UsageLayerBuilder {
             orphan_runs: 1024,
             max_groups: 2000,
             prices: PriceTable::bundled(),
-            queue_bytes: 16 << 20,
+            queue_bytes: 1 << 20,
             shutdown_timeout: Duration::from_secs(10),
             meter: None,
             metric_options: MetricOptions {
@@ -170,7 +170,8 @@ impl UsageLayerBuilder {
     }
 
     /// How many bytes of lines may wait for the writer before callers wait for room
-    /// (default 16 MiB). Lines are never dropped for lack of room.
+    /// (default 1 MiB, about 2,300 call lines; the thread writing them holds as much again).
+    /// Lines are never dropped for lack of room.
     pub fn queue_capacity_bytes(mut self, bytes: usize) -> Self {
         self.queue_bytes = bytes;
         self

@@ -44,8 +44,23 @@ struct State {
     /// The worker is parked on `ready`: only then does a producer pay for a wake-up (a
     /// futex syscall), so a busy worker costs producers nothing.
     worker_waiting: bool,
+    /// The worker is letting lines gather after a wake-up: a producer that fills half the
+    /// buffer cuts that short, so that a small buffer never fills while the worker waits.
+    worker_lingering: bool,
     /// Producers parked on `space`.
     producers_waiting: usize,
+}
+
+/// Appends `bytes` to the queue's buffer, growing it by doubling but not past `cap` (or what
+/// this push needs): `Vec`'s own doubling would let a buffer just over the capacity take twice
+/// its memory, in each of the buffers the queue and the worker swap.
+fn append(buf: &mut Vec<u8>, bytes: &[u8], cap: usize) {
+    let need = buf.len() + bytes.len();
+    if need > buf.capacity() {
+        let want = buf.capacity().saturating_mul(2).min(cap).max(need);
+        buf.reserve_exact(want - buf.len());
+    }
+    buf.extend_from_slice(bytes);
 }
 
 /// How long the worker lets lines gather after a wake-up before writing, so that a stream of
@@ -113,18 +128,20 @@ impl LineWriter {
     /// Queues one complete line (one or several `\n`-terminated lines). Waits while the
     /// buffer is full; after shutdown the line is counted as dropped.
     pub(crate) fn push(&self, line: &[u8], lines: u64) {
-        self.push_with(line.len(), lines, |buf| buf.extend_from_slice(line));
+        let cap = self.queue.cap_bytes;
+        self.push_with(line.len(), lines, |buf| append(buf, line, cap));
     }
 
     /// As [`LineWriter::push`], for bytes the caller gives up: when nothing is queued, `line`
     /// becomes the queue's buffer instead of being copied into it, and is left holding the
     /// (empty) buffer it replaced. Either way the caller clears it after.
     pub(crate) fn push_owned(&self, line: &mut Vec<u8>, lines: u64) {
+        let cap = self.queue.cap_bytes;
         self.push_with(line.len(), lines, |buf| {
             if buf.is_empty() {
                 std::mem::swap(buf, line);
             } else {
-                buf.extend_from_slice(line);
+                append(buf, line, cap);
             }
         });
     }
@@ -147,7 +164,11 @@ impl LineWriter {
         }
         put(&mut st.buf);
         st.lines += lines;
-        let wake = std::mem::take(&mut st.worker_waiting);
+        let half_full = st.worker_lingering && st.buf.len() >= q.cap_bytes / 2;
+        if half_full {
+            st.worker_lingering = false;
+        }
+        let wake = std::mem::take(&mut st.worker_waiting) || half_full;
         drop(st);
         if wake {
             q.ready.notify_one();
@@ -225,10 +246,22 @@ where
             }
             st.worker_waiting = false;
             if woke && !st.closed && st.buf.len() < queue.cap_bytes / 2 {
-                // Just woken by a first line: let more gather rather than write it alone.
-                drop(st);
-                thread::sleep(LINGER);
-                st = queue.lock();
+                // Just woken by a first line: let more gather rather than write it alone,
+                // until half the buffer is queued.
+                let until = Instant::now() + LINGER;
+                st.worker_lingering = true;
+                while st.worker_lingering && !st.closed {
+                    let left = until.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    st = queue
+                        .ready
+                        .wait_timeout(st, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+                st.worker_lingering = false;
             }
             std::mem::swap(&mut st.buf, &mut batch);
             (
@@ -313,6 +346,24 @@ mod tests {
         fn make_writer(&'a self) -> Gated {
             self.clone()
         }
+    }
+
+    #[test]
+    fn the_queue_buffer_grows_by_doubling_up_to_its_capacity_only() {
+        let mut buf = Vec::new();
+        let mut capacities = Vec::new();
+        for _ in 0..5 {
+            append(&mut buf, &[b'x'; 300], 1000);
+            capacities.push(buf.capacity());
+        }
+        // Past the capacity, only what a push needs (a push into a non-empty buffer waits
+        // for room, so this happens only for one push larger than the whole queue).
+        assert!(
+            capacities[2] <= 1000 && capacities[3] <= 1200,
+            "{capacities:?}"
+        );
+        assert_eq!(buf.len(), 1500);
+        assert!(buf.capacity() < 2 * 1200, "{capacities:?}");
     }
 
     #[test]
