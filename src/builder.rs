@@ -32,6 +32,7 @@ enum Output {
 /// Configures a [`UsageLayer`]. Made by [`UsageLayer::builder`].
 pub struct UsageLayerBuilder {
     span_name: String,
+    inference_operations: Vec<Box<str>>,
     output: Output,
     recent_runs: usize,
     orphan_runs: usize,
@@ -53,6 +54,10 @@ impl Default for UsageLayerBuilder {
     fn default() -> Self {
         Self {
             span_name: "llm_call".into(),
+            inference_operations: crate::fields::DEFAULT_INFERENCE_OPERATIONS
+                .iter()
+                .map(|&op| op.into())
+                .collect(),
             output: Output::None,
             recent_runs: 1024,
             orphan_runs: 1024,
@@ -138,6 +143,23 @@ impl UsageLayerBuilder {
     /// The name of the spans that are LLM calls (default `llm_call`).
     pub fn span_name(mut self, name: &str) -> Self {
         self.span_name = name.to_owned();
+        self
+    }
+
+    /// The `gen_ai.operation.name` values whose spans are calls when they declare
+    /// `gen_ai.usage.*` fields (default `chat`, `chat_streaming`, `text_completion`,
+    /// `generate_content`, `embeddings`). Agent-level operations (`invoke_agent`,
+    /// `create_agent`, `invoke_workflow`, `execute_tool`, `plan`) are never calls: they hand
+    /// `gen_ai.agent.name` down, and their usage (the sum of their calls) is not counted again.
+    pub fn genai_operations<I, T>(mut self, operations: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        self.inference_operations = operations
+            .into_iter()
+            .map(|op| op.as_ref().into())
+            .collect();
         self
     }
 
@@ -331,6 +353,8 @@ impl UsageLayerBuilder {
             callback_panics: AtomicU64::new(0),
             closing: crate::layer::ClosingFilter::default(),
             default_operation: crate::intern::intern("chat"),
+            inference_operations: self.inference_operations.into_boxed_slice(),
+            blind_spots: crate::layer::BlindSpots::default(),
         });
         let guard = UsageGuard {
             inner: inner.clone(),

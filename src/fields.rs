@@ -14,7 +14,7 @@ use tracing_core::Metadata;
 
 use crate::intern::intern;
 use crate::name::Name;
-use crate::record::{PromptBreakdown, Tokens};
+use crate::record::{Modality, ModalitySlot, ModalityTokens, PromptBreakdown, Tokens};
 
 /// Which token slot a field feeds, and its rank in that slot's name list (0 wins).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +46,12 @@ enum CallField {
     ServiceTier,
     Estimated,
     Error,
+    /// `gen_ai.usage.{text,image,audio}.*`: a subset of a token slot by modality.
+    Modality(Modality, ModalitySlot),
+    /// `gen_ai.response.time_to_first_chunk`, in seconds.
+    TimeToFirstChunk,
+    /// `gen_ai.request.stream`.
+    Stream,
 }
 
 fn call_field(name: &str) -> Option<CallField> {
@@ -64,10 +70,14 @@ fn call_field(name: &str) -> Option<CallField> {
         "tokens.cache_read" => Token(CacheRead, 0),
         "gen_ai.usage.cache_read.input_tokens" => Token(CacheRead, 1),
         "tokens.cache_write" => Token(CacheWrite, 0),
-        "gen_ai.usage.cache_creation.input_tokens" => Token(CacheWrite, 1),
+        "gen_ai.usage.cache_write.input_tokens" => Token(CacheWrite, 1),
+        "gen_ai.usage.cache_creation.input_tokens" => Token(CacheWrite, 2),
         "tokens.cache_write_1h" => Token(CacheWrite1h, 0),
         "tokens.reasoning" => Token(Reasoning, 0),
         "gen_ai.usage.reasoning.output_tokens" => Token(Reasoning, 1),
+        "gen_ai.usage.reasoning_tokens" => Token(Reasoning, 2),
+        "gen_ai.response.time_to_first_chunk" => TimeToFirstChunk,
+        "gen_ai.request.stream" => Stream,
         "gen_ai.response.model" => ResponseModel,
         "model" => Model,
         "gen_ai.request.model" => RequestModel,
@@ -85,8 +95,36 @@ fn call_field(name: &str) -> Option<CallField> {
         "tokens.estimated" => Estimated,
         "error" => Error,
         n if n.starts_with("prompt.") => Prompt,
-        _ => return None,
+        n => return modality_field(n),
     })
+}
+
+/// `gen_ai.usage.<modality>.<slot>` names.
+fn modality_field(name: &str) -> Option<CallField> {
+    let rest = name.strip_prefix("gen_ai.usage.")?;
+    let (modality, slot) = rest.split_once('.')?;
+    let modality = match modality {
+        "text" => Modality::Text,
+        "image" => Modality::Image,
+        "audio" => Modality::Audio,
+        _ => return None,
+    };
+    let slot = match slot {
+        "input_tokens" => ModalitySlot::Input,
+        "output_tokens" => ModalitySlot::Output,
+        "cache_read.input_tokens" => ModalitySlot::CacheRead,
+        _ => return None,
+    };
+    Some(CallField::Modality(modality, slot))
+}
+
+/// Whether a field name carries a token count (any slot, any modality, a prompt component).
+pub(crate) fn is_usage_field(name: &str) -> bool {
+    matches!(
+        call_field(name),
+        Some(CallField::Token(..) | CallField::Modality(..) | CallField::Prompt)
+    ) || name.starts_with("gen_ai.usage.")
+        || name.starts_with("tokens.")
 }
 
 const NAME_SLOTS: usize = 256;
@@ -206,7 +244,7 @@ fn parse_count(s: &str) -> Result<u64, NotACount> {
     }
 }
 
-fn as_money(raw: &Raw<'_>) -> Option<f64> {
+fn as_non_negative(raw: &Raw<'_>) -> Option<f64> {
     let v = match *raw {
         Raw::U64(v) => v as f64,
         Raw::I64(v) => v as f64,
@@ -372,6 +410,12 @@ pub(crate) struct CallFields {
     pub(crate) warnings: Vec<String>,
     /// Values that could not be used (each also has a warning).
     pub(crate) invalid: u32,
+    /// Tokens by modality, allocated only when a span reports them.
+    pub(crate) modality: Option<Box<ModalityTokens>>,
+    /// Time to the first chunk of a streamed response, in milliseconds.
+    pub(crate) ttft_ms: Option<u64>,
+    /// Whether the request streamed its response.
+    pub(crate) stream: Option<bool>,
 }
 
 impl CallFields {
@@ -457,7 +501,7 @@ impl CallFields {
             CallField::Task => self.task = Some(as_name(&raw)),
             CallField::Agent(rank) => self.agent.offer(rank, as_name(&raw)),
             CallField::RunId => self.run_id = Some(as_text(&raw)),
-            CallField::CostUsd => match as_money(&raw) {
+            CallField::CostUsd => match as_non_negative(&raw) {
                 Some(v) => self.cost_usd = Some(v),
                 None => self.warn(name, "not a cost in USD", &raw),
             },
@@ -474,7 +518,38 @@ impl CallFields {
                     other => Some(other.to_string()),
                 }
             }
+            CallField::Modality(modality, slot) => match as_count(&raw) {
+                Ok(v) => self
+                    .modality
+                    .get_or_insert_with(Box::default)
+                    .set(modality, slot, v),
+                Err(e) => self.warn(name, e.as_str(), &raw),
+            },
+            CallField::TimeToFirstChunk => match as_non_negative(&raw) {
+                // Seconds, as the conventions give them; kept to the millisecond.
+                Some(s) => self.ttft_ms = Some((s * 1000.0).round() as u64),
+                None => self.warn(name, "not a duration in seconds", &raw),
+            },
+            CallField::Stream => match as_flag(&raw) {
+                Some(b) => self.stream = Some(b),
+                None => self.warn(name, "not a boolean", &raw),
+            },
         }
+    }
+
+    /// Whether any token count was recorded (the span reported usage).
+    pub(crate) fn has_usage(&self) -> bool {
+        [
+            &self.input,
+            &self.output,
+            &self.total,
+            &self.cache_read,
+            &self.cache_write,
+            &self.reasoning,
+        ]
+        .iter()
+        .any(|r| r.set)
+            || self.modality.is_some()
     }
 
     fn slot(&mut self, slot: TokenSlot) -> &mut Ranked {
@@ -574,48 +649,70 @@ impl ScopeFields {
 pub(crate) enum SpanRole {
     /// Not of interest: the layer does nothing for it.
     Ignored,
-    /// An `llm_call` span.
+    /// A span with the configured call name (`llm_call`).
     Call,
+    /// A span declaring `gen_ai.usage.*` fields: a call or an agent-level scope, as its
+    /// `gen_ai.operation.name` says ([`Operation`]).
+    GenAi,
     /// A span carrying `run_id`, `step`, `task` or `agent` for the calls below it.
     Scope {
         /// It has a `run_id` field: it is a run.
         run: bool,
     },
+    /// A span declaring token fields that is none of the above: its usage is not counted,
+    /// and recording any is reported.
+    Watched,
 }
 
-/// Classifies a callsite: by name for calls, by field set for scopes. Reads only static
-/// metadata, so an unrelated span costs a few comparisons and no allocation.
-pub(crate) fn classify(meta: &'static Metadata<'static>, call_span_name: &str) -> SpanRole {
+impl SpanRole {
+    /// Whether a filter that disables this span loses usage: calls and runs.
+    pub(crate) fn is_accounting(self) -> bool {
+        matches!(self, SpanRole::Call | SpanRole::GenAi | SpanRole::Scope { run: true })
+    }
+}
+
+/// Classifies a callsite: by name for calls, by field set for the rest. Reads only static
+/// metadata, so an unrelated span costs a few comparisons and no allocation. Span metadata
+/// always belongs to a callsite and never moves, so its address identifies the callsite.
+pub(crate) fn classify(meta: &Metadata<'_>, call_span_name: &str) -> SpanRole {
     if !meta.is_span() {
         return SpanRole::Ignored;
     }
     if meta.name() == call_span_name {
         return SpanRole::Call;
     }
-    match scope_flags(meta) {
-        FLAG_NONE => SpanRole::Ignored,
-        flags => SpanRole::Scope {
+    let flags = callsite_flags(meta);
+    if flags & FLAG_GENAI != 0 {
+        SpanRole::GenAi
+    } else if flags & (FLAG_RUN | FLAG_SCOPE) != 0 {
+        SpanRole::Scope {
             run: flags & FLAG_RUN != 0,
-        },
+        }
+    } else if flags & FLAG_USAGE != 0 {
+        SpanRole::Watched
+    } else {
+        SpanRole::Ignored
     }
 }
 
-const FLAG_NONE: u8 = 0;
 const FLAG_RUN: u8 = 1;
 const FLAG_SCOPE: u8 = 2;
+const FLAG_GENAI: u8 = 4;
+const FLAG_USAGE: u8 = 8;
 const ROLE_SLOTS: usize = 128;
 
 thread_local! {
-    /// Callsite metadata address → its scope flags (+ 1, so 0 means empty). Metadata is
+    /// Callsite metadata address → its flags (+ 1, so 0 means empty). Metadata is
     /// `'static` and never moves, so its address identifies the callsite.
     static ROLES: [Cell<(usize, u8)>; ROLE_SLOTS] =
         const { [const { Cell::new((0, 0)) }; ROLE_SLOTS] };
 }
 
-/// Which of `run_id` / `step`, `task`, `agent` a callsite declares, cached per thread so an
-/// unrelated span is classified with one comparison instead of a scan of its field names.
-fn scope_flags(meta: &'static Metadata<'static>) -> u8 {
-    let key = meta as *const Metadata<'static> as usize;
+/// Which of `run_id`, `step`/`task`/`agent`, `gen_ai.usage.*` and other token fields a
+/// callsite declares, cached per thread so an unrelated span is classified with one
+/// comparison instead of a scan of its field names.
+fn callsite_flags(meta: &Metadata<'_>) -> u8 {
+    let key = meta as *const Metadata<'_> as usize;
     let slot = (key >> 4) % ROLE_SLOTS;
     let cached = ROLES
         .try_with(|roles| {
@@ -627,16 +724,121 @@ fn scope_flags(meta: &'static Metadata<'static>) -> u8 {
     if let Some(flags) = cached {
         return flags;
     }
-    let mut flags = FLAG_NONE;
+    let mut flags = 0;
     for f in meta.fields() {
         match f.name() {
             "run_id" => flags |= FLAG_RUN,
             "step" | "task" | "agent" | "gen_ai.agent.name" => flags |= FLAG_SCOPE,
+            n if n.starts_with("gen_ai.usage.") => flags |= FLAG_GENAI | FLAG_USAGE,
+            n if is_usage_field(n) => flags |= FLAG_USAGE,
             _ => {}
         }
     }
     let _ = ROLES.try_with(|roles| roles[slot].set((key, flags + 1)));
     flags
+}
+
+/// What a [`SpanRole::GenAi`] span is, by its `gen_ai.operation.name`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Operation {
+    /// An inference operation (`chat`, `embeddings`, …): a call.
+    Inference,
+    /// An agent-level operation: a scope that hands `gen_ai.agent.name` down and is never
+    /// counted (it may carry the sum of its calls). `invoke` for `invoke_agent`.
+    Agent { invoke: bool },
+    /// Anything else: not counted.
+    Other,
+}
+
+/// The agent-level operations of the GenAI conventions (and genai's `plan`).
+const AGENT_OPERATIONS: [&str; 5] = [
+    "invoke_agent",
+    "create_agent",
+    "invoke_workflow",
+    "execute_tool",
+    "plan",
+];
+
+/// The inference operations counted as calls unless the builder says otherwise.
+pub(crate) const DEFAULT_INFERENCE_OPERATIONS: [&str; 5] = [
+    "chat",
+    "chat_streaming",
+    "text_completion",
+    "generate_content",
+    "embeddings",
+];
+
+fn operation_kind(op: &str, inference: &[Box<str>]) -> Operation {
+    if inference.iter().any(|i| &**i == op) {
+        Operation::Inference
+    } else if AGENT_OPERATIONS.contains(&op) {
+        Operation::Agent {
+            invoke: op == "invoke_agent",
+        }
+    } else {
+        Operation::Other
+    }
+}
+
+/// The operation of a GenAI span: its `gen_ai.operation.name` value, else its name (the
+/// part after the last `.`, so genai's `genai.chat` is `chat`).
+pub(crate) fn operation_of(
+    attrs: &tracing_core::span::Attributes<'_>,
+    inference: &[Box<str>],
+) -> Operation {
+    struct Find<'a> {
+        inference: &'a [Box<str>],
+        found: Option<Operation>,
+    }
+    impl Visit for Find<'_> {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            if field.name() == "gen_ai.operation.name" {
+                self.found = Some(operation_kind(value, self.inference));
+            }
+        }
+        fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+            if field.name() == "gen_ai.operation.name" {
+                let inference = self.inference;
+                self.found = Some(with_debug_text(value, |s| operation_kind(s, inference)));
+            }
+        }
+    }
+    let mut find = Find {
+        inference,
+        found: None,
+    };
+    attrs.record(&mut find);
+    find.found.unwrap_or_else(|| {
+        let name = attrs.metadata().name();
+        let op = name.rsplit('.').next().unwrap_or(name);
+        operation_kind(op, inference)
+    })
+}
+
+/// The first token field a record carries a value for, if any.
+pub(crate) fn usage_recorded(values: &tracing_core::span::Record<'_>) -> Option<&'static str> {
+    let mut seen = UsageSeen(None);
+    values.record(&mut seen);
+    seen.0
+}
+
+/// Like [`usage_recorded`], for a span's initial values.
+pub(crate) fn usage_in_attributes(
+    attrs: &tracing_core::span::Attributes<'_>,
+) -> Option<&'static str> {
+    let mut seen = UsageSeen(None);
+    attrs.record(&mut seen);
+    seen.0
+}
+
+struct UsageSeen(Option<&'static str>);
+
+impl Visit for UsageSeen {
+    fn record_debug(&mut self, field: &Field, _: &dyn fmt::Debug) {
+        if self.0.is_none() && is_usage_field(field.name()) {
+            self.0 = Some(field.name());
+        }
+    }
 }
 
 macro_rules! visit_into {

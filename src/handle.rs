@@ -31,6 +31,7 @@ pub struct GroupUsage {
 
 /// The layer's own health counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LayerStats {
     /// Lines the writer has written.
     pub lines_written: u64,
@@ -47,6 +48,14 @@ pub struct LayerStats {
     pub db_lines_dropped: u64,
     /// Failed database batches.
     pub db_errors: u64,
+    /// Spans that recorded token usage but are not calls, so nothing was counted for them
+    /// (each callsite also warned about once on stderr).
+    pub uncounted_spans: u64,
+    /// Call and run callsites that a filter of the whole subscriber disables, so the layer
+    /// never sees their spans (each also warned about once on stderr).
+    pub disabled_callsites: u64,
+    /// Call spans not counted because a call span inside them had counted the same usage.
+    pub nested_duplicates: u64,
 }
 
 impl UsageHandle {
@@ -145,6 +154,7 @@ impl UsageHandle {
     pub fn stats(&self) -> LayerStats {
         let s = &self.inner.sink_stats;
         let db = &self.inner.db_stats;
+        let blind = &self.inner.blind_spots;
         LayerStats {
             lines_written: s.lines_written.load(Ordering::Relaxed),
             lines_dropped: s.lines_dropped.load(Ordering::Relaxed),
@@ -153,6 +163,9 @@ impl UsageHandle {
             db_lines_written: db.lines_written.load(Ordering::Relaxed),
             db_lines_dropped: db.lines_dropped.load(Ordering::Relaxed),
             db_errors: db.write_errors.load(Ordering::Relaxed),
+            uncounted_spans: blind.uncounted_spans.load(Ordering::Relaxed),
+            disabled_callsites: blind.disabled_callsites.load(Ordering::Relaxed),
+            nested_duplicates: blind.nested_duplicates.load(Ordering::Relaxed),
         }
     }
 }

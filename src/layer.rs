@@ -6,17 +6,21 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use tracing_core::span::{Attributes, Id, Record};
-use tracing_core::Subscriber;
+use tracing_core::subscriber::Interest;
+use tracing_core::{LevelFilter, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 use crate::budget::{BudgetEvent, BudgetEventKind};
 use crate::clock;
-use crate::fields::{classify, CallFields, ScopeFields, SpanRole};
+use crate::fields::{
+    classify, operation_of, usage_in_attributes, usage_recorded, CallFields, Operation,
+    ScopeFields, SpanRole,
+};
 use crate::ledger::{Ledger, RunCell, RunStatus, RunSummary};
 use crate::name::Name;
 use crate::pricing::{PriceTable, ServiceTier};
-use crate::record::{CallRecord, CostSource, LineKind};
+use crate::record::{CallRecord, CostSource, LineKind, Tokens};
 use crate::sink::deferred::{Deferred, Item};
 use crate::sink::jsonl;
 use crate::sink::writer::SinkStats;
@@ -61,6 +65,62 @@ pub(crate) struct Inner {
     pub(crate) closing: ClosingFilter,
     /// `chat`, the operation of a call that names none (made once, not per call).
     pub(crate) default_operation: Name,
+    /// The `gen_ai.operation.name` values whose GenAI spans are calls.
+    pub(crate) inference_operations: Box<[Box<str>]>,
+    /// What the layer could not count, and the callsites it has warned about.
+    pub(crate) blind_spots: BlindSpots,
+}
+
+/// Spans whose usage the layer cannot count: reported once per callsite on stderr and
+/// counted for [`crate::LayerStats`].
+#[derive(Default)]
+pub(crate) struct BlindSpots {
+    /// Spans that recorded token usage but are not calls.
+    pub(crate) uncounted_spans: AtomicU64,
+    /// Call and run callsites that a filter of the whole subscriber disables.
+    pub(crate) disabled_callsites: AtomicU64,
+    /// Call spans whose usage an enclosed call span had already counted.
+    pub(crate) nested_duplicates: AtomicU64,
+    /// (what, callsite) pairs already reported.
+    warned: Mutex<hashbrown::HashSet<(u8, usize)>>,
+}
+
+const WARN_UNCOUNTED: u8 = 0;
+const WARN_DISABLED: u8 = 1;
+const WARN_DUPLICATE: u8 = 2;
+
+impl BlindSpots {
+    /// Whether this is the first report of `what` for the callsite of `meta`.
+    fn first(&self, what: u8, meta: &Metadata<'_>) -> bool {
+        let key = (what, meta as *const Metadata<'_> as usize);
+        self.warned
+            .lock()
+            .map(|mut w| w.insert(key))
+            .unwrap_or(false)
+    }
+}
+
+/// Where a span was declared, for warnings: `name` (target `t`, level `L`).
+fn describe(meta: &Metadata<'_>) -> String {
+    format!(
+        "span {:?} (target {:?}, level {})",
+        meta.name(),
+        meta.target(),
+        meta.level()
+    )
+}
+
+/// Run ids made for agent invocations outside any run: unique in the process, and across
+/// restarts by the process's start time.
+fn agent_run_id(agent: Option<&str>) -> Arc<str> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    static START: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(|| crate::record::Timestamp::now().unix_ms());
+    let n = SEQ.fetch_add(1, Ordering::Relaxed) + 1;
+    Arc::from(format!(
+        "{}-{start:x}-{n}",
+        agent.unwrap_or("invoke_agent")
+    ))
 }
 
 /// Which span ids may need work at close: a counter per hash bucket of the id, raised when a
@@ -105,6 +165,30 @@ impl ClosingFilter {
     }
 }
 
+/// Each count of `tokens` beyond what `inner` already counted (saturating at zero).
+fn tokens_beyond(tokens: &Tokens, inner: &Tokens) -> Tokens {
+    Tokens {
+        input: tokens.input.saturating_sub(inner.input),
+        output: tokens.output.saturating_sub(inner.output),
+        total: tokens.total.saturating_sub(inner.total),
+        cache_read: tokens.cache_read.saturating_sub(inner.cache_read),
+        cache_write: tokens.cache_write.saturating_sub(inner.cache_write),
+        reasoning: tokens.reasoning.saturating_sub(inner.reasoning),
+    }
+}
+
+/// `a + b`, count by count (saturating).
+fn tokens_sum(a: &Tokens, b: &Tokens) -> Tokens {
+    Tokens {
+        input: a.input.saturating_add(b.input),
+        output: a.output.saturating_add(b.output),
+        total: a.total.saturating_add(b.total),
+        cache_read: a.cache_read.saturating_add(b.cache_read),
+        cache_write: a.cache_write.saturating_add(b.cache_write),
+        reasoning: a.reasoning.saturating_add(b.reasoning),
+    }
+}
+
 /// The `on_budget` callback.
 pub(crate) type BudgetCallback = Arc<dyn Fn(&BudgetEvent) + Send + Sync>;
 /// An injected clock for call timestamps.
@@ -114,7 +198,14 @@ pub(crate) type Clock = Arc<dyn Fn() -> crate::record::Timestamp + Send + Sync>;
 struct CallState {
     fields: CallFields,
     started: Instant,
+    /// What the call spans inside this one counted (one provider request is counted once,
+    /// by the innermost span that carries its usage).
+    inner: Tokens,
+    inner_calls: u32,
 }
+
+/// A watched span already reported as uncounted.
+struct Uncounted;
 
 /// A span that hands `run_id`/`step`/`task`/`agent` down; `run` is set when it is a run.
 struct ScopeState {
@@ -261,7 +352,39 @@ impl Inner {
         };
         let now = Instant::now();
         let latency = now.saturating_duration_since(state.started);
+        let (inner, inner_calls) = (state.inner, state.inner_calls);
         let f = &mut state.fields;
+        let mut tokens = f.tokens();
+        if inner_calls > 0 {
+            // Call spans inside this one counted their requests already.
+            let own_usage = f.has_usage();
+            tokens = tokens_beyond(&tokens, &inner);
+            if !own_usage {
+                // A wrapper (an agent's `chat` around its turns, a user's `llm_call` around
+                // a client's span): it only handed its step, task and agent down.
+                return;
+            }
+            if tokens == Tokens::default() {
+                drop(ext);
+                self.blind_spots
+                    .nested_duplicates
+                    .fetch_add(1, Ordering::Relaxed);
+                let meta = span.metadata();
+                if self.blind_spots.first(WARN_DUPLICATE, meta) {
+                    eprintln!(
+                        "tracing-llm-usage: {} recorded the same usage as the call span inside \
+                         it; counted once, by the inner span",
+                        describe(meta)
+                    );
+                }
+                return;
+            }
+            f.warnings.push(format!(
+                "{} input and {} output tokens of this span were counted by {inner_calls} \
+                 call span(s) inside it and are not counted again",
+                inner.input, inner.output
+            ));
+        }
 
         let mut step = f.step.take();
         let mut task = f.task.take();
@@ -274,6 +397,29 @@ impl Inner {
         while let Some(ancestor) = next {
             next = ancestor.parent();
             let ext = ancestor.extensions();
+            if let Some(outer) = ext.get::<CallState>() {
+                // An enclosing call span: its context applies, and it learns what was
+                // counted inside it.
+                let o = &outer.fields;
+                if step.is_none() {
+                    step.clone_from(&o.step);
+                }
+                if task.is_none() {
+                    task.clone_from(&o.task);
+                }
+                if agent.is_none() {
+                    agent = o.agent();
+                }
+                if run_id.is_none() {
+                    run_id.clone_from(&o.run_id);
+                }
+                drop(ext);
+                if let Some(outer) = ancestor.extensions_mut().get_mut::<CallState>() {
+                    outer.inner = tokens_sum(&outer.inner, &tokens);
+                    outer.inner_calls = outer.inner_calls.saturating_add(1);
+                }
+                continue;
+            }
             let Some(scope) = ext.get::<ScopeState>() else {
                 continue;
             };
@@ -304,7 +450,6 @@ impl Inner {
             }
         }
 
-        let tokens = f.tokens();
         let model = f
             .response_model
             .clone()
@@ -332,6 +477,9 @@ impl Inner {
             estimated: f.estimated,
             error: f.error.take(),
             warnings: std::mem::take(&mut f.warnings),
+            stream: f.stream,
+            ttft_ms: f.ttft_ms,
+            modality: f.modality.take(),
             operation: f
                 .operation
                 .take()
@@ -397,38 +545,193 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// A span opened that is a call: its state goes into its extensions.
+    fn open_call<S>(&self, attrs: &Attributes<'_>, id: &Id, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        self.closing.opened(id);
+        let started = Instant::now();
+        if let Some(span) = ctx.span(id) {
+            // Recorded in place, once the state is in the extensions: the state is 500
+            // bytes, and each move of it is a copy.
+            let mut ext = span.extensions_mut();
+            ext.replace(CallState {
+                fields: CallFields::default(),
+                started,
+                inner: Tokens::default(),
+                inner_calls: 0,
+            });
+            if let Some(state) = ext.get_mut::<CallState>() {
+                attrs.record(&mut state.fields);
+            }
+        }
+    }
+
+    /// A span opened that hands context down; `run` when it is a run. An `invoke_agent`
+    /// span outside any run (`agent_run`) becomes a run of its own.
+    fn open_scope<S>(
+        &self,
+        attrs: &Attributes<'_>,
+        id: &Id,
+        ctx: &Context<'_, S>,
+        run: bool,
+        agent_run: bool,
+    ) where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let mut fields = ScopeFields::default();
+        attrs.record(&mut fields);
+        let span = ctx.span(id);
+        let run = run
+            || (agent_run
+                && fields.run_id.is_none()
+                && span.as_ref().is_some_and(|s| !inside_run(s)));
+        if run && fields.run_id.is_none() {
+            fields.run_id = Some(agent_run_id(fields.agent().map(|a| &**a)));
+        }
+        if run {
+            self.closing.opened(id);
+        }
+        let run = run.then(|| self.ledger.open_run(fields.run_id.clone()));
+        if let Some(span) = span {
+            span.extensions_mut().replace(ScopeState { fields, run });
+        }
+    }
+
+    /// A span that is not a call recorded token usage (`field`): reported once per
+    /// callsite, counted once per span, and noted in its run's summary.
+    fn uncounted<S>(&self, span: &SpanRef<'_, S>, field: &str)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        {
+            let mut ext = span.extensions_mut();
+            if ext.get_mut::<Uncounted>().is_some() {
+                return;
+            }
+            ext.insert(Uncounted);
+        }
+        self.blind_spots
+            .uncounted_spans
+            .fetch_add(1, Ordering::Relaxed);
+        let meta = span.metadata();
+        let what = describe(meta);
+        if self.blind_spots.first(WARN_UNCOUNTED, meta) {
+            eprintln!(
+                "tracing-llm-usage: {what} recorded token usage ({field}) but is not an LLM \
+                 call, so it is not counted; name it {:?} (the builder's `span_name`), or give \
+                 it a `gen_ai.operation.name` of an inference operation ({}; the builder's \
+                 `genai_operations` adds more)",
+                self.span_name,
+                self.inference_operations.join(", "),
+            );
+        }
+        let mut next = span.parent();
+        while let Some(ancestor) = next {
+            next = ancestor.parent();
+            let cell = ancestor
+                .extensions()
+                .get::<ScopeState>()
+                .and_then(|s| s.run.clone());
+            if let Some(cell) = cell {
+                cell.lock()
+                    .warn(&format!("{what} recorded token usage and was not counted"));
+                break;
+            }
+        }
+    }
+
+    /// A call or run callsite that the rest of the subscriber disables: its spans never
+    /// reach the layer. Reported once per callsite.
+    fn disabled(&self, meta: &Metadata<'_>) {
+        if !self.blind_spots.first(WARN_DISABLED, meta) {
+            return;
+        }
+        self.blind_spots
+            .disabled_callsites
+            .fetch_add(1, Ordering::Relaxed);
+        eprintln!(
+            "tracing-llm-usage: {} is disabled by a filter on the whole subscriber, so its LLM \
+             usage is not counted. Put level filters on the output layers instead \
+             (`fmt::layer().with_filter(EnvFilter::from_default_env())`) and leave UsageLayer \
+             unfiltered.",
+            describe(meta)
+        );
+    }
+}
+
+/// Whether a span has a run among its ancestors (a run span, or a span naming a `run_id`).
+fn inside_run<S>(span: &SpanRef<'_, S>) -> bool
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let mut next = span.parent();
+    while let Some(ancestor) = next {
+        next = ancestor.parent();
+        let ext = ancestor.extensions();
+        if ext
+            .get::<ScopeState>()
+            .is_some_and(|s| s.run.is_some() || s.fields.run_id.is_some())
+            || ext
+                .get::<CallState>()
+                .is_some_and(|c| c.fields.run_id.is_some())
+        {
+            return true;
+        }
+    }
+    false
+}
+
 impl<S> Layer<S> for UsageLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
+        // Calls and runs are asked about at every span, so that `enabled` sees whether the
+        // rest of the subscriber would drop them; everything else is settled here.
+        if classify(meta, &self.inner.span_name).is_accounting() {
+            Interest::sometimes()
+        } else {
+            Interest::always()
+        }
+    }
+
+    fn enabled(&self, meta: &Metadata<'_>, ctx: Context<'_, S>) -> bool {
+        if !meta.is_span() {
+            return true;
+        }
+        if classify(meta, &self.inner.span_name).is_accounting() && !ctx.enabled(meta) {
+            self.inner.disabled(meta);
+        }
+        true
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        // Calls may be spans of any level: a global level filter must not hide them before
+        // `register_callsite` and `enabled` can see that it does.
+        Some(LevelFilter::TRACE)
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        match classify(attrs.metadata(), &self.inner.span_name) {
+        let inner = &*self.inner;
+        match classify(attrs.metadata(), &inner.span_name) {
             SpanRole::Ignored => {}
-            SpanRole::Call => {
-                self.inner.closing.opened(id);
-                let started = Instant::now();
-                if let Some(span) = ctx.span(id) {
-                    // Recorded in place, once the state is in the extensions: the state is
-                    // 500 bytes, and each move of it is a copy.
-                    let mut ext = span.extensions_mut();
-                    ext.replace(CallState {
-                        fields: CallFields::default(),
-                        started,
-                    });
-                    if let Some(state) = ext.get_mut::<CallState>() {
-                        attrs.record(&mut state.fields);
+            SpanRole::Call => inner.open_call(attrs, id, &ctx),
+            SpanRole::Scope { run } => inner.open_scope(attrs, id, &ctx, run, false),
+            SpanRole::GenAi => match operation_of(attrs, &inner.inference_operations) {
+                Operation::Inference => inner.open_call(attrs, id, &ctx),
+                Operation::Agent { invoke } => inner.open_scope(attrs, id, &ctx, false, invoke),
+                Operation::Other => {
+                    if let (Some(field), Some(span)) = (usage_in_attributes(attrs), ctx.span(id)) {
+                        inner.uncounted(&span, field);
                     }
                 }
-            }
-            SpanRole::Scope { run } => {
-                let mut fields = ScopeFields::default();
-                attrs.record(&mut fields);
-                if run {
-                    self.inner.closing.opened(id);
-                }
-                let run = run.then(|| self.inner.ledger.open_run(fields.run_id.clone()));
-                if let Some(span) = ctx.span(id) {
-                    span.extensions_mut().replace(ScopeState { fields, run });
+            },
+            SpanRole::Watched => {
+                if let (Some(field), Some(span)) = (usage_in_attributes(attrs), ctx.span(id)) {
+                    inner.uncounted(&span, field);
                 }
             }
         }
@@ -440,15 +743,19 @@ where
         };
         match classify(span.metadata(), &self.inner.span_name) {
             SpanRole::Ignored => {}
-            SpanRole::Call => {
-                if let Some(state) = span.extensions_mut().get_mut::<CallState>() {
-                    values.record(&mut state.fields);
-                }
-            }
-            SpanRole::Scope { .. } => {
+            SpanRole::Call | SpanRole::GenAi | SpanRole::Scope { .. } | SpanRole::Watched => {
                 let update = {
                     let mut ext = span.extensions_mut();
+                    if let Some(state) = ext.get_mut::<CallState>() {
+                        values.record(&mut state.fields);
+                        return;
+                    }
                     let Some(state) = ext.get_mut::<ScopeState>() else {
+                        drop(ext);
+                        // A GenAI span of another operation, or a watched span.
+                        if let Some(field) = usage_recorded(values) {
+                            self.inner.uncounted(&span, field);
+                        }
                         return;
                     };
                     values.record(&mut state.fields);
@@ -477,14 +784,23 @@ where
             return;
         };
         match classify(span.metadata(), &self.inner.span_name) {
-            SpanRole::Ignored | SpanRole::Scope { run: false } => {}
-            SpanRole::Call => {
-                self.inner.closing.closed(&id);
-                self.inner.close_call(&span);
-            }
-            SpanRole::Scope { run: true } => {
-                self.inner.closing.closed(&id);
-                self.inner.close_run(&span);
+            SpanRole::Ignored | SpanRole::Watched | SpanRole::Scope { run: false } => {}
+            SpanRole::Call | SpanRole::GenAi | SpanRole::Scope { run: true } => {
+                // What the span became when it opened decides: a call, a run, or neither.
+                let (call, run) = {
+                    let ext = span.extensions();
+                    (
+                        ext.get::<CallState>().is_some(),
+                        ext.get::<ScopeState>().is_some_and(|s| s.run.is_some()),
+                    )
+                };
+                if call {
+                    self.inner.closing.closed(&id);
+                    self.inner.close_call(&span);
+                } else if run {
+                    self.inner.closing.closed(&id);
+                    self.inner.close_run(&span);
+                }
             }
         }
     }

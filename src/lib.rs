@@ -130,7 +130,10 @@ pub use ledger::{RunStatus, RunSummary, RunUsage, StepUsage, Totals, OTHER};
 pub use name::Name;
 pub use pricing::{ModelPrice, PriceError, PriceTable, Rates, ServiceTier};
 pub use providers::{Usage, UsageError, UsageStream};
-pub use record::{CallRecord, CostSource, LineKind, PromptBreakdown, Timestamp, Tokens};
+pub use record::{
+    CallRecord, CostSource, LineKind, Modality, ModalityCounts, ModalitySlot, ModalityTokens,
+    PromptBreakdown, Timestamp, Tokens,
+};
 pub use tracing_appender::rolling::Rotation;
 
 /// The JSON Schema of both line kinds (`llm_call` and `run_summary`), draft 2020-12.

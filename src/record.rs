@@ -160,6 +160,101 @@ pub struct Tokens {
     pub reasoning: u64,
 }
 
+/// What a token count measures, by the GenAI conventions' `gen_ai.token.modality`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Modality {
+    /// Text.
+    Text,
+    /// Images.
+    Image,
+    /// Audio.
+    Audio,
+}
+
+impl Modality {
+    /// Every modality, in the order lines write them.
+    pub const ALL: [Modality; 3] = [Modality::Text, Modality::Image, Modality::Audio];
+
+    /// The conventions' value (`text`, `image`, `audio`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Modality::Text => "text",
+            Modality::Image => "image",
+            Modality::Audio => "audio",
+        }
+    }
+}
+
+/// Which count of a modality a field reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ModalitySlot {
+    /// Input tokens (cache reads included).
+    Input,
+    /// Output tokens.
+    Output,
+    /// Input tokens read from the cache.
+    CacheRead,
+}
+
+/// One modality's counts; a count the provider did not report is `None`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ModalityCounts {
+    /// Input tokens of this modality (cache reads included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<u64>,
+    /// Output tokens of this modality.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<u64>,
+    /// Input tokens of this modality read from the cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read: Option<u64>,
+}
+
+/// Tokens by modality (`gen_ai.usage.{text,image,audio}.*`): subsets of the call's input,
+/// output and cache-read counts, present in a line only when the provider reported them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ModalityTokens {
+    /// Text tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<ModalityCounts>,
+    /// Image tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ModalityCounts>,
+    /// Audio tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<ModalityCounts>,
+}
+
+impl ModalityTokens {
+    /// The counts of `modality`, if any was reported.
+    pub fn get(&self, modality: Modality) -> Option<&ModalityCounts> {
+        match modality {
+            Modality::Text => self.text.as_ref(),
+            Modality::Image => self.image.as_ref(),
+            Modality::Audio => self.audio.as_ref(),
+        }
+    }
+
+    /// Sets one count (the last value recorded wins).
+    pub fn set(&mut self, modality: Modality, slot: ModalitySlot, tokens: u64) {
+        let counts = match modality {
+            Modality::Text => &mut self.text,
+            Modality::Image => &mut self.image,
+            Modality::Audio => &mut self.audio,
+        }
+        .get_or_insert_with(ModalityCounts::default);
+        match slot {
+            ModalitySlot::Input => counts.input = Some(tokens),
+            ModalitySlot::Output => counts.output = Some(tokens),
+            ModalitySlot::CacheRead => counts.cache_read = Some(tokens),
+        }
+    }
+}
+
 /// Token counts per prompt component (`prompt.system`, `prompt.data`, …), in first-seen order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PromptBreakdown(pub Vec<(Arc<str>, u64)>);
@@ -272,6 +367,17 @@ pub struct CallRecord {
     pub error: Option<String>,
     /// Fields that could not be used, and why.
     pub warnings: Vec<String>,
+    /// Whether the request streamed its response (`gen_ai.request.stream`); in the line only
+    /// when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<bool>,
+    /// Time to the first chunk of a streamed response, in milliseconds
+    /// (`gen_ai.response.time_to_first_chunk`); in the line only when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<u64>,
+    /// Tokens by modality; in the line only when the provider reported them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modality: Option<Box<ModalityTokens>>,
     /// `gen_ai.operation.name` (default `chat`); not written to the line.
     #[serde(skip, default = "default_operation")]
     pub operation: Name,

@@ -41,6 +41,10 @@ pub struct RunSummary {
     pub by_step: Vec<StepUsage>,
     /// Input tokens per prompt component over all the run's calls.
     pub prompt_breakdown: PromptBreakdown,
+    /// What the run saw that was not counted (a span that recorded usage but is not a call);
+    /// in the line only when not empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// What a run has accumulated so far.
@@ -50,6 +54,7 @@ pub(crate) struct RunAggregate {
     usage: RunUsage,
     by_step: Vec<StepUsage>,
     prompt: PromptBreakdown,
+    warnings: Vec<String>,
     error: bool,
     /// A summary has been made (closed, or drained at shutdown): later calls are not added.
     finished: bool,
@@ -89,6 +94,13 @@ impl RunAggregate {
         self.error = true;
     }
 
+    /// Notes something the summary should say, once (and a bounded number of them).
+    pub(crate) fn warn(&mut self, warning: &str) {
+        if self.warnings.len() < 16 && !self.warnings.iter().any(|w| w == warning) {
+            self.warnings.push(warning.to_owned());
+        }
+    }
+
     /// The summary of what is here so far; `Success` becomes `Error` if a call failed.
     pub(crate) fn summary(&self, run_id: Arc<str>, elapsed: f64, status: RunStatus) -> RunSummary {
         let status = match status {
@@ -105,6 +117,7 @@ impl RunAggregate {
             usage: self.usage.clone(),
             by_step: self.by_step.clone(),
             prompt_breakdown: self.prompt.clone(),
+            warnings: self.warnings.clone(),
         }
     }
 }

@@ -74,7 +74,22 @@ pub(crate) fn encode_call(rec: &CallRecord, out: &mut Vec<u8>) {
         }
         string(out, w);
     }
-    out.extend_from_slice(b"]}\n");
+    out.push(b']');
+    match rec.stream {
+        Some(true) => out.extend_from_slice(b",\"stream\":true"),
+        Some(false) => out.extend_from_slice(b",\"stream\":false"),
+        None => {}
+    }
+    if let Some(ms) = rec.ttft_ms {
+        out.extend_from_slice(b",\"ttft_ms\":");
+        uint(out, ms);
+    }
+    if let Some(m) = &rec.modality {
+        out.extend_from_slice(b",\"modality\":");
+        // Rare (providers that report modalities): serde's output, which cannot fail into a Vec.
+        let _ = serde_json::to_writer(&mut *out, m);
+    }
+    out.extend_from_slice(b"}\n");
 }
 
 /// Appends `summary` as one JSON line (with its `\n`) to `out`.
@@ -188,6 +203,9 @@ mod tests {
             estimated: true,
             error: Some("boom\t".into()),
             warnings: vec!["a".into(), "b\u{1}".into()],
+            stream: None,
+            ttft_ms: None,
+            modality: None,
             operation: Name::from("chat"),
             request_model: None,
             service_tier: None,
@@ -226,8 +244,22 @@ mod tests {
     #[test]
     fn hand_encoder_matches_serde() {
         let mut rec = record();
-        for cost in [Some(0.2385), Some(1e-7), Some(12345.678), Some(0.0), None] {
+        let mut modality = crate::ModalityTokens::default();
+        modality.set(crate::Modality::Audio, crate::ModalitySlot::Input, 300);
+        modality.set(crate::Modality::Text, crate::ModalitySlot::Output, 12);
+        let optional = [
+            (None, None, None),
+            (Some(true), Some(250), Some(Box::new(modality))),
+            (Some(false), None, None),
+        ];
+        for (cost, (stream, ttft_ms, modality)) in [Some(0.2385), Some(1e-7), Some(12345.678), Some(0.0), None]
+            .into_iter()
+            .zip(optional.into_iter().cycle())
+        {
             rec.cost_usd = cost;
+            rec.stream = stream;
+            rec.ttft_ms = ttft_ms;
+            rec.modality = modality;
             let mut out = Vec::new();
             encode_call(&rec, &mut out);
             let mut want = serde_json::to_vec(&rec).unwrap();
