@@ -667,7 +667,10 @@ pub(crate) enum SpanRole {
 impl SpanRole {
     /// Whether a filter that disables this span loses usage: calls and runs.
     pub(crate) fn is_accounting(self) -> bool {
-        matches!(self, SpanRole::Call | SpanRole::GenAi | SpanRole::Scope { run: true })
+        matches!(
+            self,
+            SpanRole::Call | SpanRole::GenAi | SpanRole::Scope { run: true }
+        )
     }
 }
 

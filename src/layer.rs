@@ -117,10 +117,7 @@ fn agent_run_id(agent: Option<&str>) -> Arc<str> {
     static START: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
     let start = *START.get_or_init(|| crate::record::Timestamp::now().unix_ms());
     let n = SEQ.fetch_add(1, Ordering::Relaxed) + 1;
-    Arc::from(format!(
-        "{}-{start:x}-{n}",
-        agent.unwrap_or("invoke_agent")
-    ))
+    Arc::from(format!("{}-{start:x}-{n}", agent.unwrap_or("invoke_agent")))
 }
 
 /// Which span ids may need work at close: a counter per hash bucket of the id, raised when a

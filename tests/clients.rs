@@ -136,7 +136,10 @@ fn rig_records(span: &Span, model: &str, stream: bool, u: Served) {
     span.record("gen_ai.system_instructions", SECRET);
     span.record("gen_ai.input.messages", SECRET);
     span.record("gen_ai.response.id", "resp_1");
-    span.record("gen_ai.response.model", format!("{model}-2025-04-14").as_str());
+    span.record(
+        "gen_ai.response.model",
+        format!("{model}-2025-04-14").as_str(),
+    );
     span.record("gen_ai.usage.input_tokens", u.input);
     span.record("gen_ai.usage.output_tokens", u.output);
     span.record("gen_ai.usage.cache_read.input_tokens", u.cache_read);
@@ -380,10 +383,22 @@ fn nested_call_spans_count_each_request_once() {
     let lines = buf.lines();
     let c = calls(&lines);
     assert_eq!(c.len(), 4);
-    assert_eq!((c[0]["step"].as_str(), tokens(c[0])), (Some("draft"), (100, 10, 0, 0)));
-    assert_eq!((c[1]["step"].as_str(), tokens(c[1])), (Some("review"), (200, 20, 0, 0)));
-    assert_eq!((c[2]["step"].as_str(), tokens(c[2])), (Some("retry"), (300, 25, 0, 0)));
-    assert_eq!((c[3]["step"].as_str(), tokens(c[3])), (Some("retry"), (50, 5, 0, 0)));
+    assert_eq!(
+        (c[0]["step"].as_str(), tokens(c[0])),
+        (Some("draft"), (100, 10, 0, 0))
+    );
+    assert_eq!(
+        (c[1]["step"].as_str(), tokens(c[1])),
+        (Some("review"), (200, 20, 0, 0))
+    );
+    assert_eq!(
+        (c[2]["step"].as_str(), tokens(c[2])),
+        (Some("retry"), (300, 25, 0, 0))
+    );
+    assert_eq!(
+        (c[3]["step"].as_str(), tokens(c[3])),
+        (Some("retry"), (50, 5, 0, 0))
+    );
     assert_eq!(
         c[3]["warnings"][0],
         "300 input and 25 output tokens of this span were counted by 1 call span(s) inside it \
@@ -498,7 +513,10 @@ fn genai_spans_and_the_conventions_latest_names_are_read() {
     assert_eq!(c[1]["agent"], "researcher");
     assert_eq!(tokens(c[1]), (64, 0, 0, 0));
     let g = c[2];
-    assert_eq!(g["tokens"]["cache_write"], 300, "the current name outranks the older one");
+    assert_eq!(
+        g["tokens"]["cache_write"], 300,
+        "the current name outranks the older one"
+    );
     assert_eq!(g["stream"], true);
     assert_eq!(g["ttft_ms"], 250);
     assert_eq!(
@@ -528,7 +546,11 @@ fn spans_that_record_usage_but_are_not_calls_are_counted_as_uncounted() {
         ));
         // Declared but never recorded: nothing to report.
         drop(info_span!("quiet", tokens.input = Empty));
-        drop(info_span!("llm_call", tokens.input = 5u64, tokens.output = 1u64));
+        drop(info_span!(
+            "llm_call",
+            tokens.input = 5u64,
+            tokens.output = 1u64
+        ));
     });
     drop(guard);
     let lines = buf.lines();

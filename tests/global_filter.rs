@@ -39,10 +39,18 @@ fn workload(handle: &UsageHandle) {
     let run = info_span!("run", run_id = "r1");
     run.in_scope(|| {
         for _ in 0..3 {
-            drop(info_span!("llm_call", tokens.input = 10u64, tokens.output = 1u64));
+            drop(info_span!(
+                "llm_call",
+                tokens.input = 10u64,
+                tokens.output = 1u64
+            ));
         }
         // A debug-level call span: counted whenever the usage layer is unfiltered.
-        drop(debug_span!("llm_call", tokens.input = 5u64, tokens.output = 1u64));
+        drop(debug_span!(
+            "llm_call",
+            tokens.input = 5u64,
+            tokens.output = 1u64
+        ));
     });
     let stats = handle.stats();
     println!(
@@ -56,7 +64,10 @@ fn workload(handle: &UsageHandle) {
 #[test]
 fn a_global_level_filter_that_hides_calls_is_reported() {
     if std::env::var(SCENARIO).as_deref() == Ok("global") {
-        let (layer, _guard) = UsageLayer::builder().prices(PriceTable::new()).build().unwrap();
+        let (layer, _guard) = UsageLayer::builder()
+            .prices(PriceTable::new())
+            .build()
+            .unwrap();
         let handle = layer.handle();
         tracing_subscriber::registry()
             .with(EnvFilter::from_default_env())
@@ -86,7 +97,10 @@ fn a_global_level_filter_that_hides_calls_is_reported() {
 #[test]
 fn per_layer_filters_under_rust_log_warn_count_every_call_silently() {
     if std::env::var(SCENARIO).as_deref() == Ok("per-layer") {
-        let (layer, _guard) = UsageLayer::builder().prices(PriceTable::new()).build().unwrap();
+        let (layer, _guard) = UsageLayer::builder()
+            .prices(PriceTable::new())
+            .build()
+            .unwrap();
         let handle = layer.handle();
         tracing_subscriber::registry()
             .with(
@@ -111,7 +125,10 @@ fn per_layer_filters_under_rust_log_warn_count_every_call_silently() {
 #[test]
 fn a_debug_call_span_counts_with_the_output_layer_filtered_at_info() {
     if std::env::var(SCENARIO).as_deref() == Ok("info") {
-        let (layer, _guard) = UsageLayer::builder().prices(PriceTable::new()).build().unwrap();
+        let (layer, _guard) = UsageLayer::builder()
+            .prices(PriceTable::new())
+            .build()
+            .unwrap();
         let handle = layer.handle();
         tracing_subscriber::registry()
             .with(
@@ -121,7 +138,11 @@ fn a_debug_call_span_counts_with_the_output_layer_filtered_at_info() {
             )
             .with(layer)
             .init();
-        drop(debug_span!("llm_call", tokens.input = 5u64, tokens.output = 1u64));
+        drop(debug_span!(
+            "llm_call",
+            tokens.input = 5u64,
+            tokens.output = 1u64
+        ));
         println!("calls={}", handle.totals().calls);
         return;
     }
@@ -137,7 +158,10 @@ fn a_debug_call_span_counts_with_the_output_layer_filtered_at_info() {
 #[test]
 fn a_span_that_records_usage_but_is_no_call_warns_once_per_callsite() {
     if std::env::var(SCENARIO).as_deref() == Ok("uncounted") {
-        let (layer, _guard) = UsageLayer::builder().prices(PriceTable::new()).build().unwrap();
+        let (layer, _guard) = UsageLayer::builder()
+            .prices(PriceTable::new())
+            .build()
+            .unwrap();
         let handle = layer.handle();
         tracing_subscriber::registry().with(layer).init();
         for _ in 0..3 {

@@ -252,9 +252,10 @@ mod tests {
             (Some(true), Some(250), Some(Box::new(modality))),
             (Some(false), None, None),
         ];
-        for (cost, (stream, ttft_ms, modality)) in [Some(0.2385), Some(1e-7), Some(12345.678), Some(0.0), None]
-            .into_iter()
-            .zip(optional.into_iter().cycle())
+        for (cost, (stream, ttft_ms, modality)) in
+            [Some(0.2385), Some(1e-7), Some(12345.678), Some(0.0), None]
+                .into_iter()
+                .zip(optional.into_iter().cycle())
         {
             rec.cost_usd = cost;
             rec.stream = stream;
