@@ -6,7 +6,9 @@ xAI, Mistral, DeepSeek and AWS Bedrock, and only the fields the crate prices wit
 is itself in LiteLLM's format, so PriceTable::bundled() goes through the same loader as a
 user's copy of the full file.
 
-    python3 scripts/bundle_prices.py [../shared/data/litellm_model_prices.json] [YYYY-MM-DD]
+    python3 scripts/bundle_prices.py model_prices_and_context_window.json [YYYY-MM-DD]
+
+(the file from https://github.com/BerriAI/litellm, downloaded beforehand)
 """
 import datetime
 import hashlib
@@ -14,7 +16,9 @@ import json
 import re
 import sys
 
-SOURCE = sys.argv[1] if len(sys.argv) > 1 else "../shared/data/litellm_model_prices.json"
+if len(sys.argv) < 2:
+    sys.exit("usage: bundle_prices.py model_prices_and_context_window.json [YYYY-MM-DD]")
+SOURCE = sys.argv[1]
 TODAY = sys.argv[2] if len(sys.argv) > 2 else datetime.date.today().isoformat()
 OUT = "src/pricing/bundled.json"
 

@@ -1,16 +1,22 @@
-//! Costs pinned against LiteLLM's own figures (../shared/data/litellm_model_prices.json), each
-//! computed by hand in the comment beside it.
+//! Costs pinned against LiteLLM's own figures (a subset of its price file in
+//! `tests/fixtures/litellm/`), each computed by hand in the comment beside it.
 
 use std::sync::OnceLock;
 
 use proptest::prelude::Strategy as _;
 use tracing_llm_usage::{ModelPrice, PriceError, PriceTable, Rates, ServiceTier, Tokens};
 
-const LITELLM: &str = "../shared/data/litellm_model_prices.json";
+const LITELLM: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/litellm/model_prices_subset.json"
+);
+
+/// How many of the fixture's entries are per-token prices.
+const LOADED: usize = 75;
 
 fn litellm() -> &'static PriceTable {
     static T: OnceLock<PriceTable> = OnceLock::new();
-    T.get_or_init(|| PriceTable::from_litellm_path(LITELLM).expect("the shared LiteLLM file"))
+    T.get_or_init(|| PriceTable::from_litellm_path(LITELLM).expect("the LiteLLM fixture"))
 }
 
 fn tokens(input: u64, output: u64, cache_read: u64, cache_write: u64, reasoning: u64) -> Tokens {
@@ -296,11 +302,11 @@ fn unknown_models_are_unpriced_never_zero() {
 }
 
 #[test]
-fn the_full_litellm_file_loads_as_is() {
+fn the_litellm_file_loads_as_is() {
     let t = litellm();
-    // 4,553 entries: every chat/completion/responses/embedding entry with input and output
-    // rates; image, audio, video, rerank… are left out, odd ones skipped and counted.
-    assert!(t.len() > 3_000, "{}", t.len());
+    // Every chat/completion/responses/embedding entry with input and output rates; image,
+    // audio, video, rerank… are left out, odd ones skipped and counted.
+    assert_eq!(t.len(), LOADED);
     assert!(t.get("gpt-4o").is_some());
     assert!(
         t.get("dall-e-3").is_none(),
