@@ -13,7 +13,7 @@
 mod common;
 
 use tracing_llm_usage::{otlp, UsageLayer};
-use tracing_subscriber::prelude::*;
+use tracing_subscriber::{prelude::*, EnvFilter};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -23,7 +23,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .meter(metrics.meter())
         .build()?;
     let usage = layer.handle();
-    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))?;
+    // RUST_LOG filters the printed logs only; the usage layer stays unfiltered.
+    let fmt = tracing_subscriber::fmt::layer().with_filter(EnvFilter::from_default_env());
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(fmt).with(layer))?;
 
     // A few rounds, so that a dashboard has a rate to draw.
     let rounds: u32 = std::env::var("ROUNDS")

@@ -10,7 +10,7 @@
 mod common;
 
 use tracing_llm_usage::{Budget, UsageLayer};
-use tracing_subscriber::prelude::*;
+use tracing_subscriber::{prelude::*, EnvFilter};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,7 +26,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .build()?;
     let usage = layer.handle();
-    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))?;
+    // RUST_LOG filters the printed logs only; the usage layer stays unfiltered.
+    let fmt = tracing_subscriber::fmt::layer().with_filter(EnvFilter::from_default_env());
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(fmt).with(layer))?;
 
     common::run_all(&usage).await;
     common::print_report(&usage);

@@ -46,8 +46,25 @@
 //!   ancestor span that has them.
 //! * In async code attach spans with [`tracing::Instrument::instrument`]; a `span.enter()`
 //!   guard held across `.await` attributes calls to the wrong run.
+//! * Filter what is printed, not what is counted: put `RUST_LOG` on the output layers
+//!   (`fmt::layer().with_filter(EnvFilter::from_default_env())`) and add `UsageLayer` last,
+//!   unfiltered. A filter on the whole subscriber (`registry().with(EnvFilter::new("warn"))`)
+//!   disables info-level call spans before any layer sees them; the layer reports such
+//!   callsites once on stderr and counts them in [`LayerStats::disabled_callsites`].
 //! * If you wrap the layer in a per-layer filter, the filter must admit the run spans (and any
 //!   span carrying `step`/`task`/`agent`): spans it disables are invisible to the layer.
+//!
+//! # Real clients
+//!
+//! Spans written to the OpenTelemetry GenAI conventions are calls without configuration: a
+//! span declaring `gen_ai.usage.*` fields whose `gen_ai.operation.name` is an inference
+//! operation (`chat`, `chat_streaming`, `text_completion`, `generate_content`, `embeddings`;
+//! see [`UsageLayerBuilder::genai_operations`]). rig's `chat` spans and genai's `genai.chat`
+//! spans are counted as they are. Agent-level spans (`invoke_agent`, `execute_tool`, …) hand
+//! `gen_ai.agent.name` down and are never counted; an `invoke_agent` span outside any run is a
+//! run of its own. When call spans nest, each request is counted once, by the innermost span
+//! that carries usage. A span that records usage but is not a call is reported once per
+//! callsite and counted in [`LayerStats::uncounted_spans`].
 //!
 //! # Pricing and provider usage
 //!
@@ -76,8 +93,10 @@
 //! | output | `tokens.output`, `gen_ai.usage.output_tokens`, `output_tokens`, `completion_tokens` |
 //! | total | `tokens.total` (else input + output) |
 //! | cache read | `tokens.cache_read`, `gen_ai.usage.cache_read.input_tokens` |
-//! | cache write | `tokens.cache_write`, `gen_ai.usage.cache_creation.input_tokens` (of which `tokens.cache_write_1h` with a 1-hour lifetime) |
-//! | reasoning | `tokens.reasoning`, `gen_ai.usage.reasoning.output_tokens` |
+//! | cache write | `tokens.cache_write`, `gen_ai.usage.cache_write.input_tokens`, `gen_ai.usage.cache_creation.input_tokens` (of which `tokens.cache_write_1h` with a 1-hour lifetime) |
+//! | reasoning | `tokens.reasoning`, `gen_ai.usage.reasoning.output_tokens`, `gen_ai.usage.reasoning_tokens` |
+//! | modality | `gen_ai.usage.{text,image,audio}.{input_tokens,output_tokens,cache_read.input_tokens}` (subsets, in the line's `modality`) |
+//! | streaming | `gen_ai.request.stream` (`stream`), `gen_ai.response.time_to_first_chunk` in seconds (`ttft_ms`) |
 //! | prompt breakdown | every `prompt.<component>` field |
 //! | model | `gen_ai.response.model`, `model`, `gen_ai.request.model` |
 //! | provider | `provider`, `gen_ai.provider.name`, `gen_ai.system` |
@@ -91,6 +110,11 @@
 //! [`tracing::field::Empty`]: https://docs.rs/tracing/latest/tracing/field/struct.Empty.html
 //! [`tracing::Instrument::instrument`]: https://docs.rs/tracing/latest/tracing/trait.Instrument.html#method.instrument
 #![deny(missing_docs)]
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub mod budget;
 mod builder;
