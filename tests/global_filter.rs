@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use tracing::{debug_span, info_span};
-use tracing_llm_usage::{PriceTable, UsageHandle, UsageLayer};
+use tracing_llm_usage::{PriceTable, UsageGuard, UsageHandle, UsageLayer};
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use tracing_subscriber::prelude::*;
 
@@ -24,6 +24,16 @@ fn child(test: &str, scenario: &str, rust_log: &str) -> (String, String) {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(out.status.success(), "{stdout}\n{stderr}");
     (stdout, stderr)
+}
+
+/// The layer without prices (no unpriced-model warnings), its guard and its handle.
+fn usage_layer() -> (UsageLayer, UsageGuard, UsageHandle) {
+    let (layer, guard) = UsageLayer::builder()
+        .prices(PriceTable::new())
+        .build()
+        .unwrap();
+    let handle = layer.handle();
+    (layer, guard, handle)
 }
 
 /// The layer's warnings in `stderr`.
@@ -64,11 +74,7 @@ fn workload(handle: &UsageHandle) {
 #[test]
 fn a_global_level_filter_that_hides_calls_is_reported() {
     if std::env::var(SCENARIO).as_deref() == Ok("global") {
-        let (layer, _guard) = UsageLayer::builder()
-            .prices(PriceTable::new())
-            .build()
-            .unwrap();
-        let handle = layer.handle();
+        let (layer, _guard, handle) = usage_layer();
         tracing_subscriber::registry()
             .with(EnvFilter::from_default_env())
             .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink))
@@ -97,11 +103,7 @@ fn a_global_level_filter_that_hides_calls_is_reported() {
 #[test]
 fn per_layer_filters_under_rust_log_warn_count_every_call_silently() {
     if std::env::var(SCENARIO).as_deref() == Ok("per-layer") {
-        let (layer, _guard) = UsageLayer::builder()
-            .prices(PriceTable::new())
-            .build()
-            .unwrap();
-        let handle = layer.handle();
+        let (layer, _guard, handle) = usage_layer();
         tracing_subscriber::registry()
             .with(
                 tracing_subscriber::fmt::layer()
@@ -125,11 +127,7 @@ fn per_layer_filters_under_rust_log_warn_count_every_call_silently() {
 #[test]
 fn a_debug_call_span_counts_with_the_output_layer_filtered_at_info() {
     if std::env::var(SCENARIO).as_deref() == Ok("info") {
-        let (layer, _guard) = UsageLayer::builder()
-            .prices(PriceTable::new())
-            .build()
-            .unwrap();
-        let handle = layer.handle();
+        let (layer, _guard, handle) = usage_layer();
         tracing_subscriber::registry()
             .with(
                 tracing_subscriber::fmt::layer()
@@ -158,11 +156,7 @@ fn a_debug_call_span_counts_with_the_output_layer_filtered_at_info() {
 #[test]
 fn a_span_that_records_usage_but_is_no_call_warns_once_per_callsite() {
     if std::env::var(SCENARIO).as_deref() == Ok("uncounted") {
-        let (layer, _guard) = UsageLayer::builder()
-            .prices(PriceTable::new())
-            .build()
-            .unwrap();
-        let handle = layer.handle();
+        let (layer, _guard, handle) = usage_layer();
         tracing_subscriber::registry().with(layer).init();
         for _ in 0..3 {
             drop(info_span!("chat_request", tokens.input = 10u64));
