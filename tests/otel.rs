@@ -274,6 +274,10 @@ fn upcoming_counters_when_opted_in() {
     ] {
         let (unit, points) = metric(&exported, name).unwrap_or_else(|| panic!("{name}"));
         assert_eq!(unit, "{token}");
+        // No call reported a breakdown by modality.
+        assert!(points
+            .iter()
+            .all(|p| p.attrs["gen_ai.token.modality"] == "unknown"));
         let metric_sum: f64 = points.iter().map(|p| p.sum).sum();
         let log_sum = jsonl_sum(&lines, |l| l["tokens"][field].as_f64().unwrap());
         assert_eq!(metric_sum, log_sum, "{name}");
@@ -316,4 +320,99 @@ fn budget_exceeded_counter_carries_the_budget_name() {
     assert_eq!(crossed.len(), 1);
     // 1100 + 2200 = 3300 tokens > 2500: the second call crossed
     assert_eq!(crossed[0]["value"], 3300.0);
+}
+
+#[test]
+fn latest_instruments_split_usage_by_modality_and_add_up() {
+    let exporter = InMemoryMetricExporter::default();
+    let provider = SdkMeterProvider::builder()
+        .with_reader(PeriodicReader::builder(exporter.clone()).build())
+        .build();
+    let b = UsageLayer::builder()
+        .meter(provider.meter("test"))
+        .latest_experimental_metrics(true);
+    let (d, _handle, guard, _buf) = common::setup(b);
+    dispatcher::with_default(&d, || {
+        drop(info_span!(
+            "generate_content",
+            gen_ai.operation.name = "generate_content",
+            gen_ai.provider.name = "gcp.gemini",
+            gen_ai.request.model = "gemini-2.5-flash",
+            gen_ai.response.time_to_first_chunk = 0.25,
+            gen_ai.usage.input_tokens = 1000u64,
+            gen_ai.usage.output_tokens = 80u64,
+            gen_ai.usage.cache_read.input_tokens = 200u64,
+            gen_ai.usage.text.input_tokens = 300u64,
+            gen_ai.usage.audio.input_tokens = 600u64,
+            gen_ai.usage.text.output_tokens = 80u64,
+            gen_ai.usage.audio.cache_read.input_tokens = 200u64
+        ));
+        drop(info_span!(
+            "llm_call",
+            model = "gemini-2.5-flash",
+            provider = "gcp.gemini",
+            gen_ai.operation.name = "generate_content",
+            tokens.input = 100u64,
+            tokens.output = 10u64,
+            tokens.cache_write = 40u64,
+            error = "timeout"
+        ));
+    });
+    drop(guard);
+    provider.force_flush().unwrap();
+    let exported = exporter.get_finished_metrics().unwrap();
+    let by_modality = |name: &str| -> BTreeMap<String, f64> {
+        let (_, points) = metric(&exported, name).unwrap_or_else(|| panic!("{name}"));
+        let mut out = BTreeMap::new();
+        for p in points {
+            *out.entry(p.attrs["gen_ai.token.modality"].clone())
+                .or_insert(0.0) += p.sum;
+        }
+        out
+    };
+    let expect = |pairs: &[(&str, f64)]| -> BTreeMap<String, f64> {
+        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    };
+    // 1000 = 300 text + 600 audio + 100 not broken down; plus the second call's 100.
+    assert_eq!(
+        by_modality("gen_ai.client.inference.usage.input_tokens"),
+        expect(&[("audio", 600.0), ("text", 300.0), ("unknown", 200.0)])
+    );
+    assert_eq!(
+        by_modality("gen_ai.client.inference.usage.output_tokens"),
+        expect(&[("text", 80.0), ("unknown", 10.0)])
+    );
+    assert_eq!(
+        by_modality("gen_ai.client.inference.usage.cache_read.input_tokens"),
+        expect(&[("audio", 200.0), ("unknown", 0.0)])
+    );
+    assert_eq!(
+        by_modality("gen_ai.client.inference.usage.cache_write.input_tokens"),
+        expect(&[("unknown", 40.0)])
+    );
+    let (unit, input) =
+        metric(&exported, "gen_ai.client.inference.operation.input_tokens").unwrap();
+    assert_eq!(unit, "{token}");
+    assert_eq!(input.iter().map(|p| p.count).sum::<u64>(), 2);
+    assert_eq!(input.iter().map(|p| p.sum).sum::<f64>(), 1100.0);
+    assert!(input
+        .iter()
+        .all(|p| !p.attrs.contains_key("gen_ai.token.modality")));
+    assert_eq!(input[0].bounds, TOKEN_BUCKETS.to_vec());
+    let (_, output) = metric(&exported, "gen_ai.client.inference.operation.output_tokens").unwrap();
+    assert_eq!(output.iter().map(|p| p.sum).sum::<f64>(), 90.0);
+    let (unit, duration) = metric(&exported, "gen_ai.client.inference.duration").unwrap();
+    assert_eq!(unit, "s");
+    assert_eq!(duration.iter().map(|p| p.count).sum::<u64>(), 2);
+    assert_eq!(
+        duration
+            .iter()
+            .filter(|p| p.attrs.get("error.type").map(String::as_str) == Some("timeout"))
+            .count(),
+        1
+    );
+    assert_eq!(duration[0].bounds, DURATION_BUCKETS.to_vec());
+    let (_, ttft) = metric(&exported, "gen_ai.client.inference.time_to_first_chunk").unwrap();
+    assert_eq!(ttft.len(), 1);
+    assert_eq!((ttft[0].count, ttft[0].sum), (1, 0.25));
 }

@@ -5,7 +5,17 @@
 //! | `gen_ai.client.token.usage` | histogram u64, `{token}`, buckets 1, 4, 16 … 67108864 | common + `gen_ai.token.type` (`input` / `output`) |
 //! | `gen_ai.client.operation.duration` | histogram f64, `s`, buckets 0.01 … 81.92 | common + `error.type` on failure |
 //! | `gen_ai.usage.cost` | histogram f64, `USD` | common (priced calls only) |
-//! | `gen_ai.client.inference.usage.*` | counters u64, `{token}` | common; only when opted in |
+//! | `gen_ai.client.inference.usage.*` | counters u64, `{token}` | common + `gen_ai.token.modality`; opt-in |
+//! | `gen_ai.client.inference.operation.{input_tokens,output_tokens}` | histograms u64, `{token}`, token buckets | common; opt-in |
+//! | `gen_ai.client.inference.duration` | histogram f64, `s`, duration buckets | common + `error.type` on failure; opt-in |
+//! | `gen_ai.client.inference.time_to_first_chunk` | histogram f64, `s`, duration buckets | common; streamed calls that report it; opt-in |
+//!
+//! The opt-in instruments are the GenAI conventions' latest (`OTEL_SEMCONV_STABILITY_OPT_IN`
+//! with `gen_ai_latest_experimental`, or the builder's `latest_experimental_metrics`). The usage
+//! counters carry `gen_ai.token.modality`: `text`, `image` or `audio` for what the provider
+//! broke down by modality, `unknown` for the rest (all of it when there is no breakdown, and
+//! always for cache writes and reasoning), so each counter's sum over modalities is the call's
+//! count.
 //!
 //! Common attributes: `gen_ai.operation.name`, `gen_ai.provider.name`,
 //! `gen_ai.request.model`, `gen_ai.response.model`, and this crate's `llm.step` and `llm.task`
@@ -69,8 +79,9 @@ pub enum InstrumentKind {
     Counter,
 }
 
-/// Every instrument this crate can emit: name, unit, kind. The last five only when opted in.
-pub const INSTRUMENTS: [(&str, &str, InstrumentKind); 8] = [
+/// Every instrument this crate can emit: name, unit, kind. All but the first three only when
+/// opted in.
+pub const INSTRUMENTS: [(&str, &str, InstrumentKind); 12] = [
     (TOKEN_USAGE, "{token}", InstrumentKind::Histogram),
     (DURATION, "s", InstrumentKind::Histogram),
     (COST, "USD", InstrumentKind::Histogram),
@@ -79,15 +90,20 @@ pub const INSTRUMENTS: [(&str, &str, InstrumentKind); 8] = [
     (UPCOMING[2], "{token}", InstrumentKind::Counter),
     (UPCOMING[3], "{token}", InstrumentKind::Counter),
     (UPCOMING[4], "{token}", InstrumentKind::Counter),
+    (OPERATION_INPUT, "{token}", InstrumentKind::Histogram),
+    (OPERATION_OUTPUT, "{token}", InstrumentKind::Histogram),
+    (INFERENCE_DURATION, "s", InstrumentKind::Histogram),
+    (TIME_TO_FIRST_CHUNK, "s", InstrumentKind::Histogram),
 ];
 
 /// Every attribute key this crate's metrics can carry.
-pub const ATTRIBUTES: [&str; 8] = [
+pub const ATTRIBUTES: [&str; 9] = [
     OPERATION,
     PROVIDER,
     REQUEST_MODEL,
     RESPONSE_MODEL,
     TOKEN_TYPE,
+    TOKEN_MODALITY,
     ERROR_TYPE,
     STEP,
     TASK,
@@ -98,6 +114,7 @@ const PROVIDER: &str = "gen_ai.provider.name";
 const REQUEST_MODEL: &str = "gen_ai.request.model";
 const RESPONSE_MODEL: &str = "gen_ai.response.model";
 const TOKEN_TYPE: &str = "gen_ai.token.type";
+const TOKEN_MODALITY: &str = "gen_ai.token.modality";
 const ERROR_TYPE: &str = "error.type";
 const STEP: &str = "llm.step";
 const TASK: &str = "llm.task";
@@ -112,6 +129,11 @@ const UPCOMING: [&str; 5] = [
     "gen_ai.client.inference.usage.cache_write.input_tokens",
     "gen_ai.client.inference.usage.reasoning.output_tokens",
 ];
+
+const OPERATION_INPUT: &str = "gen_ai.client.inference.operation.input_tokens";
+const OPERATION_OUTPUT: &str = "gen_ai.client.inference.operation.output_tokens";
+const INFERENCE_DURATION: &str = "gen_ai.client.inference.duration";
+const TIME_TO_FIRST_CHUNK: &str = "gen_ai.client.inference.time_to_first_chunk";
 
 /// The opt-in value of `OTEL_SEMCONV_STABILITY_OPT_IN` that enables the upcoming counters.
 pub const LATEST_EXPERIMENTAL: &str = "gen_ai_latest_experimental";
@@ -164,12 +186,30 @@ impl Capped {
     }
 }
 
+/// The conventions' latest instruments (opt-in).
 struct Upcoming {
     input: Counter<u64>,
     output: Counter<u64>,
     cache_read: Counter<u64>,
     cache_write: Counter<u64>,
     reasoning: Counter<u64>,
+    operation_input: Histogram<u64>,
+    operation_output: Histogram<u64>,
+    duration: Histogram<f64>,
+    time_to_first_chunk: Histogram<f64>,
+}
+
+impl Upcoming {
+    /// The five usage counters, in the order of [`UPCOMING`].
+    fn counters(&self) -> [&Counter<u64>; 5] {
+        [
+            &self.input,
+            &self.output,
+            &self.cache_read,
+            &self.cache_write,
+            &self.reasoning,
+        ]
+    }
 }
 
 /// The instruments, created once from the user's [`Meter`]; the sink worker
@@ -238,6 +278,30 @@ impl Recorder {
                 cache_read: counter(UPCOMING[2], "Input tokens read from the cache."),
                 cache_write: counter(UPCOMING[3], "Input tokens written to the cache."),
                 reasoning: counter(UPCOMING[4], "Output tokens spent on reasoning."),
+                operation_input: meter
+                    .u64_histogram(OPERATION_INPUT)
+                    .with_unit("{token}")
+                    .with_description("Input tokens per inference operation.")
+                    .with_boundaries(TOKEN_BUCKETS.to_vec())
+                    .build(),
+                operation_output: meter
+                    .u64_histogram(OPERATION_OUTPUT)
+                    .with_unit("{token}")
+                    .with_description("Output tokens per inference operation.")
+                    .with_boundaries(TOKEN_BUCKETS.to_vec())
+                    .build(),
+                duration: meter
+                    .f64_histogram(INFERENCE_DURATION)
+                    .with_unit("s")
+                    .with_description("Duration of a GenAI inference operation.")
+                    .with_boundaries(DURATION_BUCKETS.to_vec())
+                    .build(),
+                time_to_first_chunk: meter
+                    .f64_histogram(TIME_TO_FIRST_CHUNK)
+                    .with_unit("s")
+                    .with_description("Time to the first chunk of a streamed response.")
+                    .with_boundaries(DURATION_BUCKETS.to_vec())
+                    .build(),
             }),
             steps: opts.step.then(|| Capped::new(opts.cap)),
             tasks: opts.task.then(|| Capped::new(opts.cap)),

@@ -73,7 +73,7 @@ mod handles {
     impl Handles {
         pub(super) fn new(
             r: &Recorder,
-            common: &[KeyValue],
+            unknown: &[KeyValue],
             input: &[KeyValue],
             output: &[KeyValue],
         ) -> Self {
@@ -82,16 +82,10 @@ mod handles {
                 input: r.tokens.bind(input),
                 output: r.tokens.bind(output),
                 duration: None,
-                upcoming: r.upcoming.as_ref().map(|u| {
-                    [
-                        &u.input,
-                        &u.output,
-                        &u.cache_read,
-                        &u.cache_write,
-                        &u.reasoning,
-                    ]
-                    .map(|c| c.bind(common))
-                }),
+                upcoming: r
+                    .upcoming
+                    .as_ref()
+                    .map(|u| u.counters().map(|c| c.bind(unknown))),
             }
         }
 
@@ -116,11 +110,10 @@ mod handles {
                 .get_or_insert_with(|| r.duration.bind(common))
                 .record(v);
         }
-        pub(super) fn upcoming(&mut self, _: &Recorder, values: [u64; 5], _: &[KeyValue]) {
+        /// Adds to one usage counter under the `unknown` modality.
+        pub(super) fn unknown(&mut self, _: &Recorder, counter: usize, v: u64, _: &[KeyValue]) {
             if let Some(counters) = &self.upcoming {
-                for (c, v) in counters.iter().zip(values) {
-                    c.add(v);
-                }
+                counters[counter].add(v);
             }
         }
     }
@@ -156,18 +149,16 @@ mod handles {
         pub(super) fn duration(&mut self, r: &Recorder, v: f64, common: &[KeyValue]) {
             r.duration.record(v, common);
         }
-        pub(super) fn upcoming(&mut self, r: &Recorder, values: [u64; 5], common: &[KeyValue]) {
+        /// Adds to one usage counter under the `unknown` modality.
+        pub(super) fn unknown(
+            &mut self,
+            r: &Recorder,
+            counter: usize,
+            v: u64,
+            unknown: &[KeyValue],
+        ) {
             if let Some(u) = &r.upcoming {
-                let counters = [
-                    &u.input,
-                    &u.output,
-                    &u.cache_read,
-                    &u.cache_write,
-                    &u.reasoning,
-                ];
-                for (c, v) in counters.into_iter().zip(values) {
-                    c.add(v, common);
-                }
+                u.counters()[counter].add(v, unknown);
             }
         }
     }
@@ -180,8 +171,14 @@ pub(super) struct Series {
     common: Vec<KeyValue>,
     input: Vec<KeyValue>,
     output: Vec<KeyValue>,
+    /// The common attributes with each `gen_ai.token.modality` (text, image, audio, unknown),
+    /// when the latest instruments are on.
+    modal: Vec<Vec<KeyValue>>,
     handles: handles::Handles,
 }
+
+/// Where the `unknown` modality's attributes are in [`Series::modal`].
+const UNKNOWN: usize = 3;
 
 impl Series {
     /// Records one call into this series.
@@ -190,11 +187,9 @@ impl Series {
             self.handles.cost(r, c, &self.common);
         }
         let t = &rec.tokens;
-        self.handles.upcoming(
-            r,
-            [t.input, t.output, t.cache_read, t.cache_write, t.reasoning],
-            &self.common,
-        );
+        if let Some(u) = &r.upcoming {
+            self.record_latest(r, u, rec);
+        }
         self.handles
             .tokens(r, t.input, t.output, &self.input, &self.output);
         let seconds = rec.latency_ms as f64 / 1000.0;
@@ -206,6 +201,50 @@ impl Series {
                 r.duration.record(seconds, &attrs);
             }
             None => self.handles.duration(r, seconds, &self.common),
+        }
+    }
+}
+
+impl Series {
+    /// The conventions' latest instruments: usage by modality, per-operation distributions,
+    /// duration and time to first chunk.
+    fn record_latest(&mut self, r: &super::Recorder, u: &super::Upcoming, rec: &CallRecord) {
+        use crate::record::{Modality, ModalityCounts};
+        let t = &rec.tokens;
+        let totals = [t.input, t.output, t.cache_read, t.cache_write, t.reasoning];
+        let by_modality: [fn(&ModalityCounts) -> Option<u64>; 3] =
+            [|c| c.input, |c| c.output, |c| c.cache_read];
+        for (i, total) in totals.into_iter().enumerate() {
+            let mut rest = total;
+            let mut reported = false;
+            if let (Some(modality), Some(pick)) = (&rec.modality, by_modality.get(i)) {
+                for (m, kind) in Modality::ALL.into_iter().enumerate() {
+                    if let Some(v) = modality.get(kind).and_then(pick) {
+                        u.counters()[i].add(v, &self.modal[m]);
+                        rest = rest.saturating_sub(v);
+                        reported = true;
+                    }
+                }
+            }
+            // What the provider did not break down (all of it, without a breakdown).
+            if rest > 0 || !reported {
+                self.handles.unknown(r, i, rest, &self.modal[UNKNOWN]);
+            }
+        }
+        u.operation_input.record(t.input, &self.common);
+        u.operation_output.record(t.output, &self.common);
+        let seconds = rec.latency_ms as f64 / 1000.0;
+        match &rec.error {
+            Some(e) => {
+                let mut attrs = self.common.clone();
+                attrs.push(KeyValue::new(super::ERROR_TYPE, super::error_type(e)));
+                u.duration.record(seconds, &attrs);
+            }
+            None => u.duration.record(seconds, &self.common),
+        }
+        if let Some(ms) = rec.ttft_ms {
+            u.time_to_first_chunk
+                .record(ms as f64 / 1000.0, &self.common);
         }
     }
 }
@@ -245,12 +284,26 @@ impl SeriesCache {
         input.push(KeyValue::new(super::TOKEN_TYPE, "input"));
         let mut output = common.clone();
         output.push(KeyValue::new(super::TOKEN_TYPE, "output"));
+        let modal: Vec<Vec<KeyValue>> = if r.upcoming.is_some() {
+            ["text", "image", "audio", "unknown"]
+                .into_iter()
+                .map(|m| {
+                    let mut attrs = common.clone();
+                    attrs.push(KeyValue::new(super::TOKEN_MODALITY, m));
+                    attrs
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let unknown = modal.get(UNKNOWN).map_or(&common[..], |a| &a[..]);
         self.series.push(Series {
             _pinned: pin(rec),
-            handles: handles::Handles::new(r, &common, &input, &output),
+            handles: handles::Handles::new(r, unknown, &input, &output),
             common,
             input,
             output,
+            modal,
         });
         let at = self.series.len() - 1;
         self.index.insert(key, at);
