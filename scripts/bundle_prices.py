@@ -33,7 +33,8 @@ BASES = (
 )
 FIELD = re.compile(
     r"^(input_cost_per_token|output_cost_per_token|cache_read_input_token_cost"
-    r"|cache_creation_input_token_cost(_above_1hr)?|output_cost_per_reasoning_token)"
+    r"|cache_creation_input_token_cost(_above_1hr)?|output_cost_per_reasoning_token"
+    r"|(input|output)_cost_per_(audio|image)_token|cache_read_input_(audio|image)_token_cost)"
     r"(_above_\d+k_tokens)?(_batches|_flex|_priority)?$"
 )
 

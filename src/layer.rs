@@ -294,6 +294,7 @@ impl Inner {
                 &rec.tokens,
                 rec.cache_write_1h,
                 tier,
+                rec.modality.as_deref(),
             )
         });
         match cost {

@@ -39,6 +39,10 @@ pub(crate) struct Line<'a> {
     #[serde(borrow, deserialize_with = "opt_str")]
     pub(crate) agent: Option<Cow<'a, str>>,
     pub(crate) tokens: crate::record::Tokens,
+    /// Tokens by modality, when the line has them (priced at their own rates by `--prices`).
+    pub(crate) modality: Option<crate::record::ModalityTokens>,
+    pub(crate) stream: Option<bool>,
+    pub(crate) ttft_ms: Option<u64>,
     /// Kept as raw JSON: only `report` reads it ([`components`]).
     #[serde(borrow)]
     pub(crate) prompt_breakdown: Option<&'a serde_json::value::RawValue>,
@@ -77,6 +81,16 @@ fn opt_str<'de: 'a, 'a, D: serde::Deserializer<'de>>(
     #[derive(Deserialize)]
     struct Borrowed<'b>(#[serde(borrow)] Cow<'b, str>);
     Ok(Option::<Borrowed<'a>>::deserialize(d)?.map(|b| b.0))
+}
+
+impl Line<'_> {
+    /// The modality breakdown as JSON text, for a database column.
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+    pub(crate) fn modality_json(&self) -> Option<String> {
+        self.modality
+            .as_ref()
+            .and_then(|m| serde_json::to_string(m).ok())
+    }
 }
 
 /// `{"system": 2100, "data": 38000}` → components in order.

@@ -587,3 +587,42 @@ fn more_inference_operations_can_be_configured() {
     assert_eq!(handle.totals().input_tokens, 50);
     assert_eq!(handle.stats().uncounted_spans, 1);
 }
+
+#[test]
+fn a_call_reporting_audio_tokens_is_priced_at_the_audio_rates() {
+    let (d, _handle, guard, buf) = setup(UsageLayer::builder());
+    dispatcher::with_default(&d, || {
+        for _ in 0..2 {
+            // Twice: the second goes through the thread's remembered price.
+            drop(info_span!(
+                "generate_content",
+                gen_ai.operation.name = "generate_content",
+                gen_ai.provider.name = "gcp.gemini",
+                gen_ai.request.model = "gemini-2.5-flash",
+                gen_ai.usage.input_tokens = 1000u64,
+                gen_ai.usage.output_tokens = 50u64,
+                gen_ai.usage.cache_read.input_tokens = 100u64,
+                gen_ai.usage.text.input_tokens = 400u64,
+                gen_ai.usage.audio.input_tokens = 600u64,
+                gen_ai.usage.audio.cache_read.input_tokens = 100u64
+            ));
+        }
+        // The same call without the breakdown: text rates.
+        drop(info_span!(
+            "generate_content",
+            gen_ai.operation.name = "generate_content",
+            gen_ai.provider.name = "gcp.gemini",
+            gen_ai.request.model = "gemini-2.5-flash",
+            gen_ai.usage.input_tokens = 1000u64,
+            gen_ai.usage.output_tokens = 50u64,
+            gen_ai.usage.cache_read.input_tokens = 100u64
+        ));
+    });
+    drop(guard);
+    let lines = buf.lines();
+    let c = calls(&lines);
+    let costs: Vec<f64> = c.iter().map(|l| l["cost_usd"].as_f64().unwrap()).collect();
+    for (got, want) in costs.iter().zip([7.55e-4, 7.55e-4, 3.98e-4]) {
+        assert!((got - want).abs() < 1e-9, "{costs:?}");
+    }
+}

@@ -474,3 +474,35 @@ fn infinite_override_prices_are_refused() {
         assert!(PriceTable::from_toml_str(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn audio_tokens_are_priced_at_the_audio_rates() {
+    use tracing_llm_usage::{Modality, ModalitySlot, ModalityTokens};
+    let mut m = ModalityTokens::default();
+    m.set(Modality::Text, ModalitySlot::Input, 400);
+    m.set(Modality::Audio, ModalitySlot::Input, 600);
+    m.set(Modality::Audio, ModalitySlot::CacheRead, 100);
+    m.set(Modality::Text, ModalitySlot::Output, 50);
+    let t = tokens(1000, 50, 100, 0, 0);
+    for table in [litellm(), &PriceTable::bundled()] {
+        let (_, price) = table
+            .lookup("gemini-2.5-flash", Some("gcp.gemini"))
+            .unwrap();
+        // text: 400 × $0.30/M; audio: 500 × $1.00/M plain, 100 × $0.10/M cached;
+        // output: 50 × $2.50/M.
+        let with = price
+            .cost_with_modality(&t, 0, ServiceTier::Standard, Some(&m))
+            .unwrap();
+        assert!((with - 7.55e-4).abs() < 1e-12, "{with}");
+        // Without the breakdown every input token is at the text rates:
+        // 900 × $0.30/M + 100 × $0.03/M + 50 × $2.50/M.
+        let without = price.cost(&t, 0, ServiceTier::Standard).unwrap();
+        assert!((without - 3.98e-4).abs() < 1e-12, "{without}");
+    }
+    // A model without audio rates prices the breakdown at its text rates.
+    let (_, gpt) = litellm().lookup("gpt-4.1", Some("openai")).unwrap();
+    assert_eq!(
+        gpt.cost_with_modality(&t, 0, ServiceTier::Standard, Some(&m)),
+        gpt.cost(&t, 0, ServiceTier::Standard)
+    );
+}

@@ -40,6 +40,9 @@ mod store {
             Trial::test("sqlite_older_schema_is_upgraded_newer_refused", || {
                 schema_upgrade_and_newer_refused(&Db::sqlite("schema"))
             }),
+            Trial::test("sqlite_streaming_and_modality_columns", || {
+                streaming_and_modality_columns(&Db::sqlite("columns"))
+            }),
             Trial::test("import_skips_bad_lines_and_strict_fails", || {
                 import_skips_bad_lines(&Db::sqlite("bad"))
             }),
@@ -48,7 +51,10 @@ mod store {
             }),
         ];
         type PgTest = fn(&str) -> Result<(), Failed>;
-        let pg_tests: [(&str, PgTest); 4] = [
+        let pg_tests: [(&str, PgTest); 5] = [
+            ("postgres_streaming_and_modality_columns", |url| {
+                streaming_and_modality_columns(&Db::postgres(url, "columns")?)
+            }),
             ("postgres_older_schema_is_upgraded_newer_refused", |url| {
                 schema_upgrade_and_newer_refused(&Db::postgres(url, "schema")?)
             }),
@@ -489,20 +495,61 @@ mod store {
         let c = rusqlite::Connection::open(&db.target)?;
         assert_eq!(
             c.query_row("SELECT version FROM llm_schema", [], |r| r.get::<_, i64>(0))?,
-            2
+            3
         );
-        c.execute("UPDATE llm_schema SET version = 3", [])?;
+        c.execute("UPDATE llm_schema SET version = 4", [])?;
         let err = db.builder().build().err().unwrap();
         assert_eq!(
             err.to_string(),
-            "usage database: the database is at schema version 3, newer than the 2 this build \
+            "usage database: the database is at schema version 4, newer than the 3 this build \
              knows: use a newer tracing-llm-usage"
         );
         let out = Command::cargo_bin("llm-usage")?
             .args(["stats", "--db", &db.target])
             .output()?;
         assert_eq!(out.status.code(), Some(1));
-        assert!(String::from_utf8(out.stderr)?.contains("schema version 3"));
+        assert!(String::from_utf8(out.stderr)?.contains("schema version 4"));
+        Ok(())
+    }
+
+    /// A streamed call with a modality breakdown: its columns hold the line's values.
+    fn streaming_and_modality_columns(db: &Db) -> Result<(), Failed> {
+        let (d, _handle, guard, _buf) = common::setup(db.builder());
+        tracing::dispatcher::with_default(&d, || {
+            drop(tracing::info_span!(
+                "chat",
+                gen_ai.operation.name = "chat",
+                gen_ai.provider.name = "openai",
+                gen_ai.request.model = "gpt-4o",
+                gen_ai.request.stream = true,
+                gen_ai.response.time_to_first_chunk = 0.321,
+                gen_ai.usage.input_tokens = 700u64,
+                gen_ai.usage.output_tokens = 20u64,
+                gen_ai.usage.audio.input_tokens = 500u64
+            ));
+            drop(tracing::info_span!(
+                "llm_call",
+                model = "gpt-4o",
+                tokens.input = 1u64,
+                tokens.output = 1u64
+            ));
+        });
+        assert!(guard.shutdown());
+        let stream_true = if db.pg { "true" } else { "1" };
+        assert_eq!(
+            db.strings(
+                "SELECT coalesce(CAST(stream AS TEXT), '-') || ' ' \
+                 || coalesce(CAST(ttft_ms AS TEXT), '-') FROM llm_usage ORDER BY input_tokens"
+            ),
+            ["- -".to_owned(), format!("{stream_true} 321")]
+        );
+        assert_eq!(
+            db.strings("SELECT CAST(modality AS TEXT) FROM llm_usage WHERE modality IS NOT NULL")
+                .iter()
+                .map(|m| serde_json::from_str::<Value>(m).unwrap())
+                .collect::<Vec<_>>(),
+            [serde_json::json!({"audio": {"input": 500}})]
+        );
         Ok(())
     }
 
@@ -515,7 +562,9 @@ mod store {
         std::fs::write(&log, format!("{}\n", first.lines().next().unwrap()))?;
         llm_usage(&["import", path(&log), "--db", &db.target]);
         db.execute(
-            "DROP TABLE llm_events; DROP TABLE llm_imports; DROP INDEX llm_usage_seq;
+            "ALTER TABLE llm_usage DROP COLUMN stream; ALTER TABLE llm_usage DROP COLUMN ttft_ms;
+             ALTER TABLE llm_usage DROP COLUMN modality;
+             DROP TABLE llm_events; DROP TABLE llm_imports; DROP INDEX llm_usage_seq;
              DROP INDEX llm_usage_time; DROP INDEX llm_usage_model; DROP INDEX llm_usage_provider;
              DROP INDEX llm_usage_step; DROP INDEX llm_usage_run; DROP INDEX llm_runs_seq;
              DROP INDEX llm_runs_run; UPDATE llm_schema SET version = 1",
@@ -531,20 +580,20 @@ mod store {
         );
         assert_eq!(
             db.numbers("SELECT CAST(version AS DOUBLE PRECISION) FROM llm_schema"),
-            [2.0]
+            [3.0]
         );
         assert_eq!(db.count("llm_events"), 0);
         assert_eq!(db.count("llm_imports"), 1);
         assert_eq!(db.count("llm_usage"), 1);
 
-        db.execute("UPDATE llm_schema SET version = 3");
+        db.execute("UPDATE llm_schema SET version = 4");
         let out = Command::cargo_bin("llm-usage")?
             .args(["import", path(&log), "--db", &db.target])
             .output()?;
         assert_eq!(out.status.code(), Some(1));
         let err = String::from_utf8(out.stderr)?;
         assert!(
-            err.contains("the database is at schema version 3, newer than the 2"),
+            err.contains("the database is at schema version 4, newer than the 3"),
             "{err}"
         );
         Ok(())

@@ -245,15 +245,7 @@ impl Aggregate {
         let l = match &needs.override_prices {
             Some(table) => {
                 let mut copy = l.clone();
-                copy.cost_usd = l.model.as_deref().and_then(|m| {
-                    table.cost(
-                        m,
-                        l.provider.as_deref(),
-                        &l.tokens,
-                        0,
-                        ServiceTier::Standard,
-                    )
-                });
+                copy.cost_usd = price_line(table, l);
                 copy.cost_source = Some(std::borrow::Cow::Borrowed(if copy.cost_usd.is_some() {
                     "local"
                 } else {
@@ -326,15 +318,7 @@ impl Aggregate {
     }
 
     fn reprice(&mut self, l: &Line<'_>, table: &PriceTable) {
-        let new = l.model.as_deref().and_then(|m| {
-            table.cost(
-                m,
-                l.provider.as_deref(),
-                &l.tokens,
-                0,
-                ServiceTier::Standard,
-            )
-        });
+        let new = price_line(table, l);
         let r = self.repriced.entry(key(&l.model).to_owned()).or_default();
         r.calls += 1;
         match l.cost_usd {
@@ -380,4 +364,10 @@ impl Aggregate {
         self.summaries += o.summaries;
         self.budget_lines.extend(o.budget_lines);
     }
+}
+
+/// What a call line costs under `table` (standard tier; tokens by modality at their rates).
+fn price_line(table: &PriceTable, l: &Line<'_>) -> Option<f64> {
+    let (_, price) = table.lookup(l.model.as_deref()?, l.provider.as_deref())?;
+    price.cost_with_modality(&l.tokens, 0, ServiceTier::Standard, l.modality.as_ref())
 }

@@ -20,6 +20,12 @@ enum Kind {
     CacheWrite,
     CacheWrite1h,
     Reasoning,
+    AudioInput,
+    AudioOutput,
+    AudioCacheRead,
+    ImageInput,
+    ImageOutput,
+    ImageCacheRead,
 }
 
 /// `input_cost_per_token_above_200k_tokens_batches` → (Input, 200_000, Batch).
@@ -47,6 +53,12 @@ fn parse_field(name: &str) -> Option<(Kind, u64, ServiceTier)> {
         "cache_creation_input_token_cost" => Kind::CacheWrite,
         "cache_creation_input_token_cost_above_1hr" => Kind::CacheWrite1h,
         "output_cost_per_reasoning_token" => Kind::Reasoning,
+        "input_cost_per_audio_token" => Kind::AudioInput,
+        "output_cost_per_audio_token" => Kind::AudioOutput,
+        "cache_read_input_audio_token_cost" => Kind::AudioCacheRead,
+        "input_cost_per_image_token" => Kind::ImageInput,
+        "output_cost_per_image_token" => Kind::ImageOutput,
+        "cache_read_input_image_token_cost" => Kind::ImageCacheRead,
         _ => return None,
     };
     Some((kind, above, tier))
@@ -94,6 +106,12 @@ fn entry(obj: &Map<String, Value>) -> Result<Option<ModelPrice>, ()> {
                 Kind::CacheWrite => &mut r.cache_write,
                 Kind::CacheWrite1h => &mut r.cache_write_1h,
                 Kind::Reasoning => &mut r.reasoning,
+                Kind::AudioInput => &mut r.audio_input,
+                Kind::AudioOutput => &mut r.audio_output,
+                Kind::AudioCacheRead => &mut r.audio_cache_read,
+                Kind::ImageInput => &mut r.image_input,
+                Kind::ImageOutput => &mut r.image_output,
+                Kind::ImageCacheRead => &mut r.image_cache_read,
             };
             *slot = Some(rate);
         });
@@ -162,5 +180,13 @@ mod tests {
         assert_eq!(parse_field("input_cost_per_token_ultrafast"), None);
         assert_eq!(parse_field("input_cost_per_token_above_xk_tokens"), None);
         assert_eq!(parse_field("output_cost_per_image"), None);
+        assert_eq!(
+            parse_field("input_cost_per_audio_token_priority"),
+            Some((Kind::AudioInput, 0, ServiceTier::Priority))
+        );
+        assert_eq!(
+            parse_field("cache_read_input_image_token_cost"),
+            Some((Kind::ImageCacheRead, 0, ServiceTier::Standard))
+        );
     }
 }

@@ -92,6 +92,7 @@ fn rates(model: &str, p: PerMillion) -> Result<Rates, PriceError> {
         cache_write: rate(model, "cache_write", p.cache_write)?,
         cache_write_1h: rate(model, "cache_write_1h", p.cache_write_1h)?,
         reasoning: rate(model, "reasoning", p.reasoning)?,
+        ..Rates::default()
     })
 }
 

@@ -11,7 +11,12 @@
 //! * above a long-context threshold (compared with the whole input, cache included) the
 //!   higher rates apply to all of the call's tokens;
 //! * a `batch`, `flex` or `priority` service tier uses that tier's rates where the model has
-//!   them, field by field, else the standard ones.
+//!   them, field by field, else the standard ones;
+//! * tokens a provider reports by modality (`gen_ai.usage.audio.input_tokens`, …) are priced
+//!   at the model's audio or image rates where it has them: those tokens' share of plain
+//!   input, cache reads and output is charged at its own rate instead of the text one.
+
+use crate::record::{ModalityCounts, ModalityTokens};
 
 use crate::record::Tokens;
 
@@ -56,6 +61,18 @@ pub struct Rates {
     pub cache_write_1h: Option<f64>,
     /// Reasoning output tokens.
     pub reasoning: Option<f64>,
+    /// Audio input tokens (LiteLLM's `input_cost_per_audio_token`).
+    pub audio_input: Option<f64>,
+    /// Audio output tokens (`output_cost_per_audio_token`).
+    pub audio_output: Option<f64>,
+    /// Audio input tokens read from the cache (`cache_read_input_audio_token_cost`).
+    pub audio_cache_read: Option<f64>,
+    /// Image input tokens (`input_cost_per_image_token`).
+    pub image_input: Option<f64>,
+    /// Image output tokens (`output_cost_per_image_token`).
+    pub image_output: Option<f64>,
+    /// Image input tokens read from the cache (`cache_read_input_image_token_cost`).
+    pub image_cache_read: Option<f64>,
 }
 
 impl Rates {
@@ -68,7 +85,7 @@ impl Rates {
         }
     }
 
-    pub(crate) fn each(&self) -> [Option<f64>; 6] {
+    pub(crate) fn each(&self) -> [Option<f64>; 12] {
         [
             self.input,
             self.output,
@@ -76,6 +93,12 @@ impl Rates {
             self.cache_write,
             self.cache_write_1h,
             self.reasoning,
+            self.audio_input,
+            self.audio_output,
+            self.audio_cache_read,
+            self.image_input,
+            self.image_output,
+            self.image_cache_read,
         ]
     }
 
@@ -88,7 +111,18 @@ impl Rates {
             cache_write: self.cache_write.or(other.cache_write),
             cache_write_1h: self.cache_write_1h.or(other.cache_write_1h),
             reasoning: self.reasoning.or(other.reasoning),
+            audio_input: self.audio_input.or(other.audio_input),
+            audio_output: self.audio_output.or(other.audio_output),
+            audio_cache_read: self.audio_cache_read.or(other.audio_cache_read),
+            image_input: self.image_input.or(other.image_input),
+            image_output: self.image_output.or(other.image_output),
+            image_cache_read: self.image_cache_read.or(other.image_cache_read),
         }
+    }
+
+    /// Whether any audio or image rate is set.
+    pub(crate) fn has_modality_rates(&self) -> bool {
+        self.each()[6..].iter().any(Option::is_some)
     }
 }
 
@@ -202,6 +236,49 @@ impl ModelPrice {
         Resolved::from_rates(&self.rates_for(tokens.input, tier))?.cost(tokens, cache_write_1h)
     }
 
+    /// Like [`cost`](Self::cost), with the tokens a provider reported by modality priced at
+    /// the model's audio and image rates where it has them (the text rates otherwise).
+    pub fn cost_with_modality(
+        &self,
+        tokens: &Tokens,
+        cache_write_1h: u64,
+        tier: ServiceTier,
+        modality: Option<&ModalityTokens>,
+    ) -> Option<f64> {
+        let rates = self.rates_for(tokens.input, tier);
+        let resolved = Resolved::from_rates(&rates)?;
+        let base = resolved.cost(tokens, cache_write_1h)?;
+        let Some(m) = modality.filter(|_| rates.has_modality_rates()) else {
+            return Some(base);
+        };
+        // Each modality's tokens move from the text rate to their own.
+        let delta = |counts: Option<&ModalityCounts>, input, cache_read, output| {
+            let Some(c) = counts else {
+                return 0.0;
+            };
+            let cached = c.cache_read.unwrap_or(0);
+            let plain = c.input.unwrap_or(0).saturating_sub(cached);
+            let shift =
+                |n: u64, own: Option<f64>, text: f64| own.map_or(0.0, |r| n as f64 * (r - text));
+            shift(plain, input, resolved.input)
+                + shift(cached, cache_read, resolved.cache_read)
+                + shift(c.output.unwrap_or(0), output, resolved.output)
+        };
+        let cost =
+            base + delta(
+                m.audio.as_ref(),
+                rates.audio_input,
+                rates.audio_cache_read,
+                rates.audio_output,
+            ) + delta(
+                m.image.as_ref(),
+                rates.image_input,
+                rates.image_cache_read,
+                rates.image_output,
+            );
+        (cost.is_finite() && cost >= 0.0).then_some(cost)
+    }
+
     /// The rates of every standard-tier call below the lowest long-context threshold (which
     /// is returned with them; `u64::MAX` when there is none), fallbacks applied: what a
     /// thread's recent lookups keep, so that the common call is priced without the cards.
@@ -222,7 +299,7 @@ impl ModelPrice {
     /// Every rate of every card, for hashing.
     pub(crate) fn fingerprint(
         &self,
-    ) -> impl Iterator<Item = (u64, ServiceTier, [Option<f64>; 6])> + '_ {
+    ) -> impl Iterator<Item = (u64, ServiceTier, [Option<f64>; 12])> + '_ {
         self.cards
             .iter()
             .map(|c| (c.above_tokens, c.tier, c.rates.each()))

@@ -47,6 +47,7 @@ impl PriceTable {
         tokens: &Tokens,
         cache_write_1h: u64,
         tier: ServiceTier,
+        modality: Option<&crate::record::ModalityTokens>,
     ) -> Option<f64> {
         let slot = (model.addr() >> 4) % SLOTS;
         let remembered = RECENT.try_with(|recent| {
@@ -70,7 +71,7 @@ impl PriceTable {
             }
             let entry = recent[slot].as_ref()?;
             if let Some((rates, lowest)) = &entry.standard {
-                if tier == ServiceTier::Standard && tokens.input <= *lowest {
+                if tier == ServiceTier::Standard && tokens.input <= *lowest && modality.is_none() {
                     return Some(rates.cost(tokens, cache_write_1h));
                 }
             }
@@ -78,7 +79,7 @@ impl PriceTable {
                 entry
                     .price
                     .as_ref()
-                    .and_then(|p| p.cost(tokens, cache_write_1h, tier)),
+                    .and_then(|p| p.cost_with_modality(tokens, cache_write_1h, tier, modality)),
             )
         });
         match remembered {
@@ -110,6 +111,7 @@ mod tests {
             &tokens(1_000_000, 0),
             0,
             ServiceTier::Standard,
+            None,
         );
         assert_eq!(
             c,
@@ -160,6 +162,7 @@ mod tests {
             cache_write: Some(3.75e-6),
             cache_write_1h: Some(6e-6),
             reasoning: None,
+            ..Rates::default()
         })
         .with_rates(
             200_000,
@@ -182,7 +185,7 @@ mod tests {
                 // Twice: the first call fills the thread's entry, the second is answered by it.
                 for _ in 0..2 {
                     assert_eq!(
-                        table.cost_interned(&model, None, &t, input / 16, tier),
+                        table.cost_interned(&model, None, &t, input / 16, tier, None),
                         plain,
                         "input {input}, {tier:?}"
                     );
@@ -196,9 +199,10 @@ mod tests {
             output: 1_000_000,
             ..Tokens::default()
         };
-        let below = table.cost_interned(&model, None, &t(200_000), 0, ServiceTier::Standard);
+        let below = table.cost_interned(&model, None, &t(200_000), 0, ServiceTier::Standard, None);
         assert!((below.unwrap() - (0.6 + 15.0)).abs() < 1e-9, "{below:?}");
-        let above = table.cost_interned(&model, None, &t(1_000_000), 0, ServiceTier::Standard);
+        let above =
+            table.cost_interned(&model, None, &t(1_000_000), 0, ServiceTier::Standard, None);
         assert!((above.unwrap() - (6.0 + 22.5)).abs() < 1e-9, "{above:?}");
     }
 }

@@ -2,7 +2,8 @@
 //! at in `llm_schema`; opening applies the migrations after it, in one transaction each.
 //!
 //! Migration 1 made the two tables of the design; migration 2 added the indexes, the budget
-//! events and the import log. Never edit a released migration: add one.
+//! events and the import log; migration 3 the streaming and modality columns of a call.
+//! Never edit a released migration: add one.
 
 /// Migration 2's indexes, the same in both engines.
 macro_rules! indexes {
@@ -19,11 +20,12 @@ macro_rules! indexes {
 }
 
 /// The version this build writes.
-pub(crate) const VERSION: i64 = 2;
+pub(crate) const VERSION: i64 = 3;
 
-/// SQLite: timestamps are canonical RFC 3339 text (which sorts), booleans 0/1.
+/// SQLite: timestamps are canonical RFC 3339 text (which sorts), booleans 0/1, the modality
+/// breakdown as JSON text.
 #[cfg(feature = "sqlite")]
-pub(crate) const SQLITE: [&str; 2] = [
+pub(crate) const SQLITE: [&str; 3] = [
     "CREATE TABLE llm_usage (
         seq INTEGER NOT NULL,
         id TEXT PRIMARY KEY,
@@ -60,11 +62,15 @@ pub(crate) const SQLITE: [&str; 2] = [
         lines INTEGER NOT NULL, added INTEGER NOT NULL
     );"
     ),
+    "ALTER TABLE llm_usage ADD COLUMN stream INTEGER;
+    ALTER TABLE llm_usage ADD COLUMN ttft_ms INTEGER;
+    ALTER TABLE llm_usage ADD COLUMN modality TEXT;",
 ];
 
-/// PostgreSQL: `timestamptz`, `boolean`, and one sequence that orders lines across tables.
+/// PostgreSQL: `timestamptz`, `boolean`, `jsonb` for the modality breakdown, and one sequence
+/// that orders lines across tables.
 #[cfg(feature = "postgres")]
-pub(crate) const POSTGRES: [&str; 2] = [
+pub(crate) const POSTGRES: [&str; 3] = [
     "CREATE SEQUENCE llm_seq;
     CREATE TABLE llm_usage (
         seq BIGINT NOT NULL DEFAULT nextval('llm_seq'),
@@ -103,6 +109,9 @@ pub(crate) const POSTGRES: [&str; 2] = [
         lines BIGINT NOT NULL, added BIGINT NOT NULL
     );"
     ),
+    "ALTER TABLE llm_usage ADD COLUMN stream BOOLEAN;
+    ALTER TABLE llm_usage ADD COLUMN ttft_ms BIGINT;
+    ALTER TABLE llm_usage ADD COLUMN modality JSONB;",
 ];
 
 /// Creates the version table (one row) if missing.
