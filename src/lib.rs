@@ -135,13 +135,19 @@ mod name;
 pub mod otel;
 #[cfg(feature = "otlp")]
 pub mod otlp;
+#[cfg(any(feature = "otlp", feature = "postgres"))]
+mod percent;
 pub mod pricing;
 pub mod providers;
 pub mod record;
+#[cfg(any(feature = "otlp", feature = "postgres", feature = "cli"))]
+mod redact;
 mod shard;
 mod sink;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub mod store;
+#[cfg(any(feature = "otlp", feature = "postgres"))]
+mod tls;
 
 pub use budget::{
     Budget, BudgetEvent, BudgetEventKind, BudgetMetric, BudgetScope, Remaining, RunSpend,

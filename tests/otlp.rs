@@ -239,12 +239,15 @@ fn otlp_round_trips_and_an_outage() {
     std::env::remove_var("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL");
     assert!(err.to_string().contains("carrier-pigeon"), "{err}");
 
-    // gRPC, with a schemeless endpoint (taken as http://).
+    // gRPC, with a schemeless endpoint: plain text only when OTEL_EXPORTER_OTLP_INSECURE says
+    // so (TLS otherwise, as the specification says).
     let port = free_port();
     let grpc = start_grpc(&rt, port);
     std::thread::sleep(Duration::from_millis(200));
     set_env("grpc", &format!("127.0.0.1:{port}"));
+    std::env::set_var("OTEL_EXPORTER_OTLP_INSECURE", "true");
     let metrics = otlp::init().unwrap();
+    std::env::remove_var("OTEL_EXPORTER_OTLP_INSECURE");
     workload(&metrics);
     metrics.force_flush().unwrap();
     check(&grpc);

@@ -7,6 +7,8 @@
 
 #[cfg(all(feature = "sqlite", feature = "postgres", feature = "cli"))]
 mod common;
+#[cfg(all(feature = "sqlite", feature = "postgres", feature = "cli"))]
+mod pki;
 
 #[cfg(all(feature = "sqlite", feature = "postgres", feature = "cli"))]
 mod store {
@@ -22,6 +24,8 @@ mod store {
     use super::common::{self, Buf};
 
     const PG_VAR: &str = "LLM_USAGE_TEST_POSTGRES";
+    /// The CA that signed the test server's certificate (`bash .ci/run` makes both).
+    const PG_CA_VAR: &str = "LLM_USAGE_TEST_POSTGRES_CA";
 
     pub fn trials() -> Vec<Trial> {
         let mut trials = vec![
@@ -49,6 +53,10 @@ mod store {
             Trial::test("report_over_a_missing_database_fails", || {
                 missing_database_fails()
             }),
+            Trial::test(
+                "postgres_require_against_a_server_without_tls_fails",
+                require_without_tls_fails,
+            ),
         ];
         type PgTest = fn(&str) -> Result<(), Failed>;
         let pg_tests: [(&str, PgTest); 5] = [
@@ -80,6 +88,28 @@ mod store {
                 Some(url) => Trial::test(name, move || f(&url)),
                 None => Trial::test(name, || Err(format!("{PG_VAR} is not set").into()))
                     .with_ignored_flag(true),
+            });
+        }
+        let ca = std::env::var(PG_CA_VAR).ok().filter(|c| !c.is_empty());
+        type TlsTest = fn(&str, &str) -> Result<(), Failed>;
+        let tls_tests: [(&str, TlsTest); 3] = [
+            (
+                "postgres_tls_verify_full_stores_exact_rows",
+                tls_verify_full,
+            ),
+            (
+                "postgres_tls_wrong_root_certificate_is_refused",
+                tls_wrong_root,
+            ),
+            ("postgres_tls_disable_still_connects", tls_disable),
+        ];
+        for (name, f) in tls_tests {
+            trials.push(match (url.clone(), ca.clone()) {
+                (Some(url), Some(ca)) => Trial::test(name, move || f(&url, &ca)),
+                _ => Trial::test(name, || {
+                    Err(format!("{PG_VAR} and {PG_CA_VAR} are not both set").into())
+                })
+                .with_ignored_flag(true),
             });
         }
         trials
@@ -550,6 +580,115 @@ mod store {
                 .collect::<Vec<_>>(),
             [serde_json::json!({"audio": {"input": 500}})]
         );
+        Ok(())
+    }
+
+    fn with_params(url: &str, params: &str) -> String {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}{params}")
+    }
+
+    /// `verify-full` against the test CA: the live sink and `import` store exact rows.
+    fn tls_verify_full(url: &str, ca: &str) -> Result<(), Failed> {
+        let db = Db::postgres(url, "tls")?;
+        let tls = Db {
+            target: with_params(&db.target, &format!("sslmode=verify-full&sslrootcert={ca}")),
+            _dir: None,
+            pg: true,
+        };
+        let (d, handle, guard, buf) = common::setup(tls.builder());
+        workload(&d, 2, 4, 5);
+        assert!(guard.shutdown());
+        let stats = handle.stats();
+        let lines = buf.text().lines().count() as u64;
+        assert_eq!((stats.db_lines_written, stats.db_errors), (lines, 0));
+        assert_eq!(db.count("llm_usage"), 40);
+        let values = common::parse_lines(&buf.text());
+        let input: f64 = common::calls(&values)
+            .iter()
+            .map(|v| v["tokens"]["input"].as_f64().unwrap())
+            .sum();
+        assert_eq!(
+            db.numbers("SELECT CAST(sum(input_tokens) AS DOUBLE PRECISION) FROM llm_usage"),
+            [input]
+        );
+        // `import` over the same TLS URL adds nothing: every line is there.
+        let dir = tempfile::tempdir()?;
+        let log = dir.path().join("tls.jsonl");
+        std::fs::write(&log, buf.text())?;
+        let out = llm_usage(&["import", path(&log), "--db", &tls.target]);
+        assert!(
+            out.contains(&format!("{lines} lines, 0 rows added")),
+            "{out}"
+        );
+        Ok(())
+    }
+
+    /// A root certificate that did not sign the server's: refused, by the layer and the CLI.
+    fn tls_wrong_root(url: &str, _ca: &str) -> Result<(), Failed> {
+        let pki = super::pki::Pki::new();
+        let target = with_params(
+            url,
+            &format!("sslmode=verify-full&sslrootcert={}", pki.other_ca.display()),
+        );
+        let err = UsageLayer::builder()
+            .postgres(&target)
+            .build()
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("certificate"), "{err}");
+        let out = Command::cargo_bin("llm-usage")?
+            .args(["stats", "--db", &target])
+            .output()?;
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8(out.stderr)?.contains("certificate"));
+        Ok(())
+    }
+
+    fn tls_disable(url: &str, _ca: &str) -> Result<(), Failed> {
+        let db = Db::postgres(url, "plain")?;
+        let plain = Db {
+            target: with_params(&db.target, "sslmode=disable"),
+            _dir: None,
+            pg: true,
+        };
+        let (d, _handle, guard, _buf) = common::setup(plain.builder());
+        workload(&d, 1, 2, 3);
+        assert!(guard.shutdown());
+        assert_eq!(db.count("llm_usage"), 6);
+        Ok(())
+    }
+
+    /// `require` against a server that answers the TLS request with "no": a clear error.
+    fn require_without_tls_fails() -> Result<(), Failed> {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(2) {
+                let Ok(mut stream) = stream else { return };
+                let mut request = [0u8; 8]; // the SSLRequest packet
+                if stream.read_exact(&mut request).is_ok() {
+                    let _ = stream.write_all(b"N");
+                }
+            }
+        });
+        let url = format!("postgres://llm:hunter2@127.0.0.1:{port}/usage?sslmode=require");
+        let err = UsageLayer::builder()
+            .postgres(&url)
+            .build()
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("TLS"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let out = Command::cargo_bin("llm-usage")?
+            .args(["stats", "--db", &url])
+            .output()?;
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8(out.stderr)?;
+        assert!(stderr.contains("TLS"), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+        assert!(stderr.contains("postgres://llm:***@127.0.0.1"), "{stderr}");
         Ok(())
     }
 

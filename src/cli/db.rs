@@ -100,8 +100,11 @@ pub(crate) fn import(
     target: &str,
     out: &mut dyn io::Write,
 ) -> Result<Imported, String> {
-    let mut backend = crate::store::open(target).map_err(|e| format!("{target}: {e}"))?;
-    backend.bulk().map_err(|e| format!("{target}: {e}"))?;
+    let mut backend = crate::store::open(target)
+        .map_err(|e| format!("{}: {e}", crate::redact::redact_url(target)))?;
+    backend
+        .bulk()
+        .map_err(|e| format!("{}: {e}", crate::redact::redact_url(target)))?;
     let mut keyer = crate::store::Keyer::default();
     let bar = read::progress(read::total_bytes(inputs));
     let mut all = Imported::default();
@@ -146,7 +149,7 @@ pub(crate) fn import(
             let path = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
             backend
                 .log_import(&path.display().to_string(), file.lines, file.added)
-                .map_err(|e| format!("{target}: {e}"))?;
+                .map_err(|e| format!("{}: {e}", crate::redact::redact_url(target)))?;
         }
         let _ = writeln!(
             out,

@@ -33,7 +33,8 @@ impl Input {
         match self {
             Input::File(p) => p.display().to_string(),
             Input::Stdin => "<stdin>".into(),
-            Input::Db(target) => target.clone(),
+            // A database URL's password is never shown.
+            Input::Db(target) => crate::redact::redact_url(target),
         }
     }
 }

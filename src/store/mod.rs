@@ -19,6 +19,8 @@ pub(crate) mod sink;
 
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "postgres")]
+mod postgres_tls;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -34,7 +36,7 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL said no (or the connection failed).
     #[cfg(feature = "postgres")]
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", chain(.0))]
     Postgres(#[from] ::postgres::Error),
     /// The database was made by a newer version of this crate.
     #[error("the database is at schema version {found}, newer than the {supported} this build knows: use a newer tracing-llm-usage")]
@@ -47,6 +49,27 @@ pub enum StoreError {
     /// The target names an engine this build does not have.
     #[error("{0}")]
     Unsupported(String),
+    /// The connection's TLS settings are wrong (an unknown `sslmode`, an unreadable
+    /// certificate or key).
+    #[cfg(feature = "postgres")]
+    #[error("PostgreSQL TLS: {0}")]
+    Tls(String),
+}
+
+/// An error and its causes (`error performing TLS handshake: server does not support TLS`).
+#[cfg(feature = "postgres")]
+fn chain(e: &::postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// What a database can do for the layer and the CLI.

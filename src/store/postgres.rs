@@ -1,7 +1,7 @@
 //! PostgreSQL: a synchronous client (the `postgres` crate), one transaction per batch with
 //! prepared inserts; `seq` comes from one sequence shared by the tables.
 
-use postgres::{Client, NoTls, Transaction};
+use postgres::{Client, Transaction};
 
 use crate::line::SummaryUsage;
 
@@ -50,13 +50,10 @@ pub(crate) struct Postgres {
 }
 
 impl Postgres {
-    /// Connects to `url` and brings the schema up to date.
+    /// Connects to `url` (with libpq's TLS parameters, see `postgres_tls`) and brings the
+    /// schema up to date.
     pub(crate) fn open(url: &str) -> Result<Self, StoreError> {
-        let mut config: postgres::Config = url.parse()?;
-        if config.get_application_name().is_none() {
-            config.application_name("tracing-llm-usage");
-        }
-        let mut client = config.connect(NoTls)?;
+        let mut client = super::postgres_tls::connect(url)?;
         migrate(&mut client)?;
         Ok(Self { client })
     }
