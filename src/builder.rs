@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tracing_appender::rolling::{RollingFileAppender, Rotation};
+use tracing_appender::rolling::Rotation;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::budget::{Budget, BudgetEvent, Budgets};
@@ -17,6 +17,7 @@ use crate::ledger::{Ledger, LedgerLimits};
 use crate::otel::{MetricOptions, Recorder};
 use crate::pricing::PriceTable;
 use crate::sink::deferred::Deferred;
+use crate::sink::private_files::{Modes, PrivateRolling};
 use crate::sink::writer::{LineWriter, SinkStats};
 use crate::Error;
 use opentelemetry::metrics::Meter;
@@ -45,6 +46,7 @@ pub struct UsageLayerBuilder {
     budgets: Vec<Budget>,
     on_budget: Option<BudgetCallback>,
     clock: Option<Clock>,
+    modes: Modes,
     /// A database for live rows: a SQLite path or a PostgreSQL URL.
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
     database: Option<String>,
@@ -75,6 +77,7 @@ impl Default for UsageLayerBuilder {
             budgets: Vec::new(),
             on_budget: None,
             clock: None,
+            modes: Modes::default(),
             #[cfg(any(feature = "sqlite", feature = "postgres"))]
             database: None,
         }
@@ -160,6 +163,22 @@ impl UsageLayerBuilder {
             .into_iter()
             .map(|op| op.as_ref().into())
             .collect();
+        self
+    }
+
+    /// The permissions of the JSONL files and the SQLite database (and its WAL) the layer
+    /// creates (default `0o640`: no access for others); files that exist keep their mode.
+    #[cfg(unix)]
+    pub fn file_mode(mut self, mode: u32) -> Self {
+        self.modes.file = mode;
+        self
+    }
+
+    /// The permissions of the directories the layer creates for the JSONL files (default
+    /// `0o750`); directories that exist keep their mode.
+    #[cfg(unix)]
+    pub fn dir_mode(mut self, mode: u32) -> Self {
+        self.modes.dir = mode;
         self
     }
 
@@ -282,17 +301,9 @@ impl UsageLayerBuilder {
         let writer = match self.output {
             Output::None => None,
             Output::Dir(dir, rotation) => {
-                std::fs::create_dir_all(&dir).map_err(|source| Error::LogDir {
-                    path: dir.clone(),
-                    source,
-                })?;
-                let appender = RollingFileAppender::builder()
-                    .rotation(rotation)
-                    .filename_prefix("llm_usage")
-                    .filename_suffix("jsonl")
-                    .build(&dir)?;
+                let files = PrivateRolling::new(&dir, rotation, self.modes)?;
                 Some(
-                    LineWriter::spawn(appender, self.queue_bytes, stats.clone())
+                    LineWriter::spawn(files, self.queue_bytes, stats.clone())
                         .map_err(Error::WriterThread)?,
                 )
             }
@@ -304,7 +315,7 @@ impl UsageLayerBuilder {
         #[cfg(any(feature = "sqlite", feature = "postgres"))]
         let db = match &self.database {
             Some(target) => {
-                let sink = crate::store::sink::DbSink::open(target)?;
+                let sink = crate::store::sink::DbSink::open(target, self.modes)?;
                 Some(
                     LineWriter::spawn(sink, self.queue_bytes, db_stats.clone())
                         .map_err(Error::WriterThread)?,

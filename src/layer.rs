@@ -331,8 +331,9 @@ impl Inner {
         if first {
             // stderr, not a tracing event: an event from inside the layer would re-enter it.
             eprintln!(
-                "tracing-llm-usage: no price for model {model:?}; its calls are logged with \
-                 cost_usd null (add it with a price override)"
+                "tracing-llm-usage: no price for model \"{}\"; its calls are logged with \
+                 cost_usd null (add it with a price override)",
+                crate::inert::terminal(model)
             );
         }
     }

@@ -126,6 +126,7 @@ mod error;
 pub mod estimate;
 mod fields;
 mod handle;
+mod inert;
 mod intern;
 mod layer;
 mod ledger;

@@ -153,7 +153,8 @@ pub(crate) fn import(
         }
         let _ = writeln!(
             out,
-            "{name}: {} lines, {} rows added, {} already there, {} skipped",
+            "{}: {} lines, {} rows added, {} already there, {} skipped",
+            crate::inert::terminal(&name),
             file.lines,
             file.added,
             file.lines - file.added - file.problem_count,

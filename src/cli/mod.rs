@@ -73,6 +73,11 @@ struct Common {
     /// Exit with 1 if any line was skipped (malformed, torn, too long).
     #[arg(long, global = true)]
     strict: bool,
+    /// CSV cells exactly as logged. By default a text cell that begins with =, +, -, @, tab or
+    /// carriage return gets a leading ' so that a spreadsheet shows it instead of running it
+    /// as a formula; use this for programs that read the CSV.
+    #[arg(long, global = true)]
+    csv_raw: bool,
     /// Re-price every call with this table (LiteLLM JSON, or the TOML override format).
     #[arg(long, global = true)]
     prices: Option<PathBuf>,
@@ -137,8 +142,17 @@ enum RunCommand {
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("llm-usage: {msg}");
+    eprintln!("llm-usage: {}", crate::inert::terminal(&msg.to_string()));
     ExitCode::from(1)
+}
+
+/// A skipped line's `file:line: reason`, inert on a terminal (a reason may quote the line).
+fn problem(file: &str, line: u64, reason: &str) {
+    eprintln!(
+        "{}:{line}: {}",
+        crate::inert::terminal(file),
+        crate::inert::terminal(reason)
+    );
 }
 
 /// Reads one log line (without its `\n`) as every command does and adds it to a throwaway
@@ -285,7 +299,7 @@ pub fn main() -> ExitCode {
         Err(e) => return fail(e),
     };
     for (file, line, reason) in &scan.problems {
-        eprintln!("{file}:{line}: {reason}");
+        problem(file, *line, reason);
     }
     let shown = scan.problems.len() as u64;
     if scan.problem_count > shown {
@@ -340,12 +354,22 @@ pub fn main() -> ExitCode {
         Command::Export { output, .. } if output.as_os_str() != "-" => {
             std::fs::File::create(output).and_then(|f| {
                 let mut w = std::io::BufWriter::new(f);
-                render(&mut w, &sections, Format::Csv)?;
+                render(&mut w, &sections, Format::Csv, c.csv_raw)?;
                 w.flush()
             })
         }
-        Command::Export { .. } => render(&mut std::io::stdout().lock(), &sections, Format::Csv),
-        _ => render(&mut std::io::stdout().lock(), &sections, c.format),
+        Command::Export { .. } => render(
+            &mut std::io::stdout().lock(),
+            &sections,
+            Format::Csv,
+            c.csv_raw,
+        ),
+        _ => render(
+            &mut std::io::stdout().lock(),
+            &sections,
+            c.format,
+            c.csv_raw,
+        ),
     };
     if let Err(e) = result {
         // A closed pipe (`| head`) is not a failure.
@@ -388,7 +412,7 @@ fn import(paths: &[PathBuf], db: Option<&str>, strict: bool) -> ExitCode {
             Err(e) => return fail(e),
         };
         for (file, line, reason) in &done.problems {
-            eprintln!("{file}:{line}: {reason}");
+            problem(file, *line, reason);
         }
         if done.problem_count > 0 {
             eprintln!(

@@ -47,8 +47,9 @@ impl Cell {
         }
     }
 
-    fn csv(&self) -> String {
+    fn csv(&self, raw: bool) -> String {
         match self {
+            Cell::Text(Some(t)) if !raw => spreadsheet_inert(t),
             Cell::Text(t) => t.clone().unwrap_or_default(),
             Cell::Int(i) => i.to_string(),
             Cell::Usd(v) | Cell::Float(v) | Cell::Share(v) => match v {
@@ -60,7 +61,8 @@ impl Cell {
 
     fn display(&self) -> String {
         match self {
-            Cell::Text(t) => t.clone().unwrap_or_else(|| "-".into()),
+            Cell::Text(Some(t)) => crate::inert::terminal(t).into_owned(),
+            Cell::Text(None) => "-".into(),
             Cell::Int(i) => thousands(*i),
             Cell::Usd(Some(v)) if *v < 0.0 => format!("-${:.4}", -v),
             Cell::Usd(Some(v)) => format!("${v:.4}"),
@@ -72,6 +74,16 @@ impl Cell {
 
     fn numeric(&self) -> bool {
         !matches!(self, Cell::Text(_))
+    }
+}
+
+/// A text cell a spreadsheet shows as text: one that begins like a formula (`=`, `+`, `-`,
+/// `@`, tab, carriage return) gets a leading `'` (OWASP's advice on CSV injection).
+fn spreadsheet_inert(t: &str) -> String {
+    if t.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{t}")
+    } else {
+        t.to_owned()
     }
 }
 
@@ -149,8 +161,13 @@ impl Section {
     }
 }
 
-/// Writes `sections` to `out` in `format`.
-pub(crate) fn render(out: &mut dyn Write, sections: &[Section], format: Format) -> io::Result<()> {
+/// Writes `sections` to `out` in `format`; `raw_csv` leaves formula-like CSV cells as they are.
+pub(crate) fn render(
+    out: &mut dyn Write,
+    sections: &[Section],
+    format: Format,
+    raw_csv: bool,
+) -> io::Result<()> {
     match format {
         Format::Json => {
             let v = if let [one] = sections {
@@ -177,7 +194,7 @@ pub(crate) fn render(out: &mut dyn Write, sections: &[Section], format: Format) 
                 let mut w = csv::Writer::from_writer(&mut *out);
                 w.write_record(&s.headers).map_err(io::Error::other)?;
                 for r in &s.rows {
-                    w.write_record(r.iter().map(Cell::csv))
+                    w.write_record(r.iter().map(|c| c.csv(raw_csv)))
                         .map_err(io::Error::other)?;
                 }
                 w.flush()?;
@@ -217,6 +234,28 @@ pub(crate) fn render(out: &mut dyn Write, sections: &[Section], format: Format) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formula_like_text_is_quoted_numbers_are_not() {
+        let mut s = Section::new("t", vec!["text", "usd", "int"]);
+        s.rows.push(vec![
+            Cell::text("-1.5"),
+            Cell::Usd(Some(-1.5)),
+            Cell::Int(3),
+        ]);
+        s.rows.push(vec![
+            Cell::text("=1+1"),
+            Cell::Usd(Some(0.25)),
+            Cell::Int(0),
+        ]);
+        let csv = |raw| {
+            let mut out = Vec::new();
+            render(&mut out, std::slice::from_ref(&s), Format::Csv, raw).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(csv(false), "text,usd,int\n'-1.5,-1.5,3\n'=1+1,0.25,0\n");
+        assert_eq!(csv(true), "text,usd,int\n-1.5,-1.5,3\n=1+1,0.25,0\n");
+    }
 
     #[test]
     fn thousands_separators() {

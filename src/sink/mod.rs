@@ -3,4 +3,5 @@
 
 pub(crate) mod deferred;
 pub(crate) mod jsonl;
+pub(crate) mod private_files;
 pub(crate) mod writer;

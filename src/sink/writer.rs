@@ -30,7 +30,10 @@ impl SinkStats {
     /// disk must not flood the application's stderr. (Not a `tracing` event: it would re-enter.)
     pub(crate) fn report_once(&self, msg: std::fmt::Arguments<'_>) {
         if !self.reported.swap(true, Ordering::Relaxed) {
-            eprintln!("tracing-llm-usage: {msg}; further write failures are only counted");
+            eprintln!(
+                "tracing-llm-usage: {}; further write failures are only counted",
+                crate::inert::terminal(&msg.to_string())
+            );
         }
     }
 }

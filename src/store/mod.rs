@@ -94,6 +94,17 @@ pub(crate) fn is_postgres(target: &str) -> bool {
     target.starts_with("postgres://") || target.starts_with("postgresql://")
 }
 
+/// Creates the SQLite file `path` with the file mode if it does not exist, so that SQLite (which
+/// gives its WAL the database's mode) never makes it readable by others. A failure is left to
+/// SQLite's own open to report.
+pub(crate) fn create_private(path: &str, modes: crate::sink::private_files::Modes) {
+    if is_postgres(path) || path == ":memory:" {
+        return;
+    }
+    let path = std::path::Path::new(path.strip_prefix("sqlite:").unwrap_or(path));
+    let _ = crate::sink::private_files::create_file(path, modes);
+}
+
 /// Opens (and migrates) the database `target` names: a `postgres://` URL, or a SQLite file
 /// path (optionally `sqlite:`-prefixed; created if missing).
 pub(crate) fn open(target: &str) -> Result<Box<dyn Backend>, StoreError> {
@@ -106,6 +117,8 @@ pub(crate) fn open(target: &str) -> Result<Box<dyn Backend>, StoreError> {
         ));
     }
     let path = target.strip_prefix("sqlite:").unwrap_or(target);
+    #[cfg(feature = "sqlite")]
+    create_private(path, crate::sink::private_files::Modes::default());
     #[cfg(feature = "sqlite")]
     return Ok(Box::new(sqlite::Sqlite::open(std::path::Path::new(path))?));
     #[cfg(not(feature = "sqlite"))]

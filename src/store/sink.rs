@@ -36,7 +36,11 @@ struct State {
 
 impl DbSink {
     /// Opens (and migrates) `target` now, so a wrong path or URL fails the build.
-    pub(crate) fn open(target: &str) -> Result<Self, StoreError> {
+    pub(crate) fn open(
+        target: &str,
+        modes: crate::sink::private_files::Modes,
+    ) -> Result<Self, StoreError> {
+        super::create_private(target, modes);
         let backend = open(target)?;
         Ok(Self {
             state: Mutex::new(State {
