@@ -47,6 +47,8 @@ pub struct UsageLayerBuilder {
     on_budget: Option<BudgetCallback>,
     clock: Option<Clock>,
     modes: Modes,
+    #[cfg(feature = "logs")]
+    logger_provider: Option<opentelemetry_sdk::logs::SdkLoggerProvider>,
     /// A database for live rows: a SQLite path or a PostgreSQL URL.
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
     database: Option<String>,
@@ -78,6 +80,8 @@ impl Default for UsageLayerBuilder {
             on_budget: None,
             clock: None,
             modes: Modes::default(),
+            #[cfg(feature = "logs")]
+            logger_provider: None,
             #[cfg(any(feature = "sqlite", feature = "postgres"))]
             database: None,
         }
@@ -236,6 +240,19 @@ impl UsageLayerBuilder {
         self
     }
 
+    /// Also emits every call, run summary and budget line as an OpenTelemetry log record into
+    /// `provider` (see [`crate::otel::logs`]); with the `otlp` feature
+    /// [`crate::otlp::OtlpMetrics::logger_provider`] gives one that exports over OTLP. The
+    /// JSONL output is then optional.
+    #[cfg(feature = "logs")]
+    pub fn logger_provider(
+        mut self,
+        provider: &opentelemetry_sdk::logs::SdkLoggerProvider,
+    ) -> Self {
+        self.logger_provider = Some(provider.clone());
+        self
+    }
+
     /// Whether metrics carry `llm.step` (default true).
     pub fn metric_step_attribute(mut self, on: bool) -> Self {
         self.metric_options.step = on;
@@ -330,8 +347,17 @@ impl UsageLayerBuilder {
             .meter
             .as_ref()
             .map(|m| (m, Recorder::new(m, self.metric_options)));
-        let sink =
-            (!writers.is_empty() || metrics.is_some()).then(|| Deferred::new(writers, metrics));
+        #[cfg(feature = "logs")]
+        let logs = self
+            .logger_provider
+            .as_ref()
+            .map(crate::otel::logs::LogEmitter::new);
+        #[cfg(feature = "logs")]
+        let has_logs = logs.is_some();
+        #[cfg(not(feature = "logs"))]
+        let (logs, has_logs) = ((), false);
+        let sink = (!writers.is_empty() || metrics.is_some() || has_logs)
+            .then(|| Deferred::new(writers, metrics, logs));
         // Interned: every call carries it, and an immortal name is shared without counting.
         let price_version =
             (!self.prices.is_empty()).then(|| crate::intern::intern(&self.prices.version()));
@@ -366,6 +392,8 @@ impl UsageLayerBuilder {
             default_operation: crate::intern::intern("chat"),
             inference_operations: self.inference_operations.into_boxed_slice(),
             blind_spots: crate::layer::BlindSpots::default(),
+            #[cfg(feature = "trace-context")]
+            dispatch: std::sync::OnceLock::new(),
         });
         let guard = UsageGuard {
             inner: inner.clone(),

@@ -69,6 +69,9 @@ pub(crate) struct Inner {
     pub(crate) inference_operations: Box<[Box<str>]>,
     /// What the layer could not count, and the callsites it has warned about.
     pub(crate) blind_spots: BlindSpots,
+    /// The subscriber this layer is part of, to ask tracing-opentelemetry for span ids.
+    #[cfg(feature = "trace-context")]
+    pub(crate) dispatch: std::sync::OnceLock<tracing_core::dispatcher::WeakDispatch>,
 }
 
 /// Spans whose usage the layer cannot count: reported once per callsite on stderr and
@@ -199,6 +202,8 @@ struct CallState {
     /// by the innermost span that carries its usage).
     inner: Tokens,
     inner_calls: u32,
+    /// The OpenTelemetry trace and span ids of this span (feature `trace-context`).
+    trace: Option<([u8; 16], [u8; 8])>,
 }
 
 /// A watched span already reported as uncounted.
@@ -351,7 +356,7 @@ impl Inner {
         };
         let now = Instant::now();
         let latency = now.saturating_duration_since(state.started);
-        let (inner, inner_calls) = (state.inner, state.inner_calls);
+        let (inner, inner_calls, trace) = (state.inner, state.inner_calls, state.trace);
         let f = &mut state.fields;
         let mut tokens = f.tokens();
         if inner_calls > 0 {
@@ -486,6 +491,7 @@ impl Inner {
             request_model,
             service_tier: f.service_tier.take(),
             cache_write_1h: f.cache_write_1h(),
+            trace,
         };
         let (provider_cost, invalid) = (f.cost_usd, f.invalid);
         drop(ext);
@@ -561,11 +567,32 @@ impl Inner {
                 started,
                 inner: Tokens::default(),
                 inner_calls: 0,
+                trace: None,
             });
             if let Some(state) = ext.get_mut::<CallState>() {
                 attrs.record(&mut state.fields);
             }
+            drop(ext);
+            #[cfg(feature = "trace-context")]
+            if let Some(trace) = self.otel_ids(id) {
+                if let Some(state) = span.extensions_mut().get_mut::<CallState>() {
+                    state.trace = Some(trace);
+                }
+            }
         }
+    }
+
+    /// The trace and span ids tracing-opentelemetry gives the span `id` (its layer runs
+    /// first when it sits below this one), without holding any extensions.
+    #[cfg(feature = "trace-context")]
+    fn otel_ids(&self, id: &Id) -> Option<([u8; 16], [u8; 8])> {
+        use opentelemetry::trace::TraceContextExt;
+        let dispatch = self.dispatch.get()?.upgrade()?;
+        let cx = tracing_opentelemetry::get_otel_context(id, &dispatch)?;
+        let span = cx.span();
+        let sc = span.span_context();
+        sc.is_valid()
+            .then(|| (sc.trace_id().to_bytes(), sc.span_id().to_bytes()))
     }
 
     /// A span opened that hands context down; `run` when it is a run. An `invoke_agent`
@@ -705,6 +732,11 @@ where
             self.inner.disabled(meta);
         }
         true
+    }
+
+    #[cfg(feature = "trace-context")]
+    fn on_register_dispatch(&self, dispatch: &tracing_core::Dispatch) {
+        let _ = self.inner.dispatch.set(dispatch.downgrade());
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {

@@ -391,6 +391,10 @@ pub struct CallRecord {
     /// `tokens.cache_write`); not written to the line.
     #[serde(skip)]
     pub cache_write_1h: u64,
+    /// The OpenTelemetry trace and span ids of the call's span, when tracing-opentelemetry
+    /// tracks it (feature `trace-context`); carried by the call's log record, not the line.
+    #[serde(skip)]
+    pub trace: Option<([u8; 16], [u8; 8])>,
 }
 
 fn default_operation() -> Name {

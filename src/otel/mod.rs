@@ -37,6 +37,8 @@ use opentelemetry::{KeyValue, StringValue, Value};
 use crate::name::Name;
 use crate::record::CallRecord;
 
+#[cfg(feature = "logs")]
+pub mod logs;
 mod series;
 #[cfg(test)]
 pub(crate) mod test_support;
@@ -228,15 +230,20 @@ pub(crate) struct Recorder {
 /// `error.type` must have few values: an identifier-like error is kept, anything else
 /// (a message) is `_OTHER`, as the conventions say.
 fn error_type(error: &str) -> Value {
+    Value::from(error_type_text(error))
+}
+
+/// [`error_type`]'s text.
+pub(crate) fn error_type_text(error: &str) -> String {
     let identifier = !error.is_empty()
         && error.len() <= 64
         && error
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
     if identifier {
-        Value::from(error.to_owned())
+        error.to_owned()
     } else {
-        Value::from("_OTHER")
+        "_OTHER".to_owned()
     }
 }
 

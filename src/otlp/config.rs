@@ -60,6 +60,11 @@ pub struct OtlpConfig {
     timeout: Duration,
     export_interval: Duration,
     disabled: bool,
+    /// Read from the environment: the logs exporter reads it again for its own variables.
+    from_env: bool,
+    logs_endpoint: Option<String>,
+    /// This configuration is the logs exporter's (its default endpoint differs).
+    signal_is_logs: bool,
 }
 
 impl Default for OtlpConfig {
@@ -79,6 +84,9 @@ impl Default for OtlpConfig {
             timeout: Duration::from_secs(10),
             export_interval: Duration::from_secs(60),
             disabled: false,
+            from_env: false,
+            logs_endpoint: None,
+            signal_is_logs: false,
         }
     }
 }
@@ -120,8 +128,41 @@ impl fmt::Debug for OtlpConfig {
 /// A client certificate and its key, as PEM text.
 pub(super) type PemPair = (Vec<u8>, Vec<u8>);
 
+/// Which signal a configuration exports: its variables come first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Signal {
+    Metrics,
+    Logs,
+}
+
+/// The `…_LOGS_…` variable of a `…_METRICS_…` one.
+fn logs_name(metrics_name: &'static str) -> &'static str {
+    match metrics_name {
+        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL" => "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT" => "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_METRICS_HEADERS" => "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+        "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE" => "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
+        "OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE" => {
+            "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE"
+        }
+        "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY" => "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY",
+        "OTEL_EXPORTER_OTLP_METRICS_INSECURE" => "OTEL_EXPORTER_OTLP_LOGS_INSECURE",
+        "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION" => "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT" => "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT",
+        other => other,
+    }
+}
+
 /// The metrics variable if set, else the general one: (value, the variable's name).
-fn var(name: &'static str, metrics_name: &'static str) -> Option<(String, &'static str)> {
+fn var(
+    signal: Signal,
+    name: &'static str,
+    metrics_name: &'static str,
+) -> Option<(String, &'static str)> {
+    let metrics_name = match signal {
+        Signal::Metrics => metrics_name,
+        Signal::Logs => logs_name(metrics_name),
+    };
     let read = |n: &'static str| {
         std::env::var(n)
             .ok()
@@ -208,11 +249,21 @@ impl OtlpConfig {
     /// [`Error::Otlp`] naming the variable when one is malformed (an unknown protocol or
     /// compression, a header without `=`, a timeout that is not a number…).
     pub fn from_env() -> Result<Self, Error> {
-        let mut c = Self::default();
-        if let Some((v, source)) = var("OTEL_SDK_DISABLED", "OTEL_SDK_DISABLED") {
+        Self::from_env_for(Signal::Metrics)
+    }
+
+    /// The settings of the variables for `signal` (its own variables first).
+    pub(super) fn from_env_for(signal: Signal) -> Result<Self, Error> {
+        let mut c = Self {
+            from_env: true,
+            signal_is_logs: signal == Signal::Logs,
+            ..Self::default()
+        };
+        if let Some((v, source)) = var(signal, "OTEL_SDK_DISABLED", "OTEL_SDK_DISABLED") {
             c.disabled = bool_var(&v, source)?;
         }
         if let Some((v, source)) = var(
+            signal,
             "OTEL_EXPORTER_OTLP_PROTOCOL",
             "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
         ) {
@@ -228,6 +279,7 @@ impl OtlpConfig {
             c.protocol = Sourced { value, source };
         }
         if let Some((v, source)) = var(
+            signal,
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
         ) {
@@ -235,13 +287,18 @@ impl OtlpConfig {
             let value = if source == "OTEL_EXPORTER_OTLP_ENDPOINT"
                 && c.protocol.value == OtlpProtocol::HttpProtobuf
             {
-                format!("{}/v1/metrics", v.trim_end_matches('/'))
+                let path = match signal {
+                    Signal::Metrics => "v1/metrics",
+                    Signal::Logs => "v1/logs",
+                };
+                format!("{}/{path}", v.trim_end_matches('/'))
             } else {
                 v
             };
             c.endpoint = Some(Sourced { value, source });
         }
         if let Some((v, source)) = var(
+            signal,
             "OTEL_EXPORTER_OTLP_HEADERS",
             "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
         ) {
@@ -251,7 +308,7 @@ impl OtlpConfig {
             });
         }
         let path = |name, metrics_name| {
-            var(name, metrics_name).map(|(v, source)| Sourced {
+            var(signal, name, metrics_name).map(|(v, source)| Sourced {
                 value: PathBuf::from(v),
                 source,
             })
@@ -269,12 +326,14 @@ impl OtlpConfig {
             "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY",
         );
         if let Some((v, source)) = var(
+            signal,
             "OTEL_EXPORTER_OTLP_INSECURE",
             "OTEL_EXPORTER_OTLP_METRICS_INSECURE",
         ) {
             c.insecure = bool_var(&v, source)?;
         }
         if let Some((v, source)) = var(
+            signal,
             "OTEL_EXPORTER_OTLP_COMPRESSION",
             "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
         ) {
@@ -289,13 +348,17 @@ impl OtlpConfig {
             };
         }
         if let Some((v, source)) = var(
+            signal,
             "OTEL_EXPORTER_OTLP_TIMEOUT",
             "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
         ) {
             c.timeout = millis_var(&v, source)?;
         }
-        if let Some((v, source)) = var("OTEL_METRIC_EXPORT_INTERVAL", "OTEL_METRIC_EXPORT_INTERVAL")
-        {
+        if let Some((v, source)) = var(
+            signal,
+            "OTEL_METRIC_EXPORT_INTERVAL",
+            "OTEL_METRIC_EXPORT_INTERVAL",
+        ) {
             c.export_interval = millis_var(&v, source)?;
         }
         Ok(c)
@@ -330,6 +393,13 @@ impl OtlpConfig {
         headers
             .value
             .push((name.into().to_ascii_lowercase(), value.into()));
+        self
+    }
+
+    /// The collector's URL for logs, used as is (default: the metrics endpoint with
+    /// `/v1/metrics` replaced by `/v1/logs`; for gRPC the same endpoint).
+    pub fn logs_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.logs_endpoint = Some(url.into());
         self
     }
 
@@ -426,9 +496,10 @@ impl OtlpConfig {
     /// The endpoint to export to, with its scheme settled: a gRPC endpoint without one is
     /// `https://` unless insecure.
     pub(super) fn endpoint_value(&self) -> String {
-        let default = match self.protocol.value {
-            OtlpProtocol::Grpc => "http://localhost:4317",
-            OtlpProtocol::HttpProtobuf => "http://localhost:4318/v1/metrics",
+        let default = match (self.protocol.value, self.signal_is_logs) {
+            (OtlpProtocol::Grpc, _) => "http://localhost:4317",
+            (OtlpProtocol::HttpProtobuf, false) => "http://localhost:4318/v1/metrics",
+            (OtlpProtocol::HttpProtobuf, true) => "http://localhost:4318/v1/logs",
         };
         let url = self.endpoint.as_ref().map_or(default, |e| e.value.as_str());
         if url.contains("://") {
@@ -438,6 +509,39 @@ impl OtlpConfig {
         } else {
             format!("https://{url}")
         }
+    }
+
+    /// The configuration of the logs exporter: the logs variables when this one came from the
+    /// environment, else the same settings with the logs endpoint.
+    pub(super) fn for_logs(&self) -> Result<Self, Error> {
+        if self.from_env {
+            let mut logs = Self::from_env_for(Signal::Logs)?;
+            if let Some(url) = &self.logs_endpoint {
+                logs.endpoint = Some(Sourced {
+                    value: url.clone(),
+                    source: "OtlpConfig::logs_endpoint",
+                });
+            }
+            return Ok(logs);
+        }
+        let mut logs = self.clone();
+        logs.endpoint = match (&self.logs_endpoint, &self.endpoint) {
+            (Some(url), _) => Some(Sourced {
+                value: url.clone(),
+                source: "OtlpConfig::logs_endpoint",
+            }),
+            (None, Some(e)) if self.protocol.value == OtlpProtocol::HttpProtobuf => Some(Sourced {
+                value: match e.value.strip_suffix("/v1/metrics") {
+                    Some(base) => format!("{base}/v1/logs"),
+                    None => e.value.clone(),
+                },
+                source: e.source,
+            }),
+            (None, other) => other.clone(),
+        };
+        logs.from_env = false;
+        logs.signal_is_logs = true;
+        Ok(logs)
     }
 
     /// The CA bundle's certificates (empty when none is set).

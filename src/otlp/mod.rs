@@ -29,24 +29,25 @@
 //! blocks the application, and reports failures (a collector down, a certificate that fails
 //! verification) through OpenTelemetry's own error handling, never to the caller.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use opentelemetry::metrics::{Meter, MeterProvider};
-use opentelemetry_otlp::{
-    Compression, MetricExporter, Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig,
-};
+use opentelemetry_otlp::{LogExporter, MetricExporter, Protocol, WithExportConfig};
+use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 use opentelemetry_sdk::Resource;
 
 use crate::Error;
 
 mod config;
+mod transport;
 pub use config::{OtlpConfig, OtlpProtocol};
 
-/// A running OTLP metrics pipeline. Dropping it flushes and shuts the provider down.
+/// A running OTLP pipeline for metrics and logs. Dropping it flushes and shuts both providers
+/// down.
 pub struct OtlpMetrics {
     provider: SdkMeterProvider,
+    logs: SdkLoggerProvider,
     /// Released with `shutdown_background` after the final export: dropping a runtime inside
     /// the application's async code would panic.
     runtime: Option<tokio::runtime::Runtime>,
@@ -69,102 +70,12 @@ pub fn init() -> Result<OtlpMetrics, Error> {
     OtlpConfig::from_env()?.init()
 }
 
-/// The exporter of `config`, built on its own thread: outside any runtime of the caller's
-/// (reqwest's blocking client must not be made inside one), inside ours for tonic (its
-/// channel spawns there).
-fn exporter(
-    config: &OtlpConfig,
-    runtime: &tokio::runtime::Runtime,
-) -> Result<MetricExporter, Error> {
-    let endpoint = config.endpoint_value();
-    let timeout = config.timeout_value();
-    let headers: HashMap<String, String> = config.headers_value().iter().cloned().collect();
-    match config.protocol_value() {
-        OtlpProtocol::Grpc => {
-            use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
-            use opentelemetry_otlp::tonic_types::transport::{
-                Certificate, ClientTlsConfig, Identity,
-            };
-            let mut map = http::HeaderMap::new();
-            for (k, v) in &headers {
-                let key = http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
-                    Error::Otlp(format!("the header name {k:?} is not valid for gRPC"))
-                })?;
-                let value = http::HeaderValue::from_str(v).map_err(|_| {
-                    Error::Otlp(format!("the value of header {k:?} is not valid for gRPC"))
-                })?;
-                map.insert(key, value);
-            }
-            let metadata = MetadataMap::from_headers(map);
-            let mut b = MetricExporter::builder()
-                .with_tonic()
-                .with_protocol(Protocol::Grpc)
-                .with_temporality(Temporality::Cumulative)
-                .with_endpoint(endpoint.clone())
-                .with_timeout(timeout)
-                .with_metadata(metadata);
-            if config.gzip_value() {
-                b = b.with_compression(Compression::Gzip);
-            }
-            if endpoint.starts_with("https://") {
-                let mut tls = ClientTlsConfig::new().with_webpki_roots();
-                if let Some(ca) = config.ca_pem()? {
-                    tls = tls.ca_certificate(Certificate::from_pem(ca));
-                }
-                if let Some((cert, key)) = config.identity_pem()? {
-                    tls = tls.identity(Identity::from_pem(cert, key));
-                }
-                b = b.with_tls_config(tls);
-            }
-            let handle = runtime.handle().clone();
-            std::thread::spawn(move || {
-                let _in_runtime = handle.enter();
-                b.build()
-            })
-            .join()
-            .map_err(|_| Error::Otlp("building the exporter panicked".into()))?
-            .map_err(|e| Error::Otlp(e.to_string()))
-        }
-        OtlpProtocol::HttpProtobuf => {
-            // Always our own TLS settings (ring, the web PKI roots and the CA given), so that
-            // the client never looks for a process-wide default.
-            let tls_config = crate::tls::client_config(
-                &config.ca_certificates()?,
-                true,
-                config.identity()?,
-                crate::tls::Verify::Full,
-            )
-            .map_err(Error::Otlp)?;
-            let client = std::thread::spawn(move || {
-                reqwest::blocking::Client::builder()
-                    .timeout(timeout)
-                    .tls_backend_preconfigured(tls_config)
-                    .build()
-            })
-            .join()
-            .map_err(|_| Error::Otlp("building the HTTP client panicked".into()))?
-            .map_err(|e| Error::Otlp(format!("cannot build the HTTP client: {e}")))?;
-            let mut b = MetricExporter::builder()
-                .with_http()
-                .with_http_client(client)
-                .with_protocol(Protocol::HttpBinary)
-                .with_temporality(Temporality::Cumulative)
-                .with_endpoint(endpoint)
-                .with_timeout(timeout)
-                .with_headers(headers);
-            if config.gzip_value() {
-                b = b.with_compression(Compression::Gzip);
-            }
-            b.build().map_err(|e| Error::Otlp(e.to_string()))
-        }
-    }
-}
-
 fn start(config: OtlpConfig) -> Result<OtlpMetrics, Error> {
     if config.is_disabled() {
         // The same API, no reader: measurements go nowhere.
         return Ok(OtlpMetrics {
             provider: SdkMeterProvider::builder().build(),
+            logs: SdkLoggerProvider::builder().build(),
             runtime: None,
             shut_down: false,
         });
@@ -175,7 +86,45 @@ fn start(config: OtlpConfig) -> Result<OtlpMetrics, Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::Otlp(format!("cannot start the export runtime: {e}")))?;
-    let exporter = exporter(&config, &runtime)?;
+    let exporter = match config.protocol_value() {
+        OtlpProtocol::Grpc => {
+            let b = MetricExporter::builder()
+                .with_tonic()
+                .with_protocol(Protocol::Grpc)
+                .with_temporality(Temporality::Cumulative);
+            let b = transport::grpc(b, &config)?;
+            transport::build_in(&runtime, move || b.build())?
+        }
+        OtlpProtocol::HttpProtobuf => {
+            let b = MetricExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .with_temporality(Temporality::Cumulative);
+            let b = transport::http(b, &config)?;
+            transport::build_in(&runtime, move || b.build())?
+        }
+    };
+    let logs_config = config.for_logs()?;
+    let log_exporter = match logs_config.protocol_value() {
+        OtlpProtocol::Grpc => {
+            let b = LogExporter::builder()
+                .with_tonic()
+                .with_protocol(Protocol::Grpc);
+            let b = transport::grpc(b, &logs_config)?;
+            transport::build_in(&runtime, move || b.build())?
+        }
+        OtlpProtocol::HttpProtobuf => {
+            let b = LogExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary);
+            let b = transport::http(b, &logs_config)?;
+            transport::build_in(&runtime, move || b.build())?
+        }
+    };
+    let logs = SdkLoggerProvider::builder()
+        .with_resource(Resource::builder().build())
+        .with_batch_exporter(log_exporter)
+        .build();
     let reader = PeriodicReader::builder(exporter)
         .with_interval(config.export_interval_value())
         .build();
@@ -185,6 +134,7 @@ fn start(config: OtlpConfig) -> Result<OtlpMetrics, Error> {
         .build();
     Ok(OtlpMetrics {
         provider,
+        logs,
         runtime: Some(runtime),
         shut_down: false,
     })
@@ -201,6 +151,12 @@ impl OtlpMetrics {
         &self.provider
     }
 
+    /// The logs provider, to hand to [`crate::UsageLayerBuilder::logger_provider`]: every
+    /// call and run summary as a log record over OTLP, batched by the SDK.
+    pub fn logger_provider(&self) -> &SdkLoggerProvider {
+        &self.logs
+    }
+
     /// Exports now.
     ///
     /// # Errors
@@ -208,9 +164,9 @@ impl OtlpMetrics {
     /// [`Error::Otlp`] when the export fails (the collector is down, say); the totals are
     /// kept and go with the next export.
     pub fn force_flush(&self) -> Result<(), Error> {
-        self.provider
-            .force_flush()
-            .map_err(|e| Error::Otlp(e.to_string()))
+        let metrics = self.provider.force_flush();
+        let logs = self.logs.force_flush();
+        metrics.and(logs).map_err(|e| Error::Otlp(e.to_string()))
     }
 
     /// Flushes and shuts down (what dropping does).
@@ -220,9 +176,11 @@ impl OtlpMetrics {
     /// [`Error::Otlp`] when the final export fails.
     pub fn shutdown(mut self) -> Result<(), Error> {
         self.shut_down = true;
+        let logs = self.logs.shutdown_with_timeout(Duration::from_secs(5));
         let result = self
             .provider
             .shutdown_with_timeout(Duration::from_secs(5))
+            .and(logs)
             .map_err(|e| Error::Otlp(e.to_string()));
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
@@ -234,6 +192,7 @@ impl OtlpMetrics {
 impl Drop for OtlpMetrics {
     fn drop(&mut self) {
         if !self.shut_down {
+            let _ = self.logs.shutdown_with_timeout(Duration::from_secs(5));
             let _ = self.provider.shutdown_with_timeout(Duration::from_secs(5));
         }
         if let Some(rt) = self.runtime.take() {

@@ -114,6 +114,9 @@ struct Shared {
     output: Mutex<Vec<u8>>,
     metrics: Option<Recorder>,
     writers: Vec<LineWriter>,
+    /// Every line as an OpenTelemetry log record too.
+    #[cfg(feature = "logs")]
+    logs: Option<crate::otel::logs::LogEmitter>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -129,6 +132,13 @@ fn reserve_bounded(items: &mut Vec<Item>) {
         items.reserve_exact(want.saturating_sub(items.len()).max(1));
     }
 }
+
+/// Where lines go as OpenTelemetry log records (nothing without the `logs` feature).
+#[cfg(feature = "logs")]
+pub(crate) type Logs = Option<crate::otel::logs::LogEmitter>;
+/// Where lines go as OpenTelemetry log records (nothing without the `logs` feature).
+#[cfg(not(feature = "logs"))]
+pub(crate) type Logs = ();
 
 /// A batch: what each shard held when it was taken.
 type Batch = Vec<Vec<Item>>;
@@ -163,7 +173,7 @@ impl Shared {
                 m.record_all(unrecorded.filter_map(Item::call));
             }
         }
-        if !self.writers.is_empty() {
+        if self.has_line_consumers() {
             let mut lines = 0;
             // Calls and budget lines in queue order, then the summaries.
             let calls = batch
@@ -175,9 +185,18 @@ impl Shared {
                 .flatten()
                 .filter(|i| matches!(i, Item::Summary(_)));
             for item in calls.chain(summaries) {
+                #[cfg(feature = "logs")]
+                let start = out.len();
                 match item {
                     Item::Call(call) => jsonl::encode_call(call, &mut out),
                     Item::Line(line) | Item::Summary(line) => out.extend_from_slice(line),
+                }
+                #[cfg(feature = "logs")]
+                if let Some(logs) = &self.logs {
+                    match item {
+                        Item::Call(call) => logs.call(call, &out[start..]),
+                        Item::Line(line) | Item::Summary(line) => logs.line(line),
+                    }
                 }
                 lines += 1;
                 if out.len() >= CHUNK {
@@ -197,6 +216,15 @@ impl Shared {
         for items in batch.iter_mut() {
             items.clear();
         }
+    }
+
+    /// Whether lines are needed: files or a database to write them to, or log records.
+    fn has_line_consumers(&self) -> bool {
+        #[cfg(feature = "logs")]
+        if self.logs.is_some() {
+            return true;
+        }
+        !self.writers.is_empty()
     }
 
     fn push(&self, out: &mut Vec<u8>, lines: u64) {
@@ -265,14 +293,25 @@ pub(crate) struct Deferred {
 
 impl Deferred {
     /// Starts the worker for `writers` and, with a meter, the instruments.
-    pub(crate) fn new(writers: Vec<LineWriter>, metrics: Option<(&Meter, Recorder)>) -> Self {
-        Self::build(writers, metrics, true)
+    pub(crate) fn new(
+        writers: Vec<LineWriter>,
+        metrics: Option<(&Meter, Recorder)>,
+        logs: Logs,
+    ) -> Self {
+        Self::build(writers, metrics, logs, true)
     }
 
     /// With `worker == false` items stay queued until a collection, an overflow or the
     /// shutdown (tests).
-    fn build(writers: Vec<LineWriter>, metrics: Option<(&Meter, Recorder)>, worker: bool) -> Self {
+    fn build(
+        writers: Vec<LineWriter>,
+        metrics: Option<(&Meter, Recorder)>,
+        logs: Logs,
+        worker: bool,
+    ) -> Self {
         let (meter, recorder) = metrics.unzip();
+        #[cfg(not(feature = "logs"))]
+        let () = logs;
         let shared = Arc::new(Shared {
             shards: (0..SHARDS).map(|_| Padded::default()).collect(),
             closed: AtomicBool::new(false),
@@ -286,6 +325,8 @@ impl Deferred {
             output: Mutex::new(Vec::with_capacity(CHUNK + 4096)),
             metrics: recorder,
             writers,
+            #[cfg(feature = "logs")]
+            logs,
         });
         let before_collection = meter.map(|meter| {
             let shared = Arc::downgrade(&shared);
@@ -325,9 +366,9 @@ impl Deferred {
         }
     }
 
-    /// Whether anything writes lines (else summaries need not be encoded).
+    /// Whether anything takes lines (else summaries need not be encoded).
     pub(crate) fn has_writers(&self) -> bool {
-        !self.shared.writers.is_empty()
+        self.shared.has_line_consumers()
     }
 
     /// Queues one item; waits while this thread's shard is full.
@@ -561,7 +602,12 @@ mod tests {
         let stats = Arc::new(SinkStats::default());
         let writer = LineWriter::spawn(buf.clone(), 1 << 20, stats.clone()).unwrap();
         // No worker: only a collection, an overflow or the shutdown processes the queue.
-        let sink = Deferred::build(vec![writer], Some((&meter, recorder)), false);
+        let sink = Deferred::build(
+            vec![writer],
+            Some((&meter, recorder)),
+            Logs::default(),
+            false,
+        );
         for i in 0..100 {
             sink.push(Item::Call(call_to("m", i)));
         }
@@ -607,7 +653,7 @@ mod tests {
         let buf = Buf::default();
         let stats = Arc::new(SinkStats::default());
         let writer = LineWriter::spawn(buf.clone(), 1 << 30, stats.clone()).unwrap();
-        let sink = Deferred::build(vec![writer], None, false);
+        let sink = Deferred::build(vec![writer], None, Logs::default(), false);
         let n = MAX_QUEUED as u64 + 1;
         for i in 0..n {
             sink.push(Item::Call(call_to("m", i)));
@@ -625,7 +671,7 @@ mod tests {
         let stats = Arc::new(SinkStats::default());
         let writer = LineWriter::spawn(buf.clone(), 1 << 30, stats.clone()).unwrap();
         // No worker: everything below is processed as one batch, at the shutdown.
-        let sink = Arc::new(Deferred::build(vec![writer], None, false));
+        let sink = Arc::new(Deferred::build(vec![writer], None, Logs::default(), false));
         let threads: Vec<_> = (0..4u64)
             .map(|t| {
                 let sink = sink.clone();
@@ -673,7 +719,7 @@ mod tests {
         let stats = Arc::new(SinkStats::default());
         // A small writer queue: the sink waits for the writer, and callers for the sink.
         let writer = LineWriter::spawn(buf.clone(), 64 * 1024, stats.clone()).unwrap();
-        let sink = Arc::new(Deferred::new(vec![writer], None));
+        let sink = Arc::new(Deferred::new(vec![writer], None, Logs::default()));
         let (done, finished) = std::sync::mpsc::channel();
         for t in 0..4u64 {
             let (sink, done) = (sink.clone(), done.clone());

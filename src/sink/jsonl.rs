@@ -210,6 +210,7 @@ mod tests {
             request_model: None,
             service_tier: None,
             cache_write_1h: 0,
+            trace: None,
         }
     }
 
