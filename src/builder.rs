@@ -49,6 +49,8 @@ pub struct UsageLayerBuilder {
     modes: Modes,
     #[cfg(feature = "logs")]
     logger_provider: Option<opentelemetry_sdk::logs::SdkLoggerProvider>,
+    #[cfg(feature = "otlp")]
+    log_delivery: Option<std::sync::Arc<crate::otlp::DeliveryStats>>,
     /// A database for live rows: a SQLite path or a PostgreSQL URL.
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
     database: Option<String>,
@@ -82,6 +84,8 @@ impl Default for UsageLayerBuilder {
             modes: Modes::default(),
             #[cfg(feature = "logs")]
             logger_provider: None,
+            #[cfg(feature = "otlp")]
+            log_delivery: None,
             #[cfg(any(feature = "sqlite", feature = "postgres"))]
             database: None,
         }
@@ -253,6 +257,17 @@ impl UsageLayerBuilder {
         self
     }
 
+    /// Metrics and log records into an OTLP pipeline made by [`crate::otlp::init`]: what
+    /// [`meter`](Self::meter) and [`logger_provider`](Self::logger_provider) do with its
+    /// providers, and [`LayerStats`](crate::LayerStats) counts its log records' delivery.
+    #[cfg(feature = "otlp")]
+    pub fn otlp(mut self, otlp: &crate::otlp::OtlpMetrics) -> Self {
+        self.meter = Some(otlp.meter());
+        self.logger_provider = Some(otlp.logger_provider().clone());
+        self.log_delivery = Some(otlp.delivery_stats());
+        self
+    }
+
     /// Whether metrics carry `llm.step` (default true).
     pub fn metric_step_attribute(mut self, on: bool) -> Self {
         self.metric_options.step = on;
@@ -394,6 +409,8 @@ impl UsageLayerBuilder {
             blind_spots: crate::layer::BlindSpots::default(),
             #[cfg(feature = "trace-context")]
             dispatch: std::sync::OnceLock::new(),
+            #[cfg(feature = "otlp")]
+            log_delivery: self.log_delivery,
         });
         let guard = UsageGuard {
             inner: inner.clone(),

@@ -56,6 +56,11 @@ pub struct LayerStats {
     pub disabled_callsites: u64,
     /// Call spans not counted because a call span inside them had counted the same usage.
     pub nested_duplicates: u64,
+    /// Log records the OTLP pipeline given with `.otlp(…)` delivered to the collector.
+    pub log_records_delivered: u64,
+    /// Log records it lost: its buffer was full during an outage, or they were still waiting
+    /// at shutdown (reported once on stderr).
+    pub log_records_dropped: u64,
 }
 
 impl UsageHandle {
@@ -155,7 +160,8 @@ impl UsageHandle {
         let s = &self.inner.sink_stats;
         let db = &self.inner.db_stats;
         let blind = &self.inner.blind_spots;
-        LayerStats {
+        #[allow(unused_mut)]
+        let mut stats = LayerStats {
             lines_written: s.lines_written.load(Ordering::Relaxed),
             lines_dropped: s.lines_dropped.load(Ordering::Relaxed),
             write_errors: s.write_errors.load(Ordering::Relaxed),
@@ -166,6 +172,13 @@ impl UsageHandle {
             uncounted_spans: blind.uncounted_spans.load(Ordering::Relaxed),
             disabled_callsites: blind.disabled_callsites.load(Ordering::Relaxed),
             nested_duplicates: blind.nested_duplicates.load(Ordering::Relaxed),
+            ..LayerStats::default()
+        };
+        #[cfg(feature = "otlp")]
+        if let Some(d) = &self.inner.log_delivery {
+            stats.log_records_delivered = d.delivered.load(Ordering::Relaxed);
+            stats.log_records_dropped = d.dropped.load(Ordering::Relaxed);
         }
+        stats
     }
 }

@@ -72,6 +72,9 @@ pub(crate) struct Inner {
     /// The subscriber this layer is part of, to ask tracing-opentelemetry for span ids.
     #[cfg(feature = "trace-context")]
     pub(crate) dispatch: std::sync::OnceLock<tracing_core::dispatcher::WeakDispatch>,
+    /// The delivery of log records of the OTLP pipeline given with `.otlp(…)`.
+    #[cfg(feature = "otlp")]
+    pub(crate) log_delivery: Option<Arc<crate::otlp::DeliveryStats>>,
 }
 
 /// Spans whose usage the layer cannot count: reported once per callsite on stderr and

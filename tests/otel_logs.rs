@@ -332,3 +332,81 @@ fn records_arrive_over_otlp_grpc_and_http() {
     );
     rt.shutdown_background();
 }
+
+#[test]
+fn an_outage_keeps_what_the_buffer_holds_and_counts_the_rest() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener); // nothing listens: the collector is down
+    let otlp = OtlpConfig::new()
+        .protocol(OtlpProtocol::Grpc)
+        .endpoint(format!("http://127.0.0.1:{port}"))
+        .timeout(Duration::from_secs(2))
+        .logs_buffer(50)
+        .init()
+        .unwrap();
+    let (layer, guard) = UsageLayer::builder().otlp(&otlp).build().unwrap();
+    let handle = layer.handle();
+    let d = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    dispatcher::with_default(&d, || {
+        for r in 0..3 {
+            let run = info_span!("run", run_id = r);
+            let _r = run.enter();
+            for _ in 0..30 {
+                drop(info_span!(
+                    "llm_call",
+                    model = "gpt-4o",
+                    tokens.input = 10u64,
+                    tokens.output = 1u64
+                ));
+            }
+        }
+    });
+    drop(guard); // every line handed to the pipeline: 90 calls and 3 summaries
+    assert_eq!(otlp.log_delivery().made, 93);
+    let logs = otlp.logger_provider().clone();
+    assert!(logs.force_flush().is_err(), "the collector is down");
+
+    // The collector comes up: what the buffer held arrives, once.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let got = Got::default();
+    let service = LogsServiceServer::new(Grpc(got.clone()));
+    rt.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await
+            .unwrap();
+    });
+    let mut tries = 0;
+    while logs.force_flush().is_err() && tries < 40 {
+        std::thread::sleep(Duration::from_millis(250));
+        tries += 1;
+    }
+    let delivery = otlp.log_delivery();
+    let received = received(&got);
+    assert_eq!(delivery.delivered, received.len() as u64);
+    assert!(
+        delivery.dropped > 0 && delivery.delivered >= 50,
+        "{delivery:?}"
+    );
+    assert_eq!(
+        delivery.delivered + delivery.dropped,
+        delivery.made,
+        "{delivery:?}"
+    );
+    let stats = handle.stats();
+    assert_eq!(
+        (stats.log_records_delivered, stats.log_records_dropped),
+        (delivery.delivered, delivery.dropped)
+    );
+    drop(otlp);
+    rt.shutdown_background();
+}

@@ -39,11 +39,14 @@ struct Sourced<T> {
 /// | compression | `OTEL_EXPORTER_OTLP_COMPRESSION` (`gzip`, `none`) | [`gzip`](Self::gzip) | none |
 /// | timeout of an export | `OTEL_EXPORTER_OTLP_TIMEOUT` (ms) | [`timeout`](Self::timeout) | 10 s |
 /// | export interval | `OTEL_METRIC_EXPORT_INTERVAL` (ms) | [`export_interval`](Self::export_interval) | 60 s |
+/// | log records waiting for the collector, at most | `OTEL_BLRP_MAX_QUEUE_SIZE` | [`logs_buffer`](Self::logs_buffer) | 8,192 |
 /// | no export at all | `OTEL_SDK_DISABLED=true` | [`disabled`](Self::disabled) | `false` |
 ///
 /// The general `OTEL_EXPORTER_OTLP_ENDPOINT` of the HTTP transport is a base URL
-/// (`/v1/metrics` is appended); `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` and
-/// [`endpoint`](Self::endpoint) are used as they are. `https://` endpoints use TLS (rustls,
+/// (`/v1/metrics` and `/v1/logs` are appended); `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`,
+/// `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`, [`endpoint`](Self::endpoint) and
+/// [`logs_endpoint`](Self::logs_endpoint) are used as they are. The logs exporter reads the
+/// `OTEL_EXPORTER_OTLP_LOGS_*` variables first, as the metrics exporter its own. `https://` endpoints use TLS (rustls,
 /// the web PKI roots plus the CA bundle given). `OTEL_SERVICE_NAME` and
 /// `OTEL_RESOURCE_ATTRIBUTES` go into the resource.
 #[derive(Clone)]
@@ -65,6 +68,7 @@ pub struct OtlpConfig {
     logs_endpoint: Option<String>,
     /// This configuration is the logs exporter's (its default endpoint differs).
     signal_is_logs: bool,
+    logs_buffer: usize,
 }
 
 impl Default for OtlpConfig {
@@ -87,6 +91,7 @@ impl Default for OtlpConfig {
             from_env: false,
             logs_endpoint: None,
             signal_is_logs: false,
+            logs_buffer: 8192,
         }
     }
 }
@@ -361,6 +366,15 @@ impl OtlpConfig {
         ) {
             c.export_interval = millis_var(&v, source)?;
         }
+        if let Some((v, source)) = var(
+            signal,
+            "OTEL_BLRP_MAX_QUEUE_SIZE",
+            "OTEL_BLRP_MAX_QUEUE_SIZE",
+        ) {
+            c.logs_buffer = v
+                .parse()
+                .map_err(|_| Error::Otlp(format!("{source}={v:?} is not a number of records")))?;
+        }
         Ok(c)
     }
 
@@ -401,6 +415,17 @@ impl OtlpConfig {
     pub fn logs_endpoint(mut self, url: impl Into<String>) -> Self {
         self.logs_endpoint = Some(url.into());
         self
+    }
+
+    /// How many log records wait for the collector at most (default 8,192, or
+    /// `OTEL_BLRP_MAX_QUEUE_SIZE`); past that new records are dropped and counted.
+    pub fn logs_buffer(mut self, records: usize) -> Self {
+        self.logs_buffer = records;
+        self
+    }
+
+    pub(super) fn logs_buffer_value(&self) -> usize {
+        self.logs_buffer
     }
 
     /// A PEM bundle of CA certificates to trust besides the web PKI roots.

@@ -29,6 +29,7 @@
 //! blocks the application, and reports failures (a collector down, a certificate that fails
 //! verification) through OpenTelemetry's own error handling, never to the caller.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::metrics::{Meter, MeterProvider};
@@ -38,8 +39,11 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
 use opentelemetry_sdk::Resource;
 
 use crate::Error;
+use delivery::Delivery;
+pub(crate) use delivery::DeliveryStats;
 
 mod config;
+mod delivery;
 mod transport;
 pub use config::{OtlpConfig, OtlpProtocol};
 
@@ -48,10 +52,25 @@ pub use config::{OtlpConfig, OtlpProtocol};
 pub struct OtlpMetrics {
     provider: SdkMeterProvider,
     logs: SdkLoggerProvider,
+    delivery: Arc<DeliveryStats>,
     /// Released with `shutdown_background` after the final export: dropping a runtime inside
     /// the application's async code would panic.
     runtime: Option<tokio::runtime::Runtime>,
     shut_down: bool,
+}
+
+/// The fate of the log records of an OTLP pipeline (see [`OtlpMetrics::log_delivery`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogDelivery {
+    /// Records handed to the pipeline.
+    pub made: u64,
+    /// Records the collector accepted.
+    pub delivered: u64,
+    /// Records lost: the buffer was full, or they were still waiting at shutdown.
+    pub dropped: u64,
+    /// Failed exports (each retried until the collector took the records).
+    pub export_errors: u64,
 }
 
 impl std::fmt::Debug for OtlpMetrics {
@@ -76,6 +95,7 @@ fn start(config: OtlpConfig) -> Result<OtlpMetrics, Error> {
         return Ok(OtlpMetrics {
             provider: SdkMeterProvider::builder().build(),
             logs: SdkLoggerProvider::builder().build(),
+            delivery: Arc::default(),
             runtime: None,
             shut_down: false,
         });
@@ -121,9 +141,12 @@ fn start(config: OtlpConfig) -> Result<OtlpMetrics, Error> {
             transport::build_in(&runtime, move || b.build())?
         }
     };
+    let delivery = Arc::new(DeliveryStats::default());
+    let processor = Delivery::start(log_exporter, config.logs_buffer_value(), delivery.clone())
+        .map_err(|e| Error::Otlp(format!("cannot start the log delivery thread: {e}")))?;
     let logs = SdkLoggerProvider::builder()
         .with_resource(Resource::builder().build())
-        .with_batch_exporter(log_exporter)
+        .with_log_processor(processor)
         .build();
     let reader = PeriodicReader::builder(exporter)
         .with_interval(config.export_interval_value())
@@ -135,6 +158,7 @@ fn start(config: OtlpConfig) -> Result<OtlpMetrics, Error> {
     Ok(OtlpMetrics {
         provider,
         logs,
+        delivery,
         runtime: Some(runtime),
         shut_down: false,
     })
@@ -155,6 +179,22 @@ impl OtlpMetrics {
     /// call and run summary as a log record over OTLP, batched by the SDK.
     pub fn logger_provider(&self) -> &SdkLoggerProvider {
         &self.logs
+    }
+
+    /// Log records handed to the pipeline, delivered to the collector, and dropped because
+    /// the buffer was full (or left at shutdown): delivered + dropped + waiting = made.
+    pub fn log_delivery(&self) -> LogDelivery {
+        let d = &self.delivery;
+        LogDelivery {
+            made: d.made.load(std::sync::atomic::Ordering::Relaxed),
+            delivered: d.delivered.load(std::sync::atomic::Ordering::Relaxed),
+            dropped: d.dropped.load(std::sync::atomic::Ordering::Relaxed),
+            export_errors: d.export_errors.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn delivery_stats(&self) -> Arc<DeliveryStats> {
+        self.delivery.clone()
     }
 
     /// Exports now.
