@@ -20,7 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let metrics = otlp::init()?;
     let (layer, guard) = UsageLayer::builder()
         .jsonl_dir("./llm_usage_logs")
-        .meter(metrics.meter())
+        .otlp(&metrics)
         .build()?;
     let usage = layer.handle();
     // RUST_LOG filters the printed logs only; the usage layer stays unfiltered.

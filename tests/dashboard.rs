@@ -94,9 +94,15 @@ fn the_dashboard_uses_only_what_the_crate_emits() {
     let keywords = ["sum", "by", "rate", "histogram_quantile", "__rate_interval"];
 
     let panels = dash["panels"].as_array().unwrap();
-    assert!(panels.len() >= 6);
+    assert!(panels.len() >= 8);
     let mut used = BTreeSet::new();
+    let mut logql = 0;
     for panel in panels {
+        if panel["datasource"]["type"] == "loki" {
+            check_logql(panel);
+            logql += 1;
+            continue;
+        }
         let targets = panel["targets"].as_array().unwrap();
         assert!(!targets.is_empty(), "{}", panel["title"]);
         for t in targets {
@@ -123,6 +129,7 @@ fn the_dashboard_uses_only_what_the_crate_emits() {
             assert!(metrics_in_expr > 0, "{expr}");
         }
     }
+    assert_eq!(logql, 2, "the two tables over the log records");
     for needed in [
         "gen_ai_client_token_usage_sum",
         "gen_ai_usage_cost_USD_sum",
@@ -131,4 +138,75 @@ fn the_dashboard_uses_only_what_the_crate_emits() {
     ] {
         assert!(used.contains(needed), "{needed} is charted");
     }
+}
+
+/// A LogQL panel names only the log records' attributes, as Loki stores them (structured
+/// metadata: dots become underscores), and the resource's `service_name`.
+fn check_logql(panel: &serde_json::Value) {
+    let attributes: BTreeSet<String> = tracing_llm_usage::otel::logs::ATTRIBUTES
+        .iter()
+        .map(|a| a.replace('.', "_"))
+        .chain(["service_name".to_owned()])
+        .collect();
+    let keywords = [
+        "topk",
+        "sum",
+        "max",
+        "by",
+        "sum_over_time",
+        "max_over_time",
+        "unwrap",
+        "h",
+    ];
+    for t in panel["targets"].as_array().unwrap() {
+        let expr = t["expr"].as_str().unwrap();
+        let mut named = 0;
+        for (word, _) in identifiers(expr) {
+            if keywords.contains(&word.as_str()) {
+                continue;
+            }
+            assert!(
+                attributes.contains(&word),
+                "{word} in {expr:?} is not an attribute of the records"
+            );
+            named += 1;
+        }
+        assert!(expr.contains("unwrap llm_cost_usd"), "{expr}");
+        assert!(named >= 3, "{expr}");
+    }
+}
+
+#[test]
+fn the_collector_config_has_a_metrics_and_a_logs_pipeline() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/grafana/otel-collector.yaml"
+    );
+    let config: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let pipelines = &config["service"]["pipelines"];
+    for (name, exporter) in [("metrics", "prometheus"), ("logs", "otlphttp/loki")] {
+        let pipeline = &pipelines[name];
+        assert_eq!(pipeline["receivers"][0], "otlp", "{name}");
+        let exporters: Vec<&str> = pipeline["exporters"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap())
+            .collect();
+        assert!(exporters.contains(&exporter), "{name}: {exporters:?}");
+        for e in exporters {
+            assert!(
+                config["exporters"].get(e).is_some(),
+                "{e} is used but not defined"
+            );
+        }
+    }
+    let compose_path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/grafana/docker-compose.yml"
+    );
+    let compose: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(compose_path).unwrap()).unwrap();
+    assert!(compose["services"].get("loki").is_some());
 }

@@ -38,6 +38,34 @@ pub const BUDGET_EXCEEDED_EVENT: &str = "llm_usage.budget_exceeded";
 /// A budget warning's event name.
 pub const BUDGET_WARNING_EVENT: &str = "llm_usage.budget_warning";
 
+/// Every attribute key a record can carry, besides `llm.prompt.<component>`.
+pub const ATTRIBUTES: [&str; 24] = [
+    "gen_ai.operation.name",
+    "gen_ai.provider.name",
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+    "gen_ai.agent.name",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.cache_read.input_tokens",
+    "gen_ai.usage.cache_write.input_tokens",
+    "gen_ai.usage.reasoning.output_tokens",
+    "error.type",
+    "llm.run_id",
+    "llm.step",
+    "llm.task",
+    "llm.cost_usd",
+    "llm.cost_source",
+    "llm.price_version",
+    "llm.latency_ms",
+    "llm.estimated",
+    "llm.status",
+    "llm.call_count",
+    "llm.budget.name",
+    "llm.budget.scope",
+    "llm.budget.scope_id",
+];
+
 /// Emits the records, on the sink's worker thread.
 pub(crate) struct LogEmitter {
     logger: SdkLogger,
