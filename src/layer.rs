@@ -27,7 +27,7 @@ use crate::sink::writer::SinkStats;
 use crate::UsageHandle;
 
 /// A [`tracing_subscriber::Layer`] that counts the tokens and cost of `llm_call` spans per run
-/// and per step, and writes one F-077 JSON line per call and per finished run.
+/// and per step, and writes one JSON line per call and per finished run.
 ///
 /// Built with [`UsageLayer::builder`]; see the crate documentation for an example.
 #[derive(Clone)]

@@ -3,7 +3,7 @@
 //! [`UsageLayer`] picks up `llm_call` spans that carry token counts (under this crate's names
 //! or the OpenTelemetry GenAI ones), attributes each call to its run (the nearest span with a
 //! `run_id` field) and its workflow step, aggregates per run and per step in memory, and
-//! writes one JSON line per call and one summary line per finished run (the F-077 token log
+//! writes one JSON line per call and one summary line per finished run (the LLM usage log
 //! format), off the caller's thread and without losing lines.
 //!
 //! # Example
@@ -35,6 +35,18 @@
 //! drop(guard); // flushes every line
 //! # Ok::<(), tracing_llm_usage::Error>(())
 //! ```
+//!
+//! # Features
+//!
+//! | feature | default | what |
+//! |---|---|---|
+//! | `otlp` | yes | [`otlp::init`]: metrics and log records over OTLP (gRPC or HTTP/protobuf, TLS) |
+//! | `logs` | with `otlp` | [`UsageLayerBuilder::logger_provider`]: every line as an OpenTelemetry log record |
+//! | `bound-instruments` | yes | metrics through opentelemetry_sdk 0.33's bound instruments |
+//! | `cli` | yes | the `llm-usage` command |
+//! | `sqlite`, `postgres` | no | rows in SQLite or PostgreSQL, live and by `llm-usage import` |
+//! | `trace-context` | no | log records carry tracing-opentelemetry's trace and span ids |
+//! | `tiktoken` | no | token counts from text (`estimate`) |
 //!
 //! # Instrumenting calls
 //!
@@ -110,6 +122,7 @@
 //! [`tracing::field::Empty`]: https://docs.rs/tracing/latest/tracing/field/struct.Empty.html
 //! [`tracing::Instrument::instrument`]: https://docs.rs/tracing/latest/tracing/trait.Instrument.html#method.instrument
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]

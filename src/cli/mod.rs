@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! llm-usage stats [PATHS]...          calls, runs, tokens, cost, time span
-//! llm-usage report                    by step, prompt components, efficiency (F-077)
+//! llm-usage report                    by step, prompt components, efficiency
 //! llm-usage by step|model|provider|task|agent|run|day
 //! llm-usage run list | run show ID
 //! llm-usage export --output FILE.csv  one row per call
@@ -94,7 +94,7 @@ const NO_ENGINE: &str = "this llm-usage was built without the `sqlite` and `post
 enum Command {
     /// Calls, runs, tokens, cost, time span, estimated-token share.
     Stats { paths: Vec<PathBuf> },
-    /// The F-077 aggregation report: by step, by prompt component, efficiency.
+    /// The aggregation report: by step, by prompt component, efficiency.
     Report { paths: Vec<PathBuf> },
     /// One table grouped by a dimension, most expensive first.
     By {

@@ -1,4 +1,4 @@
-//! The F-077 line encoder: a [`CallRecord`] written straight into a reused buffer (no
+//! The line encoder: a [`CallRecord`] written straight into a reused buffer (no
 //! `serde_json::Value`, integers through itoa), and run summaries through serde.
 //!
 //! The output is byte-for-byte what `serde_json::to_string(&record)` gives, which the tests
