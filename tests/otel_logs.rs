@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -209,6 +208,22 @@ impl LogsService for Grpc {
     }
 }
 
+/// A gRPC `LogsService` receiver on `listener`.
+fn start_grpc(rt: &tokio::runtime::Runtime, listener: std::net::TcpListener) -> Got {
+    listener.set_nonblocking(true).unwrap();
+    let got = Got::default();
+    let service = LogsServiceServer::new(Grpc(got.clone()));
+    rt.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await
+            .unwrap();
+    });
+    got
+}
+
 /// An HTTP/1.1 receiver of `POST /v1/logs` with protobuf bodies.
 fn start_http() -> (u16, Got) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -217,38 +232,16 @@ fn start_http() -> (u16, Got) {
     let out = got.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
+            let Ok(stream) = stream else { return };
             let got = got.clone();
-            std::thread::spawn(move || loop {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    match stream.read(&mut byte) {
-                        Ok(1) => head.push(byte[0]),
-                        _ => return,
+            std::thread::spawn(move || {
+                common::serve_http(stream, |req| {
+                    if req.path == "/v1/logs" {
+                        got.lock()
+                            .unwrap()
+                            .push(ExportLogsServiceRequest::decode(req.body.as_slice()).unwrap());
                     }
-                }
-                let head = String::from_utf8_lossy(&head).to_string();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("content-length")
-                            .then(|| v.trim().parse().ok())?
-                    })
-                    .unwrap_or(0);
-                let mut body = vec![0u8; len];
-                if stream.read_exact(&mut body).is_err() {
-                    return;
-                }
-                if head.starts_with("POST /v1/logs ") {
-                    got.lock()
-                        .unwrap()
-                        .push(ExportLogsServiceRequest::decode(body.as_slice()).unwrap());
-                }
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n",
-                );
+                })
             });
         }
     });
@@ -307,17 +300,7 @@ fn records_arrive_over_otlp_grpc_and_http() {
         .unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
-    let got = Got::default();
-    let service = LogsServiceServer::new(Grpc(got.clone()));
-    rt.spawn(async move {
-        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-            .await
-            .unwrap();
-    });
+    let got = start_grpc(&rt, listener);
     run_over(
         OtlpConfig::new()
             .protocol(OtlpProtocol::Grpc)
@@ -373,18 +356,10 @@ fn an_outage_keeps_what_the_buffer_holds_and_counts_the_rest() {
     assert!(logs.force_flush().is_err(), "the collector is down");
 
     // The collector comes up: what the buffer held arrives, once.
-    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let got = Got::default();
-    let service = LogsServiceServer::new(Grpc(got.clone()));
-    rt.spawn(async move {
-        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-            .await
-            .unwrap();
-    });
+    let got = start_grpc(
+        &rt,
+        std::net::TcpListener::bind(("127.0.0.1", port)).unwrap(),
+    );
     let mut tries = 0;
     while logs.force_flush().is_err() && tries < 40 {
         std::thread::sleep(Duration::from_millis(250));

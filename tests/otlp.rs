@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::TcpListener as StdListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -66,38 +65,15 @@ fn start_http() -> (u16, Received, Arc<Mutex<Vec<String>>>) {
     let (r, p) = (received.clone(), paths.clone());
     std::thread::spawn(move || {
         for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
+            let Ok(stream) = stream else { return };
             let (r, p) = (r.clone(), p.clone());
-            std::thread::spawn(move || loop {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    match stream.read(&mut byte) {
-                        Ok(1) => head.push(byte[0]),
-                        _ => return,
-                    }
-                }
-                let head = String::from_utf8_lossy(&head).to_string();
-                let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("content-length")
-                            .then(|| v.trim().parse().ok())?
-                    })
-                    .unwrap_or(0);
-                let mut body = vec![0u8; len];
-                if stream.read_exact(&mut body).is_err() {
-                    return;
-                }
-                p.lock().unwrap().push(path);
-                r.lock()
-                    .unwrap()
-                    .push(ExportMetricsServiceRequest::decode(body.as_slice()).unwrap());
-                let _ = stream.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n",
-                );
+            std::thread::spawn(move || {
+                common::serve_http(stream, |req| {
+                    p.lock().unwrap().push(req.path);
+                    r.lock()
+                        .unwrap()
+                        .push(ExportMetricsServiceRequest::decode(req.body.as_slice()).unwrap());
+                })
             });
         }
     });

@@ -4,9 +4,10 @@
 //! `OTEL_SDK_DISABLED`. One test function: the environment is process-wide.
 #![cfg(feature = "otlp")]
 
+mod common;
 mod pki;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -112,35 +113,13 @@ fn start_https(pki: &Pki, client_auth: bool) -> (u16, Log) {
                 let Ok(conn) = rustls::ServerConnection::new(config) else {
                     return;
                 };
-                let mut tls = rustls::StreamOwned::new(conn, stream);
-                loop {
-                    let mut head = Vec::new();
-                    let mut byte = [0u8; 1];
-                    while !head.ends_with(b"\r\n\r\n") {
-                        match tls.read(&mut byte) {
-                            Ok(1) => head.push(byte[0]),
-                            _ => return,
-                        }
-                    }
-                    let head = String::from_utf8_lossy(&head).to_string();
-                    let headers: Vec<(String, String)> = head
-                        .lines()
-                        .skip(1)
-                        .filter_map(|l| l.split_once(':'))
-                        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-                        .collect();
-                    let len: usize = headers
-                        .iter()
-                        .find(|(k, _)| k == "content-length")
-                        .and_then(|(_, v)| v.parse().ok())
-                        .unwrap_or(0);
-                    let mut body = vec![0u8; len];
-                    if tls.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    let gzip = headers
+                let tls = rustls::StreamOwned::new(conn, stream);
+                common::serve_http(tls, |req| {
+                    let gzip = req
+                        .headers
                         .iter()
                         .any(|(k, v)| k == "content-encoding" && v == "gzip");
+                    let mut body = req.body;
                     if gzip {
                         let mut plain = Vec::new();
                         flate2::read::GzDecoder::new(body.as_slice())
@@ -149,12 +128,11 @@ fn start_https(pki: &Pki, client_auth: bool) -> (u16, Log) {
                         body = plain;
                     }
                     let request = ExportMetricsServiceRequest::decode(body.as_slice()).unwrap();
-                    log.lock().unwrap().push(Got { headers, request });
-                    let _ = tls.write_all(
-                        b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n",
-                    );
-                    let _ = tls.flush();
-                }
+                    log.lock().unwrap().push(Got {
+                        headers: req.headers,
+                        request,
+                    });
+                });
             });
         }
     });

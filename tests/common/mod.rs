@@ -104,3 +104,52 @@ pub fn stable(line: &Value) -> Value {
     o.remove("elapsed_seconds");
     v
 }
+
+/// One HTTP/1.1 request read from a receiver's connection: its path, its headers (names in
+/// lower case) and its body (Content-Length).
+pub struct HttpRequest {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Serves one connection of a test receiver (plain or TLS): calls `handle` with each request
+/// and answers `200 OK` with an empty protobuf body, until the client closes.
+pub fn serve_http<S: io::Read + io::Write>(mut stream: S, mut handle: impl FnMut(HttpRequest)) {
+    loop {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match stream.read(&mut byte) {
+                Ok(1) => head.push(byte[0]),
+                _ => return,
+            }
+        }
+        let head = String::from_utf8_lossy(&head).to_string();
+        let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+        let headers: Vec<(String, String)> = head
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k == "content-length")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let mut body = vec![0u8; len];
+        if stream.read_exact(&mut body).is_err() {
+            return;
+        }
+        handle(HttpRequest {
+            path,
+            headers,
+            body,
+        });
+        let _ = stream.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n",
+        );
+        let _ = stream.flush();
+    }
+}
