@@ -43,7 +43,7 @@
 //! | `otlp` | yes | [`otlp::init`]: metrics and log records over OTLP (gRPC or HTTP/protobuf, TLS) |
 //! | `logs` | with `otlp` | [`UsageLayerBuilder::logger_provider`]: every line as an OpenTelemetry log record |
 //! | `bound-instruments` | yes | metrics through opentelemetry_sdk 0.33's bound instruments |
-//! | `cli` | yes | the `llm-usage` command |
+//! | `cli` | no | the `llm-usage` command |
 //! | `sqlite`, `postgres` | no | rows in SQLite or PostgreSQL, live and by `llm-usage import` |
 //! | `trace-context` | no | log records carry tracing-opentelemetry's trace and span ids |
 //! | `tiktoken` | no | token counts from text (`estimate`) |
