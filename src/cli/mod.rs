@@ -203,8 +203,13 @@ pub fn main() -> ExitCode {
             }
         }
     }
+    // An override file adds to the bundled table, as the builder's overrides do; a LiteLLM
+    // file is a whole table.
     let prices = match &c.prices {
         Some(p) => match PriceTable::from_path(p) {
+            Ok(t) if p.extension().is_some_and(|e| e == "toml") => {
+                Some(PriceTable::bundled().merge(&t))
+            }
             Ok(t) => Some(t),
             Err(e) => return fail(format!("{}: {e}", p.display())),
         },

@@ -64,7 +64,9 @@ impl Cell {
             Cell::Text(Some(t)) => crate::inert::terminal(t).into_owned(),
             Cell::Text(None) => "-".into(),
             Cell::Int(i) => thousands(*i),
-            Cell::Usd(Some(v)) if *v < 0.0 => format!("-${:.4}", -v),
+            // A saving that rounds to nothing is no saving: never `-$0.0000`.
+            Cell::Usd(Some(v)) if *v <= -0.00005 => format!("-${:.4}", -v),
+            Cell::Usd(Some(v)) if *v < 0.0 => "$0.0000".into(),
             Cell::Usd(Some(v)) => format!("${v:.4}"),
             Cell::Float(Some(v)) => format!("{v:.3}"),
             Cell::Share(Some(v)) => format!("{:.1}%", v * 100.0),
@@ -255,6 +257,13 @@ mod tests {
         };
         assert_eq!(csv(false), "text,usd,int\n'-1.5,-1.5,3\n'=1+1,0.25,0\n");
         assert_eq!(csv(true), "text,usd,int\n-1.5,-1.5,3\n=1+1,0.25,0\n");
+    }
+
+    #[test]
+    fn money_never_shows_minus_zero() {
+        assert_eq!(Cell::Usd(Some(-0.00001)).display(), "$0.0000");
+        assert_eq!(Cell::Usd(Some(-0.25)).display(), "-$0.2500");
+        assert_eq!(Cell::Usd(Some(0.0)).display(), "$0.0000");
     }
 
     #[test]
