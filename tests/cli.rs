@@ -201,17 +201,40 @@ fn gzip_stdin_and_directories_give_the_same_numbers() {
 }
 
 #[test]
-fn an_empty_directory_reports_zeros() {
+fn no_usable_input_is_an_error_and_an_empty_result_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let (out, err, code) = run(&["stats", "--format", "json", dir.path().to_str().unwrap()]);
-    assert_eq!(code, 0);
+    assert_eq!(code, 1);
     assert!(err.contains("no log files found"), "{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(out, "");
+    let garbage = dir.path().join("garbage.jsonl");
+    std::fs::write(&garbage, "not json\n{\"also\": \"not a line\"}\n").unwrap();
+    let (out, err, code) = run(&["stats", garbage.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("none of the 2 lines is a usage line"), "{err}");
+    assert_eq!(out, "");
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let (_, err, code) = run(&["stats", empty.to_str().unwrap()]);
     assert_eq!(
-        (v["calls"].as_u64(), v["files"].as_u64()),
-        (Some(0), Some(0))
+        (code, err.trim()),
+        (1, "llm-usage: the input holds no usage lines")
     );
-    assert_eq!(v["cost_usd"], serde_json::Value::Null);
+
+    let log = fixture();
+    let (out, err, code) = run(&["by", "model", "--model", "nothing", log.to_str().unwrap()]);
+    assert_eq!((code, out.as_str()), (0, ""));
+    assert!(err.contains("nothing matches"), "{err}");
+    let (out, _, code) = run(&[
+        "by",
+        "model",
+        "--model",
+        "nothing",
+        "--format",
+        "json",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!((code, out.trim()), (0, "[]"));
 }
 
 #[test]

@@ -297,7 +297,10 @@ pub fn main() -> ExitCode {
         },
     };
     if inputs.is_empty() {
-        eprintln!("llm-usage: no log files found");
+        return fail(
+            "no log files found (PATHS are JSONL files, .gz files or directories of them; \
+             the default is ./llm_usage_logs)",
+        );
     }
     let scan = match read::scan(&inputs, &filters, &needs) {
         Ok(s) => s,
@@ -321,6 +324,15 @@ pub fn main() -> ExitCode {
                 ""
             }
         );
+    }
+
+    // Nothing readable is an error, not a table of zeros.
+    if scan.problem_count >= scan.lines {
+        return fail(if scan.lines == 0 {
+            "the input holds no usage lines".to_owned()
+        } else {
+            format!("none of the {} lines is a usage line", scan.lines)
+        });
     }
 
     let sections = match &cli.command {
@@ -355,6 +367,10 @@ pub fn main() -> ExitCode {
             ..
         } => commands::budget(&scan, *per_day, *per_run, *tokens),
     };
+    if c.format == Format::Table && sections.iter().all(|s| s.rows.is_empty()) {
+        eprintln!("llm-usage: nothing matches (check --since, --until, --run, --model, --step)");
+        return ExitCode::SUCCESS;
+    }
     let result = match &cli.command {
         Command::Export { output, .. } if output.as_os_str() != "-" => {
             std::fs::File::create(output).and_then(|f| {
