@@ -353,7 +353,8 @@ pub struct CallRecord {
     pub tokens: Tokens,
     /// Input tokens per prompt component.
     pub prompt_breakdown: PromptBreakdown,
-    /// The call's cost in USD, `None` when unpriced.
+    /// The call's cost in USD, `None` when unpriced (written to the nano-dollar).
+    #[serde(serialize_with = "nano_usd")]
     pub cost_usd: Option<f64>,
     /// Where the cost came from.
     pub cost_source: CostSource,
@@ -395,6 +396,25 @@ pub struct CallRecord {
     /// tracks it (feature `trace-context`); carried by the call's log record, not the line.
     #[serde(skip)]
     pub trace: Option<([u8; 16], [u8; 8])>,
+}
+
+/// A cost as written in a line: rounded to the nano-dollar, so a line shows `0.008535`, not
+/// `0.008535000000000001`; sums in memory keep every bit.
+pub(crate) fn round_usd(v: f64) -> f64 {
+    let nano = v * 1e9;
+    // Past 2^53 nano-dollars every f64 is whole already (and an overflow must not become inf).
+    if nano.is_finite() && nano.abs() < 9.0e15 {
+        nano.round() / 1e9
+    } else {
+        v
+    }
+}
+
+pub(crate) fn nano_usd<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_some(&round_usd(*v)),
+        None => s.serialize_none(),
+    }
 }
 
 fn default_operation() -> Name {

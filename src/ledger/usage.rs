@@ -77,7 +77,9 @@ pub struct RunUsage {
     pub total_tokens: u64,
     /// Calls in the run.
     pub call_count: u64,
-    /// Sum of the priced calls' costs; `None` when no call was priced.
+    /// Sum of the priced calls' costs; `None` when no call was priced (written to the
+    /// nano-dollar).
+    #[serde(serialize_with = "crate::record::nano_usd")]
     pub cost_usd: Option<f64>,
 }
 
@@ -102,7 +104,9 @@ pub struct StepUsage {
     pub output_tokens: u64,
     /// Calls.
     pub calls: u64,
-    /// Sum of the priced calls' costs; `None` when no call was priced.
+    /// Sum of the priced calls' costs; `None` when no call was priced (written to the
+    /// nano-dollar).
+    #[serde(serialize_with = "crate::record::nano_usd")]
     pub cost_usd: Option<f64>,
 }
 

@@ -47,7 +47,7 @@ pub(crate) fn encode_call(rec: &CallRecord, out: &mut Vec<u8>) {
     }
     out.extend_from_slice(b"},\"cost_usd\":");
     match rec.cost_usd {
-        Some(c) => float(out, c),
+        Some(c) => float(out, crate::record::round_usd(c)),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(match rec.cost_source {
@@ -271,6 +271,17 @@ mod tests {
                 String::from_utf8(want).unwrap()
             );
         }
+        rec.cost_usd = Some(0.008535000000000001);
+        let mut line = Vec::new();
+        encode_call(&rec, &mut line);
+        let text = String::from_utf8(line).unwrap();
+        assert!(text.contains("\"cost_usd\":0.008535,"), "{text}");
+        rec.cost_usd = Some(1e300);
+        let mut line = Vec::new();
+        encode_call(&rec, &mut line);
+        let text = String::from_utf8(line).unwrap();
+        assert!(text.contains("\"cost_usd\":1e+300,"), "{text}");
+        rec.cost_usd = Some(0.2385);
         let mut out = Vec::new();
         encode_call(&rec, &mut out);
         let back: CallRecord = serde_json::from_slice(&out).unwrap();
