@@ -74,7 +74,8 @@ pub(crate) fn stats(scan: &Scan, files: u64) -> Vec<Section> {
     vec![s]
 }
 
-fn by_step_section(scan: &Scan) -> Section {
+/// Totals per step; `total` adds a `TOTAL` row (reports; a run's own totals are elsewhere).
+fn by_step_section(scan: &Scan, total: bool) -> Section {
     let mut s = Section::new(
         "by_step",
         vec!["step", "calls", "input", "output", "cost_usd"],
@@ -88,14 +89,16 @@ fn by_step_section(scan: &Scan) -> Section {
             Cell::Usd(cost(acc)),
         ]);
     }
-    let a = &scan.agg.all;
-    s.rows.push(vec![
-        Cell::text("TOTAL"),
-        Cell::Int(a.calls),
-        Cell::Int(a.input),
-        Cell::Int(a.output),
-        Cell::Usd(cost(a)),
-    ]);
+    if total {
+        let a = &scan.agg.all;
+        s.rows.push(vec![
+            Cell::text("TOTAL"),
+            Cell::Int(a.calls),
+            Cell::Int(a.input),
+            Cell::Int(a.output),
+            Cell::Usd(cost(a)),
+        ]);
+    }
     s
 }
 
@@ -140,7 +143,7 @@ pub(crate) fn report(scan: &Scan) -> Vec<Section> {
         vec![Cell::text("runs"), Cell::Int(runs)],
         vec![Cell::text("calls"), Cell::Int(a.calls)],
     ];
-    let mut out = vec![by_step_section(scan), prompt, eff];
+    let mut out = vec![by_step_section(scan, true), prompt, eff];
     if !scan.agg.budget_lines.is_empty() {
         let mut b = Section::new(
             "budget_events",
@@ -374,7 +377,7 @@ pub(crate) fn run_show(scan: &Scan, id: &str) -> Option<Vec<Section>> {
             Cell::Text(r.error.clone()),
         ]);
     }
-    Some(vec![summary, by_step_section(scan), calls])
+    Some(vec![summary, by_step_section(scan, false), calls])
 }
 
 /// The columns of `export`.

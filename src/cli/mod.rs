@@ -88,7 +88,8 @@ struct Common {
 }
 
 #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
-const NO_ENGINE: &str = "this llm-usage was built without the `sqlite` and `postgres` features";
+const NO_ENGINE: &str = "this llm-usage was built without a database: install it with \
+     `cargo install tracing-llm-usage --features cli,sqlite,postgres`";
 
 #[derive(Subcommand, Debug)]
 enum Command {
