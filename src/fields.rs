@@ -93,7 +93,7 @@ fn call_field(name: &str) -> Option<CallField> {
         "cost_usd" => CostUsd,
         "service_tier" => ServiceTier,
         "tokens.estimated" => Estimated,
-        "error" => Error,
+        "error" | "error.type" => Error,
         n if n.starts_with("prompt.") => Prompt,
         n => return modality_field(n),
     })
@@ -658,6 +658,8 @@ pub(crate) enum SpanRole {
     Scope {
         /// It has a `run_id` field: it is a run.
         run: bool,
+        /// It declares `gen_ai.operation.name`: an `invoke_agent` outside any run is a run.
+        op: bool,
     },
     /// A span declaring token fields that is none of the above: its usage is not counted,
     /// and recording any is reported.
@@ -669,7 +671,7 @@ impl SpanRole {
     pub(crate) fn is_accounting(self) -> bool {
         matches!(
             self,
-            SpanRole::Call | SpanRole::GenAi | SpanRole::Scope { run: true }
+            SpanRole::Call | SpanRole::GenAi | SpanRole::Scope { run: true, .. }
         )
     }
 }
@@ -690,6 +692,7 @@ pub(crate) fn classify(meta: &Metadata<'_>, call_span_name: &str) -> SpanRole {
     } else if flags & (FLAG_RUN | FLAG_SCOPE) != 0 {
         SpanRole::Scope {
             run: flags & FLAG_RUN != 0,
+            op: flags & FLAG_OP != 0,
         }
     } else if flags & FLAG_USAGE != 0 {
         SpanRole::Watched
@@ -702,6 +705,7 @@ const FLAG_RUN: u8 = 1;
 const FLAG_SCOPE: u8 = 2;
 const FLAG_GENAI: u8 = 4;
 const FLAG_USAGE: u8 = 8;
+const FLAG_OP: u8 = 16;
 const ROLE_SLOTS: usize = 128;
 
 thread_local! {
@@ -732,6 +736,7 @@ fn callsite_flags(meta: &Metadata<'_>) -> u8 {
         match f.name() {
             "run_id" => flags |= FLAG_RUN,
             "step" | "task" | "agent" | "gen_ai.agent.name" => flags |= FLAG_SCOPE,
+            "gen_ai.operation.name" => flags |= FLAG_OP,
             n if n.starts_with("gen_ai.usage.") => flags |= FLAG_GENAI | FLAG_USAGE,
             n if is_usage_field(n) => flags |= FLAG_USAGE,
             _ => {}

@@ -753,7 +753,14 @@ where
         match classify(attrs.metadata(), &inner.span_name) {
             SpanRole::Ignored => {}
             SpanRole::Call => inner.open_call(attrs, id, &ctx),
-            SpanRole::Scope { run } => inner.open_scope(attrs, id, &ctx, run, false),
+            SpanRole::Scope { run, op } => {
+                // genai's agent spans: no usage fields, but an operation.
+                let invoke = op
+                    && !run
+                    && operation_of(attrs, &inner.inference_operations)
+                        == Operation::Agent { invoke: true };
+                inner.open_scope(attrs, id, &ctx, run, invoke)
+            }
             SpanRole::GenAi => match operation_of(attrs, &inner.inference_operations) {
                 Operation::Inference => inner.open_call(attrs, id, &ctx),
                 Operation::Agent { invoke } => inner.open_scope(attrs, id, &ctx, false, invoke),
@@ -818,8 +825,13 @@ where
             return;
         };
         match classify(span.metadata(), &self.inner.span_name) {
-            SpanRole::Ignored | SpanRole::Watched | SpanRole::Scope { run: false } => {}
-            SpanRole::Call | SpanRole::GenAi | SpanRole::Scope { run: true } => {
+            SpanRole::Ignored
+            | SpanRole::Watched
+            | SpanRole::Scope {
+                run: false,
+                op: false,
+            } => {}
+            SpanRole::Call | SpanRole::GenAi | SpanRole::Scope { .. } => {
                 // What the span became when it opened decides: a call, a run, or neither.
                 let (call, run) = {
                     let ext = span.extensions();

@@ -626,3 +626,152 @@ fn a_call_reporting_audio_tokens_is_priced_at_the_audio_rates() {
         assert!((got - want).abs() < 1e-9, "{costs:?}");
     }
 }
+
+/// genai 0.7.2's `genai.chat` span (`genai::otel::span::chat_request_span`), field for field.
+fn genai_chat(model: &str, stream: bool) -> Span {
+    info_span!(
+        target: "genai::otel::span",
+        "genai.chat",
+        "otel.name" = format!("chat {model}").as_str(),
+        "otel.kind" = "client",
+        "otel.status_code" = Empty,
+        "error.type" = Empty,
+        "gen_ai.operation.name" = "chat",
+        "gen_ai.provider.name" = "openai",
+        "gen_ai.request.model" = model,
+        "gen_ai.request.stream" = stream,
+        "gen_ai.request.temperature" = Empty,
+        "gen_ai.request.max_tokens" = Empty,
+        "gen_ai.request.top_p" = Empty,
+        "gen_ai.request.seed" = Empty,
+        "gen_ai.request.stop_sequences" = Empty,
+        "gen_ai.output.type" = Empty,
+        "server.address" = Empty,
+        "server.port" = Empty,
+        "gen_ai.response.id" = Empty,
+        "gen_ai.response.model" = Empty,
+        "gen_ai.response.finish_reasons" = Empty,
+        "gen_ai.usage.input_tokens" = Empty,
+        "gen_ai.usage.output_tokens" = Empty,
+        "gen_ai.usage.cache_read.input_tokens" = Empty,
+        "gen_ai.usage.cache_creation.input_tokens" = Empty,
+        "gen_ai.usage.reasoning.output_tokens" = Empty,
+        "gen_ai.response.time_to_first_chunk" = Empty,
+        "gen_ai.system_instructions" = Empty,
+        "gen_ai.input.messages" = Empty,
+        "gen_ai.output.messages" = Empty,
+        "gen_ai.tool.definitions" = Empty,
+    )
+}
+
+/// genai 0.7.2's agent span (`genai::otel::agent`): the agent's name is recorded after.
+fn genai_agent(operation: &'static str) -> Span {
+    info_span!(
+        target: "genai::otel::agent",
+        "genai.agent",
+        "otel.name" = "invoke_agent researcher",
+        "otel.kind" = "internal",
+        "otel.status_code" = Empty,
+        "error.type" = Empty,
+        "gen_ai.operation.name" = operation,
+        "gen_ai.agent.name" = Empty,
+        "gen_ai.agent.id" = Empty,
+        "gen_ai.agent.description" = Empty,
+        "gen_ai.provider.name" = Empty,
+        "gen_ai.request.model" = Empty,
+    )
+}
+
+#[test]
+fn genai_0_7_spans_are_counted_as_genai_writes_them() {
+    let (d, handle, guard, buf) = setup(UsageLayer::builder().prices(PriceTable::new()));
+    dispatcher::with_default(&d, || {
+        // In the application's run, inside a workflow and an agent.
+        let run = info_span!("job", run_id = "genai-run");
+        run.in_scope(|| {
+            let workflow = info_span!(
+                target: "genai::otel::agent",
+                "genai.invoke_workflow",
+                "otel.name" = "invoke_workflow research",
+                "otel.kind" = "internal",
+                "otel.status_code" = Empty,
+                "error.type" = Empty,
+                "gen_ai.operation.name" = "invoke_workflow",
+                "gen_ai.workflow.name" = "research",
+            );
+            let _w = workflow.enter();
+            let agent = genai_agent("invoke_agent");
+            agent.record("gen_ai.agent.name", "researcher");
+            let _a = agent.enter();
+            let chat = genai_chat("gpt-4.1", true);
+            chat.record("gen_ai.input.messages", SECRET);
+            chat.record("gen_ai.response.model", "gpt-4.1-2025-04-14");
+            chat.record("gen_ai.usage.input_tokens", 1500i64);
+            chat.record("gen_ai.usage.output_tokens", 120i64);
+            chat.record("gen_ai.usage.cache_read.input_tokens", 1024i64);
+            chat.record("gen_ai.usage.reasoning.output_tokens", 64i64);
+            chat.record("gen_ai.response.time_to_first_chunk", 0.42);
+            chat.record("gen_ai.output.messages", SECRET);
+            drop(chat);
+            // A failed request: genai records `error.type`.
+            let failed = genai_chat("gpt-4.1", false);
+            failed.record("error.type", "rate_limit_exceeded");
+            drop(failed);
+            let embed = info_span!(
+                target: "genai::otel::span",
+                "genai.embeddings",
+                "otel.name" = "embeddings text-embedding-3-small",
+                "otel.kind" = "client",
+                "otel.status_code" = Empty,
+                "error.type" = Empty,
+                "gen_ai.operation.name" = "embeddings",
+                "gen_ai.provider.name" = "openai",
+                "gen_ai.request.model" = "text-embedding-3-small",
+                "gen_ai.embeddings.dimension.count" = Empty,
+                "gen_ai.request.encoding_formats" = Empty,
+                "server.address" = Empty,
+                "server.port" = Empty,
+                "gen_ai.response.model" = Empty,
+                "gen_ai.usage.input_tokens" = Empty,
+            );
+            embed.record("gen_ai.response.model", "text-embedding-3-small");
+            embed.record("gen_ai.usage.input_tokens", 48i64);
+        });
+        // An agent invocation outside any run is a run of its own.
+        let agent = genai_agent("invoke_agent");
+        agent.in_scope(|| {
+            let chat = genai_chat("gpt-4.1", false);
+            chat.record("gen_ai.usage.input_tokens", 10i64);
+            chat.record("gen_ai.usage.output_tokens", 2i64);
+        });
+    });
+    drop(guard);
+    assert!(!buf.text().contains(SECRET));
+    let lines = buf.lines();
+    let c = calls(&lines);
+    assert_eq!(c.len(), 4);
+    assert_eq!(c[0]["run_id"], "genai-run");
+    assert_eq!(c[0]["agent"], "researcher");
+    assert_eq!(c[0]["model"], "gpt-4.1-2025-04-14");
+    assert_eq!(tokens(c[0]), (1500, 120, 1024, 64));
+    assert_eq!(
+        (c[0]["stream"].clone(), c[0]["ttft_ms"].clone()),
+        (Value::Bool(true), 420.into())
+    );
+    assert_eq!(c[1]["error"], "rate_limit_exceeded");
+    assert_eq!(tokens(c[1]), (0, 0, 0, 0));
+    assert_eq!(
+        (c[2]["model"].as_str(), tokens(c[2])),
+        (Some("text-embedding-3-small"), (48, 0, 0, 0))
+    );
+    let s = summary(&lines, "genai-run");
+    assert_eq!(usage(s), (1548, 120, 3));
+    assert_eq!(s["status"], "error", "a failed call fails the run");
+    let own = handle
+        .recent_runs()
+        .into_iter()
+        .find(|r| r.run_id.starts_with("invoke_agent-"))
+        .expect("the agent outside any run is a run");
+    assert_eq!((own.usage.input_tokens, own.usage.call_count), (10, 1));
+    assert_eq!(c[3]["run_id"], &*own.run_id);
+}
