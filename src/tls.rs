@@ -17,6 +17,7 @@ pub(crate) enum Verify {
     /// The chain up to a trusted root, and the name (`verify-full`, and every HTTPS client).
     Full,
     /// The chain only, not the name (`verify-ca`).
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     ChainOnly,
     /// Nothing: encryption without authentication (`require` and `prefer` without a root
     /// certificate, as libpq does).

@@ -407,3 +407,31 @@ fn invalid_utf8_anywhere_in_a_line_rejects_it() {
     let err = check_line(&bad).unwrap_err();
     assert!(err.starts_with("invalid UTF-8"), "{err}");
 }
+
+#[test]
+fn a_run_id_used_by_two_runs_is_flagged_not_silently_merged() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("twice.jsonl");
+    let mut text = String::new();
+    for (day, input) in [("2025-12-14", 100), ("2025-12-15", 200)] {
+        text.push_str(&format!(
+            "{{\"timestamp\":\"{day}T10:00:00.000Z\",\"event\":\"llm_call\",\"run_id\":\"nightly\",\"model\":\"m\",\"tokens\":{{\"input\":{input},\"output\":1}}}}\n\
+             {{\"timestamp\":\"{day}T10:00:01.000Z\",\"event\":\"run_summary\",\"run_id\":\"nightly\",\"status\":\"success\",\"elapsed_seconds\":1.0}}\n"
+        ));
+    }
+    std::fs::write(&log, text).unwrap();
+    let log = log.to_str().unwrap();
+    let (out, _, code) = run(&["run", "list", "--format", "json", log]);
+    assert_eq!(code, 0);
+    let runs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(runs[0]["status"], "success (id used by 2 runs)");
+    assert_eq!(
+        (runs[0]["calls"].as_u64(), runs[0]["input"].as_u64()),
+        (Some(2), Some(300))
+    );
+    assert_eq!(runs[0]["first"], "2025-12-14T10:00:00.000Z");
+    assert_eq!(runs[0]["last"], "2025-12-15T10:00:00.000Z");
+    let (out, _, _) = run(&["run", "show", "nightly", "--format", "json", log]);
+    let show: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(show["run"]["status"], "success (id used by 2 runs)");
+}

@@ -131,6 +131,9 @@ pub(crate) struct RunInfo {
     pub(crate) elapsed: Option<f64>,
     pub(crate) timestamp: String,
     pub(crate) summary_calls: Option<u64>,
+    /// Final summaries (`success` or `error`) seen for the id: more than one means several
+    /// runs used it (a program run twice with a fixed id), and their calls are shown together.
+    pub(crate) finals: u32,
 }
 
 /// One call, for `export` and `run show`. `order` sorts rows back into file order.
@@ -231,6 +234,9 @@ impl Aggregate {
             self.summaries += 1;
             if let Some(id) = &l.run_id {
                 let info = self.runs.entry(id.to_string()).or_default();
+                if matches!(l.status.as_deref(), Some("success" | "error")) {
+                    info.finals += 1;
+                }
                 // The newest summary of a run wins (an `incomplete` one may precede it).
                 if *l.timestamp >= *info.timestamp {
                     info.status = l.status.as_deref().map(str::to_owned);
@@ -347,10 +353,12 @@ impl Aggregate {
         }
         for (id, info) in o.runs {
             let mine = self.runs.entry(id).or_default();
+            let finals = mine.finals + info.finals;
             if info.timestamp >= mine.timestamp && (info.status.is_some() || mine.status.is_none())
             {
                 *mine = info;
             }
+            mine.finals = finals;
         }
         self.rows.extend(o.rows);
         for (m, r) in o.repriced {

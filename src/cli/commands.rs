@@ -321,7 +321,7 @@ pub(crate) fn run_list(scan: &Scan) -> Vec<Section> {
         let info = &scan.agg.runs[id];
         s.rows.push(vec![
             Cell::text(id.clone()),
-            Cell::Text(info.status.clone()),
+            Cell::Text(status(info)),
             Cell::Int(acc.calls),
             Cell::Int(acc.input),
             Cell::Int(acc.output),
@@ -334,6 +334,14 @@ pub(crate) fn run_list(scan: &Scan) -> Vec<Section> {
     vec![s]
 }
 
+/// A run's status, flagged when several runs used its id (their calls are shown together).
+fn status(info: &super::agg::RunInfo) -> Option<String> {
+    match (&info.status, info.finals) {
+        (Some(s), n) if n > 1 => Some(format!("{s} (id used by {n} runs)")),
+        (s, _) => s.clone(),
+    }
+}
+
 /// `None` when the logs know nothing of the run.
 pub(crate) fn run_show(scan: &Scan, id: &str) -> Option<Vec<Section>> {
     let info = scan.agg.runs.get(id)?;
@@ -341,7 +349,7 @@ pub(crate) fn run_show(scan: &Scan, id: &str) -> Option<Vec<Section>> {
     let mut summary = Section::kv("run");
     summary.rows = vec![
         vec![Cell::text("run_id"), Cell::text(id)],
-        vec![Cell::text("status"), Cell::Text(info.status.clone())],
+        vec![Cell::text("status"), Cell::Text(status(info))],
         vec![Cell::text("elapsed_seconds"), Cell::Float(info.elapsed)],
         vec![Cell::text("calls"), Cell::Int(a.calls)],
         vec![Cell::text("input_tokens"), Cell::Int(a.input)],
