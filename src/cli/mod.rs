@@ -368,6 +368,15 @@ pub fn main() -> ExitCode {
             ..
         } => commands::budget(&scan, *per_day, *per_run, *tokens),
     };
+    if c.format == Format::Csv && sections.len() > 1 {
+        let names: Vec<&str> = sections.iter().map(|s| s.name).collect();
+        eprintln!(
+            "llm-usage: {} tables ({}), one after the other, each after a `# name` line; a \
+             spreadsheet wants one: `llm-usage by step --format csv`, or --format json",
+            sections.len(),
+            names.join(", ")
+        );
+    }
     if c.format == Format::Table && sections.iter().all(|s| s.rows.is_empty()) {
         eprintln!("llm-usage: nothing matches (check --since, --until, --run, --model, --step)");
         return ExitCode::SUCCESS;
