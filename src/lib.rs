@@ -122,6 +122,7 @@
 //! [`tracing::field::Empty`]: https://docs.rs/tracing/latest/tracing/field/struct.Empty.html
 //! [`tracing::Instrument::instrument`]: https://docs.rs/tracing/latest/tracing/trait.Instrument.html#method.instrument
 #![deny(missing_docs)]
+#![warn(missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 /// The README's examples, compiled as doctests.
