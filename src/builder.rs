@@ -16,8 +16,8 @@ use crate::layer::{BudgetCallback, Clock, Inner, UsageLayer};
 use crate::ledger::{Ledger, LedgerLimits};
 use crate::otel::{MetricOptions, Recorder};
 use crate::pricing::PriceTable;
-use crate::sink::deferred::Deferred;
 use crate::sink::private_files::{Modes, PrivateRolling};
+use crate::sink::queue::Queue;
 use crate::sink::writer::{LineWriter, SinkStats};
 use crate::Error;
 use opentelemetry::metrics::Meter;
@@ -347,7 +347,7 @@ impl UsageLayerBuilder {
         #[cfg(any(feature = "sqlite", feature = "postgres"))]
         let db = match &self.database {
             Some(target) => {
-                let sink = crate::store::sink::DbSink::open(target, self.modes)?;
+                let sink = crate::store::sink::DbSink::open(target, self.modes, db_stats.clone())?;
                 Some(
                     LineWriter::spawn(sink, self.queue_bytes, db_stats.clone())
                         .map_err(Error::WriterThread)?,
@@ -372,7 +372,7 @@ impl UsageLayerBuilder {
         #[cfg(not(feature = "logs"))]
         let (logs, has_logs) = ((), false);
         let sink = (!writers.is_empty() || metrics.is_some() || has_logs)
-            .then(|| Deferred::new(writers, metrics, logs));
+            .then(|| Queue::new(writers, metrics, logs));
         // Interned: every call carries it, and an immortal name is shared without counting.
         let price_version =
             (!self.prices.is_empty()).then(|| crate::intern::intern(&self.prices.version()));

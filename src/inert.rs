@@ -16,8 +16,8 @@ fn dangerous(c: char) -> bool {
 }
 
 /// `s` with every dangerous character escaped visibly (`\u{1b}`), and cut after
-/// [`MAX_CHARS`] characters with an ellipsis and its full length. Plain text is borrowed.
-pub(crate) fn terminal(s: &str) -> Cow<'_, str> {
+/// 256 characters with an ellipsis and its full length. Plain text is borrowed.
+pub fn terminal(s: &str) -> Cow<'_, str> {
     let long = s.len() > MAX_CHARS && s.chars().count() > MAX_CHARS;
     if !long && !s.chars().any(dangerous) {
         return Cow::Borrowed(s);

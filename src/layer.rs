@@ -17,12 +17,12 @@ use crate::fields::{
     classify, operation_of, usage_in_attributes, usage_recorded, CallFields, Operation,
     ScopeFields, SpanRole,
 };
+use crate::format::encode;
 use crate::ledger::{Ledger, RunCell, RunStatus, RunSummary};
 use crate::name::Name;
 use crate::pricing::{PriceTable, ServiceTier};
 use crate::record::{CallRecord, CostSource, LineKind, Tokens};
-use crate::sink::deferred::{Deferred, Item};
-use crate::sink::jsonl;
+use crate::sink::queue::{Item, Queue};
 use crate::sink::writer::SinkStats;
 use crate::UsageHandle;
 
@@ -49,7 +49,7 @@ pub(crate) struct Inner {
     pub(crate) ledger: Ledger,
     /// Where finished calls and lines go, off the caller's thread: the JSONL and database
     /// writers and the metrics (`None` when there are none of them).
-    pub(crate) sink: Option<Deferred>,
+    pub(crate) sink: Option<Queue>,
     pub(crate) sink_stats: Arc<SinkStats>,
     pub(crate) db_stats: Arc<SinkStats>,
     pub(crate) prices: PriceTable,
@@ -248,13 +248,7 @@ impl Inner {
     /// A budget crossing: its line, the counter, and the callback (after every lock of ours
     /// is released; a panic in it is caught and reported, never unwound into the caller).
     fn report_budget(&self, event: &BudgetEvent) {
-        self.emit_line(Item::Line, |buf| {
-            if serde_json::to_writer(&mut *buf, event).is_ok() {
-                buf.push(b'\n');
-            } else {
-                buf.clear();
-            }
-        });
+        self.emit_line(Item::Line, |buf| encode::budget(event, buf));
         if event.event == BudgetEventKind::Exceeded {
             if let Some(counter) = &self.budget_counter {
                 counter.add(
@@ -276,7 +270,7 @@ impl Inner {
     }
 
     pub(crate) fn emit_summary(&self, summary: &RunSummary) {
-        self.emit_line(Item::Summary, |buf| jsonl::encode_summary(summary, buf));
+        self.emit_line(Item::Summary, |buf| encode::summary(summary, buf));
     }
 
     fn price(&self, rec: &mut CallRecord, provider_cost: Option<f64>) {

@@ -132,20 +132,17 @@ struct ReadmeDoctests;
 
 pub mod budget;
 mod builder;
-#[cfg(feature = "cli")]
-pub mod cli;
 mod clock;
 mod error;
 #[cfg(feature = "tiktoken")]
 pub mod estimate;
 mod fields;
+pub mod format;
 mod handle;
 mod inert;
 mod intern;
 mod layer;
 mod ledger;
-#[cfg(any(feature = "cli", feature = "sqlite", feature = "postgres"))]
-mod line;
 mod name;
 pub mod otel;
 #[cfg(feature = "otlp")]
@@ -155,7 +152,7 @@ mod percent;
 pub mod pricing;
 pub mod providers;
 pub mod record;
-#[cfg(any(feature = "otlp", feature = "postgres", feature = "cli"))]
+#[cfg(any(feature = "otlp", feature = "postgres", feature = "sqlite"))]
 mod redact;
 mod shard;
 mod sink;
@@ -181,5 +178,11 @@ pub use record::{
 };
 pub use tracing_appender::rolling::Rotation;
 
+/// Shared with the `llm-usage` command; not part of the API (no semver guarantee).
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::inert::terminal;
+}
+
 /// The JSON Schema of both line kinds (`llm_call` and `run_summary`), draft 2020-12.
-pub const JSONL_SCHEMA: &str = include_str!("../schema/llm_usage.schema.json");
+pub const JSONL_SCHEMA: &str = format::SCHEMA;

@@ -215,7 +215,7 @@ impl Upcoming {
 }
 
 /// The instruments, created once from the user's [`Meter`]; the sink worker
-/// (`sink::deferred`) records into them off the caller's thread.
+/// (`sink::queue`) records into them off the caller's thread.
 pub(crate) struct Recorder {
     tokens: Histogram<u64>,
     duration: Histogram<f64>,

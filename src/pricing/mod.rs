@@ -12,15 +12,17 @@
 //! never $0.
 
 mod litellm;
+mod memo;
 mod overrides;
 mod rates;
-mod recent;
+
+use memo::{Memo, MemoKey, MemoRef, MEMO_CAP};
 
 use hashbrown::HashMap;
 use std::hash::Hasher;
 use std::io::Read;
 use std::path::Path;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 
 pub use rates::{ModelPrice, Rates, ServiceTier};
 
@@ -50,29 +52,6 @@ pub enum PriceError {
 }
 
 const BUNDLED: &str = include_str!("bundled.json");
-
-/// Memo of names that did not match exactly: (provider, model) → table key, or no match.
-type Memo = RwLock<HashMap<MemoKey, Option<Box<str>>>>;
-
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct MemoKey {
-    provider: Option<Box<str>>,
-    model: Box<str>,
-}
-
-/// A borrowed [`MemoKey`] (same derived hash), so a memo hit allocates nothing.
-#[derive(Hash)]
-struct MemoRef<'a> {
-    provider: Option<&'a str>,
-    model: &'a str,
-}
-
-impl hashbrown::Equivalent<MemoKey> for MemoRef<'_> {
-    fn equivalent(&self, k: &MemoKey) -> bool {
-        self.provider == k.provider.as_deref() && self.model == &*k.model
-    }
-}
-const MEMO_CAP: usize = 4096;
 
 /// Prices by model name. Cheap to clone (shared), safe to use from any thread.
 #[derive(Clone, Debug, Default)]

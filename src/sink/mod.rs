@@ -1,7 +1,7 @@
-//! Where finished calls go: [`deferred`] takes them off the caller's thread, [`jsonl`]
-//! encodes their lines, [`writer`] gets the lines to disk without losing any.
+//! Where finished calls go: [`queue`] takes them off the caller's thread (its worker encodes
+//! their lines with [`crate::format::encode`]), [`writer`] gets the lines to disk without
+//! losing any, [`private_files`] creates the files and directories with their modes.
 
-pub(crate) mod deferred;
-pub(crate) mod jsonl;
 pub(crate) mod private_files;
+pub(crate) mod queue;
 pub(crate) mod writer;

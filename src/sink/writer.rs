@@ -22,6 +22,8 @@ pub(crate) struct SinkStats {
     pub(crate) lines_written: AtomicU64,
     pub(crate) lines_dropped: AtomicU64,
     pub(crate) write_errors: AtomicU64,
+    /// Lines a database sink had no row for.
+    pub(crate) lines_rejected: AtomicU64,
     reported: AtomicBool,
 }
 

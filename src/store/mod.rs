@@ -26,6 +26,147 @@ mod sqlite;
 
 pub(crate) use row::{rows, Keyer, Row};
 
+/// A database opened for reading or loading LLM usage log lines: what `llm-usage import` and
+/// `--db` use. Lines are stored as they are (every row keeps its line), keyed by a hash of the
+/// line, so loading a line that is already there adds nothing.
+///
+/// ```
+/// # #[cfg(feature = "sqlite")] {
+/// use tracing_llm_usage::store::Store;
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("usage.db");
+/// let mut db = Store::open(path.to_str().unwrap())?;
+/// let line = r#"{"timestamp":"2025-12-14T10:30:15.123Z","event":"llm_call","run_id":"r1","tokens":{"input":10,"output":2}}"#;
+/// let added = db.insert(&[line, line, "not json"])?;
+/// assert_eq!(added.added, 2); // the same bytes twice are two calls
+/// assert_eq!(added.rejected.len(), 1);
+/// drop(db);
+/// let mut db = Store::open(path.to_str().unwrap())?;
+/// assert_eq!(db.insert(&[line, line])?.added, 0); // loading them again adds nothing
+/// let mut n = 0;
+/// db.for_each_line(&mut |_| n += 1)?;
+/// assert_eq!(n, 2);
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "a Store does nothing until lines are inserted or read"]
+pub struct Store {
+    backend: Box<dyn Backend>,
+    keyer: Keyer,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+/// What [`Store::insert`] did.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Inserted {
+    /// Rows added (the others were there already, or rejected).
+    pub added: u64,
+    /// The lines that cannot be stored: (index in the slice given, why).
+    pub rejected: Vec<(usize, String)>,
+}
+
+impl Store {
+    /// Opens (and creates and migrates) the database `target` names: a `postgres://` URL
+    /// (libpq's `sslmode`, `sslrootcert`, `sslcert`, `sslkey` parameters), or a SQLite file
+    /// path, optionally `sqlite:`-prefixed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when it cannot be opened, is newer than this build, or names an engine
+    /// this build lacks.
+    pub fn open(target: &str) -> Result<Self, StoreError> {
+        Ok(Self {
+            backend: open(target)?,
+            keyer: Keyer::default(),
+        })
+    }
+
+    /// Opens a database that must exist already (a SQLite file is not created).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Missing`] for a missing SQLite file, else as [`open`](Self::open).
+    pub fn open_existing(target: &str) -> Result<Self, StoreError> {
+        if !is_postgres(target) {
+            let path = target.strip_prefix("sqlite:").unwrap_or(target);
+            if !std::path::Path::new(path).is_file() {
+                return Err(StoreError::Missing(path.to_owned()));
+            }
+        }
+        Self::open(target)
+    }
+
+    /// Readies the connection for a large load: more cache, worth it only for an import.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the database refuses the settings.
+    pub fn prepare_bulk(&mut self) -> Result<(), StoreError> {
+        self.backend.bulk()
+    }
+
+    /// Stores `lines` (each without its `\n`) in one transaction. Lines that are not LLM usage
+    /// log lines are rejected, with their reason, and the rest stored.
+    ///
+    /// The same bytes again through the same `Store` are another row (two calls identical to
+    /// the millisecond); through a newly opened one, in the same order, they add nothing: a
+    /// file loaded twice, or loaded after the layer stored its lines live, is stored once.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the transaction fails: nothing of it is stored.
+    pub fn insert(&mut self, lines: &[&str]) -> Result<Inserted, StoreError> {
+        let mut rows = Vec::with_capacity(lines.len());
+        let mut rejected = Vec::new();
+        for (i, text) in lines.iter().enumerate() {
+            match self.keyer.row(text) {
+                Ok(r) => rows.push(r),
+                Err(e) => rejected.push((i, e)),
+            }
+        }
+        let added = self.backend.insert(&rows)?;
+        Ok(Inserted { added, rejected })
+    }
+
+    /// Calls `each` with every stored line, in the order they were logged.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when reading fails.
+    pub fn for_each_line(&mut self, each: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
+        self.backend.lines(each)
+    }
+
+    /// Notes that the file `path` was loaded: `lines` read, `added` rows new.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the write fails.
+    pub fn log_import(&mut self, path: &str, lines: u64, added: u64) -> Result<(), StoreError> {
+        self.backend.log_import(path, lines, added)
+    }
+
+    /// How many distinct files have been loaded with [`log_import`](Self::log_import).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when reading fails.
+    pub fn imported_files(&mut self) -> Result<u64, StoreError> {
+        self.backend.imported_files()
+    }
+}
+
+/// `target` fit to show: a URL's password replaced by `***`.
+pub fn display_target(target: &str) -> String {
+    crate::redact::redact_url(target)
+}
+
 /// Why a database could not be opened or written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -46,6 +187,9 @@ pub enum StoreError {
         /// The newest version this build can write.
         supported: i64,
     },
+    /// The SQLite file does not exist ([`Store::open_existing`]).
+    #[error("no database file {0} (llm-usage import makes one)")]
+    Missing(String),
     /// The target names an engine this build does not have.
     #[error("{0}")]
     Unsupported(String),
@@ -72,8 +216,7 @@ fn chain(e: &::postgres::Error) -> String {
     text
 }
 
-/// What a database can do for the layer and the CLI.
-#[cfg_attr(not(feature = "cli"), allow(dead_code))]
+/// What a database can do for the layer and [`Store`].
 pub(crate) trait Backend: Send {
     /// Inserts `rows` in one transaction; returns how many were new (the others were there).
     fn insert(&mut self, rows: &[Row<'_>]) -> Result<u64, StoreError>;
@@ -90,7 +233,7 @@ pub(crate) trait Backend: Send {
 }
 
 /// Whether `target` names a PostgreSQL server rather than a SQLite file.
-pub(crate) fn is_postgres(target: &str) -> bool {
+pub fn is_postgres(target: &str) -> bool {
     target.starts_with("postgres://") || target.starts_with("postgresql://")
 }
 

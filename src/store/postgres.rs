@@ -3,7 +3,7 @@
 
 use postgres::{Client, Transaction};
 
-use crate::line::SummaryUsage;
+use crate::format::decode::SummaryUsage;
 
 use super::row::{int, Row, Table};
 use super::{check_version, pending, schema, Backend, StoreError};

@@ -8,7 +8,7 @@
 
 use std::num::NonZeroUsize;
 
-use crate::line::{self, Line};
+use crate::format::decode::{self as line, Line};
 use crate::record::Timestamp;
 
 /// How many recent distinct lines the ordinal count remembers.

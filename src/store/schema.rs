@@ -119,7 +119,6 @@ pub(crate) const VERSION_TABLE: &str =
     "CREATE TABLE IF NOT EXISTS llm_schema (version BIGINT NOT NULL)";
 
 /// Every line in log order, for the reports.
-#[cfg_attr(not(feature = "cli"), allow(dead_code))]
 pub(crate) const ALL_LINES: &str = "SELECT line FROM (
         SELECT seq, line FROM llm_usage
         UNION ALL SELECT seq, line FROM llm_runs

@@ -6,15 +6,18 @@
 //! A failed batch is retried on a fresh connection (a restarted server, a killed backend);
 //! rows already there are skipped by their ids, so a retry after a commit whose answer was
 //! lost adds nothing twice. A batch that still fails is counted as dropped by the writer,
-//! which reports it once on stderr.
+//! which reports it once on stderr. A line with no row (never one of the layer's own) is
+//! counted in [`SinkStats::lines_rejected`] and reported once.
 
 use std::io::{self, Write};
-use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
 
 use super::{open, rows, Backend, Keyer, StoreError};
+use crate::sink::writer::SinkStats;
 
 /// Pauses before each retry of a failed batch.
 const RETRY_AFTER: [Duration; 3] = [
@@ -26,6 +29,7 @@ const RETRY_AFTER: [Duration; 3] = [
 /// A database the writer thread inserts into.
 pub(crate) struct DbSink {
     state: Mutex<State>,
+    stats: Arc<SinkStats>,
 }
 
 struct State {
@@ -39,6 +43,7 @@ impl DbSink {
     pub(crate) fn open(
         target: &str,
         modes: crate::sink::private_files::Modes,
+        stats: Arc<SinkStats>,
     ) -> Result<Self, StoreError> {
         super::create_private(target, modes);
         let backend = open(target)?;
@@ -48,6 +53,7 @@ impl DbSink {
                 backend: Some(backend),
                 keyer: Keyer::default(),
             }),
+            stats,
         })
     }
 
@@ -56,8 +62,13 @@ impl DbSink {
         // Only the writer thread gets here: the lock is never contended.
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let st = &mut *guard;
-        // The layer's own lines always parse; anything else would have no row to go to.
-        let (rows, _unstorable) = rows(&mut st.keyer, text);
+        let (rows, unstorable) = rows(&mut st.keyer, text);
+        if let Some(why) = unstorable.first() {
+            let n = u64::try_from(unstorable.len()).unwrap_or(u64::MAX);
+            self.stats.lines_rejected.fetch_add(n, Ordering::Relaxed);
+            self.stats
+                .report_once(format_args!("a line has no database row ({why})"));
+        }
         let mut last = None;
         for pause in RETRY_AFTER {
             if !pause.is_zero() {
@@ -108,5 +119,27 @@ impl<'a> MakeWriter<'a> for DbSink {
 
     fn make_writer(&'a self) -> Self::Writer {
         Batch(self)
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_without_a_row_is_counted_and_the_rest_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("usage.db");
+        let target = path.to_str().unwrap();
+        let stats = Arc::new(SinkStats::default());
+        let sink = DbSink::open(target, Default::default(), stats.clone()).unwrap();
+        let good = r#"{"timestamp":"2025-12-14T10:30:15.123Z","event":"llm_call","run_id":"r","tokens":{"input":7,"output":2}}"#;
+        let batch = format!("{good}\n{{\"event\":\"mystery\"}}\nnot json\n{good}\n");
+        sink.make_writer().write_all(batch.as_bytes()).unwrap();
+        assert_eq!(stats.lines_rejected.load(Ordering::Relaxed), 2);
+        let mut lines = Vec::new();
+        let mut db = crate::store::Store::open(target).unwrap();
+        db.for_each_line(&mut |l| lines.push(l.to_owned())).unwrap();
+        assert_eq!(lines, vec![good.to_owned(), good.to_owned()]);
     }
 }

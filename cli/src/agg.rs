@@ -1,0 +1,383 @@
+//! What one pass over the logs accumulates: totals, groups, runs, prompt components, and (when
+//! a command needs them) the call rows. Each worker thread fills its own; they merge at the end.
+//!
+//! Only `llm_call` lines are counted; a `run_summary` line contributes its run's status and
+//! elapsed time, never its tokens, so a run is never counted twice.
+
+use hashbrown::HashMap;
+
+use tracing_llm_usage::pricing::{PriceTable, ServiceTier};
+use tracing_llm_usage::record::Tokens;
+
+use tracing_llm_usage::format::decode::Line;
+
+/// The key shown for calls without a value (JSON `null`).
+pub(crate) const NONE: &str = "\u{0}";
+
+/// Sums over a set of calls.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Acc {
+    pub(crate) calls: u64,
+    pub(crate) errors: u64,
+    pub(crate) input: u64,
+    pub(crate) output: u64,
+    pub(crate) total: u64,
+    pub(crate) cache_read: u64,
+    pub(crate) cache_write: u64,
+    pub(crate) reasoning: u64,
+    pub(crate) cost: f64,
+    pub(crate) priced: u64,
+    pub(crate) unpriced: u64,
+    pub(crate) provider_priced: u64,
+    pub(crate) estimated_tokens: u64,
+    pub(crate) first: Option<String>,
+    pub(crate) last: Option<String>,
+}
+
+impl Acc {
+    fn add(&mut self, l: &Line<'_>) {
+        let t = &l.tokens;
+        self.calls += 1;
+        self.errors += u64::from(l.error.is_some());
+        self.input = self.input.saturating_add(t.input);
+        self.output = self.output.saturating_add(t.output);
+        self.total = self.total.saturating_add(t.total);
+        self.cache_read = self.cache_read.saturating_add(t.cache_read);
+        self.cache_write = self.cache_write.saturating_add(t.cache_write);
+        self.reasoning = self.reasoning.saturating_add(t.reasoning);
+        match l.cost_usd {
+            Some(c) if c.is_finite() => {
+                self.cost += c;
+                self.priced += 1;
+                if l.cost_source.as_deref() == Some("provider") {
+                    self.provider_priced += 1;
+                }
+            }
+            _ => self.unpriced += 1,
+        }
+        if l.estimated {
+            self.estimated_tokens = self.estimated_tokens.saturating_add(t.total);
+        }
+        let ts = &*l.timestamp;
+        set_if(&mut self.first, ts, |new, old| new < old);
+        set_if(&mut self.last, ts, |new, old| new > old);
+    }
+
+    pub(crate) fn merge(&mut self, o: &Acc) {
+        self.calls += o.calls;
+        self.errors += o.errors;
+        self.input = self.input.saturating_add(o.input);
+        self.output = self.output.saturating_add(o.output);
+        self.total = self.total.saturating_add(o.total);
+        self.cache_read = self.cache_read.saturating_add(o.cache_read);
+        self.cache_write = self.cache_write.saturating_add(o.cache_write);
+        self.reasoning = self.reasoning.saturating_add(o.reasoning);
+        self.cost += o.cost;
+        self.priced += o.priced;
+        self.unpriced += o.unpriced;
+        self.provider_priced += o.provider_priced;
+        self.estimated_tokens = self.estimated_tokens.saturating_add(o.estimated_tokens);
+        if let Some(f) = &o.first {
+            if self.first.as_ref().is_none_or(|s| f < s) {
+                self.first = Some(f.clone());
+            }
+        }
+        if let Some(l) = &o.last {
+            if self.last.as_ref().is_none_or(|s| l > s) {
+                self.last = Some(l.clone());
+            }
+        }
+    }
+}
+
+/// Replaces `slot` with `ts` when empty or when `better(ts, current)`, reusing its buffer.
+fn set_if(slot: &mut Option<String>, ts: &str, better: impl Fn(&str, &str) -> bool) {
+    match slot {
+        Some(cur) if better(ts, cur) => {
+            cur.clear();
+            cur.push_str(ts);
+        }
+        Some(_) => {}
+        None => *slot = Some(ts.to_owned()),
+    }
+}
+
+/// The dimensions `by` groups on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub(crate) enum Dim {
+    Step,
+    Model,
+    Provider,
+    Task,
+    Agent,
+    Run,
+    Day,
+}
+
+pub(crate) const DIMS: [Dim; 7] = [
+    Dim::Step,
+    Dim::Model,
+    Dim::Provider,
+    Dim::Task,
+    Dim::Agent,
+    Dim::Run,
+    Dim::Day,
+];
+
+/// What a `run_summary` line says of its run.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RunInfo {
+    pub(crate) status: Option<String>,
+    pub(crate) elapsed: Option<f64>,
+    pub(crate) timestamp: String,
+    pub(crate) summary_calls: Option<u64>,
+    /// Final summaries (`success` or `error`) seen for the id: more than one means several
+    /// runs used it (a program run twice with a fixed id), and their calls are shown together.
+    pub(crate) finals: u32,
+}
+
+/// One call, for `export` and `run show`. `order` sorts rows back into file order.
+#[derive(Clone, Debug)]
+pub(crate) struct Row {
+    pub(crate) order: (usize, usize, usize),
+    pub(crate) timestamp: String,
+    pub(crate) run_id: Option<String>,
+    pub(crate) step: Option<String>,
+    pub(crate) model: Option<String>,
+    pub(crate) provider: Option<String>,
+    pub(crate) task: Option<String>,
+    pub(crate) agent: Option<String>,
+    pub(crate) tokens: Tokens,
+    pub(crate) cost_usd: Option<f64>,
+    pub(crate) cost_source: Option<String>,
+    pub(crate) latency_ms: Option<u64>,
+    pub(crate) estimated: bool,
+    pub(crate) error: Option<String>,
+}
+
+/// Old and new cost per model, for `reprice`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Repriced {
+    pub(crate) calls: u64,
+    pub(crate) old_cost: f64,
+    pub(crate) old_unpriced: u64,
+    pub(crate) new_cost: f64,
+    pub(crate) new_unpriced: u64,
+}
+
+/// What a command needs kept beyond the sums.
+#[derive(Clone, Default)]
+pub(crate) struct Needs {
+    /// Which dimensions to group by (indexed like [`DIMS`]).
+    pub(crate) dims: [bool; 7],
+    /// Whether to read prompt breakdowns.
+    pub(crate) prompt: bool,
+    pub(crate) rows: bool,
+    pub(crate) reprice: Option<PriceTable>,
+    /// `--prices`: every call's cost comes from this table instead of its line.
+    pub(crate) override_prices: Option<PriceTable>,
+}
+
+#[derive(Default)]
+pub(crate) struct Aggregate {
+    pub(crate) all: Acc,
+    pub(crate) by: HashMap<Dim, HashMap<String, Acc>>,
+    pub(crate) prompt: Vec<(String, u64)>,
+    pub(crate) runs: HashMap<String, RunInfo>,
+    pub(crate) rows: Vec<Row>,
+    pub(crate) repriced: HashMap<String, Repriced>,
+    pub(crate) summaries: u64,
+    /// Budget lines found in the logs.
+    pub(crate) budget_lines: Vec<BudgetLine>,
+}
+
+/// A `budget_warning` or `budget_exceeded` line.
+#[derive(Clone, Debug)]
+pub(crate) struct BudgetLine {
+    pub(crate) order: (usize, usize, usize),
+    pub(crate) timestamp: String,
+    pub(crate) event: String,
+    pub(crate) budget: Option<String>,
+    pub(crate) scope: Option<String>,
+    pub(crate) scope_id: Option<String>,
+    pub(crate) metric: Option<String>,
+    pub(crate) limit: Option<f64>,
+    pub(crate) value: Option<f64>,
+    pub(crate) run_id: Option<String>,
+}
+
+fn key<'a>(v: &'a Option<std::borrow::Cow<'_, str>>) -> &'a str {
+    v.as_deref().unwrap_or(NONE)
+}
+
+impl Aggregate {
+    /// Adds one parsed line; `order` is (input, batch, line in batch).
+    pub(crate) fn add(&mut self, l: &Line<'_>, order: (usize, usize, usize), needs: &Needs) {
+        debug_assert!(DIMS.len() == needs.dims.len());
+        if l.event.starts_with("budget_") {
+            let own = |v: &Option<std::borrow::Cow<'_, str>>| v.as_deref().map(str::to_owned);
+            self.budget_lines.push(BudgetLine {
+                order,
+                timestamp: l.timestamp.to_string(),
+                event: l.event.to_string(),
+                budget: own(&l.budget),
+                scope: own(&l.scope),
+                scope_id: own(&l.scope_id),
+                metric: own(&l.metric),
+                limit: l.limit,
+                value: l.value,
+                run_id: own(&l.run_id),
+            });
+            return;
+        }
+        if l.event == "run_summary" {
+            self.summaries += 1;
+            if let Some(id) = &l.run_id {
+                let info = self.runs.entry(id.to_string()).or_default();
+                if matches!(l.status.as_deref(), Some("success" | "error")) {
+                    info.finals += 1;
+                }
+                // The newest summary of a run wins (an `incomplete` one may precede it).
+                if *l.timestamp >= *info.timestamp {
+                    info.status = l.status.as_deref().map(str::to_owned);
+                    info.elapsed = l.elapsed_seconds;
+                    info.timestamp = l.timestamp.to_string();
+                    info.summary_calls = l.usage.as_ref().map(|u| u.call_count);
+                }
+            }
+            return;
+        }
+        let repriced;
+        let l = match &needs.override_prices {
+            Some(table) => {
+                let mut copy = l.clone();
+                copy.cost_usd = price_line(table, l);
+                copy.cost_source = Some(std::borrow::Cow::Borrowed(if copy.cost_usd.is_some() {
+                    "local"
+                } else {
+                    "unpriced"
+                }));
+                repriced = copy;
+                &repriced
+            }
+            None => l,
+        };
+        self.all.add(l);
+        for (i, dim) in DIMS.into_iter().enumerate() {
+            if !needs.dims[i] {
+                continue;
+            }
+            let k = match dim {
+                Dim::Step => key(&l.step),
+                Dim::Model => key(&l.model),
+                Dim::Provider => key(&l.provider),
+                Dim::Task => key(&l.task),
+                Dim::Agent => key(&l.agent),
+                Dim::Run => key(&l.run_id),
+                Dim::Day => l.timestamp.get(..10).unwrap_or(NONE),
+            };
+            let groups = self.by.entry(dim).or_default();
+            match groups.get_mut(k) {
+                Some(acc) => acc.add(l),
+                None => {
+                    let mut acc = Acc::default();
+                    acc.add(l);
+                    groups.insert(k.to_owned(), acc);
+                }
+            }
+        }
+        if needs.prompt {
+            // A breakdown that does not parse was already validated as JSON; its components
+            // are simply not counted.
+            let parsed = l
+                .prompt_breakdown
+                .map(tracing_llm_usage::format::decode::components);
+            for (component, tokens) in parsed.and_then(Result::ok).unwrap_or_default() {
+                match self.prompt.iter_mut().find(|(c, _)| *c == component) {
+                    Some((_, t)) => *t = t.saturating_add(tokens),
+                    None => self.prompt.push((component, tokens)),
+                }
+            }
+        }
+        if let Some(run) = &l.run_id {
+            self.runs.entry(run.to_string()).or_default();
+        }
+        if let Some(table) = &needs.reprice {
+            self.reprice(l, table);
+        }
+        if needs.rows {
+            self.rows.push(Row {
+                order,
+                timestamp: l.timestamp.to_string(),
+                run_id: l.run_id.as_deref().map(str::to_owned),
+                step: l.step.as_deref().map(str::to_owned),
+                model: l.model.as_deref().map(str::to_owned),
+                provider: l.provider.as_deref().map(str::to_owned),
+                task: l.task.as_deref().map(str::to_owned),
+                agent: l.agent.as_deref().map(str::to_owned),
+                tokens: l.tokens,
+                cost_usd: l.cost_usd,
+                cost_source: l.cost_source.as_deref().map(str::to_owned),
+                latency_ms: l.latency_ms,
+                estimated: l.estimated,
+                error: l.error.as_deref().map(str::to_owned),
+            });
+        }
+    }
+
+    fn reprice(&mut self, l: &Line<'_>, table: &PriceTable) {
+        let new = price_line(table, l);
+        let r = self.repriced.entry(key(&l.model).to_owned()).or_default();
+        r.calls += 1;
+        match l.cost_usd {
+            Some(c) => r.old_cost += c,
+            None => r.old_unpriced += 1,
+        }
+        match new {
+            Some(c) => r.new_cost += c,
+            None => r.new_unpriced += 1,
+        }
+    }
+
+    pub(crate) fn merge(&mut self, o: Aggregate) {
+        self.all.merge(&o.all);
+        for (dim, groups) in o.by {
+            let mine = self.by.entry(dim).or_default();
+            for (k, acc) in groups {
+                mine.entry(k).or_default().merge(&acc);
+            }
+        }
+        for (c, t) in o.prompt {
+            match self.prompt.iter_mut().find(|(mine, _)| *mine == c) {
+                Some((_, mine)) => *mine = mine.saturating_add(t),
+                None => self.prompt.push((c, t)),
+            }
+        }
+        for (id, info) in o.runs {
+            let mine = self.runs.entry(id).or_default();
+            let finals = mine.finals + info.finals;
+            if info.timestamp >= mine.timestamp && (info.status.is_some() || mine.status.is_none())
+            {
+                *mine = info;
+            }
+            mine.finals = finals;
+        }
+        self.rows.extend(o.rows);
+        for (m, r) in o.repriced {
+            let mine = self.repriced.entry(m).or_default();
+            mine.calls += r.calls;
+            mine.old_cost += r.old_cost;
+            mine.old_unpriced += r.old_unpriced;
+            mine.new_cost += r.new_cost;
+            mine.new_unpriced += r.new_unpriced;
+        }
+        self.summaries += o.summaries;
+        self.budget_lines.extend(o.budget_lines);
+    }
+}
+
+/// What a call line costs under `table` (standard tier; tokens by modality at their rates).
+fn price_line(table: &PriceTable, l: &Line<'_>) -> Option<f64> {
+    let (_, price) = table.lookup(l.model.as_deref()?, l.provider.as_deref())?;
+    price.cost_with_modality(&l.tokens, 0, ServiceTier::Standard, l.modality.as_ref())
+}

@@ -1,0 +1,444 @@
+//! `llm-usage`: reports from the LLM usage logs that tracing-llm-usage writes.
+//!
+//! ```text
+//! llm-usage stats [PATHS]...          calls, runs, tokens, cost, time span
+//! llm-usage report                    by step, prompt components, efficiency
+//! llm-usage by step|model|provider|task|agent|run|day
+//! llm-usage run list | run show ID
+//! llm-usage export --output FILE.csv  one row per call
+//! llm-usage reprice --prices FILE     the same calls under another price table
+//! llm-usage budget --per-day 10       the days and runs that would have crossed a limit
+//! llm-usage import PATHS --db usage.sqlite   load the logs into SQLite (or --db postgres://…)
+//! ```
+//!
+//! Every report reads a database instead of files when given `--db` (features `sqlite`,
+//! `postgres`): the same numbers, from the lines `import` or the layer stored.
+//!
+//! PATHS are files (plain or `.gz`), directories (their `*.jsonl` and `*.jsonl.gz`) or `-` for
+//! stdin; default `./llm_usage_logs`. Exit codes: 0, 1 for a failure (unreadable input,
+//! unknown run, or any skipped line under `--strict`), 2 for a usage error.
+
+mod agg;
+mod commands;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod db;
+
+mod output;
+mod read;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use agg::{Dim, Needs};
+use output::{render, Format};
+use read::Filters;
+use tracing_llm_usage::pricing::PriceTable;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "llm-usage",
+    version,
+    about = "Reports from tracing-llm-usage JSONL logs"
+)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Debug)]
+struct Common {
+    /// From this date (YYYY-MM-DD, UTC) or RFC 3339 instant, inclusive.
+    #[arg(long, global = true)]
+    since: Option<String>,
+    /// Up to this date (the whole day) or RFC 3339 instant, inclusive.
+    #[arg(long, global = true)]
+    until: Option<String>,
+    /// Only this run.
+    #[arg(long, global = true)]
+    run: Option<String>,
+    /// Only this model.
+    #[arg(long, global = true)]
+    model: Option<String>,
+    /// Only this step.
+    #[arg(long, global = true)]
+    step: Option<String>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value = "table")]
+    format: Format,
+    /// Exit with 1 if any line was skipped (malformed, torn, too long).
+    #[arg(long, global = true)]
+    strict: bool,
+    /// CSV cells exactly as logged. By default a text cell that begins with =, +, -, @, tab or
+    /// carriage return gets a leading ' so that a spreadsheet shows it instead of running it
+    /// as a formula; use this for programs that read the CSV.
+    #[arg(long, global = true)]
+    csv_raw: bool,
+    /// Re-price every call with this table (LiteLLM JSON, or the TOML override format).
+    #[arg(long, global = true)]
+    prices: Option<PathBuf>,
+    /// A database (SQLite file, or postgres:// URL) to read instead of files; for `import`,
+    /// the one to load into.
+    #[arg(long, global = true, value_name = "FILE|URL")]
+    db: Option<String>,
+}
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+const NO_ENGINE: &str = "this llm-usage was built without a database: install it with \
+     `cargo install tracing-llm-usage --features cli,sqlite,postgres`";
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Calls, runs, tokens, cost, time span, estimated-token share.
+    Stats { paths: Vec<PathBuf> },
+    /// The aggregation report: by step, by prompt component, efficiency.
+    Report { paths: Vec<PathBuf> },
+    /// One table grouped by a dimension, most expensive first.
+    By {
+        #[arg(value_enum)]
+        dimension: Dim,
+        paths: Vec<PathBuf>,
+    },
+    /// Runs.
+    Run {
+        #[command(subcommand)]
+        command: RunCommand,
+    },
+    /// One CSV row per call.
+    Export {
+        /// The CSV file (`-` for stdout).
+        #[arg(long, short)]
+        output: PathBuf,
+        paths: Vec<PathBuf>,
+    },
+    /// What the same calls cost under the table given with --prices, per model.
+    Reprice { paths: Vec<PathBuf> },
+    /// Loads the logs into the database given with --db; lines already there are skipped.
+    Import { paths: Vec<PathBuf> },
+    /// Replays the logs against a limit: the days and runs that would have crossed it.
+    Budget {
+        /// A limit per UTC day (USD, or tokens with --tokens).
+        #[arg(long)]
+        per_day: Option<f64>,
+        /// A limit per run (USD, or tokens with --tokens).
+        #[arg(long)]
+        per_run: Option<f64>,
+        /// The limits are token counts, not USD.
+        #[arg(long)]
+        tokens: bool,
+        paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RunCommand {
+    /// Every run: status, calls, tokens, cost, time.
+    List { paths: Vec<PathBuf> },
+    /// One run: totals, elapsed, by step, its calls.
+    Show { id: String, paths: Vec<PathBuf> },
+}
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!(
+        "llm-usage: {}",
+        tracing_llm_usage::__private::terminal(&msg.to_string())
+    );
+    ExitCode::from(1)
+}
+
+/// A skipped line's `file:line: reason`, inert on a terminal (a reason may quote the line).
+fn problem(file: &str, line: u64, reason: &str) {
+    eprintln!(
+        "{}:{line}: {}",
+        tracing_llm_usage::__private::terminal(file),
+        tracing_llm_usage::__private::terminal(reason)
+    );
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let c = &cli.common;
+    let mut filters = Filters {
+        run: c.run.clone(),
+        model: c.model.clone(),
+        step: c.step.clone(),
+        ..Filters::default()
+    };
+    for (text, upper) in [(&c.since, false), (&c.until, true)] {
+        if let Some(text) = text {
+            match read::bound(text, upper) {
+                Ok((b, exclusive)) if upper => {
+                    filters.until = Some(b);
+                    filters.until_exclusive = exclusive;
+                }
+                Ok((b, _)) => filters.since = Some(b),
+                Err(e) => {
+                    Cli::command()
+                        .error(clap::error::ErrorKind::ValueValidation, e)
+                        .exit();
+                }
+            }
+        }
+    }
+    // An override file adds to the bundled table, as the builder's overrides do; a LiteLLM
+    // file is a whole table.
+    let prices = match &c.prices {
+        Some(p) => match PriceTable::from_path(p) {
+            Ok(t) if p.extension().is_some_and(|e| e == "toml") => {
+                Some(PriceTable::bundled().merge(&t))
+            }
+            Ok(t) => Some(t),
+            Err(e) => return fail(format!("{}: {e}", p.display())),
+        },
+        None => None,
+    };
+    let mut needs = Needs::default();
+    let dim = |d: Dim| agg::DIMS.iter().position(|x| *x == d).unwrap_or(0);
+    // Every command counts runs (stats, report, run list); `by` adds its own dimension.
+    needs.dims[dim(Dim::Run)] = true;
+    let paths = match &cli.command {
+        Command::Stats { paths } => paths,
+        Command::Report { paths } => {
+            needs.dims[dim(Dim::Step)] = true;
+            needs.prompt = true;
+            paths
+        }
+        Command::By { paths, dimension } => {
+            needs.dims[dim(*dimension)] = true;
+            paths
+        }
+        Command::Run {
+            command: RunCommand::List { paths },
+        } => paths,
+        Command::Run {
+            command: RunCommand::Show { id, paths },
+        } => {
+            filters.run = Some(id.clone());
+            needs.dims[dim(Dim::Step)] = true;
+            needs.rows = true;
+            paths
+        }
+        Command::Export { paths, .. } => {
+            needs.rows = true;
+            paths
+        }
+        Command::Budget {
+            paths,
+            per_day,
+            per_run,
+            ..
+        } => {
+            if per_day.is_none() && per_run.is_none() {
+                Cli::command()
+                    .error(
+                        clap::error::ErrorKind::MissingRequiredArgument,
+                        "budget needs --per-day and/or --per-run",
+                    )
+                    .exit();
+            }
+            needs.rows = true;
+            paths
+        }
+        Command::Import { paths } => paths,
+        Command::Reprice { paths } => {
+            let Some(table) = prices.clone() else {
+                Cli::command()
+                    .error(
+                        clap::error::ErrorKind::MissingRequiredArgument,
+                        "reprice needs --prices FILE",
+                    )
+                    .exit();
+            };
+            needs.reprice = Some(table);
+            paths
+        }
+    };
+    if !matches!(cli.command, Command::Reprice { .. }) {
+        needs.override_prices = prices;
+    }
+    if let Command::Import { paths } = &cli.command {
+        return import(paths, c.db.as_deref(), c.strict);
+    }
+
+    let inputs = match (&c.db, paths.is_empty()) {
+        (Some(db), true) => vec![read::Input::Db(db.clone())],
+        (Some(_), false) => Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "give either PATHS or --db, not both",
+            )
+            .exit(),
+        (None, _) => match read::inputs(paths) {
+            Ok(i) => i,
+            Err(e) => return fail(e),
+        },
+    };
+    if inputs.is_empty() {
+        return fail(
+            "no log files found (PATHS are JSONL files, .gz files or directories of them; \
+             the default is ./llm_usage_logs)",
+        );
+    }
+    let scan = match read::scan(&inputs, &filters, &needs) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    for (file, line, reason) in &scan.problems {
+        problem(file, *line, reason);
+    }
+    let shown = scan.problems.len() as u64;
+    if scan.problem_count > shown {
+        eprintln!("... and {} more skipped lines", scan.problem_count - shown);
+    }
+    if scan.problem_count > 0 {
+        eprintln!(
+            "llm-usage: {} of {} lines skipped{}",
+            scan.problem_count,
+            scan.lines,
+            if scan.torn > 0 {
+                " (including a torn last line)"
+            } else {
+                ""
+            }
+        );
+    }
+
+    // Nothing readable is an error, not a table of zeros.
+    if scan.problem_count >= scan.lines {
+        return fail(if scan.lines == 0 {
+            "the input holds no usage lines".to_owned()
+        } else {
+            format!("none of the {} lines is a usage line", scan.lines)
+        });
+    }
+
+    let sections = match &cli.command {
+        Command::Stats { .. } => {
+            let files = match &c.db {
+                Some(db) => match imported_files(db) {
+                    Ok(n) => n,
+                    Err(e) => return fail(e),
+                },
+                None => inputs.len() as u64,
+            };
+            commands::stats(&scan, files)
+        }
+        Command::Report { .. } => commands::report(&scan),
+        Command::By { dimension, .. } => commands::by(&scan, *dimension),
+        Command::Run {
+            command: RunCommand::List { .. },
+        } => commands::run_list(&scan),
+        Command::Run {
+            command: RunCommand::Show { id, .. },
+        } => match commands::run_show(&scan, id) {
+            Some(s) => s,
+            None => return fail(format!("no run {id:?} in the logs")),
+        },
+        Command::Export { .. } => commands::export(&scan),
+        Command::Reprice { .. } => commands::reprice(&scan),
+        Command::Import { .. } => Vec::new(),
+        Command::Budget {
+            per_day,
+            per_run,
+            tokens,
+            ..
+        } => commands::budget(&scan, *per_day, *per_run, *tokens),
+    };
+    if c.format == Format::Csv && sections.len() > 1 {
+        let names: Vec<&str> = sections.iter().map(|s| s.name).collect();
+        eprintln!(
+            "llm-usage: {} tables ({}), one after the other, each after a `# name` line; a \
+             spreadsheet wants one: `llm-usage by step --format csv`, or --format json",
+            sections.len(),
+            names.join(", ")
+        );
+    }
+    if c.format == Format::Table && sections.iter().all(|s| s.rows.is_empty()) {
+        eprintln!("llm-usage: nothing matches (check --since, --until, --run, --model, --step)");
+        return ExitCode::SUCCESS;
+    }
+    let result = match &cli.command {
+        Command::Export { output, .. } if output.as_os_str() != "-" => {
+            std::fs::File::create(output).and_then(|f| {
+                let mut w = std::io::BufWriter::new(f);
+                render(&mut w, &sections, Format::Csv, c.csv_raw)?;
+                w.flush()
+            })
+        }
+        Command::Export { .. } => render(
+            &mut std::io::stdout().lock(),
+            &sections,
+            Format::Csv,
+            c.csv_raw,
+        ),
+        _ => render(
+            &mut std::io::stdout().lock(),
+            &sections,
+            c.format,
+            c.csv_raw,
+        ),
+    };
+    if let Err(e) = result {
+        // A closed pipe (`| head`) is not a failure.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return fail(e);
+        }
+    }
+    if c.strict && scan.problem_count > 0 {
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+/// `files` for `stats --db`: the distinct files imported.
+fn imported_files(db: &str) -> Result<u64, String> {
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    return db::imported_files(db).map_err(|e| format!("{db}: {e}"));
+    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+    return Err(format!("{db}: {NO_ENGINE}"));
+}
+
+/// `llm-usage import PATHS --db TARGET`.
+fn import(paths: &[PathBuf], db: Option<&str>, strict: bool) -> ExitCode {
+    let Some(db) = db else {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "import needs --db FILE|URL",
+            )
+            .exit();
+    };
+    let inputs = match read::inputs(paths) {
+        Ok(i) => i,
+        Err(e) => return fail(e),
+    };
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    {
+        let done = match db::import(&inputs, db, &mut std::io::stdout().lock()) {
+            Ok(d) => d,
+            Err(e) => return fail(e),
+        };
+        for (file, line, reason) in &done.problems {
+            problem(file, *line, reason);
+        }
+        if done.problem_count > 0 {
+            eprintln!(
+                "llm-usage: {} of {} lines skipped",
+                done.problem_count, done.lines
+            );
+        }
+        if strict && done.problem_count > 0 {
+            return ExitCode::from(1);
+        }
+        ExitCode::SUCCESS
+    }
+    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+    {
+        let _ = (inputs, strict);
+        fail(format!("{db}: {NO_ENGINE}"))
+    }
+}

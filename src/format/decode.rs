@@ -1,0 +1,199 @@
+//! The line decoder: one line parsed borrowing from the input, only the fields reports use,
+//! strings borrowed unless they contain escapes. Unknown keys are skipped; duplicate keys,
+//! numbers beyond u64, invalid UTF-8 and over-deep nesting are errors.
+//!
+//! ```
+//! use tracing_llm_usage::format::decode;
+//! let line = decode::parse(br#"{"event":"llm_call","run_id":"r1","tokens":{"input":3,"output":1}}"#)?;
+//! assert_eq!(line.run_id.as_deref(), Some("r1"));
+//! assert_eq!(line.tokens.input, 3);
+//! assert!(decode::parse(br#"{"event":"llm_call","tokens":{"input":-1}}"#).is_err());
+//! # Ok::<(), String>(())
+//! ```
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+/// Totals of a `run_summary` line.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct SummaryUsage {
+    /// Calls in the run.
+    pub call_count: u64,
+    /// Input tokens (cached included).
+    pub input_tokens: u64,
+    /// Output tokens (reasoning included).
+    pub output_tokens: u64,
+    /// Input plus output.
+    pub total_tokens: u64,
+    /// The run's cost, `None` when a call was unpriced.
+    pub cost_usd: Option<f64>,
+}
+
+/// Any line kind; which fields are set depends on `event`.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct Line<'a> {
+    /// `llm_call`, `run_summary`, `budget_warning` or `budget_exceeded`.
+    #[serde(borrow)]
+    pub event: Cow<'a, str>,
+    /// RFC 3339, UTC.
+    #[serde(borrow)]
+    pub timestamp: Cow<'a, str>,
+    /// The run.
+    #[serde(borrow, deserialize_with = "opt_str")]
+    pub run_id: Option<Cow<'a, str>>,
+    /// The workflow step.
+    #[serde(borrow, deserialize_with = "opt_str")]
+    pub step: Option<Cow<'a, str>>,
+    /// The model.
+    #[serde(borrow, deserialize_with = "opt_str")]
+    pub model: Option<Cow<'a, str>>,
+    /// The provider.
+    #[serde(borrow, deserialize_with = "opt_str")]
+    pub provider: Option<Cow<'a, str>>,
+    /// The task.
+    #[serde(borrow, deserialize_with = "opt_str")]
+    pub task: Option<Cow<'a, str>>,
+    /// The agent.
+    #[serde(borrow, deserialize_with = "opt_str")]
+    pub agent: Option<Cow<'a, str>>,
+    /// Token counts (calls).
+    pub tokens: crate::record::Tokens,
+    /// Tokens by modality, when the line has them (priced at their own rates by `--prices`).
+    pub modality: Option<crate::record::ModalityTokens>,
+    /// Whether the response was streamed.
+    pub stream: Option<bool>,
+    /// Time to the first chunk of a streamed response.
+    pub ttft_ms: Option<u64>,
+    /// Kept as raw JSON: only `report` reads it ([`components`]).
+    #[serde(borrow)]
+    pub prompt_breakdown: Option<&'a serde_json::value::RawValue>,
+    /// The cost in USD, `None` when unpriced.
+    pub cost_usd: Option<f64>,
+    /// `local`, `provider` or `unpriced` (calls).
+    #[serde(borrow, deserialize_with = "opt_str")]
+    pub cost_source: Option<Cow<'a, str>>,
+    /// The price table the cost came from.
+    #[serde(borrow, deserialize_with = "opt_str")]
+    pub price_version: Option<Cow<'a, str>>,
+    /// The call's duration.
+    pub latency_ms: Option<u64>,
+    /// Whether the token counts were estimated from text.
+    pub estimated: bool,
+    /// The call's error, if it failed.
+    #[serde(borrow, deserialize_with = "opt_str")]
+    pub error: Option<Cow<'a, str>>,
+    /// How the run ended (summaries).
+    #[serde(borrow, deserialize_with = "opt_str")]
+    pub status: Option<Cow<'a, str>>,
+    /// The run's duration (summaries).
+    pub elapsed_seconds: Option<f64>,
+    /// The run's totals (summaries).
+    pub usage: Option<SummaryUsage>,
+    /// The budget's name (budget lines).
+    #[serde(borrow, deserialize_with = "opt_str")]
+    pub budget: Option<Cow<'a, str>>,
+    /// `run` or `day` (budget lines).
+    #[serde(borrow, deserialize_with = "opt_str")]
+    pub scope: Option<Cow<'a, str>>,
+    /// The run id or the day (budget lines).
+    #[serde(borrow, deserialize_with = "opt_str")]
+    pub scope_id: Option<Cow<'a, str>>,
+    /// `usd` or `tokens` (budget lines).
+    #[serde(borrow, deserialize_with = "opt_str")]
+    pub metric: Option<Cow<'a, str>>,
+    /// The budget's limit (budget lines).
+    pub limit: Option<f64>,
+    /// The spend that crossed it (budget lines).
+    pub value: Option<f64>,
+}
+
+/// `Option<Cow<str>>` that borrows when the string has no escapes: serde's `borrow`
+/// does not reach through `Option`, and would allocate every optional string.
+fn opt_str<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowed<'b>(#[serde(borrow)] Cow<'b, str>);
+    Ok(Option::<Borrowed<'a>>::deserialize(d)?.map(|b| b.0))
+}
+
+impl Line<'_> {
+    /// The modality breakdown as JSON text, for a database column.
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+    pub(crate) fn modality_json(&self) -> Option<String> {
+        self.modality
+            .as_ref()
+            .and_then(|m| serde_json::to_string(m).ok())
+    }
+}
+
+/// A line's `prompt_breakdown` (`{"system": 2100, "data": 38000}`) as (component, tokens)
+/// pairs, in the line's order.
+///
+/// # Errors
+///
+/// Why it is not a map of names to token counts.
+pub fn components(raw: &serde_json::value::RawValue) -> Result<Vec<(String, u64)>, String> {
+    let mut d = serde_json::Deserializer::from_str(raw.get());
+    components_map(&mut d).map_err(|e| e.to_string())
+}
+
+fn components_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(String, u64)>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Vec<(String, u64)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of prompt components to token counts")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some((k, v)) = map.next_entry::<String, u64>()? {
+                out.push((k, v));
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// Parses one line (without its `\n`).
+///
+/// # Errors
+///
+/// Why it is not a line of the format: invalid UTF-8 or JSON, a value of the wrong type, no
+/// or an unknown `event`.
+pub fn parse(bytes: &[u8]) -> Result<Line<'_>, String> {
+    // serde_json does not check the bytes of strings it skips: a corrupt line must not pass
+    // because the corruption sits in a key no report reads.
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("invalid UTF-8: {e}"))?;
+    parse_str(text)
+}
+
+/// [`parse`] for a line already known to be UTF-8 (each string is then not checked again).
+///
+/// # Errors
+///
+/// As [`parse`].
+pub fn parse_str(text: &str) -> Result<Line<'_>, String> {
+    let line: Line<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    check(line)
+}
+
+fn check(line: Line<'_>) -> Result<Line<'_>, String> {
+    match &*line.event {
+        "llm_call" | "run_summary" | "budget_warning" | "budget_exceeded" => Ok(line),
+        "" => Err("no \"event\" key".into()),
+        other => Err(format!("unknown event {other:?}")),
+    }
+}

@@ -1,0 +1,152 @@
+//! The LLM usage log format: one JSON object per line, of four kinds (`llm_call`,
+//! `run_summary`, `budget_warning`, `budget_exceeded`): the layer writes them, [`decode`]
+//! reads them back, and [`SCHEMA`] describes them (JSON Schema, draft 2020-12); the tests
+//! check that the three agree for every kind. `docs/format.md` documents each field.
+
+pub mod decode;
+pub(crate) mod encode;
+
+/// The JSON Schema of every line kind, draft 2020-12.
+pub const SCHEMA: &str = include_str!("../../schema/llm_usage.schema.json");
+
+#[cfg(test)]
+mod agreement {
+    //! Encoder, decoder and schema agree on every line kind: each encoded line validates
+    //! against the schema, and decodes to the values it was made from.
+
+    use std::sync::Arc;
+
+    use serde_json::Value;
+
+    use super::{decode, encode, SCHEMA};
+    use crate::budget::{BudgetEvent, BudgetEventKind, BudgetMetric, BudgetScope};
+    use crate::ledger::{RunStatus, RunSummary, RunUsage, StepUsage};
+    use crate::record::{LineKind, PromptBreakdown, Timestamp};
+    use crate::Name;
+
+    fn valid(line: &[u8]) -> decode::Line<'_> {
+        let text = std::str::from_utf8(line).unwrap();
+        assert!(text.ends_with('\n'), "{text}");
+        let text = text.trim_end_matches('\n');
+        assert!(!text.contains('\n'), "one line: {text}");
+        let schema: Value = serde_json::from_str(SCHEMA).unwrap();
+        let value: Value = serde_json::from_str(text).unwrap();
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        if let Err(e) = validator.validate(&value) {
+            panic!("{e}: {text}");
+        }
+        decode::parse(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn call_lines() {
+        let mut rec = encode::tests::record();
+        let mut modality = crate::ModalityTokens::default();
+        modality.set(crate::Modality::Audio, crate::ModalitySlot::Input, 300);
+        rec.modality = Some(Box::new(modality.clone()));
+        rec.stream = Some(true);
+        rec.ttft_ms = Some(250);
+        rec.error = Some("timeout".into());
+        let mut out = Vec::new();
+        encode::call(&rec, &mut out);
+        let line = valid(&out);
+        assert_eq!(line.event, "llm_call");
+        assert_eq!(line.timestamp, "2025-12-14T10:30:15.123Z");
+        assert_eq!(line.run_id.as_deref(), rec.run_id.as_deref());
+        assert_eq!(line.step.as_deref(), Some("persona_generation"));
+        assert_eq!(line.model.as_deref(), Some("claude-sonnet-4-5"));
+        assert_eq!(line.provider, None);
+        assert_eq!(line.task.as_deref(), Some("ünïcode ✓"));
+        assert_eq!(line.tokens, rec.tokens);
+        assert_eq!(line.modality, Some(modality));
+        assert_eq!(line.stream, Some(true));
+        assert_eq!(line.ttft_ms, Some(250));
+        assert_eq!(line.cost_usd, rec.cost_usd);
+        assert_eq!(line.cost_source.as_deref(), Some("local"));
+        assert_eq!(line.latency_ms, Some(rec.latency_ms));
+        assert_eq!(line.error.as_deref(), Some("timeout"));
+        let parts = decode::components(line.prompt_breakdown.unwrap()).unwrap();
+        assert_eq!(parts, vec![("system".to_owned(), 2100)]);
+    }
+
+    #[test]
+    fn run_summary_lines() {
+        let summary = RunSummary {
+            timestamp: Timestamp::from_unix_ms(1_765_708_216_000),
+            event: LineKind::RunSummary,
+            run_id: Arc::from("run-1"),
+            status: RunStatus::Error,
+            elapsed_seconds: 1.5,
+            usage: RunUsage {
+                input_tokens: 1200,
+                output_tokens: 300,
+                total_tokens: 1500,
+                call_count: 2,
+                cost_usd: Some(0.0081),
+            },
+            by_step: vec![StepUsage {
+                step: Some(Name::from("summary")),
+                input_tokens: 1200,
+                output_tokens: 300,
+                calls: 2,
+                cost_usd: Some(0.0081),
+            }],
+            prompt_breakdown: PromptBreakdown(vec![(Arc::from("system"), 900)]),
+            warnings: vec!["a warning".into()],
+        };
+        let mut out = Vec::new();
+        encode::summary(&summary, &mut out);
+        let line = valid(&out);
+        assert_eq!(line.event, "run_summary");
+        assert_eq!(line.timestamp, "2025-12-14T10:30:16.000Z");
+        assert_eq!(line.run_id.as_deref(), Some("run-1"));
+        assert_eq!(line.status.as_deref(), Some("error"));
+        assert_eq!(line.elapsed_seconds, Some(1.5));
+        let usage = line.usage.unwrap();
+        assert_eq!(
+            (
+                usage.call_count,
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.total_tokens
+            ),
+            (2, 1200, 300, 1500)
+        );
+        assert_eq!(usage.cost_usd, Some(0.0081));
+    }
+
+    #[test]
+    fn budget_lines() {
+        for (kind, name) in [
+            (BudgetEventKind::Warning, "budget_warning"),
+            (BudgetEventKind::Exceeded, "budget_exceeded"),
+        ] {
+            let event = BudgetEvent {
+                timestamp: Timestamp::from_unix_ms(1_765_708_217_000),
+                event: kind,
+                budget: "cap".into(),
+                scope: BudgetScope::Run,
+                scope_id: "run-1".into(),
+                metric: BudgetMetric::Usd,
+                limit: 0.5,
+                value: 0.625,
+                run_id: Some(Arc::from("run-1")),
+                step: Some(Arc::from("draft")),
+                model: Some(Arc::from("gpt-4o")),
+            };
+            let mut out = Vec::new();
+            encode::budget(&event, &mut out);
+            let line = valid(&out);
+            assert_eq!(line.event, name);
+            assert_eq!(line.timestamp, "2025-12-14T10:30:17.000Z");
+            assert_eq!(line.budget.as_deref(), Some("cap"));
+            assert_eq!(line.scope.as_deref(), Some("run"));
+            assert_eq!(line.scope_id.as_deref(), Some("run-1"));
+            assert_eq!(line.metric.as_deref(), Some("usd"));
+            assert_eq!((line.limit, line.value), (Some(0.5), Some(0.625)));
+            assert_eq!(line.run_id.as_deref(), Some("run-1"));
+            assert_eq!(line.step.as_deref(), Some("draft"));
+            assert_eq!(line.model.as_deref(), Some("gpt-4o"));
+        }
+    }
+}
