@@ -18,6 +18,7 @@ use crate::record::{CallRecord, Timestamp};
 /// How long a budget's totals accumulate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum BudgetScope {
     /// One run (calls with the same run id).
     Run,
@@ -28,6 +29,7 @@ pub enum BudgetScope {
 /// What a limit measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum BudgetMetric {
     /// Cost in USD (priced calls).
     Usd,
@@ -72,24 +74,28 @@ impl Budget {
     }
 
     /// At most this many USD.
+    #[must_use]
     pub fn usd(mut self, limit: f64) -> Self {
         self.usd = Some(limit);
         self
     }
 
     /// At most this many tokens (input + output).
+    #[must_use]
     pub fn tokens(mut self, limit: u64) -> Self {
         self.tokens = Some(limit);
         self
     }
 
     /// Counts only this model's calls.
+    #[must_use]
     pub fn model(mut self, model: &str) -> Self {
         self.model = Some(model.to_owned());
         self
     }
 
     /// Counts only this step's calls.
+    #[must_use]
     pub fn step(mut self, step: &str) -> Self {
         self.step = Some(step.to_owned());
         self
@@ -97,6 +103,7 @@ impl Budget {
 
     /// Warns when a total reaches this fraction of the limit (default 0.8; `None` for no
     /// warning).
+    #[must_use]
     pub fn warn_at(mut self, fraction: Option<f64>) -> Self {
         self.warn_at = fraction;
         self
@@ -133,6 +140,7 @@ impl Budget {
 /// Whether a limit was exceeded or only approached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum BudgetEventKind {
     /// The total passed the warning fraction.
     #[serde(rename = "budget_warning")]
@@ -144,6 +152,7 @@ pub enum BudgetEventKind {
 
 /// One crossing, as written on a `budget_warning` / `budget_exceeded` line.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct BudgetEvent {
     /// When the crossing call finished.
     pub timestamp: Timestamp,
@@ -198,6 +207,7 @@ fn bit(m: BudgetMetric, k: BudgetEventKind) -> u8 {
 
 /// The spend of one run so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct RunSpend {
     /// USD of its priced calls.
     pub usd: f64,
@@ -208,6 +218,7 @@ pub struct RunSpend {
 /// What a run may still spend under its per-run budgets (the tightest of them); `None` where
 /// no budget limits that metric.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Remaining {
     /// USD left (0 when spent).
     pub usd: Option<f64>,

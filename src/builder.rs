@@ -31,6 +31,26 @@ enum Output {
 }
 
 /// Configures a [`UsageLayer`]. Made by [`UsageLayer::builder`].
+///
+/// | setting | default |
+/// |---|---|
+/// | output ([`jsonl_dir`](Self::jsonl_dir), [`jsonl_writer`](Self::jsonl_writer)) | none: aggregates only |
+/// | rotation ([`jsonl_dir_with_rotation`](Self::jsonl_dir_with_rotation)) | daily |
+/// | [`span_name`](Self::span_name) | `llm_call` |
+/// | [`genai_operations`](Self::genai_operations) | `chat`, `chat_streaming`, `text_completion`, `generate_content`, `embeddings` |
+/// | [`prices`](Self::prices) | [`PriceTable::bundled`] |
+/// | [`recent_runs`](Self::recent_runs) | 1,024 finished runs kept for [`crate::UsageHandle::run`] |
+/// | [`orphan_runs`](Self::orphan_runs) | 1,024 runs open at once without a run span |
+/// | [`max_groups`](Self::max_groups) | 2,000 (step, model, …) groups in the process totals |
+/// | [`queue_capacity_bytes`](Self::queue_capacity_bytes) | 1 MiB per writer |
+/// | [`shutdown_timeout`](Self::shutdown_timeout) | 10 s |
+/// | [`file_mode`](Self::file_mode) / [`dir_mode`](Self::dir_mode) | `0o640` / `0o750` |
+/// | [`meter`](Self::meter) | none: no metrics |
+/// | [`metric_step_attribute`](Self::metric_step_attribute) / [`metric_task_attribute`](Self::metric_task_attribute) | on / on |
+/// | [`metric_attribute_cap`](Self::metric_attribute_cap) | 64 distinct values per attribute |
+/// | [`latest_experimental_metrics`](Self::latest_experimental_metrics) | from `OTEL_SEMCONV_STABILITY_OPT_IN` |
+/// | [`budget`](Self::budget), [`on_budget`](Self::on_budget) | none |
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct UsageLayerBuilder {
     span_name: String,
     inference_operations: Vec<Box<str>>,
@@ -111,11 +131,13 @@ impl fmt::Debug for UsageLayerBuilder {
 
 impl UsageLayerBuilder {
     /// Writes JSONL to daily files `llm_usage.YYYY-MM-DD.jsonl` in `dir` (created if missing).
+    #[must_use]
     pub fn jsonl_dir(self, dir: impl Into<PathBuf>) -> Self {
         self.jsonl_dir_with_rotation(dir, Rotation::DAILY)
     }
 
     /// Like [`jsonl_dir`](Self::jsonl_dir) with another rotation (hourly, never, …).
+    #[must_use]
     pub fn jsonl_dir_with_rotation(mut self, dir: impl Into<PathBuf>, rotation: Rotation) -> Self {
         self.output = Output::Dir(dir.into(), rotation);
         self
@@ -123,6 +145,7 @@ impl UsageLayerBuilder {
 
     /// Writes JSONL to any [`MakeWriter`] (a file, stdout, a test buffer). Lines are batched:
     /// one `write_all` may carry many complete lines, never part of one.
+    #[must_use]
     pub fn jsonl_writer<M>(mut self, make_writer: M) -> Self
     where
         M: for<'a> MakeWriter<'a> + Send + 'static,
@@ -138,6 +161,7 @@ impl UsageLayerBuilder {
     /// thread, a batch per transaction; a failing database is counted in
     /// [`LayerStats`](crate::LayerStats) and reported once on stderr, never to the caller.
     #[cfg(feature = "sqlite")]
+    #[must_use]
     pub fn sqlite(mut self, path: impl AsRef<std::path::Path>) -> Self {
         self.database = Some(path.as_ref().display().to_string());
         self
@@ -146,12 +170,14 @@ impl UsageLayerBuilder {
     /// Like [`sqlite`](Self::sqlite) into a PostgreSQL server (`postgres://user@host/db`).
     /// A lost connection is re-made; a batch that still fails is counted as dropped.
     #[cfg(feature = "postgres")]
+    #[must_use]
     pub fn postgres(mut self, url: &str) -> Self {
         self.database = Some(url.to_owned());
         self
     }
 
     /// The name of the spans that are LLM calls (default `llm_call`).
+    #[must_use]
     pub fn span_name(mut self, name: &str) -> Self {
         self.span_name = name.to_owned();
         self
@@ -162,6 +188,7 @@ impl UsageLayerBuilder {
     /// `generate_content`, `embeddings`). Agent-level operations (`invoke_agent`,
     /// `create_agent`, `invoke_workflow`, `execute_tool`, `plan`) are never calls: they hand
     /// `gen_ai.agent.name` down, and their usage (the sum of their calls) is not counted again.
+    #[must_use]
     pub fn genai_operations<I, T>(mut self, operations: I) -> Self
     where
         I: IntoIterator<Item = T>,
@@ -177,6 +204,7 @@ impl UsageLayerBuilder {
     /// The permissions of the JSONL files and the SQLite database (and its WAL) the layer
     /// creates (default `0o640`: no access for others); files that exist keep their mode.
     #[cfg(unix)]
+    #[must_use]
     pub fn file_mode(mut self, mode: u32) -> Self {
         self.modes.file = mode;
         self
@@ -185,12 +213,14 @@ impl UsageLayerBuilder {
     /// The permissions of the directories the layer creates for the JSONL files (default
     /// `0o750`); directories that exist keep their mode.
     #[cfg(unix)]
+    #[must_use]
     pub fn dir_mode(mut self, mode: u32) -> Self {
         self.modes.dir = mode;
         self
     }
 
     /// How many finished run summaries the handle keeps (default 1,024).
+    #[must_use]
     pub fn recent_runs(mut self, n: usize) -> Self {
         self.recent_runs = n;
         self
@@ -198,6 +228,7 @@ impl UsageLayerBuilder {
 
     /// How many runs without a run span (a `run_id` on the calls only) are aggregated at once;
     /// the least recently used is summarised as `incomplete` to make room (default 1,024).
+    #[must_use]
     pub fn orphan_runs(mut self, n: usize) -> Self {
         self.orphan_runs = n;
         self
@@ -205,6 +236,7 @@ impl UsageLayerBuilder {
 
     /// How many distinct (model, provider, step, task) groups the process totals keep; calls
     /// past that are summed under `__other__` (default 2,000).
+    #[must_use]
     pub fn max_groups(mut self, n: usize) -> Self {
         self.max_groups = n;
         self
@@ -213,6 +245,7 @@ impl UsageLayerBuilder {
     /// The price table for `cost_usd` (default: [`PriceTable::bundled`]). Pass
     /// `PriceTable::new()` to price nothing locally (only provider-reported costs; other calls
     /// are `unpriced`, without a warning).
+    #[must_use]
     pub fn prices(mut self, table: PriceTable) -> Self {
         self.prices = table;
         self
@@ -221,12 +254,14 @@ impl UsageLayerBuilder {
     /// How many bytes of lines may wait for the writer before callers wait for room
     /// (default 1 MiB, about 2,300 call lines; the thread writing them holds as much again).
     /// Lines are never dropped for lack of room.
+    #[must_use]
     pub fn queue_capacity_bytes(mut self, bytes: usize) -> Self {
         self.queue_bytes = bytes;
         self
     }
 
     /// How long dropping the guard waits for queued lines to be written (default 10 s).
+    #[must_use]
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
@@ -239,6 +274,7 @@ impl UsageLayerBuilder {
     /// attribute set, which `opentelemetry_sdk` 0.33 implements (the feature turns its
     /// support on); a meter from another implementation of the `opentelemetry` 0.33 API that
     /// does not override `bind` would drop the measurements: build without the feature then.
+    #[must_use]
     pub fn meter(mut self, meter: Meter) -> Self {
         self.meter = Some(meter);
         self
@@ -249,6 +285,7 @@ impl UsageLayerBuilder {
     /// [`crate::otlp::OtlpMetrics::logger_provider`] gives one that exports over OTLP. The
     /// JSONL output is then optional.
     #[cfg(feature = "logs")]
+    #[must_use]
     pub fn logger_provider(
         mut self,
         provider: &opentelemetry_sdk::logs::SdkLoggerProvider,
@@ -261,6 +298,7 @@ impl UsageLayerBuilder {
     /// [`meter`](Self::meter) and [`logger_provider`](Self::logger_provider) do with its
     /// providers, and [`LayerStats`](crate::LayerStats) counts its log records' delivery.
     #[cfg(feature = "otlp")]
+    #[must_use]
     pub fn otlp(mut self, otlp: &crate::otlp::OtlpMetrics) -> Self {
         self.meter = Some(otlp.meter());
         self.logger_provider = Some(otlp.logger_provider().clone());
@@ -269,12 +307,14 @@ impl UsageLayerBuilder {
     }
 
     /// Whether metrics carry `llm.step` (default true).
+    #[must_use]
     pub fn metric_step_attribute(mut self, on: bool) -> Self {
         self.metric_options.step = on;
         self
     }
 
     /// Whether metrics carry `llm.task` (default true).
+    #[must_use]
     pub fn metric_task_attribute(mut self, on: bool) -> Self {
         self.metric_options.task = on;
         self
@@ -282,6 +322,7 @@ impl UsageLayerBuilder {
 
     /// How many distinct values `llm.step` and `llm.task` each take before new ones become
     /// `__other__` (default 64).
+    #[must_use]
     pub fn metric_attribute_cap(mut self, n: usize) -> Self {
         self.metric_options.cap = n;
         self
@@ -289,6 +330,7 @@ impl UsageLayerBuilder {
 
     /// Also records the upcoming `gen_ai.client.inference.usage.*` counters (default: on when
     /// `OTEL_SEMCONV_STABILITY_OPT_IN` includes `gen_ai_latest_experimental`).
+    #[must_use]
     pub fn latest_experimental_metrics(mut self, on: bool) -> Self {
         self.metric_options.latest_experimental = on;
         self
@@ -297,6 +339,7 @@ impl UsageLayerBuilder {
     /// Adds a budget (several may be given): crossing it writes a `budget_exceeded` line,
     /// calls [`on_budget`](Self::on_budget) and counts `llm.budget.exceeded`; see
     /// [`crate::budget`].
+    #[must_use]
     pub fn budget(mut self, budget: Budget) -> Self {
         self.budgets.push(budget);
         self
@@ -304,6 +347,7 @@ impl UsageLayerBuilder {
 
     /// Called once for each budget warning and each exceeded budget, on the thread of the
     /// call that crossed it, after the layer's locks are released. A panic in it is caught.
+    #[must_use]
     pub fn on_budget(mut self, f: impl Fn(&BudgetEvent) + Send + Sync + 'static) -> Self {
         self.on_budget = Some(Arc::new(f));
         self
@@ -311,6 +355,7 @@ impl UsageLayerBuilder {
 
     /// Where call timestamps come from (default: the system clock). For tests of day
     /// boundaries and budgets per day.
+    #[must_use]
     pub fn clock(mut self, now: impl Fn() -> crate::Timestamp + Send + Sync + 'static) -> Self {
         self.clock = Some(Arc::new(now));
         self
@@ -323,6 +368,7 @@ impl UsageLayerBuilder {
     /// [`Error::LogDir`] or [`Error::Appender`] when the JSONL directory or file cannot be
     /// made, [`Error::Store`] when the database cannot be opened or is newer than this build, [`Error::WriterThread`] when the writer thread cannot start, [`Error::Config`]
     /// for an empty span name or a zero orphan capacity.
+    #[must_use = "the layer must be added to a subscriber, and the guard kept alive"]
     pub fn build(self) -> Result<(UsageLayer, UsageGuard), Error> {
         if self.span_name.is_empty() {
             return Err(Error::Config("span_name must not be empty"));

@@ -18,6 +18,7 @@ use crate::providers::Usage;
 
 /// The encoding a model's text is counted with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Encoding {
     /// GPT-4o, GPT-4.1, GPT-5, o-series.
     O200kBase,

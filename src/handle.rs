@@ -22,6 +22,7 @@ impl std::fmt::Debug for UsageHandle {
 
 /// One group's totals: a step, a model or a provider (`key` is `None` for calls without one).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct GroupUsage {
     /// The step, model or provider.
     pub key: Option<crate::Name>,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Which kind of line a JSONL object is (its `event` key).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum LineKind {
     /// One finished LLM call.
     LlmCall,
@@ -321,6 +322,7 @@ impl<'de> Deserialize<'de> for PromptBreakdown {
 /// Where a call's `cost_usd` came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum CostSource {
     /// Computed from the configured [`crate::PriceTable`].
     Local,
@@ -332,6 +334,7 @@ pub enum CostSource {
 
 /// One finished LLM call: the content of one `llm_call` JSONL line, field for field and in order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CallRecord {
     /// When the call finished (the span closed).
     pub timestamp: Timestamp,

@@ -3,28 +3,94 @@
 
 use std::collections::BTreeSet;
 
-use tracing_llm_usage::otel::{InstrumentKind, ATTRIBUTES, INSTRUMENTS};
+use opentelemetry::metrics::MeterProvider;
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+use tracing::info_span;
+use tracing_llm_usage::UsageLayer;
+use tracing_subscriber::prelude::*;
+
+/// What the crate exported for calls that touch every instrument (latest metrics on, a
+/// streamed call, a failed one, every token kind): (name, unit, is a counter) and the
+/// attribute keys.
+fn emitted() -> (BTreeSet<(String, String, bool)>, BTreeSet<String>) {
+    let exporter = InMemoryMetricExporter::default();
+    let provider = SdkMeterProvider::builder()
+        .with_reader(PeriodicReader::builder(exporter.clone()).build())
+        .build();
+    let (layer, guard) = UsageLayer::builder()
+        .meter(provider.meter("test"))
+        .latest_experimental_metrics(true)
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let run = info_span!("run", run_id = "r1", task = "t1");
+        let _run = run.enter();
+        drop(info_span!(
+            "chat",
+            step = "draft",
+            gen_ai.operation.name = "chat",
+            gen_ai.provider.name = "openai",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.response.model = "gpt-4o-2024-08-06",
+            gen_ai.request.stream = true,
+            gen_ai.response.time_to_first_chunk = 0.25,
+            gen_ai.usage.input_tokens = 1000u64,
+            gen_ai.usage.output_tokens = 80u64,
+            gen_ai.usage.cache_read.input_tokens = 200u64,
+            gen_ai.usage.cache_write.input_tokens = 100u64,
+            gen_ai.usage.reasoning_tokens = 20u64,
+            gen_ai.usage.audio.input_tokens = 600u64
+        ));
+        drop(info_span!(
+            "llm_call",
+            step = "review",
+            model = "gpt-4o",
+            provider = "openai",
+            tokens.input = 10u64,
+            tokens.output = 1u64,
+            error = "timeout"
+        ));
+    });
+    drop(guard);
+    provider.force_flush().unwrap();
+    let mut metrics = BTreeSet::new();
+    let mut keys = BTreeSet::new();
+    for rm in exporter.get_finished_metrics().unwrap() {
+        for sm in rm.scope_metrics() {
+            for m in sm.metrics() {
+                let (counter, attrs): (bool, Vec<_>) = match m.data() {
+                    AggregatedMetrics::U64(MetricData::Histogram(h)) => (
+                        false,
+                        h.data_points().flat_map(|p| p.attributes()).collect(),
+                    ),
+                    AggregatedMetrics::F64(MetricData::Histogram(h)) => (
+                        false,
+                        h.data_points().flat_map(|p| p.attributes()).collect(),
+                    ),
+                    AggregatedMetrics::U64(MetricData::Sum(s)) => (
+                        true,
+                        s.data_points().flat_map(|p| p.attributes()).collect(),
+                    ),
+                    other => panic!("{}: unexpected data {other:?}", m.name()),
+                };
+                keys.extend(attrs.into_iter().map(|kv| kv.key.to_string()));
+                metrics.insert((m.name().to_owned(), m.unit().to_owned(), counter));
+            }
+        }
+    }
+    (metrics, keys)
+}
 
 /// The collector's translation (prometheus translator, with unit and type suffixes): dots and
 /// other characters become `_`; a `{…}` unit adds nothing, `s` adds `_seconds`, other units
 /// are appended as they are; counters end in `_total`; histograms are `_bucket`, `_sum`,
 /// `_count`.
-fn prometheus_names() -> BTreeSet<String> {
-    let sanitize = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect()
-    };
+fn prometheus_names(metrics: &BTreeSet<(String, String, bool)>) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for (name, unit, kind) in INSTRUMENTS {
+    for (name, unit, counter) in metrics {
         let mut base = sanitize(name);
-        let suffix = match unit {
+        let suffix = match unit.as_str() {
             u if u.starts_with('{') => String::new(),
             "s" => "seconds".into(),
             "ms" => "milliseconds".into(),
@@ -34,18 +100,27 @@ fn prometheus_names() -> BTreeSet<String> {
         if !suffix.is_empty() && !base.ends_with(&suffix) {
             base = format!("{base}_{suffix}");
         }
-        match kind {
-            InstrumentKind::Counter => {
-                out.insert(format!("{base}_total"));
-            }
-            InstrumentKind::Histogram => {
-                for s in ["bucket", "sum", "count"] {
-                    out.insert(format!("{base}_{s}"));
-                }
+        if *counter {
+            out.insert(format!("{base}_total"));
+        } else {
+            for s in ["bucket", "sum", "count"] {
+                out.insert(format!("{base}_{s}"));
             }
         }
     }
     out
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn identifiers(expr: &str) -> Vec<(String, Option<char>)> {
@@ -85,10 +160,14 @@ fn the_dashboard_uses_only_what_the_crate_emits() {
     );
     let dash: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let emitted = prometheus_names();
+    let (metrics, keys) = emitted();
+    // Every instrument: three stable histograms, five usage counters, four latest histograms.
+    assert_eq!(metrics.len(), 12, "{metrics:?}");
+    let emitted = prometheus_names(&metrics);
     assert!(emitted.contains("gen_ai_client_token_usage_sum"));
     assert!(emitted.contains("gen_ai_client_operation_duration_seconds_bucket"));
-    let mut labels: BTreeSet<String> = ATTRIBUTES.iter().map(|a| a.replace('.', "_")).collect();
+    assert!(keys.contains("llm.step") && keys.contains("error.type"), "{keys:?}");
+    let mut labels: BTreeSet<String> = keys.iter().map(|a| a.replace('.', "_")).collect();
     labels.insert("le".into());
     // PromQL's own words and Grafana's variables
     let keywords = ["sum", "by", "rate", "histogram_quantile", "__rate_interval"];

@@ -12,7 +12,20 @@ use opentelemetry_sdk::metrics::{
 };
 use serde_json::Value;
 use tracing::{dispatcher, info_span};
-use tracing_llm_usage::otel::{COST_BUCKETS, DURATION_BUCKETS, TOKEN_BUCKETS};
+
+/// `gen_ai.client.token.usage`: powers of 4 from 1 to 67,108,864.
+const TOKEN_BUCKETS: [f64; 14] = [
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262_144.0, 1_048_576.0,
+    4_194_304.0, 16_777_216.0, 67_108_864.0,
+];
+/// `gen_ai.client.operation.duration`: 0.01 s doubling to 81.92 s.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+/// `gen_ai.usage.cost`, in USD.
+const COST_BUCKETS: [f64; 13] = [
+    0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
 use tracing_llm_usage::{UsageLayer, UsageLayerBuilder};
 
 type Attrs = BTreeMap<String, String>;

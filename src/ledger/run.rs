@@ -11,6 +11,7 @@ use crate::record::{CallRecord, LineKind, PromptBreakdown, Timestamp};
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RunStatus {
     /// Every call succeeded.
     Success,
@@ -24,6 +25,7 @@ pub enum RunStatus {
 
 /// A run's totals: the content of a `run_summary` line, field for field and in order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RunSummary {
     /// When the summary was made.
     pub timestamp: Timestamp,

@@ -10,6 +10,7 @@ use crate::record::CallRecord;
 /// Costs add up only the priced calls; `unpriced_calls` says how many had no price, so a
 /// total is never silently short.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Totals {
     /// Calls counted.
     pub calls: u64,
@@ -68,6 +69,7 @@ impl Totals {
 
 /// A run's totals, as the `usage` object of a `run_summary` line.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RunUsage {
     /// Input tokens (cache included).
     pub input_tokens: u64,
@@ -95,6 +97,7 @@ impl RunUsage {
 
 /// One step's totals within a run (an entry of `by_step`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StepUsage {
     /// The step (`None` for calls without one).
     pub step: Option<crate::Name>,

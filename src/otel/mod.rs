@@ -45,7 +45,7 @@ pub(crate) mod test_support;
 use series::SeriesCache;
 
 /// `gen_ai.client.token.usage` bucket boundaries: powers of 4 from 1 to 67,108,864.
-pub const TOKEN_BUCKETS: [f64; 14] = [
+pub(crate) const TOKEN_BUCKETS: [f64; 14] = [
     1.0,
     4.0,
     16.0,
@@ -63,52 +63,13 @@ pub const TOKEN_BUCKETS: [f64; 14] = [
 ];
 
 /// `gen_ai.client.operation.duration` bucket boundaries: 0.01 s doubling to 81.92 s.
-pub const DURATION_BUCKETS: [f64; 14] = [
+pub(crate) const DURATION_BUCKETS: [f64; 14] = [
     0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
 ];
 
 /// `gen_ai.usage.cost` bucket boundaries, in USD: from a hundredth of a cent to $10 a call.
-pub const COST_BUCKETS: [f64; 13] = [
+pub(crate) const COST_BUCKETS: [f64; 13] = [
     0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-];
-
-/// What kind of instrument a metric is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InstrumentKind {
-    /// A histogram.
-    Histogram,
-    /// A monotonic counter.
-    Counter,
-}
-
-/// Every instrument this crate can emit: name, unit, kind. All but the first three only when
-/// opted in.
-pub const INSTRUMENTS: [(&str, &str, InstrumentKind); 12] = [
-    (TOKEN_USAGE, "{token}", InstrumentKind::Histogram),
-    (DURATION, "s", InstrumentKind::Histogram),
-    (COST, "USD", InstrumentKind::Histogram),
-    (UPCOMING[0], "{token}", InstrumentKind::Counter),
-    (UPCOMING[1], "{token}", InstrumentKind::Counter),
-    (UPCOMING[2], "{token}", InstrumentKind::Counter),
-    (UPCOMING[3], "{token}", InstrumentKind::Counter),
-    (UPCOMING[4], "{token}", InstrumentKind::Counter),
-    (OPERATION_INPUT, "{token}", InstrumentKind::Histogram),
-    (OPERATION_OUTPUT, "{token}", InstrumentKind::Histogram),
-    (INFERENCE_DURATION, "s", InstrumentKind::Histogram),
-    (TIME_TO_FIRST_CHUNK, "s", InstrumentKind::Histogram),
-];
-
-/// Every attribute key this crate's metrics can carry.
-pub const ATTRIBUTES: [&str; 9] = [
-    OPERATION,
-    PROVIDER,
-    REQUEST_MODEL,
-    RESPONSE_MODEL,
-    TOKEN_TYPE,
-    TOKEN_MODALITY,
-    ERROR_TYPE,
-    STEP,
-    TASK,
 ];
 
 const OPERATION: &str = "gen_ai.operation.name";

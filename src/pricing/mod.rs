@@ -163,6 +163,7 @@ impl PriceTable {
     }
 
     /// Adds a model's price, builder style.
+    #[must_use]
     pub fn with(mut self, model: impl Into<String>, price: ModelPrice) -> Self {
         self.insert(model, price);
         self
@@ -170,6 +171,7 @@ impl PriceTable {
 
     /// Adds every model of `other`, replacing those this table has (overrides on top of the
     /// bundled or LiteLLM table).
+    #[must_use]
     pub fn merge(mut self, other: &PriceTable) -> Self {
         let models = Arc::make_mut(&mut self.models);
         for (k, v) in other.models.iter() {

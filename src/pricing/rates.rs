@@ -22,6 +22,7 @@ use crate::record::Tokens;
 
 /// A service tier with its own prices.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum ServiceTier {
     /// The default tier.
     Standard,
@@ -154,6 +155,7 @@ impl ModelPrice {
 
     /// Adds the rates of `tier` above `above_tokens` input tokens (0 for every call);
     /// fields left `None` fall back as the module documentation says.
+    #[must_use]
     pub fn with_rates(mut self, above_tokens: u64, tier: ServiceTier, rates: Rates) -> Self {
         self.set(above_tokens, tier, |r| *r = rates.or(r));
         self
