@@ -12,7 +12,10 @@ use tracing_appender::rolling::Rotation;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::budget::{Budget, BudgetEvent, Budgets};
-use crate::layer::{BudgetCallback, Clock, Inner, UsageLayer};
+use crate::guard::UsageGuard;
+use crate::layer::{
+    BlindSpots, BudgetCallback, Budgeting, Clock, ClosingFilter, Inner, Outputs, Pricer, UsageLayer,
+};
 use crate::ledger::{Ledger, LedgerLimits};
 use crate::otel::{MetricOptions, Recorder};
 use crate::pricing::PriceTable;
@@ -131,13 +134,11 @@ impl fmt::Debug for UsageLayerBuilder {
 
 impl UsageLayerBuilder {
     /// Writes JSONL to daily files `llm_usage.YYYY-MM-DD.jsonl` in `dir` (created if missing).
-    #[must_use]
     pub fn jsonl_dir(self, dir: impl Into<PathBuf>) -> Self {
         self.jsonl_dir_with_rotation(dir, Rotation::DAILY)
     }
 
     /// Like [`jsonl_dir`](Self::jsonl_dir) with another rotation (hourly, never, …).
-    #[must_use]
     pub fn jsonl_dir_with_rotation(mut self, dir: impl Into<PathBuf>, rotation: Rotation) -> Self {
         self.output = Output::Dir(dir.into(), rotation);
         self
@@ -145,7 +146,6 @@ impl UsageLayerBuilder {
 
     /// Writes JSONL to any [`MakeWriter`] (a file, stdout, a test buffer). Lines are batched:
     /// one `write_all` may carry many complete lines, never part of one.
-    #[must_use]
     pub fn jsonl_writer<M>(mut self, make_writer: M) -> Self
     where
         M: for<'a> MakeWriter<'a> + Send + 'static,
@@ -161,7 +161,6 @@ impl UsageLayerBuilder {
     /// thread, a batch per transaction; a failing database is counted in
     /// [`LayerStats`](crate::LayerStats) and reported once on stderr, never to the caller.
     #[cfg(feature = "sqlite")]
-    #[must_use]
     pub fn sqlite(mut self, path: impl AsRef<std::path::Path>) -> Self {
         self.database = Some(path.as_ref().display().to_string());
         self
@@ -170,14 +169,12 @@ impl UsageLayerBuilder {
     /// Like [`sqlite`](Self::sqlite) into a PostgreSQL server (`postgres://user@host/db`).
     /// A lost connection is re-made; a batch that still fails is counted as dropped.
     #[cfg(feature = "postgres")]
-    #[must_use]
     pub fn postgres(mut self, url: &str) -> Self {
         self.database = Some(url.to_owned());
         self
     }
 
     /// The name of the spans that are LLM calls (default `llm_call`).
-    #[must_use]
     pub fn span_name(mut self, name: &str) -> Self {
         self.span_name = name.to_owned();
         self
@@ -188,7 +185,6 @@ impl UsageLayerBuilder {
     /// `generate_content`, `embeddings`). Agent-level operations (`invoke_agent`,
     /// `create_agent`, `invoke_workflow`, `execute_tool`, `plan`) are never calls: they hand
     /// `gen_ai.agent.name` down, and their usage (the sum of their calls) is not counted again.
-    #[must_use]
     pub fn genai_operations<I, T>(mut self, operations: I) -> Self
     where
         I: IntoIterator<Item = T>,
@@ -204,7 +200,6 @@ impl UsageLayerBuilder {
     /// The permissions of the JSONL files and the SQLite database (and its WAL) the layer
     /// creates (default `0o640`: no access for others); files that exist keep their mode.
     #[cfg(unix)]
-    #[must_use]
     pub fn file_mode(mut self, mode: u32) -> Self {
         self.modes.file = mode;
         self
@@ -213,14 +208,12 @@ impl UsageLayerBuilder {
     /// The permissions of the directories the layer creates for the JSONL files (default
     /// `0o750`); directories that exist keep their mode.
     #[cfg(unix)]
-    #[must_use]
     pub fn dir_mode(mut self, mode: u32) -> Self {
         self.modes.dir = mode;
         self
     }
 
     /// How many finished run summaries the handle keeps (default 1,024).
-    #[must_use]
     pub fn recent_runs(mut self, n: usize) -> Self {
         self.recent_runs = n;
         self
@@ -228,7 +221,6 @@ impl UsageLayerBuilder {
 
     /// How many runs without a run span (a `run_id` on the calls only) are aggregated at once;
     /// the least recently used is summarised as `incomplete` to make room (default 1,024).
-    #[must_use]
     pub fn orphan_runs(mut self, n: usize) -> Self {
         self.orphan_runs = n;
         self
@@ -236,7 +228,6 @@ impl UsageLayerBuilder {
 
     /// How many distinct (model, provider, step, task) groups the process totals keep; calls
     /// past that are summed under `__other__` (default 2,000).
-    #[must_use]
     pub fn max_groups(mut self, n: usize) -> Self {
         self.max_groups = n;
         self
@@ -245,7 +236,6 @@ impl UsageLayerBuilder {
     /// The price table for `cost_usd` (default: [`PriceTable::bundled`]). Pass
     /// `PriceTable::new()` to price nothing locally (only provider-reported costs; other calls
     /// are `unpriced`, without a warning).
-    #[must_use]
     pub fn prices(mut self, table: PriceTable) -> Self {
         self.prices = table;
         self
@@ -254,14 +244,12 @@ impl UsageLayerBuilder {
     /// How many bytes of lines may wait for the writer before callers wait for room
     /// (default 1 MiB, about 2,300 call lines; the thread writing them holds as much again).
     /// Lines are never dropped for lack of room.
-    #[must_use]
     pub fn queue_capacity_bytes(mut self, bytes: usize) -> Self {
         self.queue_bytes = bytes;
         self
     }
 
     /// How long dropping the guard waits for queued lines to be written (default 10 s).
-    #[must_use]
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
@@ -274,7 +262,6 @@ impl UsageLayerBuilder {
     /// attribute set, which `opentelemetry_sdk` 0.33 implements (the feature turns its
     /// support on); a meter from another implementation of the `opentelemetry` 0.33 API that
     /// does not override `bind` would drop the measurements: build without the feature then.
-    #[must_use]
     pub fn meter(mut self, meter: Meter) -> Self {
         self.meter = Some(meter);
         self
@@ -285,7 +272,6 @@ impl UsageLayerBuilder {
     /// [`crate::otlp::OtlpMetrics::logger_provider`] gives one that exports over OTLP. The
     /// JSONL output is then optional.
     #[cfg(feature = "logs")]
-    #[must_use]
     pub fn logger_provider(
         mut self,
         provider: &opentelemetry_sdk::logs::SdkLoggerProvider,
@@ -298,7 +284,6 @@ impl UsageLayerBuilder {
     /// [`meter`](Self::meter) and [`logger_provider`](Self::logger_provider) do with its
     /// providers, and [`LayerStats`](crate::LayerStats) counts its log records' delivery.
     #[cfg(feature = "otlp")]
-    #[must_use]
     pub fn otlp(mut self, otlp: &crate::otlp::OtlpMetrics) -> Self {
         self.meter = Some(otlp.meter());
         self.logger_provider = Some(otlp.logger_provider().clone());
@@ -307,14 +292,12 @@ impl UsageLayerBuilder {
     }
 
     /// Whether metrics carry `llm.step` (default true).
-    #[must_use]
     pub fn metric_step_attribute(mut self, on: bool) -> Self {
         self.metric_options.step = on;
         self
     }
 
     /// Whether metrics carry `llm.task` (default true).
-    #[must_use]
     pub fn metric_task_attribute(mut self, on: bool) -> Self {
         self.metric_options.task = on;
         self
@@ -322,7 +305,6 @@ impl UsageLayerBuilder {
 
     /// How many distinct values `llm.step` and `llm.task` each take before new ones become
     /// `__other__` (default 64).
-    #[must_use]
     pub fn metric_attribute_cap(mut self, n: usize) -> Self {
         self.metric_options.cap = n;
         self
@@ -330,7 +312,6 @@ impl UsageLayerBuilder {
 
     /// Also records the upcoming `gen_ai.client.inference.usage.*` counters (default: on when
     /// `OTEL_SEMCONV_STABILITY_OPT_IN` includes `gen_ai_latest_experimental`).
-    #[must_use]
     pub fn latest_experimental_metrics(mut self, on: bool) -> Self {
         self.metric_options.latest_experimental = on;
         self
@@ -339,7 +320,6 @@ impl UsageLayerBuilder {
     /// Adds a budget (several may be given): crossing it writes a `budget_exceeded` line,
     /// calls [`on_budget`](Self::on_budget) and counts `llm.budget.exceeded`; see
     /// [`crate::budget`].
-    #[must_use]
     pub fn budget(mut self, budget: Budget) -> Self {
         self.budgets.push(budget);
         self
@@ -347,7 +327,6 @@ impl UsageLayerBuilder {
 
     /// Called once for each budget warning and each exceeded budget, on the thread of the
     /// call that crossed it, after the layer's locks are released. A panic in it is caught.
-    #[must_use]
     pub fn on_budget(mut self, f: impl Fn(&BudgetEvent) + Send + Sync + 'static) -> Self {
         self.on_budget = Some(Arc::new(f));
         self
@@ -355,7 +334,6 @@ impl UsageLayerBuilder {
 
     /// Where call timestamps come from (default: the system clock). For tests of day
     /// boundaries and budgets per day.
-    #[must_use]
     pub fn clock(mut self, now: impl Fn() -> crate::Timestamp + Send + Sync + 'static) -> Self {
         self.clock = Some(Arc::new(now));
         self
@@ -424,39 +402,45 @@ impl UsageLayerBuilder {
             (!self.prices.is_empty()).then(|| crate::intern::intern(&self.prices.version()));
         let inner = Arc::new(Inner {
             span_name: self.span_name.into_boxed_str(),
+            inference_operations: self.inference_operations.into_boxed_slice(),
+            default_operation: crate::intern::intern("chat"),
+            clock: self.clock,
+            closing: ClosingFilter::default(),
             ledger: Ledger::new(LedgerLimits {
                 recent_runs: self.recent_runs,
                 orphan_runs,
                 max_groups: self.max_groups,
             }),
-            sink,
-            sink_stats: stats,
-            db_stats,
-            prices: self.prices,
-            unpriced: RwLock::default(),
-            price_version,
+            pricer: Pricer {
+                prices: self.prices,
+                unpriced: RwLock::default(),
+                price_version,
+            },
+            budgeting: Budgeting {
+                counter: self
+                    .meter
+                    .as_ref()
+                    .filter(|_| !self.budgets.is_empty())
+                    .map(|m| {
+                        m.u64_counter("llm.budget.exceeded")
+                            .with_description("Budgets exceeded (once per budget and run or day).")
+                            .build()
+                    }),
+                budgets: Budgets::new(self.budgets),
+                on_budget: self.on_budget,
+                callback_panics: AtomicU64::new(0),
+            },
+            outputs: Outputs {
+                queue: sink,
+                stats,
+                db_stats,
+                #[cfg(feature = "otlp")]
+                log_delivery: self.log_delivery,
+            },
             invalid_values: AtomicU64::new(0),
-            budget_counter: self
-                .meter
-                .as_ref()
-                .filter(|_| !self.budgets.is_empty())
-                .map(|m| {
-                    m.u64_counter("llm.budget.exceeded")
-                        .with_description("Budgets exceeded (once per budget and run or day).")
-                        .build()
-                }),
-            budgets: Budgets::new(self.budgets),
-            on_budget: self.on_budget,
-            clock: self.clock,
-            callback_panics: AtomicU64::new(0),
-            closing: crate::layer::ClosingFilter::default(),
-            default_operation: crate::intern::intern("chat"),
-            inference_operations: self.inference_operations.into_boxed_slice(),
-            blind_spots: crate::layer::BlindSpots::default(),
+            blind_spots: BlindSpots::default(),
             #[cfg(feature = "trace-context")]
             dispatch: std::sync::OnceLock::new(),
-            #[cfg(feature = "otlp")]
-            log_delivery: self.log_delivery,
         });
         let guard = UsageGuard {
             inner: inner.clone(),
@@ -464,54 +448,5 @@ impl UsageLayerBuilder {
             done: false,
         };
         Ok((UsageLayer { inner }, guard))
-    }
-}
-
-/// Flushes the layer when dropped: writes `incomplete` summaries for runs still open, then
-/// waits (up to the shutdown timeout) until every queued line is written.
-///
-/// Keep it alive for as long as the layer should write, typically in `main`: the global
-/// subscriber is never dropped, so this guard is what makes the last lines reach the file.
-#[must_use = "dropping the guard stops the JSONL output"]
-pub struct UsageGuard {
-    inner: Arc<Inner>,
-    timeout: Duration,
-    done: bool,
-}
-
-impl fmt::Debug for UsageGuard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UsageGuard")
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-impl UsageGuard {
-    /// Shuts down now (what dropping does); returns whether every queued line was written
-    /// within the timeout.
-    pub fn shutdown(mut self) -> bool {
-        self.finish()
-    }
-
-    fn finish(&mut self) -> bool {
-        if std::mem::replace(&mut self.done, true) {
-            return true;
-        }
-        for summary in self.inner.ledger.drain() {
-            self.inner.emit_summary(&summary);
-        }
-        // One deadline for the worker and both writers: the guard waits at most the timeout.
-        let deadline = std::time::Instant::now() + self.timeout;
-        self.inner
-            .sink
-            .as_ref()
-            .is_none_or(|sink| sink.shutdown(deadline))
-    }
-}
-
-impl Drop for UsageGuard {
-    fn drop(&mut self) {
-        self.finish();
     }
 }

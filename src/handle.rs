@@ -137,6 +137,7 @@ impl UsageHandle {
     /// Models seen without a price (`(no model)` for calls that named none), sorted.
     pub fn unpriced_models(&self) -> Vec<String> {
         self.inner
+            .pricer
             .unpriced
             .read()
             .map(|set| set.iter().map(|m| m.to_string()).collect())
@@ -145,7 +146,7 @@ impl UsageHandle {
 
     /// What a run has spent so far (its budgets' books while it is open, else its summary).
     pub fn run_spend(&self, run_id: &str) -> Option<RunSpend> {
-        self.inner.budgets.run_spend(run_id).or_else(|| {
+        self.inner.budgeting.budgets.run_spend(run_id).or_else(|| {
             self.inner.ledger.run(run_id).map(|s| RunSpend {
                 usd: s.usage.cost_usd.unwrap_or(0.0),
                 tokens: s.usage.total_tokens,
@@ -156,13 +157,13 @@ impl UsageHandle {
     /// What a run may still spend under the per-run budgets (without model or step filters),
     /// the tightest first: a pre-flight check for agent loops.
     pub fn remaining(&self, run_id: &str) -> Remaining {
-        self.inner.budgets.remaining(run_id)
+        self.inner.budgeting.budgets.remaining(run_id)
     }
 
     /// The layer's health counters.
     pub fn stats(&self) -> LayerStats {
-        let s = &self.inner.sink_stats;
-        let db = &self.inner.db_stats;
+        let s = &self.inner.outputs.stats;
+        let db = &self.inner.outputs.db_stats;
         let blind = &self.inner.blind_spots;
         #[allow(unused_mut)]
         let mut stats = LayerStats {
@@ -180,7 +181,7 @@ impl UsageHandle {
             ..LayerStats::default()
         };
         #[cfg(feature = "otlp")]
-        if let Some(d) = &self.inner.log_delivery {
+        if let Some(d) = &self.inner.outputs.log_delivery {
             stats.log_records_delivered = d.delivered.load(Ordering::Relaxed);
             stats.log_records_dropped = d.dropped.load(Ordering::Relaxed);
         }

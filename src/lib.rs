@@ -138,6 +138,7 @@ mod error;
 pub mod estimate;
 mod fields;
 pub mod format;
+mod guard;
 mod handle;
 mod inert;
 mod intern;
@@ -164,8 +165,9 @@ mod tls;
 pub use budget::{
     Budget, BudgetEvent, BudgetEventKind, BudgetMetric, BudgetScope, Remaining, RunSpend,
 };
-pub use builder::{UsageGuard, UsageLayerBuilder};
+pub use builder::UsageLayerBuilder;
 pub use error::Error;
+pub use guard::UsageGuard;
 pub use handle::{GroupUsage, LayerStats, UsageHandle};
 pub use layer::UsageLayer;
 pub use ledger::{RunStatus, RunSummary, RunUsage, StepUsage, Totals, OTHER};

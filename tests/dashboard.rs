@@ -68,10 +68,9 @@ fn emitted() -> (BTreeSet<(String, String, bool)>, BTreeSet<String>) {
                         false,
                         h.data_points().flat_map(|p| p.attributes()).collect(),
                     ),
-                    AggregatedMetrics::U64(MetricData::Sum(s)) => (
-                        true,
-                        s.data_points().flat_map(|p| p.attributes()).collect(),
-                    ),
+                    AggregatedMetrics::U64(MetricData::Sum(s)) => {
+                        (true, s.data_points().flat_map(|p| p.attributes()).collect())
+                    }
                     other => panic!("{}: unexpected data {other:?}", m.name()),
                 };
                 keys.extend(attrs.into_iter().map(|kv| kv.key.to_string()));
@@ -166,7 +165,10 @@ fn the_dashboard_uses_only_what_the_crate_emits() {
     let emitted = prometheus_names(&metrics);
     assert!(emitted.contains("gen_ai_client_token_usage_sum"));
     assert!(emitted.contains("gen_ai_client_operation_duration_seconds_bucket"));
-    assert!(keys.contains("llm.step") && keys.contains("error.type"), "{keys:?}");
+    assert!(
+        keys.contains("llm.step") && keys.contains("error.type"),
+        "{keys:?}"
+    );
     let mut labels: BTreeSet<String> = keys.iter().map(|a| a.replace('.', "_")).collect();
     labels.insert("le".into());
     // PromQL's own words and Grafana's variables

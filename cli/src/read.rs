@@ -25,6 +25,7 @@ const PROGRESS_BYTES: u64 = 64 << 20;
 pub(crate) enum Input {
     File(PathBuf),
     Stdin,
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     Db(String),
 }
 
@@ -34,7 +35,10 @@ impl Input {
             Input::File(p) => p.display().to_string(),
             Input::Stdin => "<stdin>".into(),
             // A database URL's password is never shown.
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
             Input::Db(target) => tracing_llm_usage::store::display_target(target),
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Input::Db(_) => "the database".into(),
         }
     }
 }

@@ -93,8 +93,27 @@ impl Ledger {
         Some(summary)
     }
 
+    /// Adds a call to its run (the run span's `cell`, else the orphan run its `run_id` names)
+    /// and to the totals; returns the summary of an orphan run evicted to make room.
+    pub(crate) fn add_call(
+        &self,
+        cell: Option<&Arc<RunCell>>,
+        rec: &CallRecord,
+    ) -> Option<RunSummary> {
+        let evicted = match (cell, &rec.run_id) {
+            (Some(cell), _) => {
+                cell.add(rec);
+                None
+            }
+            (None, Some(id)) => self.add_orphan(id, rec),
+            (None, None) => None,
+        };
+        self.groups.add(rec);
+        evicted
+    }
+
     /// Adds a call whose run has no run span; returns the summary of an evicted orphan.
-    pub(crate) fn add_orphan(&self, run_id: &Arc<str>, rec: &CallRecord) -> Option<RunSummary> {
+    fn add_orphan(&self, run_id: &Arc<str>, rec: &CallRecord) -> Option<RunSummary> {
         let evicted = {
             let mut orphans = lock(&self.orphans);
             if let Some(o) = orphans.get_mut(&**run_id) {

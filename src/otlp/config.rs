@@ -379,7 +379,6 @@ impl OtlpConfig {
     }
 
     /// The transport.
-    #[must_use]
     pub fn protocol(mut self, protocol: OtlpProtocol) -> Self {
         self.protocol = Sourced {
             value: protocol,
@@ -390,7 +389,6 @@ impl OtlpConfig {
 
     /// The collector's URL for metrics, used as is (`https://otlp.example.com/v1/metrics`;
     /// for gRPC `https://collector:4317`).
-    #[must_use]
     pub fn endpoint(mut self, url: impl Into<String>) -> Self {
         self.endpoint = Some(Sourced {
             value: url.into(),
@@ -401,7 +399,6 @@ impl OtlpConfig {
 
     /// Adds a header (`Authorization`, an API key…) to every export; its value is never
     /// printed.
-    #[must_use]
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         let headers = self.headers.get_or_insert(Sourced {
             value: Vec::new(),
@@ -415,7 +412,6 @@ impl OtlpConfig {
 
     /// The collector's URL for logs, used as is (default: the metrics endpoint with
     /// `/v1/metrics` replaced by `/v1/logs`; for gRPC the same endpoint).
-    #[must_use]
     pub fn logs_endpoint(mut self, url: impl Into<String>) -> Self {
         self.logs_endpoint = Some(url.into());
         self
@@ -423,7 +419,6 @@ impl OtlpConfig {
 
     /// How many log records wait for the collector at most (default 8,192, or
     /// `OTEL_BLRP_MAX_QUEUE_SIZE`); past that new records are dropped and counted.
-    #[must_use]
     pub fn logs_buffer(mut self, records: usize) -> Self {
         self.logs_buffer = records;
         self
@@ -434,7 +429,6 @@ impl OtlpConfig {
     }
 
     /// A PEM bundle of CA certificates to trust besides the web PKI roots.
-    #[must_use]
     pub fn ca_certificate(mut self, path: impl Into<PathBuf>) -> Self {
         self.ca_certificate = Some(Sourced {
             value: path.into(),
@@ -444,7 +438,6 @@ impl OtlpConfig {
     }
 
     /// A client certificate (PEM, with its chain) and its private key, for mutual TLS.
-    #[must_use]
     pub fn client_identity(
         mut self,
         certificate: impl Into<PathBuf>,
@@ -462,35 +455,30 @@ impl OtlpConfig {
     }
 
     /// Plain text for a gRPC endpoint written without a scheme (`collector:4317`).
-    #[must_use]
     pub fn insecure(mut self, insecure: bool) -> Self {
         self.insecure = insecure;
         self
     }
 
     /// Gzip-compressed exports.
-    #[must_use]
     pub fn gzip(mut self, gzip: bool) -> Self {
         self.gzip = gzip;
         self
     }
 
     /// How long one export may take.
-    #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// How often metrics are exported.
-    #[must_use]
     pub fn export_interval(mut self, interval: Duration) -> Self {
         self.export_interval = interval;
         self
     }
 
     /// No export at all: the meter records into nothing (`OTEL_SDK_DISABLED=true`).
-    #[must_use]
     pub fn disabled(mut self, disabled: bool) -> Self {
         self.disabled = disabled;
         self
