@@ -12,6 +12,7 @@ use opentelemetry_sdk::metrics::{
 };
 use serde_json::Value;
 use tracing::{dispatcher, info_span};
+use tracing_subscriber::prelude::*;
 
 /// `gen_ai.client.token.usage`: powers of 4 from 1 to 67,108,864.
 const TOKEN_BUCKETS: [f64; 14] = [
@@ -440,4 +441,84 @@ fn latest_instruments_split_usage_by_modality_and_add_up() {
     let (_, ttft) = metric(&exported, "gen_ai.client.inference.time_to_first_chunk").unwrap();
     assert_eq!(ttft.len(), 1);
     assert_eq!((ttft[0].count, ttft[0].sum), (1, 0.25));
+}
+
+/// The sum of every `gen_ai.client.token.usage` point of one export (all attribute sets).
+fn usage_sum(rm: &ResourceMetrics) -> f64 {
+    let mut sum = 0.0;
+    for sm in rm.scope_metrics() {
+        for m in sm.metrics() {
+            if m.name() != "gen_ai.client.token.usage" {
+                continue;
+            }
+            if let AggregatedMetrics::U64(MetricData::Histogram(h)) = m.data() {
+                sum += h.data_points().map(|p| p.sum() as f64).sum::<f64>();
+            }
+        }
+    }
+    sum
+}
+
+/// Every measurement is kept, whatever the temporality, across collections, and when the
+/// layer's series cache starts over (more attribute sets than it keeps bound instruments
+/// for): each export holds exactly what was measured since the one before (delta), or since
+/// the start (cumulative).
+#[test]
+fn measurements_survive_collections_and_series_turnover() {
+    for temporality in [Temporality::Delta, Temporality::Cumulative] {
+        let exporter = opentelemetry_sdk::metrics::InMemoryMetricExporterBuilder::new()
+            .with_temporality(temporality)
+            .build();
+        let provider = SdkMeterProvider::builder()
+            .with_reader(PeriodicReader::builder(exporter.clone()).build())
+            .build();
+        let (layer, guard) = UsageLayer::builder()
+            .meter(provider.meter("test"))
+            .jsonl_writer(std::io::sink)
+            .build()
+            .unwrap();
+        let handle = layer.handle();
+        let d = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+        let mut written = 0u64;
+        let mut want = Vec::new();
+        // Round 1 repeats a few sets; round 2 goes through 1,500 sets (beyond the 1,024 the
+        // cache keeps); round 3 returns to the first sets, whose instruments were released.
+        for (round, models) in [(0u64, 4u64), (1, 1500), (2, 4)] {
+            let mut input = 0u64;
+            dispatcher::with_default(&d, || {
+                for i in 0..models.max(400) {
+                    let tokens = 10 + round * 1000 + i;
+                    drop(info_span!(
+                        "llm_call",
+                        step = "s",
+                        model = %format_args!("model-{}", i % models),
+                        provider = "openai",
+                        tokens.input = tokens,
+                        tokens.output = 1u64
+                    ));
+                    input += tokens + 1;
+                    written += 1;
+                }
+            });
+            while handle.stats().lines_written < written {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            provider.force_flush().unwrap();
+            want.push(input as f64);
+        }
+        drop(guard);
+        let exports = exporter.get_finished_metrics().unwrap();
+        let got: Vec<f64> = exports.iter().map(usage_sum).collect();
+        let want: Vec<f64> = match temporality {
+            Temporality::Delta => want,
+            _ => want
+                .iter()
+                .scan(0.0, |acc, w| {
+                    *acc += w;
+                    Some(*acc)
+                })
+                .collect(),
+        };
+        assert_eq!(got[..3], want[..], "{temporality:?}");
+    }
 }
