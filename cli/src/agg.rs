@@ -11,6 +11,8 @@ use tracing_llm_usage::record::Tokens;
 
 use tracing_llm_usage::format::decode::Line;
 
+use super::runs::{RunCount, RunTable};
+
 /// The key shown for calls without a value (JSON `null`).
 pub(crate) const NONE: &str = "\u{0}";
 
@@ -124,18 +126,6 @@ pub(crate) const DIMS: [Dim; 7] = [
     Dim::Day,
 ];
 
-/// What a `run_summary` line says of its run.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct RunInfo {
-    pub(crate) status: Option<String>,
-    pub(crate) elapsed: Option<f64>,
-    pub(crate) timestamp: String,
-    pub(crate) summary_calls: Option<u64>,
-    /// Final summaries (`success` or `error`) seen for the id: more than one means several
-    /// runs used it (a program run twice with a fixed id), and their calls are shown together.
-    pub(crate) finals: u32,
-}
-
 /// One call, for `export` and `run show`. `order` sorts rows back into file order.
 #[derive(Clone, Debug)]
 pub(crate) struct Row {
@@ -176,6 +166,8 @@ pub(crate) struct Needs {
     pub(crate) reprice: Option<PriceTable>,
     /// `--prices`: every call's cost comes from this table instead of its line.
     pub(crate) override_prices: Option<PriceTable>,
+    /// Whether runs are listed (an entry a run) or only counted (a hash a run).
+    pub(crate) list_runs: bool,
 }
 
 #[derive(Default)]
@@ -183,7 +175,10 @@ pub(crate) struct Aggregate {
     pub(crate) all: Acc,
     pub(crate) by: HashMap<Dim, HashMap<String, Acc>>,
     pub(crate) prompt: Vec<(String, u64)>,
-    pub(crate) runs: HashMap<String, RunInfo>,
+    /// Distinct runs with a call, when runs are only counted.
+    pub(crate) run_count: RunCount,
+    /// Every run, when runs are listed.
+    pub(crate) runs: RunTable,
     pub(crate) rows: Vec<Row>,
     pub(crate) repriced: HashMap<String, Repriced>,
     pub(crate) summaries: u64,
@@ -232,18 +227,8 @@ impl Aggregate {
         }
         if l.event == "run_summary" {
             self.summaries += 1;
-            if let Some(id) = &l.run_id {
-                let info = self.runs.entry(id.to_string()).or_default();
-                if matches!(l.status.as_deref(), Some("success" | "error")) {
-                    info.finals += 1;
-                }
-                // The newest summary of a run wins (an `incomplete` one may precede it).
-                if *l.timestamp >= *info.timestamp {
-                    info.status = l.status.as_deref().map(str::to_owned);
-                    info.elapsed = l.elapsed_seconds;
-                    info.timestamp = l.timestamp.to_string();
-                    info.summary_calls = l.usage.as_ref().map(|u| u.call_count);
-                }
+            if let (Some(id), true) = (&l.run_id, needs.list_runs) {
+                self.runs.add_summary(id, l);
             }
             return;
         }
@@ -264,7 +249,9 @@ impl Aggregate {
         };
         self.all.add(l);
         for (i, dim) in DIMS.into_iter().enumerate() {
-            if !needs.dims[i] {
+            // Runs are counted and listed below, compactly; only calls without a run are a
+            // group here.
+            if !needs.dims[i] || (dim == Dim::Run && l.run_id.is_some()) {
                 continue;
             }
             let k = match dim {
@@ -300,7 +287,11 @@ impl Aggregate {
             }
         }
         if let Some(run) = &l.run_id {
-            self.runs.entry(run.to_string()).or_default();
+            if needs.list_runs {
+                self.runs.add_call(run, l);
+            } else {
+                self.run_count.add(run);
+            }
         }
         if let Some(table) = &needs.reprice {
             self.reprice(l, table);
@@ -353,15 +344,8 @@ impl Aggregate {
                 None => self.prompt.push((c, t)),
             }
         }
-        for (id, info) in o.runs {
-            let mine = self.runs.entry(id).or_default();
-            let finals = mine.finals + info.finals;
-            if info.timestamp >= mine.timestamp && (info.status.is_some() || mine.status.is_none())
-            {
-                *mine = info;
-            }
-            mine.finals = finals;
-        }
+        self.run_count.merge(o.run_count);
+        self.runs.merge(o.runs);
         self.rows.extend(o.rows);
         for (m, r) in o.repriced {
             let mine = self.repriced.entry(m).or_default();

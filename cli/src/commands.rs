@@ -3,6 +3,7 @@
 use super::agg::{Acc, Dim, NONE};
 use super::output::{Cell, Section};
 use super::read::Scan;
+use super::runs::RunEntry;
 
 fn cost(acc: &Acc) -> Option<f64> {
     (acc.priced > 0).then_some(acc.cost)
@@ -27,9 +28,8 @@ fn sorted(groups: Option<&hashbrown::HashMap<String, Acc>>) -> Vec<(&String, &Ac
 
 /// Runs that have at least one call in range.
 fn run_count(scan: &Scan) -> u64 {
-    scan.agg.by.get(&Dim::Run).map_or(0, |g| {
-        g.keys().filter(|k| k.as_str() != NONE).count() as u64
-    })
+    let listed = scan.agg.runs.iter().filter(|e| e.calls > 0).count() as u64;
+    scan.agg.run_count.len() + listed
 }
 
 pub(crate) fn stats(scan: &Scan, files: u64) -> Vec<Section> {
@@ -208,8 +208,9 @@ pub(crate) fn budget(
     );
     for (scope, limit) in [("day", per_day), ("run", per_run)] {
         let Some(limit) = limit else { continue };
-        // scope id → (running total, the crossing call)
+        // scope id → (running total, the crossing call), in the order scopes first appear
         let mut books: Vec<(String, f64, Option<&super::agg::Row>)> = Vec::new();
+        let mut place: hashbrown::HashMap<String, usize> = hashbrown::HashMap::new();
         for r in &rows {
             let id = match scope {
                 "day" => r.timestamp.get(..10).unwrap_or("").to_owned(),
@@ -218,9 +219,10 @@ pub(crate) fn budget(
                     None => continue,
                 },
             };
-            let i = match books.iter().position(|(k, _, _)| *k == id) {
-                Some(i) => i,
+            let i = match place.get(&id) {
+                Some(&i) => i,
                 None => {
+                    place.insert(id.clone(), books.len());
                     books.push((id, 0.0, None));
                     books.len() - 1
                 }
@@ -280,19 +282,62 @@ pub(crate) fn by(scan: &Scan, dim: Dim) -> Vec<Section> {
             "unpriced_calls",
         ],
     );
-    for (k, acc) in sorted(scan.agg.by.get(&dim)) {
-        s.rows.push(vec![
-            Cell::key(k),
-            Cell::Int(acc.calls),
-            Cell::Int(acc.input),
-            Cell::Int(acc.output),
-            Cell::Int(acc.total),
-            Cell::Int(acc.cache_read),
-            Cell::Int(acc.reasoning),
-            Cell::Usd(cost(acc)),
-            Cell::Int(acc.unpriced),
-        ]);
+    if dim == Dim::Run {
+        return by_run(scan, s);
     }
+    for (k, acc) in sorted(scan.agg.by.get(&dim)) {
+        s.rows.push(group_row(k, acc));
+    }
+    vec![s]
+}
+
+/// A row of a `by` table.
+fn group_row(k: &str, acc: &Acc) -> Vec<Cell> {
+    vec![
+        Cell::key(k),
+        Cell::Int(acc.calls),
+        Cell::Int(acc.input),
+        Cell::Int(acc.output),
+        Cell::Int(acc.total),
+        Cell::Int(acc.cache_read),
+        Cell::Int(acc.reasoning),
+        Cell::Usd(cost(acc)),
+        Cell::Int(acc.unpriced),
+    ]
+}
+
+/// `by run`: every run with a call, sorted as the other groups are.
+fn by_run(scan: &Scan, mut s: Section) -> Vec<Section> {
+    let runs = &scan.agg.runs;
+    // (cost, total, id, row): the runs, and the calls without a run as one group.
+    let mut v: Vec<(f64, u64, &str, Vec<Cell>)> = runs
+        .iter()
+        .filter(|e| e.calls > 0)
+        .map(|e| {
+            let row = vec![
+                Cell::key(runs.id(e)),
+                Cell::Int(u64::from(e.calls)),
+                Cell::Int(e.input),
+                Cell::Int(e.output),
+                Cell::Int(e.total),
+                Cell::Int(e.cache_read),
+                Cell::Int(e.reasoning),
+                Cell::Usd(e.priced().then_some(e.cost)),
+                Cell::Int(u64::from(e.unpriced)),
+            ];
+            (e.cost, e.total, runs.id(e), row)
+        })
+        .collect();
+    if let Some(acc) = scan.agg.by.get(&Dim::Run).and_then(|g| g.get(NONE)) {
+        v.push((acc.cost, acc.total, NONE, group_row(NONE, acc)));
+    }
+    v.sort_by(|a, b| {
+        b.0.partial_cmp(&a.0)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(b.1.cmp(&a.1))
+            .then_with(|| a.2.cmp(b.2))
+    });
+    s.rows.extend(v.into_iter().map(|(_, _, _, row)| row));
     vec![s]
 }
 
@@ -311,34 +356,35 @@ pub(crate) fn run_list(scan: &Scan) -> Vec<Section> {
             "elapsed_seconds",
         ],
     );
-    let empty = Acc::default();
-    let groups = scan.agg.by.get(&Dim::Run);
-    let mut ids: Vec<&String> = scan.agg.runs.keys().collect();
-    let first = |id: &String| groups.and_then(|g| g.get(id)).and_then(|a| a.first.clone());
-    ids.sort_by(|a, b| first(a).cmp(&first(b)).then_with(|| a.cmp(b)));
-    for id in ids {
-        let acc = groups.and_then(|g| g.get(id)).unwrap_or(&empty);
-        let info = &scan.agg.runs[id];
+    let runs = &scan.agg.runs;
+    let mut v: Vec<&RunEntry> = runs.iter().collect();
+    // Runs known only by their summary first, then by their first call.
+    v.sort_by(|a, b| {
+        (a.calls > 0, a.first_ms)
+            .cmp(&(b.calls > 0, b.first_ms))
+            .then_with(|| runs.id(a).cmp(runs.id(b)))
+    });
+    for e in v {
         s.rows.push(vec![
-            Cell::text(id.clone()),
-            Cell::Text(status(info)),
-            Cell::Int(acc.calls),
-            Cell::Int(acc.input),
-            Cell::Int(acc.output),
-            Cell::Usd(cost(acc)),
-            Cell::Text(acc.first.clone()),
-            Cell::Text(acc.last.clone()),
-            Cell::Float(info.elapsed),
+            Cell::text(runs.id(e)),
+            Cell::Text(status(e)),
+            Cell::Int(u64::from(e.calls)),
+            Cell::Int(e.input),
+            Cell::Int(e.output),
+            Cell::Usd(e.priced().then_some(e.cost)),
+            Cell::Text(e.first()),
+            Cell::Text(e.last()),
+            Cell::Float(e.elapsed()),
         ]);
     }
     vec![s]
 }
 
 /// A run's status, flagged when several runs used its id (their calls are shown together).
-fn status(info: &super::agg::RunInfo) -> Option<String> {
-    match (&info.status, info.finals) {
+fn status(e: &RunEntry) -> Option<String> {
+    match (e.status(), e.finals) {
         (Some(s), n) if n > 1 => Some(format!("{s} (id used by {n} runs)")),
-        (s, _) => s.clone(),
+        (s, _) => s.map(str::to_owned),
     }
 }
 
@@ -350,7 +396,7 @@ pub(crate) fn run_show(scan: &Scan, id: &str) -> Option<Vec<Section>> {
     summary.rows = vec![
         vec![Cell::text("run_id"), Cell::text(id)],
         vec![Cell::text("status"), Cell::Text(status(info))],
-        vec![Cell::text("elapsed_seconds"), Cell::Float(info.elapsed)],
+        vec![Cell::text("elapsed_seconds"), Cell::Float(info.elapsed())],
         vec![Cell::text("calls"), Cell::Int(a.calls)],
         vec![Cell::text("input_tokens"), Cell::Int(a.input)],
         vec![Cell::text("output_tokens"), Cell::Int(a.output)],

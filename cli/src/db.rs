@@ -103,6 +103,7 @@ pub(crate) fn import(
         let mut file = Imported::default();
         let (tx, rx) = mpsc::sync_channel::<read::Batch>(2);
         let (pool_tx, pool_rx) = mpsc::channel::<Vec<u8>>();
+        let pool_rx = std::sync::Mutex::new(pool_rx);
         let result = std::thread::scope(|s| {
             let bar = bar.clone();
             let reader = s.spawn(move || {

@@ -25,6 +25,7 @@ mod db;
 
 mod output;
 mod read;
+mod runs;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -198,8 +199,6 @@ fn main() -> ExitCode {
     };
     let mut needs = Needs::default();
     let dim = |d: Dim| agg::DIMS.iter().position(|x| *x == d).unwrap_or(0);
-    // Every command counts runs (stats, report, run list); `by` adds its own dimension.
-    needs.dims[dim(Dim::Run)] = true;
     let paths = match &cli.command {
         Command::Stats { paths } => paths,
         Command::Report { paths } => {
@@ -209,17 +208,22 @@ fn main() -> ExitCode {
         }
         Command::By { paths, dimension } => {
             needs.dims[dim(*dimension)] = true;
+            needs.list_runs = *dimension == Dim::Run;
             paths
         }
         Command::Run {
             command: RunCommand::List { paths },
-        } => paths,
+        } => {
+            needs.list_runs = true;
+            paths
+        }
         Command::Run {
             command: RunCommand::Show { id, paths },
         } => {
             filters.run = Some(id.clone());
             needs.dims[dim(Dim::Step)] = true;
             needs.rows = true;
+            needs.list_runs = true;
             paths
         }
         Command::Export { paths, .. } => {

@@ -344,7 +344,7 @@ pub(crate) fn split(
     input_idx: usize,
     r: &mut dyn Read,
     tx: &mpsc::SyncSender<Batch>,
-    pool: &mpsc::Receiver<Vec<u8>>,
+    pool: &std::sync::Mutex<mpsc::Receiver<Vec<u8>>>,
 ) -> io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + MAX_LINE);
     let mut index = 0;
@@ -381,9 +381,8 @@ pub(crate) fn split(
         match memchr::memrchr(b'\n', &buf) {
             Some(last) => {
                 // A buffer the workers are done with, so blocks are not allocated afresh.
-                let mut next = pool
-                    .try_recv()
-                    .unwrap_or_else(|_| Vec::with_capacity(BLOCK + MAX_LINE));
+                let recycled = pool.lock().ok().and_then(|p| p.try_recv().ok());
+                let mut next = recycled.unwrap_or_else(|| Vec::with_capacity(BLOCK + MAX_LINE));
                 next.clear();
                 next.extend_from_slice(&buf[last + 1..]);
                 buf.truncate(last + 1);
@@ -426,15 +425,37 @@ pub(crate) fn scan(inputs: &[Input], filters: &Filters, needs: &Needs) -> Result
                 s.spawn(|| work(&rx, filters, needs, pool))
             })
             .collect();
-        let mut result = Ok(());
-        for (i, input) in inputs.iter().enumerate() {
-            let read = open(input, bar.clone()).and_then(|mut r| split(i, &mut *r, &tx, &pool_rx));
-            if let Err(e) = read {
-                result = Err(format!("{}: {e}", input.name()));
-                break;
+        // Several files are read (and decompressed) at once, each by one reader, so that its
+        // batches keep their order.
+        let pool_rx = std::sync::Mutex::new(pool_rx);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failed = std::sync::Mutex::new(None::<(usize, String)>);
+        let readers = threads.min(inputs.len()).max(1);
+        std::thread::scope(|rs| {
+            for _ in 0..readers {
+                rs.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(input) = inputs.get(i) else { return };
+                    let read =
+                        open(input, bar.clone()).and_then(|mut r| split(i, &mut *r, &tx, &pool_rx));
+                    if let Err(e) = read {
+                        if let Ok(mut f) = failed.lock() {
+                            if f.as_ref().is_none_or(|(j, _)| i < *j) {
+                                *f = Some((i, format!("{}: {e}", input.name())));
+                            }
+                        }
+                        // No more inputs: the first failure ends the scan.
+                        next.store(inputs.len(), std::sync::atomic::Ordering::Relaxed);
+                        return;
+                    }
+                });
             }
-        }
+        });
         drop(tx);
+        let result = match failed.into_inner().ok().flatten() {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        };
         for w in workers {
             if let Ok(out) = w.join() {
                 outs.push(out);

@@ -69,9 +69,9 @@ pub struct Line<'a> {
     pub stream: Option<bool>,
     /// Time to the first chunk of a streamed response.
     pub ttft_ms: Option<u64>,
-    /// Kept as raw JSON: only `report` reads it ([`components`]).
-    #[serde(borrow)]
-    pub prompt_breakdown: Option<&'a serde_json::value::RawValue>,
+    /// Kept as raw JSON text: only `report` reads it ([`components`]).
+    #[serde(borrow, deserialize_with = "raw_json")]
+    pub prompt_breakdown: Option<&'a str>,
     /// The cost in USD, `None` when unpriced.
     pub cost_usd: Option<f64>,
     /// `local`, `provider` or `unpriced` (calls).
@@ -132,14 +132,20 @@ impl Line<'_> {
     }
 }
 
+/// A value kept as its JSON text, borrowed from the line.
+fn raw_json<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'a str>, D::Error> {
+    let raw: Option<&'a serde_json::value::RawValue> = Deserialize::deserialize(d)?;
+    Ok(raw.map(serde_json::value::RawValue::get))
+}
+
 /// A line's `prompt_breakdown` (`{"system": 2100, "data": 38000}`) as (component, tokens)
 /// pairs, in the line's order.
 ///
 /// # Errors
 ///
 /// Why it is not a map of names to token counts.
-pub fn components(raw: &serde_json::value::RawValue) -> Result<Vec<(String, u64)>, String> {
-    let mut d = serde_json::Deserializer::from_str(raw.get());
+pub fn components(raw: &str) -> Result<Vec<(String, u64)>, String> {
+    let mut d = serde_json::Deserializer::from_str(raw);
     components_map(&mut d).map_err(|e| e.to_string())
 }
 
@@ -186,6 +192,9 @@ pub fn parse(bytes: &[u8]) -> Result<Line<'_>, String> {
 ///
 /// As [`parse`].
 pub fn parse_str(text: &str) -> Result<Line<'_>, String> {
+    if let Some(line) = super::fast::line(text) {
+        return Ok(line);
+    }
     let line: Line<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
     check(line)
 }

@@ -5,6 +5,7 @@
 
 pub mod decode;
 pub(crate) mod encode;
+mod fast;
 
 /// The JSON Schema of every line kind, draft 2020-12.
 pub const SCHEMA: &str = include_str!("../../schema/llm_usage.schema.json");
