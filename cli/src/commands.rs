@@ -32,7 +32,7 @@ fn run_count(scan: &Scan) -> u64 {
     scan.agg.run_count.len() + listed
 }
 
-pub(crate) fn stats(scan: &Scan, files: u64) -> Vec<Section> {
+pub(crate) fn stats(scan: &Scan, files: u64) -> Vec<Section<'_>> {
     let a = &scan.agg.all;
     let mut s = Section::kv("stats");
     let mut kv = |k: &'static str, v: Cell| s.rows.push(vec![Cell::text(k), v]);
@@ -75,7 +75,7 @@ pub(crate) fn stats(scan: &Scan, files: u64) -> Vec<Section> {
 }
 
 /// Totals per step; `total` adds a `TOTAL` row (reports; a run's own totals are elsewhere).
-fn by_step_section(scan: &Scan, total: bool) -> Section {
+fn by_step_section(scan: &Scan, total: bool) -> Section<'_> {
     let mut s = Section::new(
         "by_step",
         vec!["step", "calls", "input", "output", "cost_usd"],
@@ -102,7 +102,7 @@ fn by_step_section(scan: &Scan, total: bool) -> Section {
     s
 }
 
-pub(crate) fn report(scan: &Scan) -> Vec<Section> {
+pub(crate) fn report(scan: &Scan) -> Vec<Section<'_>> {
     let a = &scan.agg.all;
     let mut prompt = Section::new(
         "prompt_breakdown",
@@ -184,7 +184,7 @@ pub(crate) fn budget(
     per_day: Option<f64>,
     per_run: Option<f64>,
     tokens: bool,
-) -> Vec<Section> {
+) -> Vec<Section<'_>> {
     let mut rows: Vec<&super::agg::Row> = scan.agg.rows.iter().collect();
     rows.sort_by(|a, b| a.timestamp.cmp(&b.timestamp).then(a.order.cmp(&b.order)));
     let amount = |r: &super::agg::Row| {
@@ -258,7 +258,7 @@ pub(crate) fn budget(
     vec![s]
 }
 
-pub(crate) fn by(scan: &Scan, dim: Dim) -> Vec<Section> {
+pub(crate) fn by(scan: &Scan, dim: Dim) -> Vec<Section<'_>> {
     let name = match dim {
         Dim::Step => "step",
         Dim::Model => "model",
@@ -307,42 +307,46 @@ fn group_row(k: &str, acc: &Acc) -> Vec<Cell> {
 }
 
 /// `by run`: every run with a call, sorted as the other groups are.
-fn by_run(scan: &Scan, mut s: Section) -> Vec<Section> {
+fn by_run<'a>(scan: &'a Scan, s: Section<'a>) -> Vec<Section<'a>> {
     let runs = &scan.agg.runs;
-    // (cost, total, id, row): the runs, and the calls without a run as one group.
-    let mut v: Vec<(f64, u64, &str, Vec<Cell>)> = runs
-        .iter()
-        .filter(|e| e.calls > 0)
-        .map(|e| {
-            let row = vec![
-                Cell::key(runs.id(e)),
-                Cell::Int(u64::from(e.calls)),
-                Cell::Int(e.input),
-                Cell::Int(e.output),
-                Cell::Int(e.total),
-                Cell::Int(e.cache_read),
-                Cell::Int(e.reasoning),
-                Cell::Usd(e.priced().then_some(e.cost)),
-                Cell::Int(u64::from(e.unpriced)),
-            ];
-            (e.cost, e.total, runs.id(e), row)
-        })
-        .collect();
-    if let Some(acc) = scan.agg.by.get(&Dim::Run).and_then(|g| g.get(NONE)) {
-        v.push((acc.cost, acc.total, NONE, group_row(NONE, acc)));
+    // The runs by cost, then tokens, then id; the calls without a run are one more group.
+    let none = scan.agg.by.get(&Dim::Run).and_then(|g| g.get(NONE));
+    let mut v: Vec<Option<&RunEntry>> = runs.iter().filter(|e| e.calls > 0).map(Some).collect();
+    if none.is_some() {
+        v.push(None);
     }
+    let key = |e: &Option<&RunEntry>| match (e, none) {
+        (Some(e), _) => (e.cost, e.total, runs.id(e)),
+        (None, Some(acc)) => (acc.cost, acc.total, NONE),
+        (None, None) => (0.0, 0, NONE),
+    };
     v.sort_by(|a, b| {
+        let (a, b) = (key(a), key(b));
         b.0.partial_cmp(&a.0)
             .unwrap_or(std::cmp::Ordering::Equal)
             .then(b.1.cmp(&a.1))
             .then_with(|| a.2.cmp(b.2))
     });
-    s.rows.extend(v.into_iter().map(|(_, _, _, row)| row));
+    let s = s.lazy(v.len(), move |i| match (v[i], none) {
+        (Some(e), _) => vec![
+            Cell::key(runs.id(e)),
+            Cell::Int(u64::from(e.calls)),
+            Cell::Int(e.input),
+            Cell::Int(e.output),
+            Cell::Int(e.total),
+            Cell::Int(e.cache_read),
+            Cell::Int(e.reasoning),
+            Cell::Usd(e.priced().then_some(e.cost)),
+            Cell::Int(u64::from(e.unpriced)),
+        ],
+        (None, Some(acc)) => group_row(NONE, acc),
+        (None, None) => Vec::new(),
+    });
     vec![s]
 }
 
-pub(crate) fn run_list(scan: &Scan) -> Vec<Section> {
-    let mut s = Section::new(
+pub(crate) fn run_list(scan: &Scan) -> Vec<Section<'_>> {
+    let s = Section::new(
         "runs",
         vec![
             "run_id",
@@ -364,8 +368,9 @@ pub(crate) fn run_list(scan: &Scan) -> Vec<Section> {
             .cmp(&(b.calls > 0, b.first_ms))
             .then_with(|| runs.id(a).cmp(runs.id(b)))
     });
-    for e in v {
-        s.rows.push(vec![
+    let s = s.lazy(v.len(), move |i| {
+        let e = v[i];
+        vec![
             Cell::text(runs.id(e)),
             Cell::Text(status(e)),
             Cell::Int(u64::from(e.calls)),
@@ -375,8 +380,8 @@ pub(crate) fn run_list(scan: &Scan) -> Vec<Section> {
             Cell::Text(e.first()),
             Cell::Text(e.last()),
             Cell::Float(e.elapsed()),
-        ]);
-    }
+        ]
+    });
     vec![s]
 }
 
@@ -389,7 +394,7 @@ fn status(e: &RunEntry) -> Option<String> {
 }
 
 /// `None` when the logs know nothing of the run.
-pub(crate) fn run_show(scan: &Scan, id: &str) -> Option<Vec<Section>> {
+pub(crate) fn run_show<'a>(scan: &'a Scan, id: &str) -> Option<Vec<Section<'a>>> {
     let info = scan.agg.runs.get(id)?;
     let a = &scan.agg.all;
     let mut summary = Section::kv("run");
@@ -456,7 +461,7 @@ pub(crate) const EXPORT_COLUMNS: [&str; 18] = [
     "error",
 ];
 
-pub(crate) fn export(scan: &Scan) -> Vec<Section> {
+pub(crate) fn export(scan: &Scan) -> Vec<Section<'_>> {
     let mut s = Section::new("calls", EXPORT_COLUMNS.to_vec());
     for r in &scan.agg.rows {
         let t = &r.tokens;
@@ -484,7 +489,7 @@ pub(crate) fn export(scan: &Scan) -> Vec<Section> {
     vec![s]
 }
 
-pub(crate) fn reprice(scan: &Scan) -> Vec<Section> {
+pub(crate) fn reprice(scan: &Scan) -> Vec<Section<'_>> {
     let mut s = Section::new(
         "reprice",
         vec![

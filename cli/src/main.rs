@@ -361,7 +361,7 @@ fn main() -> ExitCode {
             names.join(", ")
         );
     }
-    if c.format == Format::Table && sections.iter().all(|s| s.rows.is_empty()) {
+    if c.format == Format::Table && sections.iter().all(output::Section::is_empty) {
         eprintln!("llm-usage: nothing matches (check --since, --until, --run, --model, --step)");
         return ExitCode::SUCCESS;
     }

@@ -1,9 +1,9 @@
 //! Rendering: every command builds [`Section`]s of typed cells; `--format` picks a table
-//! (aligned, thousands-separated, via comfy-table), JSON, or CSV.
+//! (aligned, thousands-separated, drawn with box characters), JSON, or CSV.
 
 use std::io::{self, Write};
 
-use comfy_table::{presets, Cell as TableCell, CellAlignment, ContentArrangement, Table};
+use unicode_width::UnicodeWidthStr;
 use serde_json::{json, Map, Value};
 
 use super::agg::NONE;
@@ -108,22 +108,28 @@ pub(crate) fn thousands(n: u64) -> String {
     out
 }
 
+/// A row made when it is written.
+type MakeRow<'a> = Box<dyn Fn(usize) -> Vec<Cell> + 'a>;
+
 /// A titled table.
-#[derive(Clone, Debug)]
-pub(crate) struct Section {
+pub(crate) struct Section<'a> {
     pub(crate) name: &'static str,
     pub(crate) headers: Vec<&'static str>,
     pub(crate) rows: Vec<Vec<Cell>>,
+    /// Rows made one at a time as they are written, instead of `rows`: a listing of every run
+    /// holds no row in memory.
+    lazy: Option<(usize, MakeRow<'a>)>,
     /// Two columns, metric and value: JSON renders it as one object.
     kv: bool,
 }
 
-impl Section {
+impl<'a> Section<'a> {
     pub(crate) fn new(name: &'static str, headers: Vec<&'static str>) -> Self {
         Self {
             name,
             headers,
             rows: Vec::new(),
+            lazy: None,
             kv: false,
         }
     }
@@ -136,53 +142,100 @@ impl Section {
         }
     }
 
-    fn json_rows(&self) -> Value {
-        if self.kv {
-            return Value::Object(
-                self.rows
-                    .iter()
-                    .filter_map(|r| match (r.first(), r.get(1)) {
-                        (Some(Cell::Text(Some(k))), Some(v)) => Some((k.clone(), v.json())),
-                        _ => None,
-                    })
-                    .collect(),
-            );
-        }
-        Value::Array(
-            self.rows
-                .iter()
-                .map(|r| {
-                    let mut m = Map::new();
-                    for (h, c) in self.headers.iter().zip(r) {
-                        m.insert((*h).to_owned(), c.json());
-                    }
-                    Value::Object(m)
-                })
-                .collect(),
-        )
+    /// `len` rows, row `i` made by `row(i)` when it is written.
+    pub(crate) fn lazy(mut self, len: usize, row: impl Fn(usize) -> Vec<Cell> + 'a) -> Self {
+        self.lazy = Some((len, Box::new(row)));
+        self
     }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn len(&self) -> usize {
+        self.lazy.as_ref().map_or(self.rows.len(), |(n, _)| *n)
+    }
+
+    /// Calls `each` with every row, in order.
+    fn each_row<E>(&self, mut each: impl FnMut(&[Cell]) -> Result<(), E>) -> Result<(), E> {
+        match &self.lazy {
+            Some((n, row)) => (0..*n).try_for_each(|i| each(&row(i))),
+            None => self.rows.iter().try_for_each(|r| each(r)),
+        }
+    }
+
+    fn row_json(&self, r: &[Cell]) -> Value {
+        let mut m = Map::new();
+        for (h, c) in self.headers.iter().zip(r) {
+            m.insert((*h).to_owned(), c.json());
+        }
+        Value::Object(m)
+    }
+
+    /// Pretty JSON at `level` of indentation (after its first line), row by row.
+    fn write_json(&self, out: &mut dyn Write, level: usize) -> io::Result<()> {
+        if self.kv {
+            let mut obj = Map::new();
+            self.each_row(|r| {
+                if let (Some(Cell::Text(Some(k))), Some(v)) = (r.first(), r.get(1)) {
+                    obj.insert(k.clone(), v.json());
+                }
+                Ok::<_, io::Error>(())
+            })?;
+            return write_indented(out, &Value::Object(obj), level);
+        }
+        if self.is_empty() {
+            return out.write_all(b"[]");
+        }
+        let pad = "  ".repeat(level + 1);
+        out.write_all(b"[\n")?;
+        let mut first = true;
+        self.each_row(|r| {
+            if !first {
+                out.write_all(b",\n")?;
+            }
+            first = false;
+            out.write_all(pad.as_bytes())?;
+            write_indented(out, &self.row_json(r), level + 1)
+        })?;
+        write!(out, "\n{}]", "  ".repeat(level))
+    }
+}
+
+/// `v` pretty-printed, its lines after the first indented by `level` steps.
+fn write_indented(out: &mut dyn Write, v: &Value, level: usize) -> io::Result<()> {
+    let text = serde_json::to_string_pretty(v).map_err(io::Error::other)?;
+    let pad = "  ".repeat(level);
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.write_all(b"\n")?;
+            out.write_all(pad.as_bytes())?;
+        }
+        out.write_all(line.as_bytes())?;
+    }
+    Ok(())
 }
 
 /// Writes `sections` to `out` in `format`; `raw_csv` leaves formula-like CSV cells as they are.
 pub(crate) fn render(
     out: &mut dyn Write,
-    sections: &[Section],
+    sections: &[Section<'_>],
     format: Format,
     raw_csv: bool,
 ) -> io::Result<()> {
     match format {
         Format::Json => {
-            let v = if let [one] = sections {
-                one.json_rows()
+            if let [one] = sections {
+                one.write_json(out, 0)?;
             } else {
-                Value::Object(
-                    sections
-                        .iter()
-                        .map(|s| (s.name.to_owned(), s.json_rows()))
-                        .collect(),
-                )
-            };
-            serde_json::to_writer_pretty(&mut *out, &v)?;
+                out.write_all(b"{")?;
+                for (i, s) in sections.iter().enumerate() {
+                    out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+                    write!(out, "  {}: ", Value::String(s.name.to_owned()))?;
+                    s.write_json(out, 1)?;
+                }
+                out.write_all(if sections.is_empty() { b"}" } else { b"\n}" })?;
+            }
             writeln!(out)
         }
         Format::Csv => {
@@ -195,10 +248,10 @@ pub(crate) fn render(
                 }
                 let mut w = csv::Writer::from_writer(&mut *out);
                 w.write_record(&s.headers).map_err(io::Error::other)?;
-                for r in &s.rows {
+                s.each_row(|r| {
                     w.write_record(r.iter().map(|c| c.csv(raw_csv)))
-                        .map_err(io::Error::other)?;
-                }
+                        .map_err(io::Error::other)
+                })?;
                 w.flush()?;
             }
             Ok(())
@@ -211,26 +264,48 @@ pub(crate) fn render(
                 if sections.len() > 1 {
                     writeln!(out, "{}", s.name.replace('_', " "))?;
                 }
-                let mut t = Table::new();
-                t.load_style(presets::UTF8_FULL_CONDENSED)
-                    .set_content_arrangement(ContentArrangement::Disabled);
-                // No colour at all: plain text whatever the terminal (NO_COLOR holds trivially).
-                t.set_header(s.headers.iter().map(TableCell::new));
-                for r in &s.rows {
-                    t.add_row(r.iter().map(|c| {
-                        let cell = TableCell::new(c.display());
-                        if c.numeric() {
-                            cell.set_alignment(CellAlignment::Right)
-                        } else {
-                            cell
-                        }
-                    }));
-                }
-                writeln!(out, "{t}")?;
+                table(out, s)?;
             }
             Ok(())
         }
     }
+}
+
+/// A table drawn with box characters (comfy-table's UTF8_FULL_CONDENSED look): one pass for
+/// the column widths, one to write, so no rendered row is kept.
+fn table(out: &mut dyn Write, s: &Section<'_>) -> io::Result<()> {
+    let mut widths: Vec<usize> = s.headers.iter().map(|h| h.width()).collect();
+    s.each_row(|r| {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.display().width());
+        }
+        Ok::<_, io::Error>(())
+    })?;
+    let rule = |out: &mut dyn Write, left: &str, fill: &str, mid: &str, right: &str| {
+        let parts: Vec<String> = widths.iter().map(|w| fill.repeat(w + 2)).collect();
+        writeln!(out, "{left}{}{right}", parts.join(mid))
+    };
+    let line = |out: &mut dyn Write, cells: &mut dyn Iterator<Item = (String, bool)>| {
+        let mut text = String::from("│");
+        for (i, ((c, right), w)) in cells.zip(&widths).enumerate() {
+            if i > 0 {
+                text.push('┆');
+            }
+            let pad = " ".repeat(w - c.width().min(*w));
+            if right {
+                text.push_str(&format!(" {pad}{c} "));
+            } else {
+                text.push_str(&format!(" {c}{pad} "));
+            }
+        }
+        text.push('│');
+        writeln!(out, "{text}")
+    };
+    rule(out, "┌", "─", "┬", "┐")?;
+    line(out, &mut s.headers.iter().map(|h| ((*h).to_owned(), false)))?;
+    rule(out, "╞", "═", "╪", "╡")?;
+    s.each_row(|r| line(out, &mut r.iter().map(|c| (c.display(), c.numeric()))))?;
+    rule(out, "└", "─", "┴", "┘")
 }
 
 #[cfg(test)]
