@@ -11,6 +11,7 @@ use tracing_llm_usage::record::Tokens;
 
 use tracing_llm_usage::format::decode::Line;
 
+use super::replay::Spend;
 use super::runs::{RunCount, RunTable};
 
 /// The key shown for calls without a value (JSON `null`).
@@ -168,6 +169,8 @@ pub(crate) struct Needs {
     pub(crate) override_prices: Option<PriceTable>,
     /// Whether runs are listed (an entry a run) or only counted (a hash a run).
     pub(crate) list_runs: bool,
+    /// `budget`: each call's spend is handed to the replay.
+    pub(crate) budget: bool,
 }
 
 #[derive(Default)]
@@ -184,6 +187,8 @@ pub(crate) struct Aggregate {
     pub(crate) summaries: u64,
     /// Budget lines found in the logs.
     pub(crate) budget_lines: Vec<BudgetLine>,
+    /// The calls of the batch being read, for the budget replay.
+    pub(crate) spend: Vec<Spend>,
 }
 
 /// A `budget_warning` or `budget_exceeded` line.
@@ -295,6 +300,15 @@ impl Aggregate {
         }
         if let Some(table) = &needs.reprice {
             self.reprice(l, table);
+        }
+        if needs.budget {
+            self.spend.push(Spend {
+                timestamp: l.timestamp.to_string(),
+                run_id: l.run_id.as_deref().map(str::to_owned),
+                step: l.step.as_deref().map(str::to_owned),
+                usd: l.cost_usd.unwrap_or(0.0),
+                tokens: l.tokens.total,
+            });
         }
         if needs.rows {
             self.rows.push(Row {

@@ -177,23 +177,9 @@ pub(crate) fn report(scan: &Scan) -> Vec<Section<'_>> {
     out
 }
 
-/// Replays the calls, in time order, against a limit per day and/or per run: which days and
-/// runs would have crossed it, and the call that did.
-pub(crate) fn budget(
-    scan: &Scan,
-    per_day: Option<f64>,
-    per_run: Option<f64>,
-    tokens: bool,
-) -> Vec<Section<'_>> {
-    let mut rows: Vec<&super::agg::Row> = scan.agg.rows.iter().collect();
-    rows.sort_by(|a, b| a.timestamp.cmp(&b.timestamp).then(a.order.cmp(&b.order)));
-    let amount = |r: &super::agg::Row| {
-        if tokens {
-            r.tokens.total as f64
-        } else {
-            r.cost_usd.unwrap_or(0.0)
-        }
-    };
+/// The days and runs that would have crossed a limit, and the call that did (the calls
+/// replayed in the order they were written).
+pub(crate) fn budget(scan: &Scan, tokens: bool) -> Vec<Section<'_>> {
     let mut s = Section::new(
         "crossings",
         vec![
@@ -206,54 +192,28 @@ pub(crate) fn budget(
             "crossing_step",
         ],
     );
-    for (scope, limit) in [("day", per_day), ("run", per_run)] {
-        let Some(limit) = limit else { continue };
-        // scope id → (running total, the crossing call), in the order scopes first appear
-        let mut books: Vec<(String, f64, Option<&super::agg::Row>)> = Vec::new();
-        let mut place: hashbrown::HashMap<String, usize> = hashbrown::HashMap::new();
-        for r in &rows {
-            let id = match scope {
-                "day" => r.timestamp.get(..10).unwrap_or("").to_owned(),
-                _ => match &r.run_id {
-                    Some(id) => id.clone(),
-                    None => continue,
-                },
-            };
-            let i = match place.get(&id) {
-                Some(&i) => i,
-                None => {
-                    place.insert(id.clone(), books.len());
-                    books.push((id, 0.0, None));
-                    books.len() - 1
-                }
-            };
-            let entry = &mut books[i];
-            let before = entry.1;
-            entry.1 += amount(r);
-            if before <= limit && entry.1 > limit && entry.2.is_none() {
-                entry.2 = Some(r);
-            }
+    let value = |v: f64| {
+        if tokens {
+            Cell::Int(v as u64)
+        } else {
+            Cell::Usd(Some(v))
         }
-        for (id, total, crossing) in books {
-            if let Some(c) = crossing {
-                let value = |v: f64| {
-                    if tokens {
-                        Cell::Int(v as u64)
-                    } else {
-                        Cell::Usd(Some(v))
-                    }
-                };
-                s.rows.push(vec![
-                    Cell::text(scope),
-                    Cell::text(id),
-                    value(limit),
-                    value(total),
-                    Cell::text(c.timestamp.clone()),
-                    Cell::Text(c.run_id.clone()),
-                    Cell::Text(c.step.clone()),
-                ]);
-            }
-        }
+    };
+    let crossings = scan
+        .replay
+        .as_ref()
+        .map(|r| r.crossings())
+        .unwrap_or_default();
+    for c in crossings {
+        s.rows.push(vec![
+            Cell::text(c.scope),
+            Cell::text(c.id),
+            value(c.limit),
+            value(c.total),
+            Cell::text(c.at),
+            Cell::Text(c.run),
+            Cell::Text(c.step),
+        ]);
     }
     vec![s]
 }

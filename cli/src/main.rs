@@ -25,6 +25,7 @@ mod db;
 
 mod output;
 mod read;
+mod replay;
 mod runs;
 
 use std::io::Write;
@@ -244,7 +245,7 @@ fn main() -> ExitCode {
                     )
                     .exit();
             }
-            needs.rows = true;
+            needs.budget = true;
             paths
         }
         Command::Import { paths } => paths,
@@ -287,7 +288,20 @@ fn main() -> ExitCode {
              the default is ./llm_usage_logs)",
         );
     }
-    let scan = match read::scan(&inputs, &filters, &needs) {
+    let limits = match &cli.command {
+        Command::Budget {
+            per_day,
+            per_run,
+            tokens,
+            ..
+        } => Some(replay::Limits {
+            per_day: *per_day,
+            per_run: *per_run,
+            tokens: *tokens,
+        }),
+        _ => None,
+    };
+    let scan = match read::scan(&inputs, &filters, &needs, limits) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
@@ -345,12 +359,7 @@ fn main() -> ExitCode {
         Command::Export { .. } => commands::export(&scan),
         Command::Reprice { .. } => commands::reprice(&scan),
         Command::Import { .. } => Vec::new(),
-        Command::Budget {
-            per_day,
-            per_run,
-            tokens,
-            ..
-        } => commands::budget(&scan, *per_day, *per_run, *tokens),
+        Command::Budget { tokens, .. } => commands::budget(&scan, *tokens),
     };
     if c.format == Format::Csv && sections.len() > 1 {
         let names: Vec<&str> = sections.iter().map(|s| s.name).collect();

@@ -3,8 +3,8 @@
 
 use std::io::{self, Write};
 
-use unicode_width::UnicodeWidthStr;
 use serde_json::{json, Map, Value};
+use unicode_width::UnicodeWidthStr;
 
 use super::agg::NONE;
 

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 
 use super::agg::{Aggregate, Needs};
+use super::replay;
 use tracing_llm_usage::format::decode as line;
 use tracing_llm_usage::record::Timestamp;
 
@@ -171,6 +172,8 @@ pub(crate) struct Problem {
 /// The result of reading everything.
 pub(crate) struct Scan {
     pub(crate) agg: Aggregate,
+    /// `budget`'s replay of the calls.
+    pub(crate) replay: Option<replay::Replay>,
     /// The first problems in input order, with their line numbers: (input name, line, reason).
     pub(crate) problems: Vec<(String, u64, String)>,
     pub(crate) problem_count: u64,
@@ -214,6 +217,7 @@ fn work(
     filters: &Filters,
     needs: &Needs,
     pool: mpsc::Sender<Vec<u8>>,
+    replay: Option<mpsc::Sender<replay::Msg>>,
 ) -> WorkerOut {
     let mut out = WorkerOut::default();
     loop {
@@ -271,6 +275,13 @@ fn work(
         // The empty piece after the last `\n` is not a line.
         out.line_counts
             .push(((batch.input, batch.index), n.saturating_sub(1) as u64));
+        if let Some(tx) = &replay {
+            let _ = tx.send(replay::Msg::Batch {
+                input: batch.input,
+                index: batch.index,
+                calls: std::mem::take(&mut out.agg.spend),
+            });
+        }
         let _ = pool.send(batch.bytes);
     }
 }
@@ -345,17 +356,17 @@ pub(crate) fn split(
     r: &mut dyn Read,
     tx: &mpsc::SyncSender<Batch>,
     pool: &std::sync::Mutex<mpsc::Receiver<Vec<u8>>>,
-) -> io::Result<()> {
+) -> io::Result<usize> {
     let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + MAX_LINE);
-    let mut index = 0;
     let mut skipping = false;
-    let mut send = |bytes: Vec<u8>| {
+    let sent = std::cell::Cell::new(0usize);
+    let send = |bytes: Vec<u8>| {
         let _ = tx.send(Batch {
             input: input_idx,
-            index,
+            index: sent.get(),
             bytes,
         });
-        index += 1;
+        sent.set(sent.get() + 1);
     };
     loop {
         // Appends into spare capacity: no zero-filling of the block first.
@@ -372,7 +383,7 @@ pub(crate) fn split(
                     buf.clear();
                     if eof {
                         send([TOO_LONG, b"\n"].concat());
-                        return Ok(());
+                        return Ok(sent.get());
                     }
                     continue;
                 }
@@ -399,7 +410,7 @@ pub(crate) fn split(
             if !buf.is_empty() {
                 send([TORN, b"\n"].concat());
             }
-            return Ok(());
+            return Ok(sent.get());
         }
     }
 }
@@ -409,7 +420,12 @@ fn memchr(b: &[u8]) -> Option<usize> {
 }
 
 /// Reads every input through `threads` workers.
-pub(crate) fn scan(inputs: &[Input], filters: &Filters, needs: &Needs) -> Result<Scan, String> {
+pub(crate) fn scan(
+    inputs: &[Input],
+    filters: &Filters,
+    needs: &Needs,
+    limits: Option<replay::Limits>,
+) -> Result<Scan, String> {
     let bar = progress(total_bytes(inputs));
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
@@ -418,11 +434,17 @@ pub(crate) fn scan(inputs: &[Input], filters: &Filters, needs: &Needs) -> Result
     let rx = std::sync::Mutex::new(rx);
     let (pool_tx, pool_rx) = mpsc::channel::<Vec<u8>>();
     let mut outs = Vec::new();
+    let mut replayed = None;
     let read_result = std::thread::scope(|s| {
+        // `budget`: one more thread replays the batches in order as workers finish them.
+        let (replay_tx, replay_rx) = mpsc::channel::<replay::Msg>();
+        let replayer = limits.map(|l| s.spawn(move || replay::collect(replay_rx, l)));
+        let replay_tx = replayer.is_some().then_some(replay_tx);
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 let pool = pool_tx.clone();
-                s.spawn(|| work(&rx, filters, needs, pool))
+                let replay = replay_tx.clone();
+                s.spawn(|| work(&rx, filters, needs, pool, replay))
             })
             .collect();
         // Several files are read (and decompressed) at once, each by one reader, so that its
@@ -438,6 +460,12 @@ pub(crate) fn scan(inputs: &[Input], filters: &Filters, needs: &Needs) -> Result
                     let Some(input) = inputs.get(i) else { return };
                     let read =
                         open(input, bar.clone()).and_then(|mut r| split(i, &mut *r, &tx, &pool_rx));
+                    if let (Ok(batches), Some(replay)) = (&read, &replay_tx) {
+                        let _ = replay.send(replay::Msg::End {
+                            input: i,
+                            batches: *batches,
+                        });
+                    }
                     if let Err(e) = read {
                         if let Ok(mut f) = failed.lock() {
                             if f.as_ref().is_none_or(|(j, _)| i < *j) {
@@ -461,6 +489,8 @@ pub(crate) fn scan(inputs: &[Input], filters: &Filters, needs: &Needs) -> Result
                 outs.push(out);
             }
         }
+        drop(replay_tx);
+        replayed = replayer.and_then(|r| r.join().ok());
         result
     });
     if let Some(bar) = bar {
@@ -499,6 +529,7 @@ pub(crate) fn scan(inputs: &[Input], filters: &Filters, needs: &Needs) -> Result
         })
         .collect();
     Ok(Scan {
+        replay: replayed,
         agg,
         problems,
         problem_count,
