@@ -155,6 +155,8 @@ pub(crate) fn import(
         all.problem_count += file.problem_count;
         all.problems.extend(file.problems);
     }
+    db.finish_bulk()
+        .map_err(|e| format!("{}: {e}", display_target(target)))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -15,7 +15,7 @@ use tracing_llm_usage::record::Timestamp;
 
 /// Lines longer than this are rejected unread.
 pub(crate) const MAX_LINE: usize = 1 << 20;
-const BLOCK: usize = 4 << 20;
+const BLOCK: usize = 1 << 20;
 const TOO_LONG: &[u8] = b"\x01too-long";
 const TORN: &[u8] = b"\x01torn";
 /// Show a progress bar above this many bytes (when stderr is a terminal).

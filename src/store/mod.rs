@@ -102,13 +102,25 @@ impl Store {
         Self::open(target)
     }
 
-    /// Readies the connection for a large load: more cache, worth it only for an import.
+    /// Readies the connection for a large load (an import): more cache, and a SQLite database
+    /// that holds no row yet is loaded without its secondary indexes, which
+    /// [`finish_bulk`](Self::finish_bulk) makes afterwards in one go (faster than keeping them
+    /// up to date row by row). A load that never finishes leaves them to the next open.
     ///
     /// # Errors
     ///
     /// [`StoreError`] when the database refuses the settings.
     pub fn prepare_bulk(&mut self) -> Result<(), StoreError> {
         self.backend.bulk()
+    }
+
+    /// Ends a large load begun with [`prepare_bulk`](Self::prepare_bulk).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the indexes cannot be made.
+    pub fn finish_bulk(&mut self) -> Result<(), StoreError> {
+        self.backend.end_bulk()
     }
 
     /// Stores `lines` (each without its `\n`) in one transaction. Lines that are not LLM usage
@@ -224,6 +236,10 @@ pub(crate) trait Backend: Send {
     fn lines(&mut self, each: &mut dyn FnMut(&str)) -> Result<(), StoreError>;
     /// Readies the connection for a large load (`import`): more cache, worth it only there.
     fn bulk(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Ends a large load: what `bulk` put off is done now.
+    fn end_bulk(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
     /// Notes that `path` was imported.

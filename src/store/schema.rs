@@ -19,6 +19,10 @@ macro_rules! indexes {
     };
 }
 
+/// Migration 2's indexes, made again after a bulk load that went without them.
+#[cfg(feature = "sqlite")]
+pub(crate) const INDEXES: &str = indexes!();
+
 /// The version this build writes.
 pub(crate) const VERSION: i64 = 3;
 

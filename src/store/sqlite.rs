@@ -25,6 +25,8 @@ const MAX_SEQ: &str = "SELECT max(coalesce((SELECT max(seq) FROM llm_usage), 0),
 /// A SQLite database file.
 pub(crate) struct Sqlite {
     conn: Connection,
+    /// Whether a bulk load dropped the secondary indexes.
+    unindexed: bool,
 }
 
 impl Sqlite {
@@ -39,8 +41,25 @@ impl Sqlite {
         // 16 MB of page cache (SQLite's default is 2 MB): the indexes' hot pages stay in memory.
         conn.pragma_update(None, "cache_size", -16384)?;
         migrate(&mut conn)?;
-        Ok(Self { conn })
+        // A bulk load that never finished left its indexes to be made: cheap when they exist.
+        conn.execute_batch(&if_missing())?;
+        Ok(Self {
+            conn,
+            unindexed: false,
+        })
     }
+}
+
+/// The secondary indexes' names.
+fn index_names() -> impl Iterator<Item = &'static str> {
+    schema::INDEXES
+        .split(';')
+        .filter_map(|stmt| stmt.split_whitespace().nth(2))
+}
+
+/// The secondary indexes, each made unless it exists.
+fn if_missing() -> String {
+    schema::INDEXES.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ")
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -164,6 +183,25 @@ impl Backend for Sqlite {
         // The id index takes inserts all over: 256 MB of cache keeps it in memory for a load
         // of a few million rows.
         self.conn.pragma_update(None, "cache_size", -262_144)?;
+        let empty: bool = self.conn.query_row(
+            "SELECT NOT EXISTS (SELECT 1 FROM llm_usage) AND NOT EXISTS (SELECT 1 FROM llm_runs)",
+            [],
+            |r| r.get(0),
+        )?;
+        if empty {
+            let drops: String = index_names()
+                .map(|n| format!("DROP INDEX IF EXISTS {n};"))
+                .collect();
+            self.conn.execute_batch(&drops)?;
+            self.unindexed = true;
+        }
+        Ok(())
+    }
+
+    fn end_bulk(&mut self) -> Result<(), StoreError> {
+        if std::mem::take(&mut self.unindexed) {
+            self.conn.execute_batch(&if_missing())?;
+        }
         Ok(())
     }
 
@@ -246,5 +284,49 @@ mod tests {
             }
         ));
         assert!(err.to_string().contains("newer"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod bulk_tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn indexes(path: &Path) -> Vec<String> {
+        let c = Connection::open(path).unwrap();
+        let mut st = c
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name")
+            .unwrap();
+        let names = st.query_map([], |r| r.get::<_, String>(0)).unwrap();
+        names.map(Result::unwrap).collect()
+    }
+
+    #[test]
+    fn a_bulk_load_into_an_empty_database_ends_with_every_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let (fresh, loaded, cut) = (
+            dir.path().join("fresh.db"),
+            dir.path().join("loaded.db"),
+            dir.path().join("cut.db"),
+        );
+        drop(Store::open(fresh.to_str().unwrap()).unwrap());
+        let want = indexes(&fresh);
+        assert_eq!(want.len(), 12, "{want:?}");
+        let line = r#"{"timestamp":"2025-12-14T10:30:15.123Z","event":"llm_call","run_id":"r","tokens":{"input":7,"output":2}}"#;
+        for (path, finish) in [(&loaded, true), (&cut, false)] {
+            let mut db = Store::open(path.to_str().unwrap()).unwrap();
+            db.prepare_bulk().unwrap();
+            assert_eq!(db.insert(&[line]).unwrap().added, 1);
+            if finish {
+                db.finish_bulk().unwrap();
+                assert_eq!(indexes(path), want);
+            } else {
+                // A load cut short: the next open makes what is missing.
+                assert!(indexes(path).len() < want.len());
+            }
+            drop(db);
+            drop(Store::open(path.to_str().unwrap()).unwrap());
+            assert_eq!(indexes(path), want);
+        }
     }
 }
