@@ -171,6 +171,82 @@ pub(crate) struct Needs {
     pub(crate) list_runs: bool,
     /// `budget`: each call's spend is handed to the replay.
     pub(crate) budget: bool,
+    /// `report --html`: spend by day and model, each run's steps, latencies by model.
+    pub(crate) html: bool,
+}
+
+/// Sums of a few calls, for the HTML report's breakdowns.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Small {
+    pub(crate) calls: u64,
+    pub(crate) tokens: u64,
+    pub(crate) input: u64,
+    pub(crate) output: u64,
+    pub(crate) cost: f64,
+}
+
+impl Small {
+    fn add(&mut self, l: &Line<'_>) {
+        self.calls += 1;
+        self.tokens = self.tokens.saturating_add(l.tokens.total);
+        self.input = self.input.saturating_add(l.tokens.input);
+        self.output = self.output.saturating_add(l.tokens.output);
+        if let Some(c) = l.cost_usd.filter(|c| c.is_finite()) {
+            self.cost += c;
+        }
+    }
+
+    fn merge(&mut self, o: &Small) {
+        self.calls += o.calls;
+        self.tokens = self.tokens.saturating_add(o.tokens);
+        self.input = self.input.saturating_add(o.input);
+        self.output = self.output.saturating_add(o.output);
+        self.cost += o.cost;
+    }
+}
+
+/// What only the HTML report keeps.
+#[derive(Default)]
+pub(crate) struct Detail {
+    /// (day, model) → sums.
+    pub(crate) day_model: HashMap<(String, String), Small>,
+    /// (xxh3 of the run id, step) → sums.
+    pub(crate) run_steps: HashMap<(u64, String), Small>,
+    /// Model → every call's latency in ms.
+    pub(crate) latency: HashMap<String, Vec<u64>>,
+}
+
+impl Detail {
+    fn add(&mut self, l: &Line<'_>) {
+        let model = key(&l.model);
+        let day = l.timestamp.get(..10).unwrap_or(NONE);
+        self.day_model
+            .entry((day.to_owned(), model.to_owned()))
+            .or_default()
+            .add(l);
+        if let Some(run) = &l.run_id {
+            let h = xxhash_rust::xxh3::xxh3_64(run.as_bytes());
+            self.run_steps
+                .entry((h, key(&l.step).to_owned()))
+                .or_default()
+                .add(l);
+        }
+        if let Some(ms) = l.latency_ms {
+            self.latency.entry(model.to_owned()).or_default().push(ms);
+        }
+    }
+
+    fn merge(&mut self, o: Detail) {
+        for (k, v) in o.day_model {
+            self.day_model.entry(k).or_default().merge(&v);
+        }
+        for (k, v) in o.run_steps {
+            self.run_steps.entry(k).or_default().merge(&v);
+        }
+        for (k, v) in o.latency {
+            self.latency.entry(k).or_default().extend(v);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -189,6 +265,8 @@ pub(crate) struct Aggregate {
     pub(crate) budget_lines: Vec<BudgetLine>,
     /// The calls of the batch being read, for the budget replay.
     pub(crate) spend: Vec<Spend>,
+    /// `report --html`'s breakdowns.
+    pub(crate) detail: Detail,
 }
 
 /// A `budget_warning` or `budget_exceeded` line.
@@ -301,6 +379,9 @@ impl Aggregate {
         if let Some(table) = &needs.reprice {
             self.reprice(l, table);
         }
+        if needs.html {
+            self.detail.add(l);
+        }
         if needs.budget {
             self.spend.push(Spend {
                 timestamp: l.timestamp.to_string(),
@@ -371,6 +452,7 @@ impl Aggregate {
         }
         self.summaries += o.summaries;
         self.budget_lines.extend(o.budget_lines);
+        self.detail.merge(o.detail);
     }
 }
 

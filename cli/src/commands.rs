@@ -27,7 +27,7 @@ fn sorted(groups: Option<&hashbrown::HashMap<String, Acc>>) -> Vec<(&String, &Ac
 }
 
 /// Runs that have at least one call in range.
-fn run_count(scan: &Scan) -> u64 {
+pub(crate) fn run_count(scan: &Scan) -> u64 {
     let listed = scan.agg.runs.iter().filter(|e| e.calls > 0).count() as u64;
     scan.agg.run_count.len() + listed
 }

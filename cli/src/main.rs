@@ -22,11 +22,13 @@ mod agg;
 mod commands;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod db;
+mod html;
 
 mod output;
 mod read;
 mod replay;
 mod runs;
+mod watch;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -91,14 +93,21 @@ struct Common {
 
 #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
 const NO_ENGINE: &str = "this llm-usage was built without a database: install it with \
-     `cargo install tracing-llm-usage --features cli,sqlite,postgres`";
+     `cargo install llm-usage` (its default features)";
 
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Calls, runs, tokens, cost, time span, estimated-token share.
     Stats { paths: Vec<PathBuf> },
     /// The aggregation report: by step, by prompt component, efficiency.
-    Report { paths: Vec<PathBuf> },
+    Report {
+        /// Writes one self-contained HTML page instead (charts and tables, nothing fetched):
+        /// spend per day, models, providers, steps, the costliest runs, latency, cache reads,
+        /// budget lines.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        paths: Vec<PathBuf>,
+    },
     /// One table grouped by a dimension, most expensive first.
     By {
         #[arg(value_enum)]
@@ -119,6 +128,9 @@ enum Command {
     },
     /// What the same calls cost under the table given with --prices, per model.
     Reprice { paths: Vec<PathBuf> },
+    /// A live view of spend that follows the logs as they are written (new daily files
+    /// too); plain lines when stdout is not a terminal. q, Esc or Ctrl-C quits.
+    Watch { paths: Vec<PathBuf> },
     /// Loads the logs into the database given with --db; lines already there are skipped.
     Import { paths: Vec<PathBuf> },
     /// Replays the logs against a limit: the days and runs that would have crossed it.
@@ -150,6 +162,28 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
         tracing_llm_usage::__private::terminal(&msg.to_string())
     );
     ExitCode::from(1)
+}
+
+/// What a page covers: its inputs and filters, in words.
+fn scope(inputs: &[read::Input], c: &Common) -> String {
+    let names: Vec<String> = inputs.iter().map(read::Input::name).collect();
+    let mut text = match names.as_slice() {
+        [one] => one.clone(),
+        [first, .., last] => format!("{} files, {first} to {last}", names.len()),
+        [] => String::new(),
+    };
+    for (what, v) in [
+        ("since", &c.since),
+        ("until", &c.until),
+        ("run", &c.run),
+        ("model", &c.model),
+        ("step", &c.step),
+    ] {
+        if let Some(v) = v {
+            text.push_str(&format!("; {what} {v}"));
+        }
+    }
+    text
 }
 
 /// A skipped line's `file:line: reason`, inert on a terminal (a reason may quote the line).
@@ -198,13 +232,25 @@ fn main() -> ExitCode {
         },
         None => None,
     };
+    if let Command::Watch { paths } = &cli.command {
+        return match watch::run(paths) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
+        };
+    }
     let mut needs = Needs::default();
     let dim = |d: Dim| agg::DIMS.iter().position(|x| *x == d).unwrap_or(0);
     let paths = match &cli.command {
         Command::Stats { paths } => paths,
-        Command::Report { paths } => {
+        Command::Report { paths, html } => {
             needs.dims[dim(Dim::Step)] = true;
             needs.prompt = true;
+            if html.is_some() {
+                needs.dims[dim(Dim::Model)] = true;
+                needs.dims[dim(Dim::Provider)] = true;
+                needs.list_runs = true;
+                needs.html = true;
+            }
             paths
         }
         Command::By { paths, dimension } => {
@@ -248,7 +294,7 @@ fn main() -> ExitCode {
             needs.budget = true;
             paths
         }
-        Command::Import { paths } => paths,
+        Command::Import { paths } | Command::Watch { paths } => paths,
         Command::Reprice { paths } => {
             let Some(table) = prices.clone() else {
                 Cli::command()
@@ -345,6 +391,22 @@ fn main() -> ExitCode {
             };
             commands::stats(&scan, files)
         }
+        Command::Report {
+            html: Some(path), ..
+        } => {
+            let scope = scope(&inputs, c);
+            let page = html::page(&scan, &scope, commands::run_count(&scan));
+            return match std::fs::write(path, page) {
+                Ok(()) => {
+                    eprintln!(
+                        "llm-usage: wrote {}",
+                        tracing_llm_usage::__private::terminal(&path.display().to_string())
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(format!("{}: {e}", path.display())),
+            };
+        }
         Command::Report { .. } => commands::report(&scan),
         Command::By { dimension, .. } => commands::by(&scan, *dimension),
         Command::Run {
@@ -360,6 +422,7 @@ fn main() -> ExitCode {
         Command::Reprice { .. } => commands::reprice(&scan),
         Command::Import { .. } => Vec::new(),
         Command::Budget { tokens, .. } => commands::budget(&scan, *tokens),
+        Command::Watch { .. } => Vec::new(),
     };
     if c.format == Format::Csv && sections.len() > 1 {
         let names: Vec<&str> = sections.iter().map(|s| s.name).collect();

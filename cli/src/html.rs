@@ -1,0 +1,767 @@
+//! `report --html FILE`: one self-contained page (styles and SVG charts inline, no script,
+//! nothing fetched) with a table behind every chart. Every string from the logs is escaped.
+
+use std::fmt::Write as _;
+
+use hashbrown::HashMap;
+
+use super::agg::{Acc, Dim, Small, NONE};
+use super::output::thousands;
+use super::read::Scan;
+use super::runs::RunEntry;
+
+/// Colour-blind-safe series colours (Okabe and Ito), the last for "other".
+const COLOURS: [&str; 8] = [
+    "#0072b2", "#e69f00", "#009e73", "#d55e00", "#cc79a7", "#56b4e9", "#8c6d1f", "#7a7a7a",
+];
+/// Models drawn as their own series in the daily charts; the rest are "other".
+const SERIES: usize = 7;
+const TOP_RUNS: usize = 20;
+
+/// `s` safe as HTML text or attribute value.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A group key as shown (`-` for calls without one), escaped.
+fn label(k: &str) -> String {
+    esc(&plain(k))
+}
+
+/// A group key as shown, not yet escaped.
+fn plain(k: &str) -> String {
+    if k == NONE {
+        "-".into()
+    } else {
+        k.to_owned()
+    }
+}
+
+fn usd(v: f64) -> String {
+    if v < 0.0 {
+        format!("-${:.4}", -v)
+    } else {
+        format!("${v:.4}")
+    }
+}
+
+fn cost(acc: &Acc) -> Option<f64> {
+    (acc.priced > 0).then_some(acc.cost)
+}
+
+fn opt_usd(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), usd)
+}
+
+fn share(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        "-".into()
+    } else {
+        format!("{:.1}%", part as f64 * 100.0 / whole as f64)
+    }
+}
+
+/// A number cell.
+fn num(text: &str) -> String {
+    format!("<td class=\"n\">{text}</td>")
+}
+
+/// A table: caption, headers (the first and those starting `~` are text, the rest numbers)
+/// and rows of cells.
+fn table(caption: &str, headers: &[&str], rows: &[String]) -> String {
+    let mut t = format!("<div class=\"scroll\"><table><caption>{caption}</caption><thead><tr>");
+    for (i, h) in headers.iter().enumerate() {
+        let (text, h) = match h.strip_prefix('~') {
+            Some(h) => (true, h),
+            None => (i == 0, *h),
+        };
+        let class = if text { "" } else { " class=\"n\"" };
+        let _ = write!(t, "<th scope=\"col\"{class}>{}</th>", esc(h));
+    }
+    t.push_str("</tr></thead><tbody>");
+    for r in rows {
+        let _ = write!(t, "<tr>{r}</tr>");
+    }
+    t.push_str("</tbody></table></div>");
+    t
+}
+
+/// Horizontal bars: one row per item (label, value, value as shown); `second` draws a thinner
+/// second bar per row (p95 beside p50).
+fn hbars(title: &str, items: &[(String, f64, String)], second: Option<&[f64]>) -> String {
+    if items.is_empty() {
+        return empty_chart(title, "nothing to show");
+    }
+    let max = items
+        .iter()
+        .map(|i| i.1)
+        .chain(second.into_iter().flatten().copied())
+        .fold(0.0f64, f64::max);
+    let row = 24.0;
+    let h = items.len() as f64 * row + 8.0;
+    let (lw, bw) = (190.0, 330.0);
+    let mut svg = format!(
+        "<svg viewBox=\"0 0 640 {h}\" role=\"img\" aria-label=\"{}\" class=\"chart\">",
+        esc(title)
+    );
+    for (i, (name, v, shown)) in items.iter().enumerate() {
+        let y = 4.0 + i as f64 * row;
+        let w = if max > 0.0 { v / max * bw } else { 0.0 };
+        let short: String = name.chars().take(26).collect();
+        let short = if short.len() < name.len() {
+            format!("{short}…")
+        } else {
+            short
+        };
+        let _ = write!(
+            svg,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\
+             <rect x=\"{lw}\" y=\"{}\" width=\"{w:.1}\" height=\"{}\" fill=\"{}\"/>",
+            lw - 6.0,
+            y + 15.0,
+            esc(&short),
+            y + 3.0,
+            if second.is_some() { 8.0 } else { 16.0 },
+            COLOURS[0]
+        );
+        if let Some(v2) = second.and_then(|s| s.get(i)) {
+            let w2 = if max > 0.0 { v2 / max * bw } else { 0.0 };
+            let _ = write!(
+                svg,
+                "<rect x=\"{lw}\" y=\"{}\" width=\"{w2:.1}\" height=\"8\" fill=\"{}\"/>",
+                y + 11.0,
+                COLOURS[1]
+            );
+        }
+        let _ = write!(
+            svg,
+            "<text x=\"{:.1}\" y=\"{}\">{}</text>",
+            lw + w.max(second.and_then(|s| s.get(i)).map_or(0.0, |v2| {
+                if max > 0.0 {
+                    v2 / max * bw
+                } else {
+                    0.0
+                }
+            })) + 6.0,
+            y + 15.0,
+            esc(shown)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn empty_chart(title: &str, text: &str) -> String {
+    format!(
+        "<svg viewBox=\"0 0 640 40\" role=\"img\" aria-label=\"{}\" class=\"chart\">\
+         <text x=\"320\" y=\"25\" text-anchor=\"middle\">{}</text></svg>",
+        esc(title),
+        esc(text)
+    )
+}
+
+/// Vertical bars per day, stacked by series; `values[s][d]` is series `s` on day `d`.
+fn stacked(
+    title: &str,
+    days: &[String],
+    names: &[String],
+    values: &[Vec<f64>],
+    money: bool,
+) -> String {
+    if days.is_empty() {
+        return empty_chart(title, "no calls");
+    }
+    let totals: Vec<f64> = (0..days.len())
+        .map(|d| values.iter().map(|s| s[d]).sum())
+        .collect();
+    let max = totals.iter().copied().fold(0.0f64, f64::max);
+    let (x0, y0, w, h) = (70.0, 10.0, 560.0, 200.0);
+    let step = w / days.len() as f64;
+    let bar = (step * 0.8).clamp(1.0, 48.0);
+    let legend_rows = names.len().div_ceil(3);
+    let total_h = y0 + h + 30.0 + legend_rows as f64 * 18.0;
+    let mut svg = format!(
+        "<svg viewBox=\"0 0 640 {total_h}\" role=\"img\" aria-label=\"{}\" class=\"chart\">",
+        esc(title)
+    );
+    // Axis: zero and the largest day.
+    let top = if money { usd(max) } else { compact(max) };
+    let _ = write!(
+        svg,
+        "<line x1=\"{x0}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#555\"/>\
+         <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\
+         <text x=\"{}\" y=\"{}\" text-anchor=\"end\">0</text>",
+        y0 + h,
+        x0 + w,
+        y0 + h,
+        x0 - 4.0,
+        y0 + 10.0,
+        esc(&top),
+        x0 - 4.0,
+        y0 + h
+    );
+    for d in 0..days.len() {
+        let mut y = y0 + h;
+        for (s, series) in values.iter().enumerate() {
+            let v = series[d];
+            if v <= 0.0 || max <= 0.0 {
+                continue;
+            }
+            let bh = v / max * h;
+            y -= bh;
+            let _ = write!(
+                svg,
+                "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{bar:.1}\" height=\"{bh:.1}\" fill=\"{}\"/>",
+                x0 + d as f64 * step + (step - bar) / 2.0,
+                COLOURS[s.min(COLOURS.len() - 1)]
+            );
+        }
+    }
+    // Day labels: the first, the last, and a few between.
+    let every = days.len().div_ceil(6).max(1);
+    for (d, day) in days.iter().enumerate() {
+        if d % every == 0 || d + 1 == days.len() {
+            let _ = write!(
+                svg,
+                "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+                x0 + d as f64 * step + step / 2.0,
+                y0 + h + 16.0,
+                esc(day.get(5..).unwrap_or(day))
+            );
+        }
+    }
+    for (s, name) in names.iter().enumerate() {
+        let (col, row) = (s % 3, s / 3);
+        let (x, y) = (10.0 + col as f64 * 205.0, y0 + h + 32.0 + row as f64 * 18.0);
+        let short: String = name.chars().take(28).collect();
+        let _ = write!(
+            svg,
+            "<rect x=\"{x}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{}\"/>\
+             <text x=\"{}\" y=\"{y}\">{}</text>",
+            y - 9.0,
+            COLOURS[s.min(COLOURS.len() - 1)],
+            x + 14.0,
+            esc(&short)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// `50212245` → `50.2M`, for an axis.
+fn compact(v: f64) -> String {
+    match v {
+        v if v >= 1e9 => format!("{:.1}G", v / 1e9),
+        v if v >= 1e6 => format!("{:.1}M", v / 1e6),
+        v if v >= 1e3 => format!("{:.1}k", v / 1e3),
+        v => format!("{v:.0}"),
+    }
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn section(id: &str, title: &str, body: &str) -> String {
+    format!("<section id=\"{id}\"><h2>{title}</h2>{body}</section>")
+}
+
+fn figure(chart: &str, caption: &str, table: &str) -> String {
+    format!("<figure>{chart}<figcaption>{caption}</figcaption></figure>{table}")
+}
+
+/// Groups of a dimension, most expensive first.
+fn groups(scan: &Scan, dim: Dim) -> Vec<(&String, &Acc)> {
+    let mut v: Vec<_> = scan
+        .agg
+        .by
+        .get(&dim)
+        .map(|g| g.iter().collect())
+        .unwrap_or_default();
+    v.sort_by(|(ka, a), (kb, b)| {
+        b.cost
+            .partial_cmp(&a.cost)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(b.total.cmp(&a.total))
+            .then_with(|| ka.cmp(kb))
+    });
+    v
+}
+
+fn group_table(caption: &str, head: &str, rows: &[(&String, &Acc)]) -> String {
+    let rows: Vec<String> = rows
+        .iter()
+        .map(|(k, a)| {
+            format!(
+                "<th scope=\"row\">{}</th>{}{}{}{}{}",
+                label(k),
+                num(&thousands(a.calls)),
+                num(&thousands(a.input)),
+                num(&thousands(a.output)),
+                num(&opt_usd(cost(a))),
+                num(&thousands(a.unpriced))
+            )
+        })
+        .collect();
+    table(
+        caption,
+        &[head, "calls", "input", "output", "cost", "unpriced calls"],
+        &rows,
+    )
+}
+
+/// The whole page; `scope` says which logs and filters it covers.
+pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
+    let a = &scan.agg.all;
+    let mut body = String::new();
+
+    // Totals, with exact values for programs.
+    let cards = [
+        ("calls", thousands(a.calls), a.calls.to_string()),
+        ("runs", thousands(run_count), run_count.to_string()),
+        ("input tokens", thousands(a.input), a.input.to_string()),
+        ("output tokens", thousands(a.output), a.output.to_string()),
+        (
+            "cost",
+            opt_usd(cost(a)),
+            cost(a).map_or_else(String::new, |c| format!("{:.9}", c)),
+        ),
+        (
+            "unpriced calls",
+            thousands(a.unpriced),
+            a.unpriced.to_string(),
+        ),
+    ];
+    body.push_str("<dl id=\"totals\">");
+    for (name, shown, exact) in cards {
+        let _ = write!(
+            body,
+            "<div><dt>{name}</dt><dd data-value=\"{exact}\">{shown}</dd></div>"
+        );
+    }
+    body.push_str("</dl>");
+
+    // Per day, stacked by model.
+    let mut model_cost: HashMap<&str, f64> = HashMap::new();
+    let mut days: Vec<String> = Vec::new();
+    for ((day, model), s) in &scan.agg.detail.day_model {
+        *model_cost.entry(model.as_str()).or_default() += s.cost;
+        days.push(day.clone());
+    }
+    days.sort();
+    days.dedup();
+    let mut models: Vec<(&str, f64)> = model_cost.into_iter().collect();
+    models.sort_by(|x, y| {
+        y.1.partial_cmp(&x.1)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(x.0.cmp(y.0))
+    });
+    let shown: Vec<&str> = models.iter().take(SERIES).map(|m| m.0).collect();
+    let mut names: Vec<String> = shown.iter().map(|m| plain(m)).collect();
+    let other = models.len() > SERIES;
+    if other {
+        names.push("other".into());
+    }
+    let series_of = |model: &str| shown.iter().position(|m| *m == model).unwrap_or(SERIES);
+    let day_of: HashMap<&str, usize> = days
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.as_str(), i))
+        .collect();
+    let mut spend = vec![vec![0.0; days.len()]; names.len()];
+    let mut tokens = vec![vec![0.0; days.len()]; names.len()];
+    let mut per_day: Vec<Small> = vec![Small::default(); days.len()];
+    for ((day, model), s) in &scan.agg.detail.day_model {
+        let (d, m) = (day_of[day.as_str()], series_of(model).min(names.len() - 1));
+        spend[m][d] += s.cost;
+        tokens[m][d] += s.tokens as f64;
+        per_day[d].calls += s.calls;
+        per_day[d].tokens += s.tokens;
+        per_day[d].cost += s.cost;
+    }
+    let day_rows: Vec<String> = days
+        .iter()
+        .enumerate()
+        .map(|(d, day)| {
+            let mut r = format!(
+                "<th scope=\"row\">{}</th>{}{}{}",
+                esc(day),
+                num(&thousands(per_day[d].calls)),
+                num(&thousands(per_day[d].tokens)),
+                num(&usd(per_day[d].cost))
+            );
+            for s in &spend {
+                r.push_str(&num(&usd(s[d])));
+            }
+            r
+        })
+        .collect();
+    let mut heads = vec!["day", "calls", "tokens", "cost"];
+    let cost_heads: Vec<String> = names.iter().map(|n| format!("cost: {n}")).collect();
+    heads.extend(cost_heads.iter().map(String::as_str));
+    let day_table = table("Per day", &heads, &day_rows);
+    body.push_str(&section(
+        "days",
+        "Spend and tokens per day",
+        &format!(
+            "{}{}",
+            figure(
+                &stacked("Spend per day by model", &days, &names, &spend, true),
+                "Spend per day (USD), stacked by model",
+                ""
+            ),
+            figure(
+                &stacked("Tokens per day by model", &days, &names, &tokens, false),
+                "Tokens per day, stacked by model",
+                &day_table
+            )
+        ),
+    ));
+
+    // Models and providers.
+    for (id, title, dim, head) in [
+        ("models", "Cost by model", Dim::Model, "model"),
+        ("providers", "Cost by provider", Dim::Provider, "provider"),
+    ] {
+        let g = groups(scan, dim);
+        let items: Vec<(String, f64, String)> = g
+            .iter()
+            .map(|(k, a)| (plain(k), a.cost, opt_usd(cost(a))))
+            .collect();
+        body.push_str(&section(
+            id,
+            title,
+            &figure(
+                &hbars(title, &items, None),
+                title,
+                &group_table(title, head, &g),
+            ),
+        ));
+    }
+
+    // Steps and prompt components.
+    let steps = groups(scan, Dim::Step);
+    let items: Vec<(String, f64, String)> = steps
+        .iter()
+        .map(|(k, a)| (plain(k), a.cost, opt_usd(cost(a))))
+        .collect();
+    let mut components = scan.agg.prompt.clone();
+    components.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
+    let comp_items: Vec<(String, f64, String)> = components
+        .iter()
+        .map(|(c, t)| (c.clone(), *t as f64, share(*t, a.input)))
+        .collect();
+    let comp_rows: Vec<String> = components
+        .iter()
+        .map(|(c, t)| {
+            format!(
+                "<th scope=\"row\">{}</th>{}{}",
+                esc(c),
+                num(&thousands(*t)),
+                num(&share(*t, a.input))
+            )
+        })
+        .collect();
+    body.push_str(&section(
+        "steps",
+        "By workflow step",
+        &format!(
+            "{}{}",
+            figure(
+                &hbars("Cost by step", &items, None),
+                "Cost by step",
+                &group_table("By step", "step", &steps)
+            ),
+            figure(
+                &hbars("Prompt components", &comp_items, None),
+                "Prompt components: tokens and share of all input tokens",
+                &table(
+                    "Prompt components",
+                    &["component", "tokens", "share of input"],
+                    &comp_rows
+                )
+            )
+        ),
+    ));
+
+    // The costliest runs, each with its steps.
+    let runs = &scan.agg.runs;
+    let mut top: Vec<&RunEntry> = runs.iter().filter(|e| e.calls > 0).collect();
+    top.sort_by(|x, y| {
+        y.cost
+            .partial_cmp(&x.cost)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then_with(|| runs.id(x).cmp(runs.id(y)))
+    });
+    top.truncate(TOP_RUNS);
+    let mut steps_of: HashMap<u64, Vec<(&str, &Small)>> = HashMap::new();
+    for ((h, step), s) in &scan.agg.detail.run_steps {
+        steps_of.entry(*h).or_default().push((step.as_str(), s));
+    }
+    let items: Vec<(String, f64, String)> = top
+        .iter()
+        .map(|e| {
+            (
+                runs.id(e).to_owned(),
+                e.cost,
+                opt_usd(e.priced().then_some(e.cost)),
+            )
+        })
+        .collect();
+    let run_rows: Vec<String> = top
+        .iter()
+        .map(|e| {
+            let id = runs.id(e);
+            let mut steps = steps_of
+                .get(&xxhash_rust::xxh3::xxh3_64(id.as_bytes()))
+                .cloned()
+                .unwrap_or_default();
+            steps.sort_by(|x, y| {
+                y.1.cost
+                    .partial_cmp(&x.1.cost)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then(x.0.cmp(y.0))
+            });
+            let list: Vec<String> = steps
+                .iter()
+                .map(|(step, s)| {
+                    format!(
+                        "{}: {} calls, {}",
+                        label(step),
+                        thousands(s.calls),
+                        usd(s.cost)
+                    )
+                })
+                .collect();
+            format!(
+                "<th scope=\"row\">{}</th><td>{}</td>{}{}{}<td>{}</td>",
+                esc(id),
+                e.status().unwrap_or("-"),
+                num(&thousands(u64::from(e.calls))),
+                num(&thousands(e.total)),
+                num(&opt_usd(e.priced().then_some(e.cost))),
+                list.join("<br>")
+            )
+        })
+        .collect();
+    body.push_str(&section(
+        "runs",
+        "Costliest runs",
+        &figure(
+            &hbars("Costliest runs", &items, None),
+            &format!("The {} costliest runs", top.len()),
+            &table(
+                "Costliest runs and their steps",
+                &["run", "~status", "calls", "tokens", "cost", "~steps"],
+                &run_rows,
+            ),
+        ),
+    ));
+
+    // Latency by model.
+    let mut lat: Vec<(&String, Vec<u64>)> = scan
+        .agg
+        .detail
+        .latency
+        .iter()
+        .map(|(m, v)| {
+            let mut v = v.clone();
+            v.sort_unstable();
+            (m, v)
+        })
+        .collect();
+    lat.sort_by(|x, y| {
+        percentile(&y.1, 0.95)
+            .cmp(&percentile(&x.1, 0.95))
+            .then(x.0.cmp(y.0))
+    });
+    let items: Vec<(String, f64, String)> = lat
+        .iter()
+        .map(|(m, v)| {
+            let (p50, p95) = (percentile(v, 0.5), percentile(v, 0.95));
+            (
+                plain(m),
+                p50 as f64,
+                format!("p50 {} ms, p95 {} ms", thousands(p50), thousands(p95)),
+            )
+        })
+        .collect();
+    let p95s: Vec<f64> = lat
+        .iter()
+        .map(|(_, v)| percentile(v, 0.95) as f64)
+        .collect();
+    let lat_rows: Vec<String> = lat
+        .iter()
+        .map(|(m, v)| {
+            format!(
+                "<th scope=\"row\">{}</th>{}{}{}{}",
+                label(m),
+                num(&thousands(v.len() as u64)),
+                num(&thousands(percentile(v, 0.5))),
+                num(&thousands(percentile(v, 0.95))),
+                num(&thousands(v.last().copied().unwrap_or(0)))
+            )
+        })
+        .collect();
+    body.push_str(&section(
+        "latency",
+        "Latency by model",
+        &figure(
+            &hbars("Latency by model", &items, Some(&p95s)),
+            "Latency per call: p50 (blue) and p95 (orange), in milliseconds",
+            &table(
+                "Latency by model (ms)",
+                &["model", "calls", "p50", "p95", "max"],
+                &lat_rows,
+            ),
+        ),
+    ));
+
+    // Cache reads and unpriced calls.
+    let models = groups(scan, Dim::Model);
+    let items: Vec<(String, f64, String)> = models
+        .iter()
+        .map(|(k, a)| {
+            let s = if a.input > 0 {
+                a.cache_read as f64 / a.input as f64
+            } else {
+                0.0
+            };
+            (plain(k), s, share(a.cache_read, a.input))
+        })
+        .collect();
+    let cache_rows: Vec<String> = models
+        .iter()
+        .map(|(k, a)| {
+            format!(
+                "<th scope=\"row\">{}</th>{}{}{}{}",
+                label(k),
+                num(&thousands(a.input)),
+                num(&thousands(a.cache_read)),
+                num(&share(a.cache_read, a.input)),
+                num(&thousands(a.unpriced))
+            )
+        })
+        .collect();
+    body.push_str(&section(
+        "cache",
+        "Cache reads and unpriced calls",
+        &figure(
+            &hbars("Cache-read share of input by model", &items, None),
+            &format!(
+                "Share of input tokens read from the provider's cache; {} of {} calls unpriced",
+                thousands(a.unpriced),
+                thousands(a.calls)
+            ),
+            &table(
+                "Cache reads and unpriced calls by model",
+                &["model", "input", "cache read", "share", "unpriced calls"],
+                &cache_rows,
+            ),
+        ),
+    ));
+
+    // Budget lines the layer logged.
+    let lines = &scan.agg.budget_lines;
+    let mut per_budget: Vec<(String, f64, String)> = Vec::new();
+    for l in lines {
+        let name = format!(
+            "{} ({})",
+            l.budget.as_deref().unwrap_or("-"),
+            l.event.trim_start_matches("budget_")
+        );
+        match per_budget.iter_mut().find(|(n, _, _)| *n == name) {
+            Some(p) => p.1 += 1.0,
+            None => per_budget.push((name, 1.0, String::new())),
+        }
+    }
+    for p in &mut per_budget {
+        p.2 = thousands(p.1 as u64);
+    }
+    let chart = if per_budget.is_empty() {
+        empty_chart("Budget crossings", "no budget line in the logs")
+    } else {
+        hbars("Budget crossings", &per_budget, None)
+    };
+    let budget_rows: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            format!(
+                "<th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td>{}{}",
+                esc(&l.timestamp),
+                esc(&l.event),
+                esc(l.budget.as_deref().unwrap_or("-")),
+                esc(l.scope.as_deref().unwrap_or("-")),
+                esc(l.scope_id.as_deref().unwrap_or("-")),
+                num(&l.limit.map_or("-".into(), |v| format!("{v}"))),
+                num(&l.value.map_or("-".into(), |v| format!("{v}")))
+            )
+        })
+        .collect();
+    body.push_str(&section(
+        "budgets",
+        "Budget crossings",
+        &figure(
+            &chart,
+            "Budget lines in the logs, by budget and kind",
+            &table(
+                "Budget lines",
+                &[
+                    "time",
+                    "~event",
+                    "~budget",
+                    "~scope",
+                    "~scope id",
+                    "limit",
+                    "value",
+                ],
+                &budget_rows,
+            ),
+        ),
+    ));
+
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>LLM usage</title><style>{STYLE}</style></head><body><header><h1>LLM usage</h1>\
+         <p>{}</p></header><main>{body}</main></body></html>\n",
+        esc(scope)
+    )
+}
+
+const STYLE: &str = "\
+:root{color-scheme:light;font-family:system-ui,-apple-system,'Segoe UI',sans-serif;color:#1a1a1a;background:#fff}\
+body{margin:0 auto;max-width:1100px;padding:1rem}\
+h1{font-size:1.6rem;margin:.2rem 0}h2{font-size:1.25rem;margin:2rem 0 .5rem;border-bottom:1px solid #ccc}\
+header p{color:#444;margin:0}\
+#totals{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:.6rem;margin:1rem 0}\
+#totals div{border:1px solid #ccc;border-radius:6px;padding:.5rem .7rem}\
+#totals dt{color:#444;font-size:.85rem}#totals dd{margin:0;font-size:1.3rem;font-weight:600}\
+figure{margin:0 0 .5rem}figcaption{color:#444;font-size:.9rem}\
+svg.chart{width:100%;height:auto;max-width:760px;font-size:11px;fill:#1a1a1a}\
+.scroll{overflow-x:auto}table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.85rem}\
+caption{text-align:left;font-weight:600;padding:.2rem 0}\
+th,td{border:1px solid #ccc;padding:.2rem .5rem;text-align:left;vertical-align:top}\
+tbody th,td.n{white-space:nowrap}\
+thead th{background:#f0f0f0}.n{text-align:right;font-variant-numeric:tabular-nums}\
+@media (max-width:600px){body{padding:.5rem}#totals dd{font-size:1.1rem}}\
+@media print{section{break-inside:avoid}.scroll{overflow:visible}}";

@@ -1,0 +1,393 @@
+//! `report --html` and `watch`. The page holds the totals of `stats` and `by`, a chart in every
+//! section, nothing fetched and every logged string escaped; headless Chromium renders it.
+//! `watch` prints plain lines when stdout is not a terminal, and in a terminal (tmux) shows new
+//! totals as lines are appended and leaves the terminal as it found it.
+//!
+//! A custom harness (libtest-mimic): the Chromium and tmux tests are reported as ignored when
+//! the tool is missing (`bash .ci/run` installs both), never passed silently.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command as Process, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use libtest_mimic::{Arguments, Failed, Trial};
+use serde_json::Value;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/usage.jsonl")
+}
+
+fn bin() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("llm-usage")
+}
+
+fn json(args: &[&str]) -> Value {
+    let out = Command::cargo_bin("llm-usage")
+        .unwrap()
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn html(args: &[&str], dir: &Path) -> String {
+    let path = dir.join("report.html");
+    let out = Command::cargo_bin("llm-usage")
+        .unwrap()
+        .args(["report", "--html", path.to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// The `data-value` of a totals card.
+fn total(page: &str, name: &str) -> String {
+    let needle = format!("<dt>{name}</dt><dd data-value=\"");
+    let at = page
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no {name} card"));
+    let rest = &page[at + needle.len()..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+fn the_page_holds_the_reports_totals() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let log = fixture();
+    let log = log.to_str().unwrap();
+    let page = html(&[log], dir.path());
+    let stats = json(&["stats", log]);
+    assert_eq!(total(&page, "calls"), stats["calls"].to_string());
+    assert_eq!(total(&page, "runs"), stats["runs"].to_string());
+    assert_eq!(
+        total(&page, "input tokens"),
+        stats["input_tokens"].to_string()
+    );
+    assert_eq!(
+        total(&page, "output tokens"),
+        stats["output_tokens"].to_string()
+    );
+    let cost: f64 = total(&page, "cost").parse()?;
+    assert!((cost - stats["cost_usd"].as_f64().unwrap()).abs() < 1e-9);
+    // Each model's and step's cost, to the cent as the tables show it.
+    for dim in ["model", "step", "provider"] {
+        for row in json(&["by", dim, log]).as_array().unwrap() {
+            let Some(c) = row["cost_usd"].as_f64() else {
+                continue;
+            };
+            let cell = format!("<td class=\"n\">${c:.4}</td>");
+            assert!(page.contains(&cell), "{dim} {}: {cell}", row[dim]);
+        }
+    }
+    // A chart in every section, nothing fetched.
+    let sections: Vec<&str> = page.split("<section").skip(1).collect();
+    assert_eq!(sections.len(), 8);
+    for s in &sections {
+        assert!(
+            s.contains("<svg"),
+            "a section without a chart: {}",
+            &s[..60]
+        );
+        assert!(
+            s.contains("<table"),
+            "a chart without its table: {}",
+            &s[..60]
+        );
+    }
+    for banned in [
+        "src=", "href=", "url(", "<script", "@import", "http://", "https://",
+    ] {
+        assert!(!page.contains(banned), "{banned}");
+    }
+    Ok(())
+}
+
+fn logged_strings_are_escaped() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("hostile.jsonl");
+    std::fs::write(
+        &log,
+        concat!(
+            r#"{"timestamp":"2025-12-14T10:30:15.123Z","event":"llm_call","run_id":"<img src=x onerror=alert(1)>","step":"<script>alert(1)</script>","model":"m\" onload=\"x","provider":"p&q","tokens":{"input":5,"output":1},"cost_usd":0.5,"latency_ms":7}"#,
+            "\n"
+        ),
+    )?;
+    let page = html(&[log.to_str().unwrap()], dir.path());
+    for raw in ["<script>", "<img", "\" onload=\""] {
+        assert!(!page.contains(raw), "{raw} reached the page");
+    }
+    assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;"));
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(page.contains("p&amp;q"));
+    Ok(())
+}
+
+fn chromium() -> Option<PathBuf> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+fn chromium_renders_the_page(chromium: &Path) -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let log = fixture();
+    html(&[log.to_str().unwrap()], dir.path());
+    let png = dir.path().join("report.png");
+    let out = Process::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--window-size=1000,2000",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.path().join("profile").display()
+        ))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!(
+            "file://{}",
+            dir.path().join("report.html").display()
+        ))
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("CONSOLE"), "console messages: {stderr}");
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png)?));
+    let mut reader = decoder.read_info()?;
+    let mut buf = vec![0; reader.output_buffer_size().ok_or("no buffer size")?];
+    let info = reader.next_frame(&mut buf)?;
+    let px = &buf[..info.buffer_size()];
+    let step = info.color_type.samples();
+    let white = px
+        .chunks(step)
+        .filter(|p| p.iter().take(3).all(|&c| c > 245))
+        .count();
+    let all = px.len() / step;
+    assert_eq!((info.width, info.height), (1000, 2000));
+    assert!(
+        white < all * 97 / 100,
+        "the page is blank: {white} of {all} pixels white"
+    );
+    let colours: std::collections::HashSet<&[u8]> = px.chunks(step).collect();
+    assert!(colours.len() > 20, "{} colours", colours.len());
+    Ok(())
+}
+
+/// Lines `reader` gives until one contains `want` (within `patience`).
+fn wait_for_line(
+    lines: &std::sync::mpsc::Receiver<String>,
+    want: &str,
+    patience: Duration,
+) -> Result<String, Failed> {
+    let end = Instant::now() + patience;
+    let mut seen = Vec::new();
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(l) if l.contains(want) => return Ok(l),
+            Ok(l) => seen.push(l),
+            Err(_) => break,
+        }
+    }
+    Err(format!("no line with {want:?}; saw {seen:?}").into())
+}
+
+fn call_line(day: &str, run: &str, input: u64) -> String {
+    format!(
+        "{{\"timestamp\":\"{day}T10:00:00.000Z\",\"event\":\"llm_call\",\"run_id\":\"{run}\",\
+         \"step\":\"s\",\"model\":\"gpt-4o\",\"tokens\":{{\"input\":{input},\"output\":10,\"total\":{}}},\
+         \"cost_usd\":0.25}}\n",
+        input + 10
+    )
+}
+
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn watch_prints_plain_lines_when_not_a_terminal() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let today = dir.path().join("llm_usage.2025-12-01.jsonl");
+    append(&today, &call_line("2025-12-01", "r1", 90));
+    let mut child = Process::new(bin())
+        .args(["watch", dir.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let result = (|| {
+        wait_for_line(
+            &rx,
+            "calls 1 tokens 100 cost $0.2500 open runs 1",
+            Duration::from_secs(20),
+        )?;
+        // A line appended, and a new daily file.
+        append(&today, &call_line("2025-12-01", "r1", 190));
+        append(
+            &dir.path().join("llm_usage.2025-12-02.jsonl"),
+            &call_line("2025-12-02", "r2", 290),
+        );
+        wait_for_line(
+            &rx,
+            "calls 3 tokens 600 cost $0.7500 open runs 2",
+            Duration::from_secs(20),
+        )?;
+        Ok::<_, Failed>(())
+    })();
+    child.kill()?;
+    child.wait()?;
+    result
+}
+
+fn tmux(socket: &str, args: &[&str]) -> String {
+    let out = Process::new("tmux")
+        .arg("-L")
+        .arg(socket)
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The pane's text once it contains every one of `want` (within `patience`).
+fn wait_for_screen(socket: &str, want: &[&str], patience: Duration) -> Result<String, Failed> {
+    let end = Instant::now() + patience;
+    loop {
+        let screen = tmux(socket, &["capture-pane", "-p", "-t", "w"]);
+        if want.iter().all(|w| screen.contains(w)) {
+            return Ok(screen);
+        }
+        if Instant::now() > end {
+            return Err(format!("the screen never showed {want:?}:\n{screen}").into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn watch_in_a_terminal_updates_and_restores_it() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("llm_usage.2025-12-01.jsonl");
+    append(&log, &call_line("2025-12-01", "r1", 90));
+    let socket = format!("llm-usage-test-{}", std::process::id());
+    let script = format!(
+        "stty -a > {before}; '{bin}' watch '{dir}'; echo WATCH-EXITED; stty -a > {after}; sleep 60",
+        before = dir.path().join("before").display(),
+        after = dir.path().join("after").display(),
+        bin = bin().display(),
+        dir = dir.path().display(),
+    );
+    tmux(
+        &socket,
+        &[
+            "new-session",
+            "-d",
+            "-s",
+            "w",
+            "-x",
+            "120",
+            "-y",
+            "40",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let result = (|| {
+        wait_for_screen(
+            &socket,
+            &["llm-usage watch", "calls 1 tokens 100"],
+            Duration::from_secs(20),
+        )?;
+        append(&log, &call_line("2025-12-01", "r2", 190));
+        let screen = wait_for_screen(
+            &socket,
+            &["calls 2 tokens 300", "open runs 2"],
+            Duration::from_secs(20),
+        )?;
+        assert!(
+            screen.contains("top models") && screen.contains("gpt-4o"),
+            "{screen}"
+        );
+        tmux(&socket, &["send-keys", "-t", "w", "q"]);
+        let screen = wait_for_screen(&socket, &["WATCH-EXITED"], Duration::from_secs(20))?;
+        // The alternate screen is gone and the terminal modes are those of before.
+        assert!(!screen.contains("top models"), "{screen}");
+        let before = std::fs::read_to_string(dir.path().join("before"))?;
+        let after = std::fs::read_to_string(dir.path().join("after"))?;
+        assert_eq!(before, after, "terminal modes changed");
+        Ok::<_, Failed>(())
+    })();
+    tmux(&socket, &["kill-server"]);
+    result
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut trials = vec![
+        Trial::test(
+            "the_page_holds_the_reports_totals",
+            the_page_holds_the_reports_totals,
+        ),
+        Trial::test("logged_strings_are_escaped", logged_strings_are_escaped),
+        Trial::test(
+            "watch_prints_plain_lines_when_not_a_terminal",
+            watch_prints_plain_lines_when_not_a_terminal,
+        ),
+    ];
+    trials.push(match chromium() {
+        Some(c) => Trial::test("chromium_renders_the_page", move || {
+            chromium_renders_the_page(&c)
+        }),
+        None => Trial::test("chromium_renders_the_page", || {
+            Err("chromium is not installed".into())
+        })
+        .with_ignored_flag(true),
+    });
+    let has_tmux = Process::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    trials.push(if has_tmux {
+        Trial::test(
+            "watch_in_a_terminal_updates_and_restores_it",
+            watch_in_a_terminal_updates_and_restores_it,
+        )
+    } else {
+        Trial::test("watch_in_a_terminal_updates_and_restores_it", || {
+            Err("tmux is not installed".into())
+        })
+        .with_ignored_flag(true)
+    });
+    libtest_mimic::run(&args, trials).exit();
+}
