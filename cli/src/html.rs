@@ -462,7 +462,10 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
     let steps = groups(scan, Dim::Step);
     let items: Vec<(String, f64, String)> = steps
         .iter()
-        .map(|(k, a)| (plain(k), a.cost, opt_usd(cost(a))))
+        .map(|(k, a)| {
+            let shown = format!("{}, {} tokens", opt_usd(cost(a)), thousands(a.total));
+            (plain(k), a.cost, shown)
+        })
         .collect();
     let mut components = scan.agg.prompt.clone();
     components.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
@@ -488,7 +491,7 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
             "{}{}",
             figure(
                 &hbars("Cost by step", &items, None),
-                "Cost by step",
+                "Cost and tokens by step",
                 &group_table("By step", "step", &steps)
             ),
             figure(

@@ -115,6 +115,39 @@ fn the_page_holds_the_reports_totals() -> Result<(), Failed> {
     Ok(())
 }
 
+fn the_page_from_a_database_is_the_page_from_the_files() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let log = fixture();
+    let db = dir.path().join("usage.sqlite");
+    let out = Command::cargo_bin("llm-usage")?
+        .args([
+            "import",
+            log.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+        ])
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_files = html(
+        &[log.to_str().unwrap(), "--since", "2025-12-15"],
+        dir.path(),
+    );
+    let from_db = html(
+        &["--db", db.to_str().unwrap(), "--since", "2025-12-15"],
+        dir.path(),
+    );
+    // The same page but for the header naming the input.
+    let body = |p: &str| p[p.find("<main>").unwrap()..].to_owned();
+    assert_eq!(body(&from_files), body(&from_db));
+    let stats = json(&["stats", "--since", "2025-12-15", log.to_str().unwrap()]);
+    assert_eq!(total(&from_db, "calls"), stats["calls"].to_string());
+    Ok(())
+}
+
 fn logged_strings_are_escaped() -> Result<(), Failed> {
     let dir = tempfile::tempdir()?;
     let log = dir.path().join("hostile.jsonl");
@@ -295,13 +328,13 @@ fn wait_for_screen(socket: &str, want: &[&str], patience: Duration) -> Result<St
     }
 }
 
-fn watch_in_a_terminal_updates_and_restores_it() -> Result<(), Failed> {
+fn watch_in_a_terminal_updates_and_restores_it(quit: &str) -> Result<(), Failed> {
     let dir = tempfile::tempdir()?;
     let log = dir.path().join("llm_usage.2025-12-01.jsonl");
     append(&log, &call_line("2025-12-01", "r1", 90));
-    let socket = format!("llm-usage-test-{}", std::process::id());
+    let socket = format!("llm-usage-test-{}-{}", std::process::id(), quit.len());
     let script = format!(
-        "stty -a > {before}; '{bin}' watch '{dir}'; echo WATCH-EXITED; stty -a > {after}; sleep 60",
+        "stty -a > {before}; '{bin}' watch '{dir}'; stty -a > {after}; echo WATCH-EXITED; sleep 60",
         before = dir.path().join("before").display(),
         after = dir.path().join("after").display(),
         bin = bin().display(),
@@ -339,7 +372,7 @@ fn watch_in_a_terminal_updates_and_restores_it() -> Result<(), Failed> {
             screen.contains("top models") && screen.contains("gpt-4o"),
             "{screen}"
         );
-        tmux(&socket, &["send-keys", "-t", "w", "q"]);
+        tmux(&socket, &["send-keys", "-t", "w", quit]);
         let screen = wait_for_screen(&socket, &["WATCH-EXITED"], Duration::from_secs(20))?;
         // The alternate screen is gone and the terminal modes are those of before.
         assert!(!screen.contains("top models"), "{screen}");
@@ -361,6 +394,10 @@ fn main() {
         ),
         Trial::test("logged_strings_are_escaped", logged_strings_are_escaped),
         Trial::test(
+            "the_page_from_a_database_is_the_page_from_the_files",
+            the_page_from_a_database_is_the_page_from_the_files,
+        ),
+        Trial::test(
             "watch_prints_plain_lines_when_not_a_terminal",
             watch_prints_plain_lines_when_not_a_terminal,
         ),
@@ -378,16 +415,17 @@ fn main() {
         .arg("-V")
         .output()
         .is_ok_and(|o| o.status.success());
-    trials.push(if has_tmux {
-        Trial::test(
-            "watch_in_a_terminal_updates_and_restores_it",
-            watch_in_a_terminal_updates_and_restores_it,
-        )
-    } else {
-        Trial::test("watch_in_a_terminal_updates_and_restores_it", || {
-            Err("tmux is not installed".into())
-        })
-        .with_ignored_flag(true)
-    });
+    for (name, key) in [
+        ("watch_in_a_terminal_quits_on_q_and_restores_it", "q"),
+        ("watch_in_a_terminal_quits_on_ctrl_c_and_restores_it", "C-c"),
+    ] {
+        trials.push(if has_tmux {
+            Trial::test(name, move || {
+                watch_in_a_terminal_updates_and_restores_it(key)
+            })
+        } else {
+            Trial::test(name, || Err("tmux is not installed".into())).with_ignored_flag(true)
+        });
+    }
     libtest_mimic::run(&args, trials).exit();
 }
