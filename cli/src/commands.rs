@@ -14,7 +14,7 @@ fn ratio(a: u64, b: u64) -> Option<f64> {
 }
 
 /// Groups sorted by cost, then tokens, then key.
-fn sorted(groups: Option<&hashbrown::HashMap<String, Acc>>) -> Vec<(&String, &Acc)> {
+pub(crate) fn sorted(groups: Option<&hashbrown::HashMap<String, Acc>>) -> Vec<(&String, &Acc)> {
     let mut v: Vec<_> = groups.map(|g| g.iter().collect()).unwrap_or_default();
     v.sort_by(|(ka, a), (kb, b)| {
         b.cost

@@ -291,20 +291,7 @@ fn figure(chart: &str, caption: &str, table: &str) -> String {
 
 /// Groups of a dimension, most expensive first.
 fn groups(scan: &Scan, dim: Dim) -> Vec<(&String, &Acc)> {
-    let mut v: Vec<_> = scan
-        .agg
-        .by
-        .get(&dim)
-        .map(|g| g.iter().collect())
-        .unwrap_or_default();
-    v.sort_by(|(ka, a), (kb, b)| {
-        b.cost
-            .partial_cmp(&a.cost)
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(b.total.cmp(&a.total))
-            .then_with(|| ka.cmp(kb))
-    });
-    v
+    super::commands::sorted(scan.agg.by.get(&dim))
 }
 
 fn group_table(caption: &str, head: &str, rows: &[(&String, &Acc)]) -> String {

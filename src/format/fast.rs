@@ -389,6 +389,41 @@ mod tests {
         rec
     }
 
+    /// An encoded line (its `\n` included), with one byte changed, removed or added: the
+    /// fast path accepts only what the full parser accepts, with the same values, and every
+    /// unedited line without escapes.
+    fn agree(
+        mut line: Vec<u8>,
+        edit: Option<(prop::sample::Index, u8, u8)>,
+    ) -> Result<(), TestCaseError> {
+        line.pop();
+        if let Some((at, how, byte)) = edit {
+            let i = at.index(line.len());
+            match how {
+                0 => line[i] = byte,
+                1 => {
+                    line.remove(i);
+                }
+                _ => line.insert(i, byte),
+            }
+        }
+        let Ok(text) = std::str::from_utf8(&line) else {
+            return Ok(());
+        };
+        let full = slow(text);
+        match super::line(text) {
+            Some(fast) => {
+                let full = full.map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
+                prop_assert_eq!(format!("{fast:?}"), format!("{full:?}"), "{}", text);
+            }
+            None => {
+                let plain = edit.is_none() && !text.contains('\\');
+                prop_assert!(!plain, "declined a plain line: {}", text);
+            }
+        }
+        Ok(())
+    }
+
     fn name() -> impl Strategy<Value = Option<String>> {
         prop::option::of(prop_oneof![
             "[a-z_-]{0,12}",
@@ -415,29 +450,7 @@ mod tests {
             let rec = record(names, [a, b, c, d, e, f, g], cost, warnings, stream);
             let mut line = Vec::new();
             encode::call(&rec, &mut line);
-            line.pop(); // the `\n`
-            if let Some((at, how, byte)) = edit {
-                let i = at.index(line.len());
-                match how {
-                    0 => line[i] = byte,
-                    1 => { line.remove(i); }
-                    _ => line.insert(i, byte),
-                }
-            }
-            let Ok(text) = std::str::from_utf8(&line) else { return Ok(()) };
-            let full = slow(text);
-            match super::line(text) {
-                Some(fast) => {
-                    let full = full.map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
-                    prop_assert_eq!(format!("{fast:?}"), format!("{full:?}"), "{}", text);
-                }
-                None => {
-                    // Declined: the full parser decides. An unedited line without escapes
-                    // is always the fast path's.
-                    let plain = edit.is_none() && !text.contains('\\');
-                    prop_assert!(!plain, "declined a plain line: {}", text);
-                }
-            }
+            agree(line, edit)?;
         }
     }
 
@@ -482,27 +495,7 @@ mod tests {
             };
             let mut line = Vec::new();
             encode::summary(&summary, &mut line);
-            line.pop();
-            if let Some((at, how, byte)) = edit {
-                let i = at.index(line.len());
-                match how {
-                    0 => line[i] = byte,
-                    1 => { line.remove(i); }
-                    _ => line.insert(i, byte),
-                }
-            }
-            let Ok(text) = std::str::from_utf8(&line) else { return Ok(()) };
-            let full = slow(text);
-            match super::line(text) {
-                Some(fast) => {
-                    let full = full.map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
-                    prop_assert_eq!(format!("{fast:?}"), format!("{full:?}"), "{}", text);
-                }
-                None => {
-                    let plain = edit.is_none() && !text.contains('\\');
-                    prop_assert!(!plain, "declined a plain summary: {}", text);
-                }
-            }
+            agree(line, edit)?;
         }
     }
 
