@@ -7,6 +7,8 @@ use std::sync::mpsc;
 
 use hashbrown::HashMap;
 
+use super::runs::{IdTable, Keyed};
+
 /// What the replay needs of one call.
 #[derive(Debug)]
 pub(crate) struct Spend {
@@ -53,9 +55,22 @@ pub(crate) struct Crossing {
 /// A scope's running total; `seen` orders scopes by their first call.
 #[derive(Clone, Copy, Default)]
 struct Book {
+    id: [u32; 3],
     total: f64,
     seen: u64,
     crossed: bool,
+}
+
+impl Keyed for Book {
+    fn new(id: [u32; 3]) -> Self {
+        Self {
+            id,
+            ..Self::default()
+        }
+    }
+    fn id_ref(&self) -> [u32; 3] {
+        self.id
+    }
 }
 
 /// The replay's state: a book per day and per run (about 60 bytes a run), and the calls that
@@ -63,8 +78,8 @@ struct Book {
 #[derive(Default)]
 pub(crate) struct Replay {
     limits: Limits,
-    days: HashMap<Box<str>, Book>,
-    runs: HashMap<Box<str>, Book>,
+    days: IdTable<Book>,
+    runs: IdTable<Book>,
     /// (scope order, first seen, crossing), the total filled in at the end.
     crossed: Vec<(u8, u64, Crossing)>,
     seq: u64,
@@ -91,16 +106,11 @@ impl Replay {
             } else {
                 &mut self.runs
             };
-            let book = match books.get_mut(id) {
-                Some(b) => b,
-                None => {
-                    self.seq += 1;
-                    books.entry(Box::from(id)).or_insert(Book {
-                        seen: self.seq,
-                        ..Book::default()
-                    })
-                }
-            };
+            let book = books.upsert(id);
+            if book.seen == 0 {
+                self.seq += 1;
+                book.seen = self.seq;
+            }
             let before = book.total;
             book.total += amount;
             if before <= limit && book.total > limit && !book.crossed {
@@ -131,7 +141,7 @@ impl Replay {
             .into_iter()
             .map(|(order, _, mut c)| {
                 let books = if order == 0 { &self.days } else { &self.runs };
-                c.total = books.get(c.id.as_str()).map_or(0.0, |b| b.total);
+                c.total = books.get(&c.id).map_or(0.0, |b| b.total);
                 c
             })
             .collect()

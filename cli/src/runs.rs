@@ -174,52 +174,82 @@ impl RunEntry {
     }
 }
 
-fn id_in<'a>(ids: &'a [String], e: &RunEntry) -> &'a str {
-    let [chunk, at, len] = e.id;
+/// An entry of an [`IdTable`]: it knows where its id is.
+pub(crate) trait Keyed {
+    /// A new entry for the id stored at `id`.
+    fn new(id: [u32; 3]) -> Self;
+    /// Where its id is: chunk, offset, length.
+    fn id_ref(&self) -> [u32; 3];
+}
+
+impl Keyed for RunEntry {
+    fn new(id: [u32; 3]) -> Self {
+        RunEntry::new(id)
+    }
+    fn id_ref(&self) -> [u32; 3] {
+        self.id
+    }
+}
+
+fn id_in<'a, V: Keyed>(ids: &'a [String], e: &V) -> &'a str {
+    let [chunk, at, len] = e.id_ref();
     let (at, len) = (at as usize, len as usize);
     ids.get(chunk as usize)
         .and_then(|c| c.get(at..at + len))
         .unwrap_or("")
 }
 
-/// Runs listed by id: entries in chunks (no doubling of one large vector), ids in an arena,
-/// an index of entry numbers by the id's hash.
-#[derive(Default)]
-pub(crate) struct RunTable {
+/// Entries by id, compactly: entries in chunks (no doubling of one large vector), ids in an
+/// arena, an index of entry numbers by the id's hash.
+pub(crate) struct IdTable<V> {
     ids: Vec<String>,
-    entries: Vec<Vec<RunEntry>>,
+    entries: Vec<Vec<V>>,
     index: HashTable<u32>,
     len: u32,
 }
 
+impl<V> Default for IdTable<V> {
+    fn default() -> Self {
+        Self {
+            ids: Vec::new(),
+            entries: Vec::new(),
+            index: HashTable::new(),
+            len: 0,
+        }
+    }
+}
+
+/// Runs listed by id.
+pub(crate) type RunTable = IdTable<RunEntry>;
+
 const CHUNK: usize = 4096;
 const ARENA: usize = 1 << 20;
 
-impl RunTable {
-    pub(crate) fn id(&self, e: &RunEntry) -> &str {
+impl<V: Keyed> IdTable<V> {
+    pub(crate) fn id(&self, e: &V) -> &str {
         id_in(&self.ids, e)
     }
 
-    fn entry(&self, n: u32) -> &RunEntry {
+    fn entry(&self, n: u32) -> &V {
         &self.entries[n as usize / CHUNK][n as usize % CHUNK]
     }
 
-    fn entry_mut(&mut self, n: u32) -> &mut RunEntry {
+    fn entry_mut(&mut self, n: u32) -> &mut V {
         &mut self.entries[n as usize / CHUNK][n as usize % CHUNK]
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &RunEntry> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &V> {
         self.entries.iter().flatten()
     }
 
-    pub(crate) fn get(&self, id: &str) -> Option<&RunEntry> {
+    pub(crate) fn get(&self, id: &str) -> Option<&V> {
         let h = xxh3_64(id.as_bytes());
         let n = *self.index.find(h, |&n| self.id(self.entry(n)) == id)?;
         Some(self.entry(n))
     }
 
     /// The entry of `id`, made if new.
-    fn upsert(&mut self, id: &str) -> &mut RunEntry {
+    pub(crate) fn upsert(&mut self, id: &str) -> &mut V {
         let h = xxh3_64(id.as_bytes());
         let found = {
             let this = &*self;
@@ -236,7 +266,7 @@ impl RunTable {
                     self.entries.push(Vec::with_capacity(CHUNK));
                 }
                 if let Some(chunk) = self.entries.last_mut() {
-                    chunk.push(RunEntry::new(id_ref));
+                    chunk.push(V::new(id_ref));
                 }
                 self.len += 1;
                 let (ids, entries) = (&self.ids, &self.entries);
@@ -267,7 +297,9 @@ impl RunTable {
         });
         [chunk_no, chunk as u32, id.len() as u32]
     }
+}
 
+impl RunTable {
     pub(crate) fn add_call(&mut self, id: &str, l: &Line<'_>) {
         let ms = Timestamp::parse(&l.timestamp).map(Timestamp::unix_ms);
         self.upsert(id).add_call(l, ms);
