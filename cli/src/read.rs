@@ -10,6 +10,7 @@ use std::sync::mpsc;
 
 use super::agg::{Aggregate, Needs};
 use super::replay;
+use super::runs::RunTable;
 use tracing_llm_usage::format::decode as line;
 use tracing_llm_usage::record::Timestamp;
 
@@ -218,6 +219,7 @@ fn work(
     needs: &Needs,
     pool: mpsc::Sender<Vec<u8>>,
     replay: Option<mpsc::Sender<replay::Msg>>,
+    runs: &std::sync::Mutex<RunTable>,
 ) -> WorkerOut {
     let mut out = WorkerOut::default();
     loop {
@@ -275,6 +277,14 @@ fn work(
         // The empty piece after the last `\n` is not a line.
         out.line_counts
             .push(((batch.input, batch.index), n.saturating_sub(1) as u64));
+        if needs.list_runs {
+            // One table for all workers, fed a batch's runs at a time: a run seen by two
+            // workers is kept once.
+            if let Ok(mut all) = runs.lock() {
+                all.merge_from(&out.agg.runs);
+            }
+            out.agg.runs.clear();
+        }
         if let Some(tx) = &replay {
             let _ = tx.send(replay::Msg::Batch {
                 input: batch.input,
@@ -435,6 +445,7 @@ pub(crate) fn scan(
     let (pool_tx, pool_rx) = mpsc::channel::<Vec<u8>>();
     let mut outs = Vec::new();
     let mut replayed = None;
+    let runs = std::sync::Mutex::new(RunTable::default());
     let read_result = std::thread::scope(|s| {
         // `budget`: one more thread replays the batches in order as workers finish them.
         let (replay_tx, replay_rx) = mpsc::channel::<replay::Msg>();
@@ -444,7 +455,7 @@ pub(crate) fn scan(
             .map(|_| {
                 let pool = pool_tx.clone();
                 let replay = replay_tx.clone();
-                s.spawn(|| work(&rx, filters, needs, pool, replay))
+                s.spawn(|| work(&rx, filters, needs, pool, replay, &runs))
             })
             .collect();
         // Several files are read (and decompressed) at once, each by one reader, so that its
@@ -510,6 +521,8 @@ pub(crate) fn scan(
         torn += out.torn;
         counts.extend(out.line_counts);
     }
+    agg.run_count.finish();
+    agg.runs = runs.into_inner().unwrap_or_else(|p| p.into_inner());
     agg.rows.sort_by_key(|r| r.order);
     agg.budget_lines.sort_by_key(|b| b.order);
     counts.sort();

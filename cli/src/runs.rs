@@ -2,45 +2,85 @@
 //! 64-bit hash of each run id, to count them; commands that list runs keep one compact entry a
 //! run, with its id in a shared arena.
 
-use std::hash::{BuildHasherDefault, Hasher};
-
-use hashbrown::{HashSet, HashTable};
+use hashbrown::HashTable;
 use xxhash_rust::xxh3::xxh3_64;
 
 use tracing_llm_usage::format::decode::Line;
 use tracing_llm_usage::record::Timestamp;
 
-/// A hasher for values that are hashes already.
+/// Distinct run ids, by their 64-bit xxh3 hash, in sorted vectors (8 bytes a run, and at most
+/// half as much again of spare capacity): each worker appends the hashes it sees (a run's calls come close together, so
+/// a repeat of the last one is skipped) and sorts out duplicates whenever its vector has
+/// doubled; the workers' vectors are counted together at the end. Two ids of a billion runs
+/// share a hash with a chance of about 3 in 100 million.
 #[derive(Default)]
-pub(crate) struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used; anything else still hashes, slowly.
-        self.0 = xxh3_64(bytes) ^ self.0.rotate_left(5);
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
+pub(crate) struct RunCount {
+    hashes: Vec<u64>,
+    /// Length after the last sort and dedup.
+    sorted: usize,
+    last: Option<u64>,
+    /// Other workers' vectors, each sorted and deduplicated.
+    others: Vec<Vec<u64>>,
 }
-
-/// Distinct run ids, by their 64-bit xxh3 hash: 8 bytes a run in the table (two ids of a
-/// billion runs share a hash with a chance of about 3 in 100 million).
-#[derive(Default)]
-pub(crate) struct RunCount(HashSet<u64, BuildHasherDefault<Prehashed>>);
 
 impl RunCount {
     pub(crate) fn add(&mut self, id: &str) {
-        self.0.insert(xxh3_64(id.as_bytes()));
+        let h = xxh3_64(id.as_bytes());
+        if self.last == Some(h) {
+            return;
+        }
+        self.last = Some(h);
+        if self.hashes.len() == self.hashes.capacity() {
+            // Grown by half, not doubled: at most 12 bytes a run with the slack.
+            self.hashes.reserve_exact((self.hashes.len() / 2).max(1024));
+        }
+        self.hashes.push(h);
+        if self.hashes.len() >= (2 * self.sorted).max(4096) {
+            self.compact();
+        }
     }
-    pub(crate) fn merge(&mut self, o: RunCount) {
-        self.0.extend(o.0);
+
+    fn compact(&mut self) {
+        self.hashes.sort_unstable();
+        self.hashes.dedup();
+        self.sorted = self.hashes.len();
     }
+
+    pub(crate) fn merge(&mut self, mut o: RunCount) {
+        o.compact();
+        self.others.push(o.hashes);
+        self.others.append(&mut o.others);
+    }
+
+    /// Sorts the last additions in; call before [`len`](Self::len).
+    pub(crate) fn finish(&mut self) {
+        self.compact();
+        self.hashes.shrink_to_fit();
+    }
+
+    /// Distinct hashes across every vector (each sorted and deduplicated).
     pub(crate) fn len(&self) -> u64 {
-        self.0.len() as u64
+        let lists: Vec<&[u64]> = std::iter::once(self.hashes.as_slice())
+            .chain(self.others.iter().map(Vec::as_slice))
+            .filter(|l| !l.is_empty())
+            .collect();
+        let mut at = vec![0usize; lists.len()];
+        let mut n = 0u64;
+        loop {
+            let next = lists
+                .iter()
+                .zip(&at)
+                .filter_map(|(l, &i)| l.get(i))
+                .min()
+                .copied();
+            let Some(h) = next else { return n };
+            n += 1;
+            for (l, i) in lists.iter().zip(at.iter_mut()) {
+                if l.get(*i) == Some(&h) {
+                    *i += 1;
+                }
+            }
+        }
     }
 }
 
@@ -311,8 +351,50 @@ impl RunTable {
     }
 
     pub(crate) fn merge(&mut self, o: RunTable) {
+        self.merge_from(&o);
+    }
+
+    /// Adds `o`'s runs to this table.
+    pub(crate) fn merge_from(&mut self, o: &RunTable) {
         for e in o.iter() {
             self.upsert(o.id(e)).merge(e);
         }
+    }
+}
+
+impl<V> IdTable<V> {
+    /// Forgets every entry, keeping the memory for the next ones.
+    pub(crate) fn clear(&mut self) {
+        self.ids.truncate(1);
+        if let Some(c) = self.ids.first_mut() {
+            c.clear();
+        }
+        self.entries.truncate(1);
+        if let Some(c) = self.entries.first_mut() {
+            c.clear();
+        }
+        self.index.clear();
+        self.len = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_are_counted_once_across_workers_and_repeats() {
+        let mut a = RunCount::default();
+        let mut b = RunCount::default();
+        for i in 0..10_000u32 {
+            a.add(&format!("run-{}", i % 7_000));
+            a.add(&format!("run-{}", i % 7_000));
+            b.add(&format!("run-{}", 5_000 + i % 6_000));
+        }
+        a.merge(b);
+        a.finish();
+        // run-0 … run-10999
+        assert_eq!(a.len(), 11_000);
+        assert_eq!(RunCount::default().len(), 0);
     }
 }
