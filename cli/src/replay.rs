@@ -73,7 +73,7 @@ impl Keyed for Book {
     }
 }
 
-/// The replay's state: a book per day and per run (about 60 bytes a run), and the calls that
+/// The replay's state: a book per day and per run (about 100 bytes a run), and the calls that
 /// crossed.
 #[derive(Default)]
 pub(crate) struct Replay {
