@@ -4,9 +4,11 @@
 # RUNS runs and the peak RSS (/usr/bin/time -v); for `by step`, DuckDB's read_json + GROUP BY on
 # the same files (in process, its import excluded) and the ratio; and the physical limit,
 # reading the bytes from the page cache (`dd` in 1 MB blocks, or `zcat` for .gz: one core). Then `import` into SQLite,
-# fresh and repeated (and into PostgreSQL when LLM_USAGE_BENCH_POSTGRES is a URL).
+# fresh and repeated (and into PostgreSQL when LLM_USAGE_BENCH_POSTGRES is a URL). Last, the
+# bytes each command keeps a run: its peak RSS on a log of BIG_CALLS calls against the same log
+# with its run ids merged into 256 (median of 3), over the number of runs (BIG_CALLS=0: skipped).
 #
-#   bash benches/cli.sh                 (BENCH_DIR=/tmp/llm-usage-bench CALLS=472000 RUNS=5)
+#   bash benches/cli.sh   (BENCH_DIR=/tmp/llm-usage-bench CALLS=472000 RUNS=5 BIG_CALLS=1500000)
 #
 # Needs python3 with the duckdb package for the DuckDB column (`pip install duckdb`).
 set -euo pipefail
@@ -18,12 +20,17 @@ mkdir -p "$DIR"
 [ -f "$DIR/one.jsonl" ] || python3 benches/gen-log.py "$DIR/one.jsonl" "$CALLS"
 [ -d "$DIR/month" ] || python3 benches/gen-log.py "$DIR/month" "$CALLS" --days 30
 [ -d "$DIR/month-gz" ] || python3 benches/gen-log.py "$DIR/month-gz" "$CALLS" --days 30 --gzip
+BIG_CALLS=${BIG_CALLS:-1500000}
+if [ "$BIG_CALLS" != 0 ] && [ ! -f "$DIR/big-fewruns.jsonl" ]; then
+    python3 benches/gen-log.py "$DIR/big.jsonl" "$BIG_CALLS"
+    sed -E 's/"run_id":"run-[0-9a-f]{6}/"run_id":"run-xx/g' "$DIR/big.jsonl" > "$DIR/big-fewruns.jsonl"
+fi
 cargo build --release --quiet -p llm-usage
 BIN=$PWD/target/release/llm-usage
 
-python3 - "$BIN" "$DIR" "$RUNS" <<'PY'
-import glob, os, re, statistics, subprocess, sys, tempfile, time
-bin_, d, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+python3 - "$BIN" "$DIR" "$RUNS" "$BIG_CALLS" <<'PY'
+import glob, json, os, re, statistics, subprocess, sys, tempfile, time
+bin_, d, runs, big_calls = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 inputs = [("one file", os.path.join(d, "one.jsonl"), [os.path.join(d, "one.jsonl")]),
           ("30 daily files", os.path.join(d, "month"), sorted(glob.glob(os.path.join(d, "month", "*.jsonl")))),
           ("30 daily .gz", os.path.join(d, "month-gz"), sorted(glob.glob(os.path.join(d, "month-gz", "*.jsonl.gz"))))]
@@ -93,4 +100,18 @@ with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         subprocess.run([bin_, "import", one, "--db", pg], check=True, stdout=subprocess.DEVNULL)
         print(f"PostgreSQL: fresh {time.perf_counter() - t:.2f} s; repeated {wall([bin_, 'import', one, '--db', pg]):.2f} s")
+
+if big_calls:
+    many, few = os.path.join(d, "big.jsonl"), os.path.join(d, "big-fewruns.jsonl")
+    stats = json.loads(subprocess.run([bin_, "stats", many, "--format", "json"], check=True,
+                                      capture_output=True, text=True).stdout)
+    n = stats["runs"]
+    print(f"\n## bytes a run: {stats['calls']:,} calls in {n:,} runs ({mb([many]):.0f} MB) "
+          f"against the same calls in 256 runs; peak RSS, median of 3")
+    print(f"{'command':<28}{'MB':>8}{'MB (256 runs)':>15}{'bytes a run':>13}")
+    for c in [["stats"], ["by", "step"], ["by", "run"], ["run", "list"],
+              ["budget", "--per-run", "0.5"]]:
+        a = statistics.median(rss_mb([bin_, *c, many]) for _ in range(3))
+        b = statistics.median(rss_mb([bin_, *c, few]) for _ in range(3))
+        print(f"{' '.join(c):<28}{a:>8.1f}{b:>15.1f}{(a - b) * 1024 * 1024 / n:>13.1f}", flush=True)
 PY

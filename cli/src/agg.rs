@@ -11,8 +11,8 @@ use tracing_llm_usage::record::Tokens;
 
 use tracing_llm_usage::format::decode::Line;
 
-use super::replay::Spend;
-use super::runs::{RunCount, RunTable};
+use super::replay::Spends;
+use super::runs::{Listing, RunCount, Runs};
 
 /// The key shown for calls without a value (JSON `null`).
 pub(crate) const NONE: &str = "\u{0}";
@@ -167,8 +167,11 @@ pub(crate) struct Needs {
     pub(crate) reprice: Option<PriceTable>,
     /// `--prices`: every call's cost comes from this table instead of its line.
     pub(crate) override_prices: Option<PriceTable>,
-    /// Whether runs are listed (an entry a run) or only counted (a hash a run).
-    pub(crate) list_runs: bool,
+    /// Whether runs are listed (an entry a run, of the kind the command shows) or only counted
+    /// (a hash a run).
+    pub(crate) runs: Listing,
+    /// Whether runs not listed are counted (`stats`, `report`): a hash a run.
+    pub(crate) count_runs: bool,
     /// `budget`: each call's spend is handed to the replay.
     pub(crate) budget: bool,
     /// `report --html`: spend by day and model, each run's steps, latencies by model.
@@ -257,14 +260,14 @@ pub(crate) struct Aggregate {
     /// Distinct runs with a call, when runs are only counted.
     pub(crate) run_count: RunCount,
     /// Every run, when runs are listed.
-    pub(crate) runs: RunTable,
+    pub(crate) runs: Runs,
     pub(crate) rows: Vec<Row>,
     pub(crate) repriced: HashMap<String, Repriced>,
     pub(crate) summaries: u64,
     /// Budget lines found in the logs.
     pub(crate) budget_lines: Vec<BudgetLine>,
     /// The calls of the batch being read, for the budget replay.
-    pub(crate) spend: Vec<Spend>,
+    pub(crate) spend: Spends,
     /// `report --html`'s breakdowns.
     pub(crate) detail: Detail,
 }
@@ -310,8 +313,8 @@ impl Aggregate {
         }
         if l.event == "run_summary" {
             self.summaries += 1;
-            if let (Some(id), true) = (&l.run_id, needs.list_runs) {
-                self.runs.add_summary(id, l);
+            if let Some(id) = &l.run_id {
+                self.runs.add_summary(needs.runs, id, l);
             }
             return;
         }
@@ -370,9 +373,9 @@ impl Aggregate {
             }
         }
         if let Some(run) = &l.run_id {
-            if needs.list_runs {
-                self.runs.add_call(run, l);
-            } else {
+            if needs.runs != Listing::None {
+                self.runs.add_call(needs.runs, run, l);
+            } else if needs.count_runs {
                 self.run_count.add(run);
             }
         }
@@ -383,13 +386,13 @@ impl Aggregate {
             self.detail.add(l);
         }
         if needs.budget {
-            self.spend.push(Spend {
-                timestamp: l.timestamp.to_string(),
-                run_id: l.run_id.as_deref().map(str::to_owned),
-                step: l.step.as_deref().map(str::to_owned),
-                usd: l.cost_usd.unwrap_or(0.0),
-                tokens: l.tokens.total,
-            });
+            self.spend.push(
+                &l.timestamp,
+                l.run_id.as_deref(),
+                l.step.as_deref(),
+                l.cost_usd.unwrap_or(0.0),
+                l.tokens.total,
+            );
         }
         if needs.rows {
             self.rows.push(Row {
@@ -440,7 +443,7 @@ impl Aggregate {
             }
         }
         self.run_count.merge(o.run_count);
-        self.runs.merge(o.runs);
+        self.runs.merge_from(&o.runs);
         self.rows.extend(o.rows);
         for (m, r) in o.repriced {
             let mine = self.repriced.entry(m).or_default();

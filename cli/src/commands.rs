@@ -3,7 +3,7 @@
 use super::agg::{Acc, Dim, NONE};
 use super::output::{Cell, Section};
 use super::read::Scan;
-use super::runs::RunEntry;
+use super::runs::ListedRun;
 
 fn cost(acc: &Acc) -> Option<f64> {
     (acc.priced > 0).then_some(acc.cost)
@@ -28,8 +28,7 @@ pub(crate) fn sorted(groups: Option<&hashbrown::HashMap<String, Acc>>) -> Vec<(&
 
 /// Runs that have at least one call in range.
 pub(crate) fn run_count(scan: &Scan) -> u64 {
-    let listed = scan.agg.runs.iter().filter(|e| e.calls > 0).count() as u64;
-    scan.agg.run_count.len() + listed
+    scan.agg.run_count.len() + scan.agg.runs.with_calls()
 }
 
 pub(crate) fn stats(scan: &Scan, files: u64) -> Vec<Section<'_>> {
@@ -180,7 +179,7 @@ pub(crate) fn report(scan: &Scan) -> Vec<Section<'_>> {
 /// The days and runs that would have crossed a limit, and the call that did (the calls
 /// replayed in the order they were written).
 pub(crate) fn budget(scan: &Scan, tokens: bool) -> Vec<Section<'_>> {
-    let mut s = Section::new(
+    let s = Section::new(
         "crossings",
         vec![
             "scope",
@@ -192,29 +191,30 @@ pub(crate) fn budget(scan: &Scan, tokens: bool) -> Vec<Section<'_>> {
             "crossing_step",
         ],
     );
-    let value = |v: f64| {
+    let value = move |v: f64| {
         if tokens {
             Cell::Int(v as u64)
         } else {
             Cell::Usd(Some(v))
         }
     };
-    let crossings = scan
-        .replay
-        .as_ref()
-        .map(|r| r.crossings())
-        .unwrap_or_default();
-    for c in crossings {
-        s.rows.push(vec![
+    let Some(replay) = &scan.replay else {
+        return vec![s];
+    };
+    let s = s.lazy(replay.crossing_count(), move |i| {
+        let Some(c) = replay.crossing(i) else {
+            return Vec::new();
+        };
+        vec![
             Cell::text(c.scope),
             Cell::text(c.id),
             value(c.limit),
             value(c.total),
             Cell::text(c.at),
-            Cell::Text(c.run),
-            Cell::Text(c.step),
-        ]);
-    }
+            Cell::Text(c.run.map(str::to_owned)),
+            Cell::Text(c.step.map(str::to_owned)),
+        ]
+    });
     vec![s]
 }
 
@@ -268,19 +268,28 @@ fn group_row(k: &str, acc: &Acc) -> Vec<Cell> {
 
 /// `by run`: every run with a call, sorted as the other groups are.
 fn by_run<'a>(scan: &'a Scan, s: Section<'a>) -> Vec<Section<'a>> {
-    let runs = &scan.agg.runs;
-    // The runs by cost, then tokens, then id; the calls without a run are one more group.
+    let runs = &scan.agg.runs.sums;
+    // The runs by cost, then tokens, then id (entry numbers, 4 bytes a run, are sorted); the
+    // calls without a run are one more group, numbered past the runs.
     let none = scan.agg.by.get(&Dim::Run).and_then(|g| g.get(NONE));
-    let mut v: Vec<Option<&RunEntry>> = runs.iter().filter(|e| e.calls > 0).map(Some).collect();
+    let mut v: Vec<u32> = runs
+        .numbers()
+        .into_iter()
+        .filter(|&n| runs.nth(n).calls > 0)
+        .collect();
+    let no_run = u32::MAX;
     if none.is_some() {
-        v.push(None);
+        v.push(no_run);
     }
-    let key = |e: &Option<&RunEntry>| match (e, none) {
-        (Some(e), _) => (e.cost, e.total, runs.id(e)),
-        (None, Some(acc)) => (acc.cost, acc.total, NONE),
-        (None, None) => (0.0, 0, NONE),
+    let key = |&n: &u32| match (n, none) {
+        (n, _) if n != no_run => {
+            let e = runs.nth(n);
+            (e.cost, e.total, runs.id(e))
+        }
+        (_, Some(acc)) => (acc.cost, acc.total, NONE),
+        (_, None) => (0.0, 0, NONE),
     };
-    v.sort_by(|a, b| {
+    v.sort_unstable_by(|a, b| {
         let (a, b) = (key(a), key(b));
         b.0.partial_cmp(&a.0)
             .unwrap_or(std::cmp::Ordering::Equal)
@@ -288,19 +297,22 @@ fn by_run<'a>(scan: &'a Scan, s: Section<'a>) -> Vec<Section<'a>> {
             .then_with(|| a.2.cmp(b.2))
     });
     let s = s.lazy(v.len(), move |i| match (v[i], none) {
-        (Some(e), _) => vec![
-            Cell::key(runs.id(e)),
-            Cell::Int(u64::from(e.calls)),
-            Cell::Int(e.input),
-            Cell::Int(e.output),
-            Cell::Int(e.total),
-            Cell::Int(e.cache_read),
-            Cell::Int(e.reasoning),
-            Cell::Usd(e.priced().then_some(e.cost)),
-            Cell::Int(u64::from(e.unpriced)),
-        ],
-        (None, Some(acc)) => group_row(NONE, acc),
-        (None, None) => Vec::new(),
+        (n, _) if n != no_run => {
+            let e = runs.nth(n);
+            vec![
+                Cell::key(runs.id(e)),
+                Cell::Int(u64::from(e.calls)),
+                Cell::Int(e.input),
+                Cell::Int(e.output),
+                Cell::Int(e.total),
+                Cell::Int(e.cache_read),
+                Cell::Int(e.reasoning),
+                Cell::Usd(e.priced().then_some(e.cost)),
+                Cell::Int(u64::from(e.unpriced)),
+            ]
+        }
+        (_, Some(acc)) => group_row(NONE, acc),
+        (_, None) => Vec::new(),
     });
     vec![s]
 }
@@ -320,16 +332,17 @@ pub(crate) fn run_list(scan: &Scan) -> Vec<Section<'_>> {
             "elapsed_seconds",
         ],
     );
-    let runs = &scan.agg.runs;
-    let mut v: Vec<&RunEntry> = runs.iter().collect();
+    let runs = &scan.agg.runs.listed;
+    let mut v = runs.numbers();
     // Runs known only by their summary first, then by their first call.
-    v.sort_by(|a, b| {
+    v.sort_unstable_by(|&a, &b| {
+        let (a, b) = (runs.nth(a), runs.nth(b));
         (a.calls > 0, a.first_ms)
             .cmp(&(b.calls > 0, b.first_ms))
             .then_with(|| runs.id(a).cmp(runs.id(b)))
     });
     let s = s.lazy(v.len(), move |i| {
-        let e = v[i];
+        let e = runs.nth(v[i]);
         vec![
             Cell::text(runs.id(e)),
             Cell::Text(status(e)),
@@ -346,8 +359,8 @@ pub(crate) fn run_list(scan: &Scan) -> Vec<Section<'_>> {
 }
 
 /// A run's status, flagged when several runs used its id (their calls are shown together).
-fn status(e: &RunEntry) -> Option<String> {
-    match (e.status(), e.finals) {
+fn status(e: &ListedRun) -> Option<String> {
+    match (e.status(), e.finals()) {
         (Some(s), n) if n > 1 => Some(format!("{s} (id used by {n} runs)")),
         (s, _) => s.map(str::to_owned),
     }
@@ -355,7 +368,7 @@ fn status(e: &RunEntry) -> Option<String> {
 
 /// `None` when the logs know nothing of the run.
 pub(crate) fn run_show<'a>(scan: &'a Scan, id: &str) -> Option<Vec<Section<'a>>> {
-    let info = scan.agg.runs.get(id)?;
+    let info = scan.agg.runs.listed.get(id)?;
     let a = &scan.agg.all;
     let mut summary = Section::kv("run");
     summary.rows = vec![

@@ -8,7 +8,7 @@ use hashbrown::HashMap;
 use super::agg::{Acc, Dim, Small, NONE};
 use super::output::thousands;
 use super::read::Scan;
-use super::runs::RunEntry;
+use super::runs::{Latest, RunSums};
 
 /// Colour-blind-safe series colours (Okabe and Ito), the last for "other".
 const COLOURS: [&str; 8] = [
@@ -494,8 +494,8 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
     ));
 
     // The costliest runs, each with its steps.
-    let runs = &scan.agg.runs;
-    let mut top: Vec<&RunEntry> = runs.iter().filter(|e| e.calls > 0).collect();
+    let runs = &scan.agg.runs.with_status;
+    let mut top: Vec<&RunSums<Latest>> = runs.iter().filter(|e| e.calls > 0).collect();
     top.sort_by(|x, y| {
         y.cost
             .partial_cmp(&x.cost)
@@ -545,7 +545,7 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
             format!(
                 "<th scope=\"row\">{}</th><td>{}</td>{}{}{}<td>{}</td>",
                 esc(id),
-                e.status().unwrap_or("-"),
+                e.summaries.status().unwrap_or("-"),
                 num(&thousands(u64::from(e.calls))),
                 num(&thousands(e.total)),
                 num(&opt_usd(e.priced().then_some(e.cost))),

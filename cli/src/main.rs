@@ -39,6 +39,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use agg::{Dim, Needs};
 use output::{render, Format};
 use read::Filters;
+use runs::Listing;
 use tracing_llm_usage::pricing::PriceTable;
 
 #[derive(Parser, Debug)]
@@ -241,27 +242,33 @@ fn main() -> ExitCode {
     let mut needs = Needs::default();
     let dim = |d: Dim| agg::DIMS.iter().position(|x| *x == d).unwrap_or(0);
     let paths = match &cli.command {
-        Command::Stats { paths } => paths,
+        Command::Stats { paths } => {
+            needs.count_runs = true;
+            paths
+        }
         Command::Report { paths, html } => {
+            needs.count_runs = true;
             needs.dims[dim(Dim::Step)] = true;
             needs.prompt = true;
             if html.is_some() {
                 needs.dims[dim(Dim::Model)] = true;
                 needs.dims[dim(Dim::Provider)] = true;
-                needs.list_runs = true;
+                needs.runs = Listing::SumsWithStatus;
                 needs.html = true;
             }
             paths
         }
         Command::By { paths, dimension } => {
             needs.dims[dim(*dimension)] = true;
-            needs.list_runs = *dimension == Dim::Run;
+            if *dimension == Dim::Run {
+                needs.runs = Listing::Sums;
+            }
             paths
         }
         Command::Run {
             command: RunCommand::List { paths },
         } => {
-            needs.list_runs = true;
+            needs.runs = Listing::Listed;
             paths
         }
         Command::Run {
@@ -270,7 +277,7 @@ fn main() -> ExitCode {
             filters.run = Some(id.clone());
             needs.dims[dim(Dim::Step)] = true;
             needs.rows = true;
-            needs.list_runs = true;
+            needs.runs = Listing::Listed;
             paths
         }
         Command::Export { paths, .. } => {

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 
 use super::agg::{Aggregate, Needs};
 use super::replay;
-use super::runs::RunTable;
+use super::runs::{Listing, Runs};
 use tracing_llm_usage::format::decode as line;
 use tracing_llm_usage::record::Timestamp;
 
@@ -219,7 +219,7 @@ fn work(
     needs: &Needs,
     pool: mpsc::Sender<Vec<u8>>,
     replay: Option<mpsc::Sender<replay::Msg>>,
-    runs: &std::sync::Mutex<RunTable>,
+    runs: &std::sync::Mutex<Runs>,
 ) -> WorkerOut {
     let mut out = WorkerOut::default();
     loop {
@@ -277,7 +277,7 @@ fn work(
         // The empty piece after the last `\n` is not a line.
         out.line_counts
             .push(((batch.input, batch.index), n.saturating_sub(1) as u64));
-        if needs.list_runs {
+        if needs.runs != Listing::None {
             // One table for all workers, fed a batch's runs at a time: a run seen by two
             // workers is kept once.
             if let Ok(mut all) = runs.lock() {
@@ -445,7 +445,7 @@ pub(crate) fn scan(
     let (pool_tx, pool_rx) = mpsc::channel::<Vec<u8>>();
     let mut outs = Vec::new();
     let mut replayed = None;
-    let runs = std::sync::Mutex::new(RunTable::default());
+    let runs = std::sync::Mutex::new(Runs::default());
     let read_result = std::thread::scope(|s| {
         // `budget`: one more thread replays the batches in order as workers finish them.
         let (replay_tx, replay_rx) = mpsc::channel::<replay::Msg>();
@@ -523,6 +523,8 @@ pub(crate) fn scan(
     }
     agg.run_count.finish();
     agg.runs = runs.into_inner().unwrap_or_else(|p| p.into_inner());
+    // Nothing is added from here on: the indexes' memory goes before listings are sorted.
+    agg.runs.seal();
     agg.rows.sort_by_key(|r| r.order);
     agg.budget_lines.sort_by_key(|b| b.order);
     counts.sort();

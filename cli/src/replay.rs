@@ -7,16 +7,106 @@ use std::sync::mpsc;
 
 use hashbrown::HashMap;
 
-use super::runs::{IdTable, Keyed};
+use super::runs::{IdRef, IdTable, Keyed};
 
-/// What the replay needs of one call.
+/// Items of `N` optional strings each, in one buffer (no allocation per string).
+#[derive(Debug, Default)]
+struct Texts {
+    text: String,
+}
+
+/// Where an item's strings are in its [`Texts`].
+#[derive(Clone, Copy, Debug)]
+struct TextRef<const N: usize> {
+    at: usize,
+    lens: [u32; N],
+    /// Bit `i`: string `i` is present.
+    present: u8,
+}
+
+impl Texts {
+    fn push<const N: usize>(&mut self, strings: [Option<&str>; N]) -> TextRef<N> {
+        let at = self.text.len();
+        let mut lens = [0u32; N];
+        let mut present = 0u8;
+        for (i, (len, s)) in lens.iter_mut().zip(strings).enumerate() {
+            if let Some(s) = s {
+                present |= 1 << i;
+                self.text.push_str(s);
+                // Strings come from lines of at most `read::MAX_LINE` bytes.
+                *len = s.len() as u32;
+            }
+        }
+        TextRef { at, lens, present }
+    }
+
+    fn get<const N: usize>(&self, r: &TextRef<N>) -> [Option<&str>; N] {
+        let mut at = r.at;
+        std::array::from_fn(|i| {
+            let len = r.lens[i] as usize;
+            let s = self.text.get(at..at + len).unwrap_or("");
+            at += len;
+            (r.present & (1 << i) != 0).then_some(s)
+        })
+    }
+}
+
+/// What the replay needs of one call (40 bytes; its strings in its batch's [`Spends`]).
 #[derive(Debug)]
-pub(crate) struct Spend {
-    pub(crate) timestamp: String,
-    pub(crate) run_id: Option<String>,
-    pub(crate) step: Option<String>,
-    pub(crate) usd: f64,
-    pub(crate) tokens: u64,
+struct Spend {
+    /// Timestamp, run id, step.
+    strings: TextRef<3>,
+    usd: f64,
+    tokens: u64,
+}
+
+/// One call's spend, borrowed from its batch.
+#[derive(Debug)]
+struct SpendRef<'a> {
+    timestamp: &'a str,
+    run_id: Option<&'a str>,
+    step: Option<&'a str>,
+    usd: f64,
+    tokens: u64,
+}
+
+/// The calls of one batch.
+#[derive(Debug, Default)]
+pub(crate) struct Spends {
+    texts: Texts,
+    calls: Vec<Spend>,
+}
+
+impl Spends {
+    /// One call: when it was written, its run and step, its cost and tokens.
+    pub(crate) fn push(
+        &mut self,
+        timestamp: &str,
+        run_id: Option<&str>,
+        step: Option<&str>,
+        usd: f64,
+        tokens: u64,
+    ) {
+        let strings = self.texts.push([Some(timestamp), run_id, step]);
+        self.calls.push(Spend {
+            strings,
+            usd,
+            tokens,
+        });
+    }
+
+    fn iter(&self) -> impl Iterator<Item = SpendRef<'_>> {
+        self.calls.iter().map(|c| {
+            let [timestamp, run_id, step] = self.texts.get(&c.strings);
+            SpendRef {
+                timestamp: timestamp.unwrap_or(""),
+                run_id,
+                step,
+                usd: c.usd,
+                tokens: c.tokens,
+            }
+        })
+    }
 }
 
 /// What readers and workers tell the replay.
@@ -25,7 +115,7 @@ pub(crate) enum Msg {
     Batch {
         input: usize,
         index: usize,
-        calls: Vec<Spend>,
+        calls: Spends,
     },
     /// An input was read whole, in `batches` batches.
     End { input: usize, batches: usize },
@@ -41,52 +131,66 @@ pub(crate) struct Limits {
 
 /// A scope (day or run) that crossed its limit.
 #[derive(Clone, Debug)]
-pub(crate) struct Crossing {
+pub(crate) struct Crossing<'a> {
     pub(crate) scope: &'static str,
-    pub(crate) id: String,
+    pub(crate) id: &'a str,
     pub(crate) limit: f64,
     /// The scope's total over the whole replay.
     pub(crate) total: f64,
-    pub(crate) at: String,
-    pub(crate) run: Option<String>,
-    pub(crate) step: Option<String>,
+    /// The crossing call's timestamp, run and step.
+    pub(crate) at: &'a str,
+    pub(crate) run: Option<&'a str>,
+    pub(crate) step: Option<&'a str>,
 }
 
-/// A scope's running total; `seen` orders scopes by their first call.
+/// A crossing as kept: the scope's book, and the crossing call's timestamp, run and step.
+#[derive(Clone, Copy, Debug)]
+struct Crossed {
+    /// 0: day, 1: run.
+    order: u8,
+    book: u32,
+    strings: TextRef<3>,
+}
+
+/// A scope's running total (24 bytes); `seen` orders scopes by their first call.
 #[derive(Clone, Copy, Default)]
 struct Book {
-    id: [u32; 3],
+    id: IdRef,
     total: f64,
+    /// The scope's place in the order of first calls (from 1; 0: none yet), and in the top
+    /// bit whether it crossed.
     seen: u64,
-    crossed: bool,
 }
 
+const CROSSED: u64 = 1 << 63;
+
 impl Keyed for Book {
-    fn new(id: [u32; 3]) -> Self {
+    fn new(id: IdRef) -> Self {
         Self {
             id,
             ..Self::default()
         }
     }
-    fn id_ref(&self) -> [u32; 3] {
+    fn id_ref(&self) -> IdRef {
         self.id
     }
 }
 
-/// The replay's state: a book per day and per run (about 100 bytes a run), and the calls that
-/// crossed.
+/// The replay's state: a book per day and per run (24 bytes, its id and its index slot), and
+/// the calls that crossed.
 #[derive(Default)]
 pub(crate) struct Replay {
     limits: Limits,
     days: IdTable<Book>,
     runs: IdTable<Book>,
-    /// (scope order, first seen, crossing), the total filled in at the end.
-    crossed: Vec<(u8, u64, Crossing)>,
+    /// Sorted by [`finish`](Self::finish).
+    crossed: Vec<Crossed>,
+    crossed_texts: Texts,
     seq: u64,
 }
 
 impl Replay {
-    fn add(&mut self, s: &Spend) {
+    fn add(&mut self, s: &SpendRef<'_>) {
         let amount = if self.limits.tokens {
             s.tokens as f64
         } else {
@@ -94,10 +198,10 @@ impl Replay {
         };
         let day = s.timestamp.get(..10).unwrap_or("");
         let scopes = [
-            (0u8, "day", self.limits.per_day, Some(day)),
-            (1, "run", self.limits.per_run, s.run_id.as_deref()),
+            (0u8, self.limits.per_day, Some(day)),
+            (1, self.limits.per_run, s.run_id),
         ];
-        for (order, scope, limit, id) in scopes {
+        for (order, limit, id) in scopes {
             let (Some(limit), Some(id)) = (limit, id) else {
                 continue;
             };
@@ -106,45 +210,69 @@ impl Replay {
             } else {
                 &mut self.runs
             };
-            let book = books.upsert(id);
+            let n = books.number(id);
+            let book = books.nth_mut(n);
             if book.seen == 0 {
                 self.seq += 1;
                 book.seen = self.seq;
             }
             let before = book.total;
             book.total += amount;
-            if before <= limit && book.total > limit && !book.crossed {
-                book.crossed = true;
-                let seen = book.seen;
-                self.crossed.push((
+            if before <= limit && book.total > limit && book.seen & CROSSED == 0 {
+                book.seen |= CROSSED;
+                let strings = self
+                    .crossed_texts
+                    .push([Some(s.timestamp), s.run_id, s.step]);
+                self.crossed.push(Crossed {
                     order,
-                    seen,
-                    Crossing {
-                        scope,
-                        id: id.to_owned(),
-                        limit,
-                        total: 0.0,
-                        at: s.timestamp.clone(),
-                        run: s.run_id.clone(),
-                        step: s.step.clone(),
-                    },
-                ));
+                    book: n,
+                    strings,
+                });
             }
         }
     }
 
-    /// The crossings, days first, each scope in the order of its first call.
-    pub(crate) fn crossings(&self) -> Vec<Crossing> {
-        let mut crossed = self.crossed.clone();
-        crossed.sort_by_key(|(order, seen, _)| (*order, *seen));
-        crossed
-            .into_iter()
-            .map(|(order, _, mut c)| {
-                let books = if order == 0 { &self.days } else { &self.runs };
-                c.total = books.get(&c.id).map_or(0.0, |b| b.total);
-                c
-            })
-            .collect()
+    fn books(&self, order: u8) -> &IdTable<Book> {
+        if order == 0 {
+            &self.days
+        } else {
+            &self.runs
+        }
+    }
+
+    /// Sorts the crossings: days first, each scope in the order of its first call.
+    fn finish(&mut self) {
+        let mut crossed = std::mem::take(&mut self.crossed);
+        crossed.sort_by_key(|c| (c.order, self.books(c.order).nth(c.book).seen & !CROSSED));
+        self.crossed = crossed;
+    }
+
+    /// How many scopes crossed their limit.
+    pub(crate) fn crossing_count(&self) -> usize {
+        self.crossed.len()
+    }
+
+    /// The `i`th crossing: days first, each scope in the order of its first call.
+    pub(crate) fn crossing(&self, i: usize) -> Option<Crossing<'_>> {
+        self.crossed.get(i).map(|c| {
+            let books = self.books(c.order);
+            let book = books.nth(c.book);
+            let [at, run, step] = self.crossed_texts.get(&c.strings);
+            let (scope, limit) = if c.order == 0 {
+                ("day", self.limits.per_day)
+            } else {
+                ("run", self.limits.per_run)
+            };
+            Crossing {
+                scope,
+                id: books.id(book),
+                limit: limit.unwrap_or(0.0),
+                total: book.total,
+                at: at.unwrap_or(""),
+                run,
+                step,
+            }
+        })
     }
 }
 
@@ -154,7 +282,7 @@ pub(crate) fn collect(rx: mpsc::Receiver<Msg>, limits: Limits) -> Replay {
         limits,
         ..Replay::default()
     };
-    let mut pending: BTreeMap<(usize, usize), Vec<Spend>> = BTreeMap::new();
+    let mut pending: BTreeMap<(usize, usize), Spends> = BTreeMap::new();
     let mut ends: HashMap<usize, usize> = HashMap::new();
     let (mut input, mut index) = (0usize, 0usize);
     for msg in rx {
@@ -172,7 +300,7 @@ pub(crate) fn collect(rx: mpsc::Receiver<Msg>, limits: Limits) -> Replay {
         }
         loop {
             if let Some(calls) = pending.remove(&(input, index)) {
-                calls.iter().for_each(|s| replay.add(s));
+                calls.iter().for_each(|s| replay.add(&s));
                 index += 1;
             } else if ends.get(&input) == Some(&index) {
                 input += 1;
@@ -184,7 +312,22 @@ pub(crate) fn collect(rx: mpsc::Receiver<Msg>, limits: Limits) -> Replay {
     }
     // An input that ended early (a read error fails the command anyway): what came, in order.
     for calls in pending.into_values() {
-        calls.iter().for_each(|s| replay.add(s));
+        calls.iter().for_each(|s| replay.add(&s));
     }
+    replay.finish();
     replay
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_give_back_each_string_and_each_absence() {
+        let mut t = Texts::default();
+        let a = t.push([Some("2026-01-01T00:00:00Z"), None, Some("")]);
+        let b = t.push([None, Some("run-é"), Some("step")]);
+        assert_eq!(t.get(&a), [Some("2026-01-01T00:00:00Z"), None, Some("")]);
+        assert_eq!(t.get(&b), [None, Some("run-é"), Some("step")]);
+    }
 }

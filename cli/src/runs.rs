@@ -86,68 +86,174 @@ impl RunCount {
 
 /// A run's status, as its newest summary says.
 pub(crate) const STATUSES: [&str; 4] = ["success", "error", "incomplete", "running"];
-const NO_STATUS: u8 = u8::MAX;
-const OTHER_STATUS: u8 = u8::MAX - 1;
+/// Status codes: 0 no status, 1..=4 [`STATUSES`], 5 any other.
+const OTHER_STATUS: u64 = STATUSES.len() as u64 + 1;
+const STATUS_BITS: u32 = 3;
+/// Summary times are kept within ±2^59 ms (±18 million years): the rest of the word holds the
+/// status.
+const MS_LIMIT: i64 = 1 << 59;
 
-/// What the logs say of one run: its calls' sums and its newest summary.
+/// What an entry keeps of a run's summaries.
+pub(crate) trait Summaries: Copy + std::fmt::Debug {
+    /// No summary yet.
+    const NONE: Self;
+    /// The summary `l`, written at `ms`.
+    fn add(&mut self, l: &Line<'_>, ms: i64);
+    /// The same run's summaries as another worker saw them.
+    fn merge(&mut self, o: &Self);
+}
+
+/// Summaries not kept (`by run` shows no status).
+impl Summaries for () {
+    const NONE: Self = ();
+    fn add(&mut self, _: &Line<'_>, _: i64) {}
+    fn merge(&mut self, _: &Self) {}
+}
+
+/// A run's newest summary: its time and status in one word (time in the high bits, so newer
+/// compares greater), and its elapsed seconds.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct RunEntry {
-    /// The id's place in the arena: chunk, offset, length.
-    id: [u32; 3],
+pub(crate) struct Latest {
+    when: i64,
+    elapsed: f64,
+}
+
+impl Latest {
+    fn ms(&self) -> i64 {
+        self.when >> STATUS_BITS
+    }
+
+    fn status_code(&self) -> u64 {
+        (self.when & ((1 << STATUS_BITS) - 1)) as u64
+    }
+
+    pub(crate) fn status(&self) -> Option<&'static str> {
+        match self.status_code() {
+            0 => None,
+            OTHER_STATUS => Some("other"),
+            i => STATUSES.get(i as usize - 1).copied(),
+        }
+    }
+
+    fn elapsed(&self) -> Option<f64> {
+        (!self.elapsed.is_nan()).then_some(self.elapsed)
+    }
+}
+
+impl Summaries for Latest {
+    const NONE: Latest = Latest {
+        when: i64::MIN,
+        elapsed: f64::NAN,
+    };
+
+    /// The summary `l`, written at `ms`, if it is at least as new as the one kept (as
+    /// [`merge`](Self::merge) decides).
+    fn add(&mut self, l: &Line<'_>, ms: i64) {
+        let ms = ms.clamp(-MS_LIMIT + 1, MS_LIMIT - 1);
+        let code = match l.status.as_deref() {
+            None => 0,
+            Some(s) => STATUSES
+                .iter()
+                .position(|k| *k == s)
+                .map_or(OTHER_STATUS, |i| i as u64 + 1),
+        };
+        self.merge(&Latest {
+            when: (ms << STATUS_BITS) | code as i64,
+            elapsed: l.elapsed_seconds.unwrap_or(f64::NAN),
+        });
+    }
+
+    /// The newer of two runs' summaries; one without a status does not hide one with a status.
+    fn merge(&mut self, o: &Latest) {
+        if o.when == i64::MIN {
+            return;
+        }
+        if self.when == i64::MIN
+            || (o.ms() >= self.ms() && (o.status_code() != 0 || self.status_code() == 0))
+        {
+            *self = *o;
+        }
+    }
+}
+
+/// Whether a summary closes its run: more than one such summary means several runs used the id.
+fn is_final(l: &Line<'_>) -> bool {
+    matches!(l.status.as_deref(), Some("success" | "error"))
+}
+
+/// Where an entry's id is in its table's arena: chunk (23 bits), offset (20 bits) and length
+/// (21 bits) in one word. Lines, and so ids, are at most `read::MAX_LINE` (2^20) bytes; 2^23 chunks of [`ARENA`] bytes would be 8 TiB of ids.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct IdRef(u64);
+
+impl IdRef {
+    fn new(chunk: usize, at: usize, len: usize) -> Self {
+        let (chunk, at, len) = (chunk as u64, at as u64, len as u64);
+        Self((chunk << 41) | ((at & 0xF_FFFF) << 21) | (len & 0x1F_FFFF))
+    }
+
+    fn parts(self) -> (usize, usize, usize) {
+        (
+            (self.0 >> 41) as usize,
+            ((self.0 >> 21) & 0xF_FFFF) as usize,
+            (self.0 & 0x1F_FFFF) as usize,
+        )
+    }
+}
+
+/// An entry of an [`IdTable`]: it knows where its id is.
+pub(crate) trait Keyed {
+    /// A new entry for the id stored at `id`.
+    fn new(id: IdRef) -> Self;
+    /// Where its id is.
+    fn id_ref(&self) -> IdRef;
+}
+
+/// What a listing keeps of each run, summed from its calls and summaries.
+pub(crate) trait RunFacts: Keyed {
+    /// One call; `ms` is its time (`None` when it has none that parses).
+    fn add_call(&mut self, l: &Line<'_>, ms: Option<i64>);
+    /// One summary written at `ms`.
+    fn add_summary(&mut self, l: &Line<'_>, ms: i64);
+    /// The same run as another worker saw it.
+    fn merge(&mut self, o: &Self);
+    /// Calls counted.
+    fn calls(&self) -> u32;
+}
+
+/// `run list` and `run show`: a run's calls, tokens in and out, cost, time span and newest
+/// summary, in 72 bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ListedRun {
+    id: IdRef,
     pub(crate) calls: u32,
-    pub(crate) unpriced: u32,
+    /// Bit 0: a call was priced; the rest: final summaries (success or error).
+    flags: u32,
     pub(crate) input: u64,
     pub(crate) output: u64,
-    pub(crate) total: u64,
-    pub(crate) cache_read: u64,
-    pub(crate) reasoning: u64,
     pub(crate) cost: f64,
     /// Unix ms of the first and last call (`i64::MAX`/`MIN` when none).
     pub(crate) first_ms: i64,
     pub(crate) last_ms: i64,
-    /// The newest summary's elapsed seconds (NaN: none) and its timestamp.
-    elapsed: f64,
-    summary_ms: i64,
-    status: u8,
-    /// Final summaries (`success` or `error`): more than one means several runs used the id.
-    pub(crate) finals: u16,
+    latest: Latest,
 }
 
-impl RunEntry {
-    fn new(id: [u32; 3]) -> Self {
-        Self {
-            id,
-            calls: 0,
-            unpriced: 0,
-            input: 0,
-            output: 0,
-            total: 0,
-            cache_read: 0,
-            reasoning: 0,
-            cost: 0.0,
-            first_ms: i64::MAX,
-            last_ms: i64::MIN,
-            elapsed: f64::NAN,
-            summary_ms: i64::MIN,
-            status: NO_STATUS,
-            finals: 0,
-        }
+impl ListedRun {
+    pub(crate) fn priced(&self) -> bool {
+        self.flags & 1 == 1
     }
 
-    pub(crate) fn priced(&self) -> bool {
-        self.unpriced < self.calls
+    /// Final summaries: more than one means several runs used the id.
+    pub(crate) fn finals(&self) -> u32 {
+        self.flags >> 1
     }
 
     pub(crate) fn elapsed(&self) -> Option<f64> {
-        (!self.elapsed.is_nan()).then_some(self.elapsed)
+        self.latest.elapsed()
     }
 
     pub(crate) fn status(&self) -> Option<&'static str> {
-        match self.status {
-            NO_STATUS => None,
-            OTHER_STATUS => Some("other"),
-            i => STATUSES.get(usize::from(i)).copied(),
-        }
+        self.latest.status()
     }
 
     pub(crate) fn first(&self) -> Option<String> {
@@ -158,7 +264,114 @@ impl RunEntry {
         (self.last_ms != i64::MIN).then(|| Timestamp::from_unix_ms(self.last_ms).to_string())
     }
 
+    fn add_finals(&mut self, n: u32) {
+        let finals = self.finals().saturating_add(n).min(u32::MAX >> 1);
+        self.flags = (finals << 1) | (self.flags & 1);
+    }
+}
+
+impl Keyed for ListedRun {
+    fn new(id: IdRef) -> Self {
+        Self {
+            id,
+            calls: 0,
+            flags: 0,
+            input: 0,
+            output: 0,
+            cost: 0.0,
+            first_ms: i64::MAX,
+            last_ms: i64::MIN,
+            latest: Latest::NONE,
+        }
+    }
+    fn id_ref(&self) -> IdRef {
+        self.id
+    }
+}
+
+impl RunFacts for ListedRun {
     fn add_call(&mut self, l: &Line<'_>, ms: Option<i64>) {
+        self.calls = self.calls.saturating_add(1);
+        self.input = self.input.saturating_add(l.tokens.input);
+        self.output = self.output.saturating_add(l.tokens.output);
+        if let Some(c) = l.cost_usd.filter(|c| c.is_finite()) {
+            self.cost += c;
+            self.flags |= 1;
+        }
+        if let Some(ms) = ms {
+            self.first_ms = self.first_ms.min(ms);
+            self.last_ms = self.last_ms.max(ms);
+        }
+    }
+
+    fn add_summary(&mut self, l: &Line<'_>, ms: i64) {
+        if is_final(l) {
+            self.add_finals(1);
+        }
+        self.latest.add(l, ms);
+    }
+
+    fn merge(&mut self, o: &Self) {
+        self.calls = self.calls.saturating_add(o.calls);
+        self.flags |= o.flags & 1;
+        self.add_finals(o.finals());
+        self.input = self.input.saturating_add(o.input);
+        self.output = self.output.saturating_add(o.output);
+        self.cost += o.cost;
+        self.first_ms = self.first_ms.min(o.first_ms);
+        self.last_ms = self.last_ms.max(o.last_ms);
+        self.latest.merge(&o.latest);
+    }
+
+    fn calls(&self) -> u32 {
+        self.calls
+    }
+}
+
+/// `by run` and `report --html`: a run's calls, every token sum and cost, in 64 bytes, and what
+/// `S` keeps of its summaries (`report --html` shows the newest status: 16 bytes more).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RunSums<S> {
+    id: IdRef,
+    pub(crate) calls: u32,
+    pub(crate) unpriced: u32,
+    pub(crate) input: u64,
+    pub(crate) output: u64,
+    pub(crate) total: u64,
+    pub(crate) cache_read: u64,
+    pub(crate) reasoning: u64,
+    pub(crate) cost: f64,
+    pub(crate) summaries: S,
+}
+
+impl<S> RunSums<S> {
+    pub(crate) fn priced(&self) -> bool {
+        self.unpriced < self.calls
+    }
+}
+
+impl<S: Summaries> Keyed for RunSums<S> {
+    fn new(id: IdRef) -> Self {
+        Self {
+            id,
+            calls: 0,
+            unpriced: 0,
+            input: 0,
+            output: 0,
+            total: 0,
+            cache_read: 0,
+            reasoning: 0,
+            cost: 0.0,
+            summaries: S::NONE,
+        }
+    }
+    fn id_ref(&self) -> IdRef {
+        self.id
+    }
+}
+
+impl<S: Summaries> RunFacts for RunSums<S> {
+    fn add_call(&mut self, l: &Line<'_>, _ms: Option<i64>) {
         let t = &l.tokens;
         self.calls = self.calls.saturating_add(1);
         self.input = self.input.saturating_add(t.input);
@@ -170,31 +383,13 @@ impl RunEntry {
             Some(c) if c.is_finite() => self.cost += c,
             _ => self.unpriced = self.unpriced.saturating_add(1),
         }
-        if let Some(ms) = ms {
-            self.first_ms = self.first_ms.min(ms);
-            self.last_ms = self.last_ms.max(ms);
-        }
     }
 
     fn add_summary(&mut self, l: &Line<'_>, ms: i64) {
-        if matches!(l.status.as_deref(), Some("success" | "error")) {
-            self.finals = self.finals.saturating_add(1);
-        }
-        // The newest summary of a run wins (an `incomplete` one may precede it).
-        if ms >= self.summary_ms {
-            self.summary_ms = ms;
-            self.elapsed = l.elapsed_seconds.unwrap_or(f64::NAN);
-            self.status = match l.status.as_deref() {
-                None => NO_STATUS,
-                Some(s) => STATUSES
-                    .iter()
-                    .position(|k| *k == s)
-                    .map_or(OTHER_STATUS, |i| i as u8),
-            };
-        }
+        self.summaries.add(l, ms);
     }
 
-    fn merge(&mut self, o: &RunEntry) {
+    fn merge(&mut self, o: &Self) {
         self.calls = self.calls.saturating_add(o.calls);
         self.unpriced = self.unpriced.saturating_add(o.unpriced);
         self.input = self.input.saturating_add(o.input);
@@ -203,48 +398,29 @@ impl RunEntry {
         self.cache_read = self.cache_read.saturating_add(o.cache_read);
         self.reasoning = self.reasoning.saturating_add(o.reasoning);
         self.cost += o.cost;
-        self.first_ms = self.first_ms.min(o.first_ms);
-        self.last_ms = self.last_ms.max(o.last_ms);
-        self.finals = self.finals.saturating_add(o.finals);
-        if o.summary_ms >= self.summary_ms && (o.status != NO_STATUS || self.status == NO_STATUS) {
-            self.summary_ms = o.summary_ms;
-            self.elapsed = o.elapsed;
-            self.status = o.status;
-        }
+        self.summaries.merge(&o.summaries);
     }
-}
 
-/// An entry of an [`IdTable`]: it knows where its id is.
-pub(crate) trait Keyed {
-    /// A new entry for the id stored at `id`.
-    fn new(id: [u32; 3]) -> Self;
-    /// Where its id is: chunk, offset, length.
-    fn id_ref(&self) -> [u32; 3];
-}
-
-impl Keyed for RunEntry {
-    fn new(id: [u32; 3]) -> Self {
-        RunEntry::new(id)
-    }
-    fn id_ref(&self) -> [u32; 3] {
-        self.id
+    fn calls(&self) -> u32 {
+        self.calls
     }
 }
 
 fn id_in<'a, V: Keyed>(ids: &'a [String], e: &V) -> &'a str {
-    let [chunk, at, len] = e.id_ref();
-    let (at, len) = (at as usize, len as usize);
-    ids.get(chunk as usize)
+    let (chunk, at, len) = e.id_ref().parts();
+    ids.get(chunk)
         .and_then(|c| c.get(at..at + len))
         .unwrap_or("")
 }
 
 /// Entries by id, compactly: entries in chunks (no doubling of one large vector), ids in an
-/// arena, an index of entry numbers by the id's hash.
+/// arena, an index of entry numbers by the id's hash (dropped by [`seal`](Self::seal) once
+/// nothing is added).
 pub(crate) struct IdTable<V> {
     ids: Vec<String>,
     entries: Vec<Vec<V>>,
     index: HashTable<u32>,
+    sealed: bool,
     len: u32,
 }
 
@@ -254,13 +430,11 @@ impl<V> Default for IdTable<V> {
             ids: Vec::new(),
             entries: Vec::new(),
             index: HashTable::new(),
+            sealed: false,
             len: 0,
         }
     }
 }
-
-/// Runs listed by id.
-pub(crate) type RunTable = IdTable<RunEntry>;
 
 const CHUNK: usize = 4096;
 const ARENA: usize = 1 << 20;
@@ -282,14 +456,46 @@ impl<V: Keyed> IdTable<V> {
         self.entries.iter().flatten()
     }
 
+    /// Entry numbers, for sorting a listing in 4 bytes a run.
+    pub(crate) fn numbers(&self) -> Vec<u32> {
+        (0..self.len).collect()
+    }
+
+    /// The entry numbered `n` (from [`numbers`](Self::numbers)).
+    pub(crate) fn nth(&self, n: u32) -> &V {
+        self.entry(n)
+    }
+
+    /// The entry numbered `n` (from [`number`](Self::number)), to change.
+    pub(crate) fn nth_mut(&mut self, n: u32) -> &mut V {
+        self.entry_mut(n)
+    }
+
     pub(crate) fn get(&self, id: &str) -> Option<&V> {
+        if self.sealed {
+            return self.iter().find(|e| self.id(e) == id);
+        }
         let h = xxh3_64(id.as_bytes());
         let n = *self.index.find(h, |&n| self.id(self.entry(n)) == id)?;
         Some(self.entry(n))
     }
 
+    /// Drops the index: entries stay readable, [`get`](Self::get) becomes a scan, and nothing
+    /// more may be added.
+    pub(crate) fn seal(&mut self) {
+        self.index = HashTable::new();
+        self.sealed = true;
+    }
+
     /// The entry of `id`, made if new.
     pub(crate) fn upsert(&mut self, id: &str) -> &mut V {
+        let n = self.number(id);
+        self.entry_mut(n)
+    }
+
+    /// The number of `id`'s entry (see [`nth`](Self::nth)), made if new.
+    pub(crate) fn number(&mut self, id: &str) -> u32 {
+        debug_assert!(!self.sealed, "a sealed table takes no more entries");
         let h = xxh3_64(id.as_bytes());
         let found = {
             let this = &*self;
@@ -297,30 +503,27 @@ impl<V: Keyed> IdTable<V> {
                 .find(h, |&n| this.id(this.entry(n)) == id)
                 .copied()
         };
-        let n = match found {
-            Some(n) => n,
-            None => {
-                let id_ref = self.store_id(id);
-                let n = self.len;
-                if self.entries.last().is_none_or(|c| c.len() == CHUNK) {
-                    self.entries.push(Vec::with_capacity(CHUNK));
-                }
-                if let Some(chunk) = self.entries.last_mut() {
-                    chunk.push(V::new(id_ref));
-                }
-                self.len += 1;
-                let (ids, entries) = (&self.ids, &self.entries);
-                self.index.insert_unique(h, n, |&m| {
-                    let e = &entries[m as usize / CHUNK][m as usize % CHUNK];
-                    xxh3_64(id_in(ids, e).as_bytes())
-                });
-                n
-            }
-        };
-        self.entry_mut(n)
+        if let Some(n) = found {
+            return n;
+        }
+        let id_ref = self.store_id(id);
+        let n = self.len;
+        if self.entries.last().is_none_or(|c| c.len() == CHUNK) {
+            self.entries.push(Vec::with_capacity(CHUNK));
+        }
+        if let Some(chunk) = self.entries.last_mut() {
+            chunk.push(V::new(id_ref));
+        }
+        self.len += 1;
+        let (ids, entries) = (&self.ids, &self.entries);
+        self.index.insert_unique(h, n, |&m| {
+            let e = &entries[m as usize / CHUNK][m as usize % CHUNK];
+            xxh3_64(id_in(ids, e).as_bytes())
+        });
+        n
     }
 
-    fn store_id(&mut self, id: &str) -> [u32; 3] {
+    fn store_id(&mut self, id: &str) -> IdRef {
         // Ids longer than a chunk (never written by the layer) get a chunk of their own.
         if self
             .ids
@@ -329,33 +532,24 @@ impl<V: Keyed> IdTable<V> {
         {
             self.ids.push(String::with_capacity(ARENA.max(id.len())));
         }
-        let chunk_no = (self.ids.len() - 1) as u32;
-        let chunk = self.ids.last_mut().map_or(0, |c| {
+        let chunk_no = self.ids.len() - 1;
+        let at = self.ids.last_mut().map_or(0, |c| {
             let at = c.len();
             c.push_str(id);
             at
         });
-        [chunk_no, chunk as u32, id.len() as u32]
+        IdRef::new(chunk_no, at, id.len())
     }
 }
 
-impl RunTable {
-    pub(crate) fn add_call(&mut self, id: &str, l: &Line<'_>) {
-        let ms = Timestamp::parse(&l.timestamp).map(Timestamp::unix_ms);
-        self.upsert(id).add_call(l, ms);
-    }
-
-    pub(crate) fn add_summary(&mut self, id: &str, l: &Line<'_>) {
-        let ms = Timestamp::parse(&l.timestamp).map_or(i64::MIN + 1, Timestamp::unix_ms);
-        self.upsert(id).add_summary(l, ms);
-    }
-
-    pub(crate) fn merge(&mut self, o: RunTable) {
-        self.merge_from(&o);
+impl<V: RunFacts> IdTable<V> {
+    /// Runs with at least one call.
+    pub(crate) fn with_calls(&self) -> u64 {
+        self.iter().filter(|e| e.calls() > 0).count() as u64
     }
 
     /// Adds `o`'s runs to this table.
-    pub(crate) fn merge_from(&mut self, o: &RunTable) {
+    pub(crate) fn merge_from(&mut self, o: &IdTable<V>) {
         for e in o.iter() {
             self.upsert(o.id(e)).merge(e);
         }
@@ -374,7 +568,81 @@ impl<V> IdTable<V> {
             c.clear();
         }
         self.index.clear();
+        self.sealed = false;
         self.len = 0;
+    }
+}
+
+/// Which listing a command keeps of each run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Listing {
+    /// Runs are only counted (a hash a run).
+    #[default]
+    None,
+    /// [`ListedRun`]s.
+    Listed,
+    /// [`RunSums`] without status.
+    Sums,
+    /// [`RunSums`] with the newest status.
+    SumsWithStatus,
+}
+
+/// The runs a command lists, in the table its [`Listing`] calls for.
+#[derive(Default)]
+pub(crate) struct Runs {
+    pub(crate) listed: IdTable<ListedRun>,
+    pub(crate) sums: IdTable<RunSums<()>>,
+    pub(crate) with_status: IdTable<RunSums<Latest>>,
+}
+
+impl Runs {
+    pub(crate) fn add_call(&mut self, listing: Listing, id: &str, l: &Line<'_>) {
+        match listing {
+            Listing::None => {}
+            Listing::Listed => {
+                let ms = Timestamp::parse(&l.timestamp).map(Timestamp::unix_ms);
+                self.listed.upsert(id).add_call(l, ms);
+            }
+            // Sums keep no time span.
+            Listing::Sums => self.sums.upsert(id).add_call(l, None),
+            Listing::SumsWithStatus => self.with_status.upsert(id).add_call(l, None),
+        }
+    }
+
+    pub(crate) fn add_summary(&mut self, listing: Listing, id: &str, l: &Line<'_>) {
+        let ms = Timestamp::parse(&l.timestamp).map_or(-MS_LIMIT + 1, Timestamp::unix_ms);
+        match listing {
+            Listing::None => {}
+            Listing::Listed => self.listed.upsert(id).add_summary(l, ms),
+            // `by run` lists runs by their calls: a run known only by its summary is not one.
+            Listing::Sums => {}
+            Listing::SumsWithStatus => self.with_status.upsert(id).add_summary(l, ms),
+        }
+    }
+
+    /// Adds `o`'s runs.
+    pub(crate) fn merge_from(&mut self, o: &Runs) {
+        self.listed.merge_from(&o.listed);
+        self.sums.merge_from(&o.sums);
+        self.with_status.merge_from(&o.with_status);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.listed.clear();
+        self.sums.clear();
+        self.with_status.clear();
+    }
+
+    /// Runs with at least one call.
+    pub(crate) fn with_calls(&self) -> u64 {
+        self.listed.with_calls() + self.sums.with_calls() + self.with_status.with_calls()
+    }
+
+    /// Drops the indexes once every run is in (see [`IdTable::seal`]).
+    pub(crate) fn seal(&mut self) {
+        self.listed.seal();
+        self.sums.seal();
+        self.with_status.seal();
     }
 }
 
@@ -396,5 +664,92 @@ mod tests {
         // run-0 … run-10999
         assert_eq!(a.len(), 11_000);
         assert_eq!(RunCount::default().len(), 0);
+    }
+
+    #[test]
+    fn id_refs_keep_their_parts_at_the_limits() {
+        for (chunk, at, len) in [
+            (0, 0, 0),
+            (1, 12, 36),
+            ((1 << 23) - 1, ARENA - 1, 1),
+            (7, 0, crate::read::MAX_LINE),
+        ] {
+            assert_eq!(IdRef::new(chunk, at, len).parts(), (chunk, at, len));
+        }
+    }
+
+    fn summary(ts: &str, status: Option<&str>, elapsed: f64) -> String {
+        let status = status.map_or("null".to_owned(), |s| format!("\"{s}\""));
+        format!(
+            r#"{{"timestamp":"{ts}","event":"run_summary","run_id":"r","status":{status},"elapsed_seconds":{elapsed}}}"#
+        )
+    }
+
+    fn call(ts: &str, cost: Option<f64>) -> String {
+        let cost = cost.map_or("null".to_owned(), |c| c.to_string());
+        format!(
+            r#"{{"timestamp":"{ts}","event":"llm_call","run_id":"r","tokens":{{"input":3,"output":4,"total":7}},"cost_usd":{cost}}}"#
+        )
+    }
+
+    fn feed(runs: &mut Runs, listing: Listing, lines: &[String]) {
+        for text in lines {
+            let l = tracing_llm_usage::format::decode::parse_str(text).expect("a valid line");
+            if l.event == "run_summary" {
+                runs.add_summary(listing, "r", &l);
+            } else {
+                runs.add_call(listing, "r", &l);
+            }
+        }
+    }
+
+    #[test]
+    fn the_newest_summary_wins_in_any_order_and_across_workers() {
+        let lines = [
+            call("2026-01-01T00:00:01.000Z", None),
+            summary("2026-01-01T00:00:05.000Z", Some("incomplete"), 4.0),
+            call("2026-01-01T00:00:09.500Z", Some(0.25)),
+            summary("2026-01-01T00:00:10.000Z", Some("success"), 9.5),
+            summary("2026-01-01T00:00:20.000Z", Some("error"), 19.0),
+            // A summary of an unknown status is "other"; one without a status hides nothing.
+            summary("2026-01-01T00:00:30.000Z", None, 29.0),
+        ];
+        let mut one = Runs::default();
+        feed(&mut one, Listing::Listed, &lines);
+        let e = one.listed.get("r").expect("the run");
+        assert_eq!((e.status(), e.elapsed()), (Some("error"), Some(19.0)));
+        assert_eq!((e.calls, e.finals(), e.priced()), (2, 2, true));
+        assert_eq!((e.input, e.output, e.cost), (6, 8, 0.25));
+        assert_eq!(e.first().as_deref(), Some("2026-01-01T00:00:01.000Z"));
+        assert_eq!(e.last().as_deref(), Some("2026-01-01T00:00:09.500Z"));
+
+        // Split over two workers, merged both ways: the same run.
+        for (x, y) in [(0..3, 3..6), (3..6, 0..3)] {
+            let (mut a, mut b) = (Runs::default(), Runs::default());
+            feed(&mut a, Listing::Listed, &lines[x.clone()]);
+            feed(&mut b, Listing::Listed, &lines[y.clone()]);
+            let mut all = Runs::default();
+            all.merge_from(&a);
+            all.merge_from(&b);
+            let m = all.listed.get("r").expect("the run");
+            assert_eq!((m.status(), m.elapsed()), (Some("error"), Some(19.0)));
+            assert_eq!((m.calls, m.finals(), m.cost), (2, 2, 0.25));
+            assert_eq!((m.first_ms, m.last_ms), (e.first_ms, e.last_ms));
+        }
+
+        let mut html = Runs::default();
+        feed(&mut html, Listing::SumsWithStatus, &lines);
+        let h = html.with_status.get("r").expect("the run");
+        assert_eq!(h.summaries.status(), Some("error"));
+        assert_eq!((h.calls, h.unpriced, h.total), (2, 1, 14));
+
+        let mut other = Runs::default();
+        feed(
+            &mut other,
+            Listing::Listed,
+            &[summary("2026-01-01T00:00:01.000Z", Some("paused"), 1.0)],
+        );
+        let o = other.listed.get("r").expect("the run");
+        assert_eq!((o.status(), o.calls, o.priced()), (Some("other"), 0, false));
     }
 }
