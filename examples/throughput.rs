@@ -12,6 +12,8 @@
 //! flush, the lines in the files are counted: the program fails if one is missing. The
 //! `-discarding` cases hand their lines to `std::io::sink` on the writer thread (the kernel's
 //! copy into the page cache left out); ours then counts them from the layer's statistics.
+//! With the `sqlite` feature, `ours-sqlite` also stores every line as a row of a SQLite file:
+//! its time runs until the guard has committed the last row.
 
 mod pipelines;
 
@@ -21,12 +23,14 @@ use std::time::Instant;
 
 use tracing::info_span;
 
-const CASES: [&str; 5] = [
+const CASES: &[&str] = &[
     "floor",
     "peers",
     "ours",
     "peers-discarding",
     "ours-discarding",
+    #[cfg(feature = "sqlite")]
+    "ours-sqlite",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -52,7 +56,7 @@ fn run_all(calls: u64) -> Result<(), Box<dyn std::error::Error>> {
         "| case | threads | calls | seconds | calls/s | 2 threads / 1 thread | lines written |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for case in CASES {
+    for &case in CASES {
         let mut one_thread = 0.0;
         for threads in [1u32, 2] {
             let out = Command::new(&exe)
@@ -98,6 +102,8 @@ fn run_case(case: &str, threads: u32, calls: u64) -> Result<String, Box<dyn std:
         // Not in the table: the caller's aggregate-only cost, for profiling.
         "aggregate" => pipelines::ours(dir.path(), pipelines::Stages::AGGREGATE),
         "bound" => pipelines::bound(),
+        #[cfg(feature = "sqlite")]
+        "ours-sqlite" => pipelines::ours_sqlite(dir.path()),
         other => {
             return Err(
                 format!("unknown case {other:?}; one of {CASES:?} or aggregate, bound").into(),
@@ -130,11 +136,24 @@ fn run_case(case: &str, threads: u32, calls: u64) -> Result<String, Box<dyn std:
     for w in workers {
         w.join().map_err(|_| "a worker panicked")?;
     }
-    let seconds = began.elapsed().as_secs_f64();
+    let mut seconds = began.elapsed().as_secs_f64();
 
     let total = u64::from(threads) * calls;
     let handle = guards.handle.clone();
     drop(guards); // flushes every line
+    if case == "ours-sqlite" {
+        // The rows are committed once the guard is gone.
+        seconds = began.elapsed().as_secs_f64();
+        let stats = handle.as_ref().ok_or("no handle")?.stats();
+        let expected = total + u64::from(threads);
+        if stats.db_lines_written != expected || stats.db_lines_dropped != 0 {
+            return Err(format!(
+                "{} rows written, {} dropped; expected {expected}",
+                stats.db_lines_written, stats.db_lines_dropped
+            )
+            .into());
+        }
+    }
     let lines = match case {
         "floor" | "aggregate" | "bound" | "peers-discarding" => "—".to_owned(),
         "peers" => check(pipelines::count_lines(dir.path(), "\"llm_call\""), total)?,

@@ -157,7 +157,8 @@ impl UsageLayerBuilder {
     }
 
     /// Also writes every line as a row of the `llm_usage` tables (see [`crate::store`]) in the
-    /// SQLite file `path` (created if missing; WAL mode). Rows are inserted by a background
+    /// SQLite file `path` (created if missing; WAL mode). Rows are made from the records
+    /// themselves (the `line` column is the line as written) and inserted by a background
     /// thread, a batch per transaction; a failing database is counted in
     /// [`LayerStats`](crate::LayerStats) and reported once on stderr, never to the caller.
     #[cfg(feature = "sqlite")]
@@ -243,7 +244,8 @@ impl UsageLayerBuilder {
 
     /// How many bytes of lines may wait for the writer before callers wait for room
     /// (default 1 MiB, about 2,300 call lines; the thread writing them holds as much again).
-    /// Lines are never dropped for lack of room.
+    /// The database writer has a queue of its own of this size (its records counted with
+    /// their lines). Lines are never dropped for lack of room.
     pub fn queue_capacity_bytes(mut self, bytes: usize) -> Self {
         self.queue_bytes = bytes;
         self
@@ -371,9 +373,9 @@ impl UsageLayerBuilder {
         #[cfg(any(feature = "sqlite", feature = "postgres"))]
         let db = match &self.database {
             Some(target) => {
-                let sink = crate::store::sink::DbSink::open(target, self.modes, db_stats.clone())?;
+                let sink = crate::store::sink::DbSink::open(target, self.modes)?;
                 Some(
-                    LineWriter::spawn(sink, self.queue_bytes, db_stats.clone())
+                    crate::sink::writer::Writer::start(sink, self.queue_bytes, db_stats.clone())
                         .map_err(Error::WriterThread)?,
                 )
             }
@@ -381,7 +383,7 @@ impl UsageLayerBuilder {
         };
         #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
         let db = None;
-        let writers: Vec<LineWriter> = writer.into_iter().chain(db).collect();
+        let writers: Vec<LineWriter> = writer.into_iter().collect();
         let metrics = self
             .meter
             .as_ref()
@@ -395,8 +397,8 @@ impl UsageLayerBuilder {
         let has_logs = logs.is_some();
         #[cfg(not(feature = "logs"))]
         let (logs, has_logs) = ((), false);
-        let sink = (!writers.is_empty() || metrics.is_some() || has_logs)
-            .then(|| Queue::new(writers, metrics, logs));
+        let sink = (!writers.is_empty() || db.is_some() || metrics.is_some() || has_logs)
+            .then(|| Queue::new(writers, db, metrics, logs));
         // Interned: every call carries it, and an immortal name is shared without counting.
         let price_version =
             (!self.prices.is_empty()).then(|| crate::intern::intern(&self.prices.version()));

@@ -39,7 +39,7 @@ impl UsageGuard {
             return true;
         }
         for summary in self.inner.ledger.drain() {
-            self.inner.outputs.emit_summary(&summary);
+            self.inner.outputs.emit_summary(summary);
         }
         // One deadline for the worker and both writers: the guard waits at most the timeout.
         let deadline = std::time::Instant::now() + self.timeout;

@@ -49,9 +49,6 @@ pub struct LayerStats {
     pub db_lines_dropped: u64,
     /// Failed database batches.
     pub db_errors: u64,
-    /// Lines the database had no row for (counted in `db_lines_written` too: the batch was
-    /// written without them). The layer's own lines always have one; reported once on stderr.
-    pub db_lines_rejected: u64,
     /// Spans that recorded token usage but are not calls, so nothing was counted for them
     /// (each callsite also warned about once on stderr).
     pub uncounted_spans: u64,
@@ -174,7 +171,6 @@ impl UsageHandle {
             db_lines_written: db.lines_written.load(Ordering::Relaxed),
             db_lines_dropped: db.lines_dropped.load(Ordering::Relaxed),
             db_errors: db.write_errors.load(Ordering::Relaxed),
-            db_lines_rejected: db.lines_rejected.load(Ordering::Relaxed),
             uncounted_spans: blind.uncounted_spans.load(Ordering::Relaxed),
             disabled_callsites: blind.disabled_callsites.load(Ordering::Relaxed),
             nested_duplicates: blind.nested_duplicates.load(Ordering::Relaxed),

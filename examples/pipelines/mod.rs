@@ -286,6 +286,16 @@ pub fn ours(dir: &Path, stages: Stages) -> (Dispatch, Guards) {
     ours_with(stages, |b| b.jsonl_dir_with_rotation(dir, Rotation::NEVER))
 }
 
+/// Our full pipeline writing each line to a file and as a row of the SQLite file
+/// `usage.sqlite` beside it.
+#[cfg(feature = "sqlite")]
+pub fn ours_sqlite(dir: &Path) -> (Dispatch, Guards) {
+    ours_with(Stages::FULL, |b| {
+        b.jsonl_dir_with_rotation(dir, Rotation::NEVER)
+            .sqlite(dir.join("usage.sqlite"))
+    })
+}
+
 /// Our layer with the given stages, the JSONL lines discarded by the writer thread
 /// (`std::io::sink`): our own cost, without the kernel's copy of the lines into the page cache.
 pub fn ours_discarding(stages: Stages) -> (Dispatch, Guards) {

@@ -179,7 +179,7 @@ fn float(out: &mut Vec<u8>, v: f64) {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use super::*;

@@ -389,6 +389,15 @@ mod tests {
         rec
     }
 
+    /// An unedited line decodes to its record's view (but the breakdown's JSON text).
+    fn agrees_with_view(line: &[u8], view: &Line<'_>) -> Result<(), TestCaseError> {
+        let text = std::str::from_utf8(line).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut full = slow(text.trim_end()).map_err(TestCaseError::fail)?;
+        full.prompt_breakdown = None;
+        prop_assert_eq!(format!("{view:?}"), format!("{full:?}"), "{}", text);
+        Ok(())
+    }
+
     /// An encoded line (its `\n` included), with one byte changed, removed or added: the
     /// fast path accepts only what the full parser accepts, with the same values, and every
     /// unedited line without escapes.
@@ -436,7 +445,8 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
         /// Encoded lines, and the same lines with one byte changed, removed or added: the
-        /// fast path accepts only what the full parser accepts, with the same values.
+        /// fast path accepts only what the full parser accepts, with the same values; the
+        /// unedited line decodes to its record's view.
         #[test]
         fn the_fast_path_agrees_with_the_full_parser(
             names in [name(), name(), name(), name()],
@@ -450,6 +460,7 @@ mod tests {
             let rec = record(names, [a, b, c, d, e, f, g], cost, warnings, stream);
             let mut line = Vec::new();
             encode::call(&rec, &mut line);
+            agrees_with_view(&line, &crate::format::view::call(&rec))?;
             agree(line, edit)?;
         }
     }
@@ -495,6 +506,7 @@ mod tests {
             };
             let mut line = Vec::new();
             encode::summary(&summary, &mut line);
+            agrees_with_view(&line, &crate::format::view::summary(&summary))?;
             agree(line, edit)?;
         }
     }

@@ -1,11 +1,14 @@
 //! The LLM usage log format: one JSON object per line, of four kinds (`llm_call`,
 //! `run_summary`, `budget_warning`, `budget_exceeded`): the layer writes them, [`decode`]
-//! reads them back, and [`SCHEMA`] describes them (JSON Schema, draft 2020-12); the tests
-//! check that the three agree for every kind. `docs/format.md` documents each field.
+//! reads them back, and [`SCHEMA`] describes them (JSON Schema, draft 2020-12); the database
+//! sink reads a record's fields through `view`, the decoder's view of a record. The tests
+//! check that the four agree for every kind. `docs/format.md` documents each field.
 
 pub mod decode;
 pub(crate) mod encode;
 mod fast;
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) mod view;
 
 /// The JSON Schema of every line kind, draft 2020-12.
 pub const SCHEMA: &str = include_str!("../../schema/llm_usage.schema.json");
@@ -19,11 +22,18 @@ mod agreement {
 
     use serde_json::Value;
 
-    use super::{decode, encode, SCHEMA};
+    use super::{decode, encode, view, SCHEMA};
     use crate::budget::{BudgetEvent, BudgetEventKind, BudgetMetric, BudgetScope};
     use crate::ledger::{RunStatus, RunSummary, RunUsage, StepUsage};
     use crate::record::{LineKind, PromptBreakdown, Timestamp};
     use crate::Name;
+
+    /// The record's view is what its line decodes to (but the breakdown's JSON text).
+    fn same_view(line: &decode::Line<'_>, view: &decode::Line<'_>) {
+        let mut line = line.clone();
+        line.prompt_breakdown = None;
+        assert_eq!(format!("{view:?}"), format!("{line:?}"));
+    }
 
     fn valid(line: &[u8]) -> decode::Line<'_> {
         let text = std::str::from_utf8(line).unwrap();
@@ -68,6 +78,7 @@ mod agreement {
         assert_eq!(line.error.as_deref(), Some("timeout"));
         let parts = decode::components(line.prompt_breakdown.unwrap()).unwrap();
         assert_eq!(parts, vec![("system".to_owned(), 2100)]);
+        same_view(&line, &view::call(&rec));
     }
 
     #[test]
@@ -103,7 +114,7 @@ mod agreement {
         assert_eq!(line.run_id.as_deref(), Some("run-1"));
         assert_eq!(line.status.as_deref(), Some("error"));
         assert_eq!(line.elapsed_seconds, Some(1.5));
-        let usage = line.usage.unwrap();
+        let usage = line.usage.clone().unwrap();
         assert_eq!(
             (
                 usage.call_count,
@@ -114,6 +125,7 @@ mod agreement {
             (2, 1200, 300, 1500)
         );
         assert_eq!(usage.cost_usd, Some(0.0081));
+        same_view(&line, &view::summary(&summary));
     }
 
     #[test]
@@ -148,6 +160,7 @@ mod agreement {
             assert_eq!(line.run_id.as_deref(), Some("run-1"));
             assert_eq!(line.step.as_deref(), Some("draft"));
             assert_eq!(line.model.as_deref(), Some("gpt-4o"));
+            same_view(&line, &view::budget(&event));
         }
     }
 }

@@ -5,9 +5,7 @@ use std::sync::Arc;
 
 use super::outputs::Outputs;
 use crate::budget::{BudgetEvent, BudgetEventKind, Budgets};
-use crate::format::encode;
 use crate::record::CallRecord;
-use crate::sink::queue::Item;
 
 /// The `on_budget` callback.
 pub(crate) type BudgetCallback = Arc<dyn Fn(&BudgetEvent) + Send + Sync>;
@@ -34,7 +32,7 @@ impl Budgeting {
     /// A budget crossing: its line, the counter, and the callback (after every lock of ours
     /// is released; a panic in it is caught and reported, never unwound into the caller).
     pub(super) fn report(&self, event: &BudgetEvent, outputs: &Outputs) {
-        outputs.emit_line(Item::Line, |buf| encode::budget(event, buf));
+        outputs.emit_budget(event);
         if event.event == BudgetEventKind::Exceeded {
             if let Some(counter) = &self.counter {
                 counter.add(

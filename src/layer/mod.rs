@@ -141,7 +141,7 @@ impl Inner {
             self.budgeting.report(event, &self.outputs);
         }
         if let Some(summary) = evicted {
-            self.run_finished(&summary);
+            self.run_finished(summary);
         }
     }
 
@@ -198,7 +198,7 @@ impl Inner {
 
     /// A run left memory (its span closed, or it was evicted): its budgets are forgotten and
     /// its summary written.
-    pub(crate) fn run_finished(&self, summary: &RunSummary) {
+    pub(crate) fn run_finished(&self, summary: RunSummary) {
         self.budgeting.budgets.forget(&summary.run_id);
         self.outputs.emit_summary(summary);
     }
@@ -218,7 +218,7 @@ impl Inner {
             cell.lock().mark_error();
         }
         if let Some(summary) = self.ledger.close_run(&cell, RunStatus::Success) {
-            self.run_finished(&summary);
+            self.run_finished(summary);
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::format::encode;
+use crate::budget::BudgetEvent;
 use crate::ledger::RunSummary;
 use crate::record::CallRecord;
 use crate::sink::queue::{Item, Queue};
@@ -24,16 +24,17 @@ pub(crate) struct Outputs {
 }
 
 impl Outputs {
-    /// Queues a line the caller encodes into `encode` (summaries and budget events: a few per
-    /// run), if anything writes lines; `item` says which kind it is.
-    pub(super) fn emit_line(&self, item: fn(Vec<u8>) -> Item, encode: impl FnOnce(&mut Vec<u8>)) {
+    /// Queues a summary or a budget event (a few per run), if anything writes lines: the
+    /// queue's worker encodes it.
+    fn emit_line(&self, item: impl FnOnce() -> Item) {
         if let Some(sink) = self.queue.as_ref().filter(|s| s.has_writers()) {
-            let mut line = Vec::with_capacity(512);
-            encode(&mut line);
-            if !line.is_empty() {
-                sink.push(item(line));
-            }
+            sink.push(item());
         }
+    }
+
+    /// A budget crossing's line.
+    pub(super) fn emit_budget(&self, event: &BudgetEvent) {
+        self.emit_line(|| Item::Budget(event.clone()));
     }
 
     /// A finished call: the queue's worker encodes its line and records its measurements.
@@ -44,8 +45,8 @@ impl Outputs {
     }
 
     /// A run's summary line.
-    pub(crate) fn emit_summary(&self, summary: &RunSummary) {
-        self.emit_line(Item::Summary, |buf| encode::summary(summary, buf));
+    pub(crate) fn emit_summary(&self, summary: RunSummary) {
+        self.emit_line(|| Item::Summary(summary));
     }
 
     /// Writes what is queued, until `deadline`; whether everything was written.

@@ -1,6 +1,7 @@
-//! Finished calls leave the caller's thread here. A caller queues its [`CallRecord`] (or an
-//! encoded summary or budget line) and returns; one worker thread encodes the JSON lines,
-//! hands them to the writers in large chunks and records the OpenTelemetry measurements. The
+//! Finished calls leave the caller's thread here. A caller queues its [`CallRecord`] (or a
+//! run summary or budget event) and returns; one worker thread encodes the JSON lines, hands
+//! them to the writers in large chunks (and the records with their lines to the database
+//! writer) and records the OpenTelemetry measurements. The
 //! caller's share of a call is then the span and the ledger, not the encoding (a third of it)
 //! nor the SDK's aggregation.
 //!
@@ -31,8 +32,11 @@ use std::time::{Duration, Instant};
 use opentelemetry::metrics::{Meter, ObservableGauge};
 use tracing_core::Dispatch;
 
-use super::writer::LineWriter;
+use super::records::Records;
+use super::writer::{LineWriter, Writer};
+use crate::budget::BudgetEvent;
 use crate::format::encode;
+use crate::ledger::RunSummary;
 use crate::otel::Recorder;
 use crate::record::CallRecord;
 use crate::shard::thread_shard;
@@ -55,12 +59,10 @@ const CHUNK: usize = 64 * 1024;
 pub(crate) enum Item {
     /// A finished call: its line and its measurements.
     Call(CallRecord),
-    /// A line encoded by the caller that follows the item queued before it (a budget event),
-    /// `\n` included.
-    Line(Vec<u8>),
-    /// A run summary encoded by the caller, `\n` included: written after the calls of its
-    /// batch, which may come from other threads.
-    Summary(Vec<u8>),
+    /// A budget crossing: its line follows the item queued before it (the call that crossed).
+    Budget(BudgetEvent),
+    /// A run summary: written after the calls of its batch, which may come from other threads.
+    Summary(RunSummary),
 }
 
 impl Item {
@@ -68,7 +70,16 @@ impl Item {
     fn call(&self) -> Option<&CallRecord> {
         match self {
             Item::Call(call) => Some(call),
-            Item::Line(_) | Item::Summary(_) => None,
+            Item::Budget(_) | Item::Summary(_) => None,
+        }
+    }
+
+    /// Appends the item's line, `\n` included.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Item::Call(call) => encode::call(call, out),
+            Item::Budget(event) => encode::budget(event, out),
+            Item::Summary(summary) => encode::summary(summary, out),
         }
     }
 }
@@ -114,6 +125,8 @@ struct Shared {
     output: Mutex<Vec<u8>>,
     metrics: Option<Recorder>,
     writers: Vec<LineWriter>,
+    /// The database writer: records with their lines.
+    db: Option<Writer<Records>>,
     /// Every line as an OpenTelemetry log record too.
     #[cfg(feature = "logs")]
     logs: Option<crate::otel::logs::LogEmitter>,
@@ -175,6 +188,10 @@ impl Shared {
         }
         if self.has_line_consumers() {
             let mut lines = 0;
+            // The database's records: their lines' ranges as encoded, the records moved in
+            // after.
+            let mut rows = self.db.as_ref().map(|_| Records::default());
+            let mut ranges = Vec::new();
             // Calls and budget lines in queue order, then the summaries.
             let calls = batch
                 .iter()
@@ -185,31 +202,51 @@ impl Shared {
                 .flatten()
                 .filter(|i| matches!(i, Item::Summary(_)));
             for item in calls.chain(summaries) {
-                #[cfg(feature = "logs")]
                 let start = out.len();
-                match item {
-                    Item::Call(call) => encode::call(call, &mut out),
-                    Item::Line(line) | Item::Summary(line) => out.extend_from_slice(line),
-                }
+                item.encode(&mut out);
                 #[cfg(feature = "logs")]
                 if let Some(logs) = &self.logs {
                     match item {
                         Item::Call(call) => logs.call(call, &out[start..]),
-                        Item::Line(line) | Item::Summary(line) => logs.line(line),
+                        Item::Budget(_) | Item::Summary(_) => logs.line(&out[start..]),
                     }
+                }
+                if let Some(rows) = &rows {
+                    let base = rows.text_len();
+                    ranges.push(base + start..base + out.len());
                 }
                 lines += 1;
                 if out.len() >= CHUNK {
-                    self.push(&mut out, lines);
+                    self.push(&mut out, lines, rows.as_mut());
                     lines = 0;
                 }
             }
             if lines > 0 {
-                self.push(&mut out, lines);
+                self.push(&mut out, lines, rows.as_mut());
             }
             // One huge burst must not pin its memory for the life of the process.
             if out.capacity() > 4 * CHUNK {
                 *out = Vec::new();
+            }
+            if let (Some(db), Some(mut rows)) = (&self.db, rows) {
+                let mut ranges = ranges.into_iter();
+                let mut summaries = Vec::new();
+                for item in batch.iter_mut().flat_map(|items| items.drain(..)) {
+                    if matches!(item, Item::Summary(_)) {
+                        summaries.push(item);
+                    } else if let Some(r) = ranges.next() {
+                        rows.push(item, r);
+                    }
+                }
+                for item in summaries {
+                    if let Some(r) = ranges.next() {
+                        rows.push(item, r);
+                    }
+                }
+                let n = rows.len() as u64;
+                if n > 0 {
+                    db.push_owned(&mut rows, n);
+                }
             }
         }
         // The records' strings are released here, not on the callers' threads.
@@ -224,10 +261,14 @@ impl Shared {
         if self.logs.is_some() {
             return true;
         }
-        !self.writers.is_empty()
+        !self.writers.is_empty() || self.db.is_some()
     }
 
-    fn push(&self, out: &mut Vec<u8>, lines: u64) {
+    /// Hands the lines in `out` to the writers (and their text to the database's records).
+    fn push(&self, out: &mut Vec<u8>, lines: u64, rows: Option<&mut Records>) {
+        if let Some(rows) = rows {
+            rows.add_text(out);
+        }
         // The last writer may take the bytes without a copy.
         if let Some((last, others)) = self.writers.split_last() {
             for w in others {
@@ -292,19 +333,22 @@ pub(crate) struct Queue {
 }
 
 impl Queue {
-    /// Starts the worker for `writers` and, with a meter, the instruments.
+    /// Starts the worker for `writers` (and the database's `db`) and, with a meter, the
+    /// instruments.
     pub(crate) fn new(
         writers: Vec<LineWriter>,
+        db: Option<Writer<Records>>,
         metrics: Option<(&Meter, Recorder)>,
         logs: Logs,
     ) -> Self {
-        Self::build(writers, metrics, logs, true)
+        Self::build(writers, db, metrics, logs, true)
     }
 
     /// With `worker == false` items stay queued until a collection, an overflow or the
     /// shutdown (tests).
     fn build(
         writers: Vec<LineWriter>,
+        db: Option<Writer<Records>>,
         metrics: Option<(&Meter, Recorder)>,
         logs: Logs,
         worker: bool,
@@ -325,6 +369,7 @@ impl Queue {
             output: Mutex::new(Vec::with_capacity(CHUNK + 4096)),
             metrics: recorder,
             writers,
+            db,
             #[cfg(feature = "logs")]
             logs,
         });
@@ -479,6 +524,9 @@ impl Queue {
         for w in &s.writers {
             all &= w.shutdown(deadline.saturating_duration_since(Instant::now()));
         }
+        if let Some(db) = &s.db {
+            all &= db.shutdown(deadline.saturating_duration_since(Instant::now()));
+        }
         // The writers are closed: a worker blocked on a full one is released, and returns.
         if let Some(worker) = worker {
             let _ = worker.join();
@@ -584,12 +632,115 @@ mod tests {
         }
     }
 
+    /// A run summary of `run`.
+    fn summary(run: &str) -> Item {
+        Item::Summary(RunSummary {
+            timestamp: crate::record::Timestamp::from_unix_ms(1_765_708_216_000),
+            event: crate::record::LineKind::RunSummary,
+            run_id: Arc::from(run),
+            status: crate::ledger::RunStatus::Success,
+            elapsed_seconds: 1.0,
+            usage: crate::ledger::RunUsage::default(),
+            by_step: Vec::new(),
+            prompt_breakdown: crate::record::PromptBreakdown::default(),
+            warnings: Vec::new(),
+        })
+    }
+
+    /// A budget crossing of the budget named `name`.
+    fn budget(name: &str) -> Item {
+        Item::Budget(BudgetEvent {
+            timestamp: crate::record::Timestamp::from_unix_ms(1_765_708_216_000),
+            event: crate::budget::BudgetEventKind::Exceeded,
+            budget: name.into(),
+            scope: crate::budget::BudgetScope::Run,
+            scope_id: "r".into(),
+            metric: crate::budget::BudgetMetric::Usd,
+            limit: 1.0,
+            value: 2.0,
+            run_id: None,
+            step: None,
+            model: None,
+        })
+    }
+
+    /// A database writer's destination that keeps each record's kind and line.
+    #[derive(Clone, Default)]
+    struct Rows(Arc<Mutex<Vec<(&'static str, String)>>>);
+
+    impl crate::sink::writer::Destination<Records> for Rows {
+        fn write(&self, batch: &Records, _lines: u64) -> Result<(), (std::io::Error, u64)> {
+            let mut rows = lock(&self.0);
+            for (item, line) in batch.iter() {
+                let kind = match item {
+                    Item::Call(_) => "call",
+                    Item::Budget(_) => "budget",
+                    Item::Summary(_) => "summary",
+                };
+                rows.push((kind, String::from_utf8(line.to_vec()).unwrap()));
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_database_gets_every_record_with_its_line_in_the_files_order() {
+        let buf = Buf::default();
+        let (stats, db_stats) = (
+            Arc::new(SinkStats::default()),
+            Arc::new(SinkStats::default()),
+        );
+        // Small queues: chunks, batches and waits for room all happen.
+        let writer = LineWriter::spawn(buf.clone(), 16 * 1024, stats.clone()).unwrap();
+        let rows = Rows::default();
+        let db = Writer::start(rows.clone(), 16 * 1024, db_stats.clone()).unwrap();
+        let sink = Arc::new(Queue::new(vec![writer], Some(db), None, Logs::default()));
+        let threads: Vec<_> = (0..2u64)
+            .map(|t| {
+                let sink = sink.clone();
+                std::thread::spawn(move || {
+                    for i in 0..5_000 {
+                        sink.push(Item::Call(call_to("m", t * 1_000_000 + i)));
+                        if i % 1_000 == 0 {
+                            sink.push(budget(&format!("{t}-{i}")));
+                        }
+                    }
+                    sink.push(summary(&format!("run-{t}")));
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(sink.shutdown(Instant::now() + Duration::from_secs(60)));
+        let text = String::from_utf8(lock(&buf.0).clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2 * (5_000 + 5 + 1));
+        let rows = lock(&rows.0).clone();
+        let got: Vec<&str> = rows.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(got, lines, "the same lines, in the same order");
+        for (kind, line) in &rows {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let event = match *kind {
+                "call" => "llm_call",
+                "budget" => "budget_exceeded",
+                _ => "run_summary",
+            };
+            assert_eq!(v["event"], event, "{line}");
+        }
+        for s in [&stats, &db_stats] {
+            assert_eq!(s.lines_written.load(Ordering::Relaxed), lines.len() as u64);
+            assert_eq!(s.lines_dropped.load(Ordering::Relaxed), 0);
+            assert!(!s.reported(), "nothing went wrong: nothing to report");
+        }
+    }
+
     #[test]
     fn a_shard_grows_to_its_bound_and_no_further() {
         let mut items = Vec::new();
         for _ in 0..=MAX_QUEUED {
             reserve_bounded(&mut items);
-            items.push(Item::Line(Vec::new()));
+            items.push(budget("b"));
         }
         // Vec's own doubling would have made it 8,192.
         assert!(items.capacity() <= MAX_QUEUED + 1, "{}", items.capacity());
@@ -604,6 +755,7 @@ mod tests {
         // No worker: only a collection, an overflow or the shutdown processes the queue.
         let sink = Queue::build(
             vec![writer],
+            None,
             Some((&meter, recorder)),
             Logs::default(),
             false,
@@ -611,7 +763,7 @@ mod tests {
         for i in 0..100 {
             sink.push(Item::Call(call_to("m", i)));
         }
-        sink.push(Item::Summary(b"{\"summary\":1}\n".to_vec()));
+        sink.push(summary("run-1"));
         assert_eq!(sink.shared.queued(), 101);
         provider.force_flush().unwrap();
         // Two measurements per call (input and output: two points); inputs 0..100 sum to 4,950.
@@ -633,7 +785,8 @@ mod tests {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             assert_eq!(v["tokens"]["input"], i as u64, "calls in the order queued");
         }
-        assert_eq!(lines[100], "{\"summary\":1}", "the summary after its calls");
+        let last: serde_json::Value = serde_json::from_str(lines[100]).unwrap();
+        assert_eq!(last["run_id"], "run-1", "the summary after its calls");
         assert_eq!(
             stats
                 .lines_written
@@ -653,7 +806,7 @@ mod tests {
         let buf = Buf::default();
         let stats = Arc::new(SinkStats::default());
         let writer = LineWriter::spawn(buf.clone(), 1 << 30, stats.clone()).unwrap();
-        let sink = Queue::build(vec![writer], None, Logs::default(), false);
+        let sink = Queue::build(vec![writer], None, None, Logs::default(), false);
         let n = MAX_QUEUED as u64 + 1;
         for i in 0..n {
             sink.push(Item::Call(call_to("m", i)));
@@ -671,7 +824,13 @@ mod tests {
         let stats = Arc::new(SinkStats::default());
         let writer = LineWriter::spawn(buf.clone(), 1 << 30, stats.clone()).unwrap();
         // No worker: everything below is processed as one batch, at the shutdown.
-        let sink = Arc::new(Queue::build(vec![writer], None, Logs::default(), false));
+        let sink = Arc::new(Queue::build(
+            vec![writer],
+            None,
+            None,
+            Logs::default(),
+            false,
+        ));
         let threads: Vec<_> = (0..4u64)
             .map(|t| {
                 let sink = sink.clone();
@@ -681,8 +840,7 @@ mod tests {
                         sink.push_to(shard, Item::Call(call_to("m", t * 1_000_000 + i)));
                         if i == 1_500 {
                             // A budget line stays right after the call that caused it.
-                            let line = format!("{{\"budget\":{t}}}\n");
-                            sink.push_to(shard, Item::Line(line.into_bytes()));
+                            sink.push_to(shard, budget(&t.to_string()));
                         }
                     }
                 })
@@ -692,17 +850,19 @@ mod tests {
             t.join().unwrap();
         }
         // Queued after every call above, in a shard taken before theirs.
-        sink.push_to(0, Item::Summary(b"{\"summary\":1}\n".to_vec()));
+        sink.push_to(0, summary("run-1"));
         assert_eq!(sink.shared.queued(), 12_005);
         assert!(sink.shutdown(Instant::now() + Duration::from_secs(30)));
         let text = String::from_utf8(lock(&buf.0).clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 12_005);
-        assert_eq!(lines[12_004], "{\"summary\":1}", "the summary last");
+        let last: serde_json::Value = serde_json::from_str(lines[12_004]).unwrap();
+        assert_eq!(last["event"], "run_summary", "the summary last");
         let mut calls = Vec::new();
         for (n, line) in lines[..12_004].iter().enumerate() {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            if let Some(t) = v["budget"].as_u64() {
+            if let Some(t) = v["budget"].as_str() {
+                let t: u64 = t.parse().unwrap();
                 let before: serde_json::Value = serde_json::from_str(lines[n - 1]).unwrap();
                 assert_eq!(before["tokens"]["input"], t * 1_000_000 + 1_500);
             } else {
@@ -719,7 +879,7 @@ mod tests {
         let stats = Arc::new(SinkStats::default());
         // A small writer queue: the sink waits for the writer, and callers for the sink.
         let writer = LineWriter::spawn(buf.clone(), 64 * 1024, stats.clone()).unwrap();
-        let sink = Arc::new(Queue::new(vec![writer], None, Logs::default()));
+        let sink = Arc::new(Queue::new(vec![writer], None, None, Logs::default()));
         let (done, finished) = std::sync::mpsc::channel();
         for t in 0..4u64 {
             let (sink, done) = (sink.clone(), done.clone());

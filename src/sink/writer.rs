@@ -1,6 +1,7 @@
-//! The background writer: callers append encoded lines to a shared buffer; one worker thread
-//! swaps the buffer out and writes it with a single `write_all`, so a burst of lines costs one
-//! syscall, not one each.
+//! The background writers: callers append what they give to a shared buffer ([`Pending`]:
+//! encoded lines for the JSONL, records for the database); one worker thread swaps the buffer
+//! out and hands it to its [`Destination`] at once, so a burst of lines costs one syscall (or
+//! one transaction), not one each.
 //!
 //! Lossless: when the buffer is full a caller waits for room (tracing-appender's
 //! `non_blocking` would drop). At shutdown the worker drains everything queued; the guard waits
@@ -22,8 +23,6 @@ pub(crate) struct SinkStats {
     pub(crate) lines_written: AtomicU64,
     pub(crate) lines_dropped: AtomicU64,
     pub(crate) write_errors: AtomicU64,
-    /// Lines a database sink had no row for.
-    pub(crate) lines_rejected: AtomicU64,
     reported: AtomicBool,
 }
 
@@ -38,11 +37,79 @@ impl SinkStats {
             );
         }
     }
+
+    /// Whether anything was reported.
+    #[cfg(test)]
+    pub(crate) fn reported(&self) -> bool {
+        self.reported.load(Ordering::Relaxed)
+    }
 }
 
-#[derive(Default)]
-struct State {
-    buf: Vec<u8>,
+/// What a writer's buffer holds: lines as bytes, or records.
+pub(crate) trait Pending: Default + Send + 'static {
+    /// Its size against the queue's capacity, in bytes.
+    fn size(&self) -> usize;
+    fn is_empty(&self) -> bool;
+    /// Moves `more` in after what it holds: `more` is left empty (or holding the empty
+    /// buffer it was swapped with).
+    fn take_from(&mut self, more: &mut Self, cap: usize);
+    fn clear(&mut self);
+    /// Whether its allocation is large enough (after a burst) to be given back.
+    fn oversized(&self, cap: usize) -> bool;
+}
+
+impl Pending for Vec<u8> {
+    fn size(&self) -> usize {
+        self.len()
+    }
+    fn is_empty(&self) -> bool {
+        Vec::is_empty(self)
+    }
+    fn take_from(&mut self, more: &mut Self, cap: usize) {
+        if Vec::is_empty(self) {
+            std::mem::swap(self, more);
+        } else {
+            append(self, more, cap);
+            more.clear();
+        }
+    }
+    fn clear(&mut self) {
+        Vec::clear(self);
+    }
+    fn oversized(&self, cap: usize) -> bool {
+        self.capacity() > cap.saturating_mul(2)
+    }
+}
+
+/// Where a writer's worker hands each batch.
+pub(crate) trait Destination<P>: Send + 'static {
+    /// Writes `batch`, which holds `lines` lines: `Err` says why, and how many of its first
+    /// lines were written all the same.
+    fn write(&self, batch: &P, lines: u64) -> Result<(), (io::Error, u64)>;
+}
+
+/// A [`MakeWriter`] as a destination of lines: one `write_all` a batch.
+pub(crate) struct Lines<M>(pub(crate) M);
+
+impl<M> Destination<Vec<u8>> for Lines<M>
+where
+    M: for<'a> MakeWriter<'a> + Send + 'static,
+{
+    fn write(&self, batch: &Vec<u8>, _lines: u64) -> Result<(), (io::Error, u64)> {
+        let mut w = Counting {
+            inner: self.0.make_writer(),
+            accepted: 0,
+        };
+        w.write_all(batch).and_then(|()| w.flush()).map_err(|e| {
+            let accepted = w.accepted.min(batch.len());
+            let complete = batch[..accepted].iter().filter(|&&b| b == b'\n').count() as u64;
+            (e, complete)
+        })
+    }
+}
+
+struct State<P> {
+    buf: P,
     lines: u64,
     closed: bool,
     done: bool,
@@ -72,8 +139,22 @@ fn append(buf: &mut Vec<u8>, bytes: &[u8], cap: usize) {
 /// lines becomes a few large writes instead of one syscall each.
 const LINGER: Duration = Duration::from_millis(1);
 
-struct Queue {
-    state: Mutex<State>,
+impl<P: Default> Default for State<P> {
+    fn default() -> Self {
+        Self {
+            buf: P::default(),
+            lines: 0,
+            closed: false,
+            done: false,
+            worker_waiting: false,
+            worker_lingering: false,
+            producers_waiting: 0,
+        }
+    }
+}
+
+struct Queue<P> {
+    state: Mutex<State<P>>,
     /// Signalled when the buffer stops being empty, or on close.
     ready: Condvar,
     /// Signalled when the worker takes the buffer, and when it finishes.
@@ -81,26 +162,55 @@ struct Queue {
     cap_bytes: usize,
 }
 
-impl Queue {
-    fn lock(&self) -> MutexGuard<'_, State> {
+impl<P> Queue<P> {
+    fn lock(&self) -> MutexGuard<'_, State<P>> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-/// The callers' side of the writer.
-#[derive(Clone)]
-pub(crate) struct LineWriter {
-    queue: Arc<Queue>,
+/// The callers' side of a writer of `P`s.
+pub(crate) struct Writer<P> {
+    queue: Arc<Queue<P>>,
     stats: Arc<SinkStats>,
     /// Joined at shutdown once the worker has finished, so no thread outlives the guard.
     worker: Arc<Mutex<Option<thread::JoinHandle<()>>>>,
 }
+
+impl<P> Clone for Writer<P> {
+    fn clone(&self) -> Self {
+        Self {
+            queue: self.queue.clone(),
+            stats: self.stats.clone(),
+            worker: self.worker.clone(),
+        }
+    }
+}
+
+/// The JSONL writer: encoded lines.
+pub(crate) type LineWriter = Writer<Vec<u8>>;
 
 impl LineWriter {
     /// Starts the worker thread writing to `make`.
     pub(crate) fn spawn<M>(make: M, cap_bytes: usize, stats: Arc<SinkStats>) -> io::Result<Self>
     where
         M: for<'a> MakeWriter<'a> + Send + 'static,
+    {
+        Self::start(Lines(make), cap_bytes, stats)
+    }
+
+    /// Queues one complete line (one or several `\n`-terminated lines). Waits while the
+    /// buffer is full; after shutdown the line is counted as dropped.
+    pub(crate) fn push(&self, line: &[u8], lines: u64) {
+        let cap = self.queue.cap_bytes;
+        self.push_with(line.len(), lines, |buf| append(buf, line, cap));
+    }
+}
+
+impl<P: Pending> Writer<P> {
+    /// Starts the worker thread handing batches to `dest`.
+    pub(crate) fn start<D>(dest: D, cap_bytes: usize, stats: Arc<SinkStats>) -> io::Result<Self>
+    where
+        D: Destination<P>,
     {
         let queue = Arc::new(Queue {
             state: Mutex::new(State::default()),
@@ -116,7 +226,7 @@ impl LineWriter {
                 // Whatever the writer logs must not come back into our layer (and block on
                 // the queue this very thread drains).
                 tracing_core::dispatcher::with_default(&Dispatch::none(), || {
-                    run_worker(&worker_queue, &make, &worker_stats)
+                    run_worker(&worker_queue, &dest, &worker_stats)
                 });
                 let mut st = worker_queue.lock();
                 st.done = true;
@@ -130,32 +240,20 @@ impl LineWriter {
         })
     }
 
-    /// Queues one complete line (one or several `\n`-terminated lines). Waits while the
-    /// buffer is full; after shutdown the line is counted as dropped.
-    pub(crate) fn push(&self, line: &[u8], lines: u64) {
+    /// Queues what `more` holds (`lines` lines), which the caller gives up: when nothing is
+    /// queued, `more` becomes the queue's buffer instead of being copied into it, and is left
+    /// holding the (empty) buffer it replaced. Waits while the buffer is full; after shutdown
+    /// the lines are counted as dropped.
+    pub(crate) fn push_owned(&self, more: &mut P, lines: u64) {
         let cap = self.queue.cap_bytes;
-        self.push_with(line.len(), lines, |buf| append(buf, line, cap));
-    }
-
-    /// As [`LineWriter::push`], for bytes the caller gives up: when nothing is queued, `line`
-    /// becomes the queue's buffer instead of being copied into it, and is left holding the
-    /// (empty) buffer it replaced. Either way the caller clears it after.
-    pub(crate) fn push_owned(&self, line: &mut Vec<u8>, lines: u64) {
-        let cap = self.queue.cap_bytes;
-        self.push_with(line.len(), lines, |buf| {
-            if buf.is_empty() {
-                std::mem::swap(buf, line);
-            } else {
-                append(buf, line, cap);
-            }
-        });
+        self.push_with(more.size(), lines, |buf| buf.take_from(more, cap));
     }
 
     /// Queues `len` bytes holding `lines` lines, which `put` appends to the queue's buffer.
-    fn push_with(&self, len: usize, lines: u64, put: impl FnOnce(&mut Vec<u8>)) {
+    fn push_with(&self, len: usize, lines: u64, put: impl FnOnce(&mut P)) {
         let q = &self.queue;
         let mut st = q.lock();
-        while !st.closed && !st.buf.is_empty() && st.buf.len() + len > q.cap_bytes {
+        while !st.closed && !st.buf.is_empty() && st.buf.size() + len > q.cap_bytes {
             st.producers_waiting += 1;
             st = q.space.wait(st).unwrap_or_else(|p| p.into_inner());
             st.producers_waiting -= 1;
@@ -169,7 +267,7 @@ impl LineWriter {
         }
         put(&mut st.buf);
         st.lines += lines;
-        let half_full = st.worker_lingering && st.buf.len() >= q.cap_bytes / 2;
+        let half_full = st.worker_lingering && st.buf.size() >= q.cap_bytes / 2;
         if half_full {
             st.worker_lingering = false;
         }
@@ -235,11 +333,8 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
-fn run_worker<M>(queue: &Queue, make: &M, stats: &SinkStats)
-where
-    M: for<'a> MakeWriter<'a>,
-{
-    let mut batch: Vec<u8> = Vec::new();
+fn run_worker<P: Pending, D: Destination<P>>(queue: &Queue<P>, dest: &D, stats: &SinkStats) {
+    let mut batch = P::default();
     loop {
         let (lines, closed, wake_producers) = {
             let mut st = queue.lock();
@@ -250,7 +345,7 @@ where
                 woke = true;
             }
             st.worker_waiting = false;
-            if woke && !st.closed && st.buf.len() < queue.cap_bytes / 2 {
+            if woke && !st.closed && st.buf.size() < queue.cap_bytes / 2 {
                 // Just woken by a first line: let more gather rather than write it alone,
                 // until half the buffer is queued.
                 let until = Instant::now() + LINGER;
@@ -279,11 +374,11 @@ where
             queue.space.notify_all();
         }
         if !batch.is_empty() {
-            write_batch(make, &batch, lines, stats);
+            write_batch(dest, &batch, lines, stats);
             batch.clear();
             // One huge burst must not pin its memory for the life of the process.
-            if batch.capacity() > queue.cap_bytes.saturating_mul(2) {
-                batch = Vec::new();
+            if batch.oversized(queue.cap_bytes) {
+                batch = P::default();
             }
         } else if closed {
             return;
@@ -291,23 +386,14 @@ where
     }
 }
 
-fn write_batch<M>(make: &M, batch: &[u8], lines: u64, stats: &SinkStats)
-where
-    M: for<'a> MakeWriter<'a>,
-{
-    let mut w = Counting {
-        inner: make.make_writer(),
-        accepted: 0,
-    };
-    let result = w.write_all(batch).and_then(|()| w.flush());
-    match result {
+fn write_batch<P, D: Destination<P>>(dest: &D, batch: &P, lines: u64, stats: &SinkStats) {
+    match dest.write(batch, lines) {
         Ok(()) => {
             stats.lines_written.fetch_add(lines, Ordering::Relaxed);
         }
-        Err(e) => {
-            let accepted = w.accepted.min(batch.len());
-            let complete = batch[..accepted].iter().filter(|&&b| b == b'\n').count() as u64;
-            let lost = lines.saturating_sub(complete);
+        Err((e, complete)) => {
+            let complete = complete.min(lines);
+            let lost = lines - complete;
             stats.lines_written.fetch_add(complete, Ordering::Relaxed);
             stats.lines_dropped.fetch_add(lost, Ordering::Relaxed);
             stats.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -392,10 +478,11 @@ mod tests {
         }
         w.push(b"2\n", 1);
         let mut third = b"3\n4\n".to_vec();
+        let ptr = third.as_ptr();
         w.push_owned(&mut third, 2);
-        assert_eq!(
-            third, b"3\n4\n",
-            "copied behind the queued line, left as it was"
+        assert!(
+            third.is_empty() && third.as_ptr() == ptr,
+            "copied behind the queued line: the caller keeps its (emptied) buffer"
         );
         {
             let (state, cv) = &*out.gate;

@@ -24,7 +24,7 @@ mod postgres_tls;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
-pub(crate) use row::{rows, Keyer, Row};
+pub(crate) use row::{Keyer, Row};
 
 /// A database opened for reading or loading LLM usage log lines: what `llm-usage import` and
 /// `--db` use. Lines are stored as they are (every row keeps its line), keyed by a hash of the

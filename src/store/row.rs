@@ -9,7 +9,9 @@
 use std::num::NonZeroUsize;
 
 use crate::format::decode::{self as line, Line};
+use crate::format::view;
 use crate::record::Timestamp;
+use crate::sink::queue::Item;
 
 /// How many recent distinct lines the ordinal count remembers.
 const RECENT: usize = 4096;
@@ -71,6 +73,34 @@ impl Keyer {
         let timestamp = Timestamp::parse(&fields.timestamp)
             .ok_or_else(|| format!("timestamp {:?} is not RFC 3339", fields.timestamp))?
             .to_string();
+        Ok(Row {
+            table,
+            id: self.id(text),
+            timestamp,
+            fields,
+            line: text,
+        })
+    }
+
+    /// The row of a record the layer made, with its encoded line (without its `\n`): its
+    /// columns come from the record ([`crate::format::view`]), not from the line parsed back.
+    pub(crate) fn row_of<'a>(&mut self, item: &'a Item, text: &'a str) -> Row<'a> {
+        let (table, timestamp, fields) = match item {
+            Item::Call(rec) => (Table::Usage, rec.timestamp, view::call(rec)),
+            Item::Summary(summary) => (Table::Runs, summary.timestamp, view::summary(summary)),
+            Item::Budget(event) => (Table::Events, event.timestamp, view::budget(event)),
+        };
+        Row {
+            table,
+            id: self.id(text),
+            timestamp: timestamp.to_string(),
+            fields,
+            line: text,
+        }
+    }
+
+    /// The id of the line `text`: its hash, and its ordinal among the recent identical lines.
+    fn id(&mut self, text: &str) -> String {
         let hash = xxhash_rust::xxh3::xxh3_128(text.as_bytes());
         let n = match self.seen.get_mut(&hash) {
             Some(n) => {
@@ -82,33 +112,12 @@ impl Keyer {
                 0
             }
         };
-        let id = if n == 0 {
+        if n == 0 {
             format!("{hash:032x}")
         } else {
             format!("{hash:032x}-{n}")
-        };
-        Ok(Row {
-            table,
-            id,
-            timestamp,
-            fields,
-            line: text,
-        })
-    }
-}
-
-/// Splits a batch of `\n`-terminated lines into rows; lines that cannot be stored come back
-/// with their reason (the live sink's own lines always parse).
-pub(crate) fn rows<'a>(keyer: &mut Keyer, batch: &'a str) -> (Vec<Row<'a>>, Vec<String>) {
-    let mut rows = Vec::new();
-    let mut bad = Vec::new();
-    for text in batch.split('\n').filter(|l| !l.is_empty()) {
-        match keyer.row(text) {
-            Ok(r) => rows.push(r),
-            Err(e) => bad.push(e),
         }
     }
-    (rows, bad)
 }
 
 #[cfg(test)]

@@ -1,23 +1,21 @@
-//! The live database sink: the layer's lines reach it through the same background writer as
-//! the JSONL ([`crate::sink::writer`]), so rows are written off the caller's thread, a batch
-//! per transaction, and the guard's drop waits for what is queued. This is the writer's
-//! [`MakeWriter`]: each batch of lines becomes one insert transaction.
+//! The live database sink: the queue's worker hands it each batch's records with the lines
+//! they were encoded into ([`Records`]), through a background writer of its own
+//! ([`crate::sink::writer`]), so rows are written off the caller's thread, a batch per
+//! transaction, and the guard's drop waits for what is queued. A row's columns come from its
+//! record ([`crate::format::view`]); the line is stored as written.
 //!
 //! A failed batch is retried on a fresh connection (a restarted server, a killed backend);
 //! rows already there are skipped by their ids, so a retry after a commit whose answer was
 //! lost adds nothing twice. A batch that still fails is counted as dropped by the writer,
-//! which reports it once on stderr. A line with no row (never one of the layer's own) is
-//! counted in [`SinkStats::lines_rejected`] and reported once.
+//! which reports it once on stderr.
 
-use std::io::{self, Write};
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::io;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use tracing_subscriber::fmt::MakeWriter;
-
-use super::{open, rows, Backend, Keyer, StoreError};
-use crate::sink::writer::SinkStats;
+use super::{open, Backend, Keyer, StoreError};
+use crate::sink::records::Records;
+use crate::sink::writer::Destination;
 
 /// Pauses before each retry of a failed batch.
 const RETRY_AFTER: [Duration; 3] = [
@@ -29,7 +27,6 @@ const RETRY_AFTER: [Duration; 3] = [
 /// A database the writer thread inserts into.
 pub(crate) struct DbSink {
     state: Mutex<State>,
-    stats: Arc<SinkStats>,
 }
 
 struct State {
@@ -43,7 +40,6 @@ impl DbSink {
     pub(crate) fn open(
         target: &str,
         modes: crate::sink::private_files::Modes,
-        stats: Arc<SinkStats>,
     ) -> Result<Self, StoreError> {
         super::create_private(target, modes);
         let backend = open(target)?;
@@ -53,21 +49,21 @@ impl DbSink {
                 backend: Some(backend),
                 keyer: Keyer::default(),
             }),
-            stats,
         })
     }
+}
 
-    fn store(&self, batch: &[u8]) -> io::Result<()> {
-        let text = std::str::from_utf8(batch).map_err(io::Error::other)?;
+impl Destination<Records> for DbSink {
+    /// One transaction for the batch, retried; all rows stored, or none.
+    fn write(&self, batch: &Records, _lines: u64) -> Result<(), (io::Error, u64)> {
         // Only the writer thread gets here: the lock is never contended.
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let st = &mut *guard;
-        let (rows, unstorable) = rows(&mut st.keyer, text);
-        if let Some(why) = unstorable.first() {
-            let n = u64::try_from(unstorable.len()).unwrap_or(u64::MAX);
-            self.stats.lines_rejected.fetch_add(n, Ordering::Relaxed);
-            self.stats
-                .report_once(format_args!("a line has no database row ({why})"));
+        let mut rows = Vec::with_capacity(batch.len());
+        for (item, line) in batch.iter() {
+            // The encoder writes UTF-8 only.
+            let line = std::str::from_utf8(line).map_err(|e| (io::Error::other(e), 0))?;
+            rows.push(st.keyer.row_of(item, line));
         }
         let mut last = None;
         for pause in RETRY_AFTER {
@@ -92,54 +88,126 @@ impl DbSink {
                 }
             }
         }
-        Err(io::Error::other(last.map_or_else(
-            || "the database failed".to_owned(),
-            |e| e.to_string(),
-        )))
-    }
-}
-
-/// One batch's writer.
-pub(crate) struct Batch<'a>(&'a DbSink);
-
-impl Write for Batch<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // The writer hands over whole lines in one `write_all`: all stored, or none.
-        self.0.store(buf)?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for DbSink {
-    type Writer = Batch<'a>;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        Batch(self)
+        let why = last.map_or_else(|| "the database failed".to_owned(), |e| e.to_string());
+        Err((io::Error::other(why), 0))
     }
 }
 
 #[cfg(all(test, feature = "sqlite"))]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::budget::{BudgetEvent, BudgetEventKind, BudgetMetric, BudgetScope};
+    use crate::ledger::{RunStatus, RunSummary, RunUsage};
+    use crate::record::{CostSource, LineKind, PromptBreakdown, Timestamp};
+    use crate::sink::queue::Item;
+    use crate::sink::writer::Pending;
+
+    /// One record of each kind and form: escapes, modality, streaming, no price, NaN.
+    fn items() -> Vec<Item> {
+        let call = crate::format::encode::tests::record();
+        let mut rich = call.clone();
+        let mut modality = crate::ModalityTokens::default();
+        modality.set(crate::Modality::Audio, crate::ModalitySlot::Input, 300);
+        rich.modality = Some(Box::new(modality));
+        rich.stream = Some(true);
+        rich.ttft_ms = Some(250);
+        rich.cost_usd = Some(0.1 + 0.2);
+        let mut unpriced = call.clone();
+        unpriced.cost_usd = None;
+        unpriced.cost_source = CostSource::Unpriced;
+        unpriced.run_id = None;
+        unpriced.error = None;
+        let mut nan = call.clone();
+        nan.cost_usd = Some(f64::NAN);
+        let summary = RunSummary {
+            timestamp: Timestamp::from_unix_ms(1_765_708_216_000),
+            event: LineKind::RunSummary,
+            run_id: Arc::from("run-\"quoted\"\n"),
+            status: RunStatus::Error,
+            elapsed_seconds: 1.5,
+            usage: RunUsage {
+                input_tokens: 1200,
+                output_tokens: 300,
+                total_tokens: 1500,
+                call_count: 2,
+                cost_usd: Some(0.0081),
+            },
+            by_step: Vec::new(),
+            prompt_breakdown: PromptBreakdown(vec![(Arc::from("system"), 900)]),
+            warnings: vec!["a warning".into()],
+        };
+        let budget = BudgetEvent {
+            timestamp: Timestamp::from_unix_ms(1_765_708_217_000),
+            event: BudgetEventKind::Warning,
+            budget: "cap".into(),
+            scope: BudgetScope::Day,
+            scope_id: "2025-12-14".into(),
+            metric: BudgetMetric::Tokens,
+            limit: 1000.0,
+            value: 1200.0,
+            run_id: Some(Arc::from("run-1")),
+            step: None,
+            model: Some(Arc::from("gpt-4o")),
+        };
+        vec![
+            Item::Call(call.clone()),
+            Item::Call(rich),
+            Item::Call(unpriced),
+            Item::Call(nan),
+            // The very same call again: a second row, with an ordinal.
+            Item::Call(call),
+            Item::Budget(budget),
+            Item::Summary(summary),
+        ]
+    }
+
+    fn table(path: &std::path::Path, name: &str) -> Vec<Vec<rusqlite::types::Value>> {
+        let db = rusqlite::Connection::open(path).unwrap();
+        let mut q = db
+            .prepare(&format!("SELECT * FROM {name} ORDER BY seq"))
+            .unwrap();
+        let n = q.column_count();
+        q.query_map([], |r| (0..n).map(|i| r.get(i)).collect())
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
 
     #[test]
-    fn a_line_without_a_row_is_counted_and_the_rest_stored() {
+    fn rows_from_records_equal_the_rows_of_their_lines_imported() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("usage.db");
-        let target = path.to_str().unwrap();
-        let stats = Arc::new(SinkStats::default());
-        let sink = DbSink::open(target, Default::default(), stats.clone()).unwrap();
-        let good = r#"{"timestamp":"2025-12-14T10:30:15.123Z","event":"llm_call","run_id":"r","tokens":{"input":7,"output":2}}"#;
-        let batch = format!("{good}\n{{\"event\":\"mystery\"}}\nnot json\n{good}\n");
-        sink.make_writer().write_all(batch.as_bytes()).unwrap();
-        assert_eq!(stats.lines_rejected.load(Ordering::Relaxed), 2);
+        let (live, imported) = (dir.path().join("live.db"), dir.path().join("import.db"));
+        let mut records = Records::default();
         let mut lines = Vec::new();
-        let mut db = crate::store::Store::open(target).unwrap();
-        db.for_each_line(&mut |l| lines.push(l.to_owned())).unwrap();
-        assert_eq!(lines, vec![good.to_owned(), good.to_owned()]);
+        for item in items() {
+            let mut line = Vec::new();
+            item.encode(&mut line);
+            let at = records.text_len();
+            records.add_text(&line);
+            records.push(item, at..at + line.len());
+            lines.push(String::from_utf8(line).unwrap().trim_end().to_owned());
+        }
+        let mut more = Records::default();
+        more.take_from(&mut records, 0);
+        let sink = DbSink::open(live.to_str().unwrap(), Default::default()).unwrap();
+        sink.write(&more, 7).unwrap();
+
+        let mut store = crate::store::Store::open(imported.to_str().unwrap()).unwrap();
+        let text: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let inserted = store.insert(&text).unwrap();
+        assert_eq!((inserted.added, inserted.rejected.len()), (7, 0));
+        drop(store);
+
+        for name in ["llm_usage", "llm_runs", "llm_events"] {
+            let (a, b) = (table(&live, name), table(&imported, name));
+            assert_eq!(a, b, "{name}");
+            assert!(!a.is_empty(), "{name}");
+        }
+        assert_eq!(table(&live, "llm_usage").len(), 5);
+        // Loading the lines into the database fed live adds nothing.
+        let mut again = crate::store::Store::open(live.to_str().unwrap()).unwrap();
+        assert_eq!(again.insert(&text).unwrap().added, 0);
     }
 }
