@@ -223,6 +223,51 @@ pub(crate) mod tests {
         }
     }
 
+    /// A run summary of `run` (two calls in one step, an error).
+    pub(crate) fn summary(run: &str) -> RunSummary {
+        use crate::ledger::{RunStatus, RunUsage, StepUsage};
+        RunSummary {
+            timestamp: Timestamp::from_unix_ms(1_765_708_216_000),
+            event: LineKind::RunSummary,
+            run_id: Arc::from(run),
+            status: RunStatus::Error,
+            elapsed_seconds: 1.5,
+            usage: RunUsage {
+                input_tokens: 1200,
+                output_tokens: 300,
+                total_tokens: 1500,
+                call_count: 2,
+                cost_usd: Some(0.0081),
+            },
+            by_step: vec![StepUsage {
+                step: Some(Name::from("summary")),
+                input_tokens: 1200,
+                output_tokens: 300,
+                calls: 2,
+                cost_usd: Some(0.0081),
+            }],
+            prompt_breakdown: PromptBreakdown(vec![(Arc::from("system"), 900)]),
+            warnings: vec!["a warning".into()],
+        }
+    }
+
+    /// A crossing of the budget `name` (0.625 USD over 0.5 in run `run-1`).
+    pub(crate) fn budget_event(name: &str, kind: crate::budget::BudgetEventKind) -> BudgetEvent {
+        BudgetEvent {
+            timestamp: Timestamp::from_unix_ms(1_765_708_217_000),
+            event: kind,
+            budget: name.into(),
+            scope: crate::budget::BudgetScope::Run,
+            scope_id: "run-1".into(),
+            metric: crate::budget::BudgetMetric::Usd,
+            limit: 0.5,
+            value: 0.625,
+            run_id: Some(Arc::from("run-1")),
+            step: Some(Arc::from("draft")),
+            model: Some(Arc::from("gpt-4o")),
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn word_escape_check_matches_the_byte_loop(s in proptest::collection::vec(

@@ -18,15 +18,10 @@ mod agreement {
     //! Encoder, decoder and schema agree on every line kind: each encoded line validates
     //! against the schema, and decodes to the values it was made from.
 
-    use std::sync::Arc;
-
     use serde_json::Value;
 
     use super::{decode, encode, view, SCHEMA};
-    use crate::budget::{BudgetEvent, BudgetEventKind, BudgetMetric, BudgetScope};
-    use crate::ledger::{RunStatus, RunSummary, RunUsage, StepUsage};
-    use crate::record::{LineKind, PromptBreakdown, Timestamp};
-    use crate::Name;
+    use crate::budget::BudgetEventKind;
 
     /// The record's view is what its line decodes to (but the breakdown's JSON text).
     fn same_view(line: &decode::Line<'_>, view: &decode::Line<'_>) {
@@ -83,29 +78,7 @@ mod agreement {
 
     #[test]
     fn run_summary_lines() {
-        let summary = RunSummary {
-            timestamp: Timestamp::from_unix_ms(1_765_708_216_000),
-            event: LineKind::RunSummary,
-            run_id: Arc::from("run-1"),
-            status: RunStatus::Error,
-            elapsed_seconds: 1.5,
-            usage: RunUsage {
-                input_tokens: 1200,
-                output_tokens: 300,
-                total_tokens: 1500,
-                call_count: 2,
-                cost_usd: Some(0.0081),
-            },
-            by_step: vec![StepUsage {
-                step: Some(Name::from("summary")),
-                input_tokens: 1200,
-                output_tokens: 300,
-                calls: 2,
-                cost_usd: Some(0.0081),
-            }],
-            prompt_breakdown: PromptBreakdown(vec![(Arc::from("system"), 900)]),
-            warnings: vec!["a warning".into()],
-        };
+        let summary = encode::tests::summary("run-1");
         let mut out = Vec::new();
         encode::summary(&summary, &mut out);
         let line = valid(&out);
@@ -134,19 +107,7 @@ mod agreement {
             (BudgetEventKind::Warning, "budget_warning"),
             (BudgetEventKind::Exceeded, "budget_exceeded"),
         ] {
-            let event = BudgetEvent {
-                timestamp: Timestamp::from_unix_ms(1_765_708_217_000),
-                event: kind,
-                budget: "cap".into(),
-                scope: BudgetScope::Run,
-                scope_id: "run-1".into(),
-                metric: BudgetMetric::Usd,
-                limit: 0.5,
-                value: 0.625,
-                run_id: Some(Arc::from("run-1")),
-                step: Some(Arc::from("draft")),
-                model: Some(Arc::from("gpt-4o")),
-            };
+            let event = encode::tests::budget_event("cap", kind);
             let mut out = Vec::new();
             encode::budget(&event, &mut out);
             let line = valid(&out);

@@ -634,34 +634,15 @@ mod tests {
 
     /// A run summary of `run`.
     fn summary(run: &str) -> Item {
-        Item::Summary(RunSummary {
-            timestamp: crate::record::Timestamp::from_unix_ms(1_765_708_216_000),
-            event: crate::record::LineKind::RunSummary,
-            run_id: Arc::from(run),
-            status: crate::ledger::RunStatus::Success,
-            elapsed_seconds: 1.0,
-            usage: crate::ledger::RunUsage::default(),
-            by_step: Vec::new(),
-            prompt_breakdown: crate::record::PromptBreakdown::default(),
-            warnings: Vec::new(),
-        })
+        Item::Summary(crate::format::encode::tests::summary(run))
     }
 
     /// A budget crossing of the budget named `name`.
     fn budget(name: &str) -> Item {
-        Item::Budget(BudgetEvent {
-            timestamp: crate::record::Timestamp::from_unix_ms(1_765_708_216_000),
-            event: crate::budget::BudgetEventKind::Exceeded,
-            budget: name.into(),
-            scope: crate::budget::BudgetScope::Run,
-            scope_id: "r".into(),
-            metric: crate::budget::BudgetMetric::Usd,
-            limit: 1.0,
-            value: 2.0,
-            run_id: None,
-            step: None,
-            model: None,
-        })
+        Item::Budget(crate::format::encode::tests::budget_event(
+            name,
+            crate::budget::BudgetEventKind::Exceeded,
+        ))
     }
 
     /// A database writer's destination that keeps each record's kind and line.

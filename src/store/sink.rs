@@ -99,8 +99,7 @@ mod tests {
 
     use super::*;
     use crate::budget::{BudgetEvent, BudgetEventKind, BudgetMetric, BudgetScope};
-    use crate::ledger::{RunStatus, RunSummary, RunUsage};
-    use crate::record::{CostSource, LineKind, PromptBreakdown, Timestamp};
+    use crate::record::{CostSource, Timestamp};
     use crate::sink::queue::Item;
     use crate::sink::writer::Pending;
 
@@ -121,23 +120,7 @@ mod tests {
         unpriced.error = None;
         let mut nan = call.clone();
         nan.cost_usd = Some(f64::NAN);
-        let summary = RunSummary {
-            timestamp: Timestamp::from_unix_ms(1_765_708_216_000),
-            event: LineKind::RunSummary,
-            run_id: Arc::from("run-\"quoted\"\n"),
-            status: RunStatus::Error,
-            elapsed_seconds: 1.5,
-            usage: RunUsage {
-                input_tokens: 1200,
-                output_tokens: 300,
-                total_tokens: 1500,
-                call_count: 2,
-                cost_usd: Some(0.0081),
-            },
-            by_step: Vec::new(),
-            prompt_breakdown: PromptBreakdown(vec![(Arc::from("system"), 900)]),
-            warnings: vec!["a warning".into()],
-        };
+        let summary = crate::format::encode::tests::summary("run-\"quoted\"\n");
         let budget = BudgetEvent {
             timestamp: Timestamp::from_unix_ms(1_765_708_217_000),
             event: BudgetEventKind::Warning,
