@@ -27,6 +27,10 @@ pub(crate) struct Sqlite {
     conn: Connection,
     /// Whether a bulk load dropped the secondary indexes.
     unindexed: bool,
+    /// A bulk load into tables that have rows: rows' ids are looked up before they are
+    /// inserted (a reloaded file is mostly rows already there, and a lookup binds one short
+    /// id, not every column and the line).
+    probe: bool,
 }
 
 impl Sqlite {
@@ -46,6 +50,7 @@ impl Sqlite {
         Ok(Self {
             conn,
             unindexed: false,
+            probe: false,
         })
     }
 }
@@ -101,8 +106,31 @@ impl Backend for Sqlite {
             let mut usage = tx.prepare_cached(INSERT_USAGE)?;
             let mut runs = tx.prepare_cached(INSERT_RUN)?;
             let mut events = tx.prepare_cached(INSERT_EVENT)?;
+            let mut there = [
+                tx.prepare_cached("SELECT 1 FROM llm_usage WHERE id = ?1")?,
+                tx.prepare_cached("SELECT 1 FROM llm_runs WHERE id = ?1")?,
+                tx.prepare_cached("SELECT 1 FROM llm_events WHERE id = ?1")?,
+            ];
+            // Lookups pay off when most rows are there: after the first 64, they go on only
+            // if at least half of those were.
+            let (mut probing, mut probed, mut found) = (self.probe, 0u32, 0u32);
             for i in order {
                 let r = &rows[i];
+                if probing {
+                    let table = match r.table {
+                        Table::Usage => 0,
+                        Table::Runs => 1,
+                        Table::Events => 2,
+                    };
+                    probed += 1;
+                    if there[table].exists([&r.id])? {
+                        found += 1;
+                        continue;
+                    }
+                    if probed >= 64 && found * 2 < probed {
+                        probing = false;
+                    }
+                }
                 let seq = last_seq + 1 + i as i64;
                 let f = &r.fields;
                 let n = match r.table {
@@ -195,10 +223,12 @@ impl Backend for Sqlite {
             self.conn.execute_batch(&drops)?;
             self.unindexed = true;
         }
+        self.probe = !empty;
         Ok(())
     }
 
     fn end_bulk(&mut self) -> Result<(), StoreError> {
+        self.probe = false;
         if std::mem::take(&mut self.unindexed) {
             self.conn.execute_batch(&if_missing())?;
         }
@@ -328,5 +358,47 @@ mod bulk_tests {
             drop(Store::open(path.to_str().unwrap()).unwrap());
             assert_eq!(indexes(path), want);
         }
+    }
+
+    /// `n` distinct lines of every kind, from `from`.
+    fn lines(from: u64, n: u64) -> Vec<String> {
+        (from..from + n)
+            .map(|i| match i % 3 {
+                0 => format!(r#"{{"timestamp":"2025-12-14T10:30:15.123Z","event":"llm_call","run_id":"r{i}","tokens":{{"input":{i},"output":2}}}}"#),
+                1 => format!(r#"{{"timestamp":"2025-12-14T10:30:16Z","event":"run_summary","run_id":"r{i}","status":"success"}}"#),
+                _ => format!(r#"{{"timestamp":"2025-12-14T10:30:17Z","event":"budget_warning","budget":"b{i}"}}"#),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_load_into_rows_already_there_adds_exactly_the_new_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("usage.db");
+        let target = path.to_str().unwrap();
+        let mut db = Store::open(target).unwrap();
+        let first = lines(0, 300);
+        let text: Vec<&str> = first.iter().map(String::as_str).collect();
+        assert_eq!(db.insert(&text).unwrap().added, 300);
+        drop(db);
+        // Mostly there (lookups go on), then mostly new (lookups stop after 64), then all
+        // there; each batch in one transaction.
+        for (from, n, new) in [(0, 330, 30), (250, 400, 320), (0, 650, 0)] {
+            let mut db = Store::open(target).unwrap();
+            db.prepare_bulk().unwrap();
+            let batch = lines(from, n);
+            let text: Vec<&str> = batch.iter().map(String::as_str).collect();
+            assert_eq!(db.insert(&text).unwrap().added, new, "{from}+{n}");
+            db.finish_bulk().unwrap();
+        }
+        let c = Connection::open(&path).unwrap();
+        let count = |t: &str| -> i64 {
+            c.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(
+            (count("llm_usage"), count("llm_runs"), count("llm_events")),
+            (217, 217, 216)
+        );
     }
 }
