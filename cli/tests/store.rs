@@ -45,6 +45,9 @@ mod store {
             Trial::test("sqlite_streaming_and_modality_columns", || {
                 streaming_and_modality_columns(&Db::sqlite("columns"))
             }),
+            Trial::test("sqlite_reload_adds_exactly_the_new_lines", || {
+                reload_adds_exactly_the_new_lines(&Db::sqlite("reload"))
+            }),
             Trial::test("import_skips_bad_lines_and_strict_fails", || {
                 import_skips_bad_lines(&Db::sqlite("bad"))
             }),
@@ -57,7 +60,10 @@ mod store {
             ),
         ];
         type PgTest = fn(&str) -> Result<(), Failed>;
-        let pg_tests: [(&str, PgTest); 5] = [
+        let pg_tests: [(&str, PgTest); 6] = [
+            ("postgres_reload_adds_exactly_the_new_lines", |url| {
+                reload_adds_exactly_the_new_lines(&Db::postgres(url, "reload")?)
+            }),
             ("postgres_streaming_and_modality_columns", |url| {
                 streaming_and_modality_columns(&Db::postgres(url, "columns")?)
             }),
@@ -373,6 +379,45 @@ mod store {
         let p = dir.join("usage.jsonl");
         std::fs::write(&p, text).unwrap();
         p
+    }
+
+    /// Files that repeat lines already stored, mostly (`import` looks ids up first) or
+    /// partly (the look-ups stop): each adds exactly its new lines.
+    fn reload_adds_exactly_the_new_lines(db: &Db) -> Result<(), Failed> {
+        let dir = tempfile::tempdir()?;
+        let file = |name: &str, lines: std::ops::Range<u64>| {
+            let text: String = lines
+                .map(|i| {
+                    format!(
+                        "{{\"timestamp\":\"2025-12-14T10:30:15.123Z\",\"event\":\"llm_call\",\"run_id\":\"r{}\",\"tokens\":{{\"input\":{i},\"output\":2}}}}\n",
+                        i % 97
+                    )
+                })
+                .collect();
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        for (name, lines, added) in [
+            ("a.jsonl", 0..12_000, 12_000),
+            ("b.jsonl", 0..13_000, 1_000),
+            ("c.jsonl", 10_000..30_000, 17_000),
+        ] {
+            let p = file(name, lines.clone());
+            let out = llm_usage(&["import", path(&p), "--db", &db.target]);
+            let n = lines.end - lines.start;
+            assert!(
+                out.contains(&format!(
+                    "{n} lines, {added} rows added, {} already there",
+                    n - added
+                )),
+                "{out}"
+            );
+        }
+        assert_eq!(db.count("llm_usage"), 30_000);
+        let sum = db.numbers("SELECT CAST(sum(input_tokens) AS DOUBLE PRECISION) FROM llm_usage");
+        assert_eq!(sum, [(0..30_000u64).sum::<u64>() as f64]);
+        Ok(())
     }
 
     fn import_is_idempotent_and_reports_match(db: &Db) -> Result<(), Failed> {

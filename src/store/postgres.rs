@@ -44,9 +44,23 @@ const SEQ_LOCK: i64 = 0x6c6c_6d5f_7365_7121;
 /// Serialises concurrent migrations of one database (an arbitrary, fixed key).
 const MIGRATION_LOCK: i64 = 0x6c6c_6d5f_7573_6167;
 
+/// Ids of a chunk already stored: each table asked for its own rows' ids.
+const STORED: &str = "SELECT id FROM llm_usage WHERE id = ANY($1)
+    UNION ALL SELECT id FROM llm_runs WHERE id = ANY($2)
+    UNION ALL SELECT id FROM llm_events WHERE id = ANY($3)";
+
 /// A PostgreSQL database.
 pub(crate) struct Postgres {
     client: Client,
+    /// In a large load (`import`) into tables that have rows: chunks' ids are looked up
+    /// first, and only the rows not there are sent (a reloaded file is mostly rows already
+    /// there: their ids travel, not every column and the line).
+    bulk: bool,
+    /// Whether the last chunk looked up was mostly there (then the next is looked up too).
+    probing: bool,
+    /// Chunks inserted without a look-up since the last one: every 8th is looked up anyway,
+    /// so a load finds rows already there again after a run of new ones.
+    unprobed: u32,
 }
 
 impl Postgres {
@@ -55,7 +69,12 @@ impl Postgres {
     pub(crate) fn open(url: &str) -> Result<Self, StoreError> {
         let mut client = super::postgres_tls::connect(url)?;
         migrate(&mut client)?;
-        Ok(Self { client })
+        Ok(Self {
+            client,
+            bulk: false,
+            probing: false,
+            unprobed: 0,
+        })
     }
 }
 
@@ -99,6 +118,35 @@ impl Backend for Postgres {
         let mut added = 0;
         let numbered: Vec<(i64, &Row<'_>)> = (first..).zip(rows).collect();
         for chunk in numbered.chunks(CHUNK) {
+            let new;
+            let chunk = if self.bulk && (self.probing || self.unprobed >= 8) {
+                let ids = |t: Table| -> Vec<&str> {
+                    chunk
+                        .iter()
+                        .filter(|(_, r)| r.table == t)
+                        .map(|(_, r)| r.id.as_str())
+                        .collect()
+                };
+                let (usage, runs, events) =
+                    (ids(Table::Usage), ids(Table::Runs), ids(Table::Events));
+                let stored: std::collections::HashSet<String> = tx
+                    .query(STORED, &[&usage, &runs, &events])?
+                    .iter()
+                    .map(|row| row.try_get::<_, String>(0))
+                    .collect::<Result<_, _>>()?;
+                // Look-ups pay off while most rows are there.
+                self.probing = stored.len() * 2 >= chunk.len();
+                self.unprobed = 0;
+                new = chunk
+                    .iter()
+                    .filter(|(_, r)| !stored.contains(&r.id))
+                    .copied()
+                    .collect::<Vec<_>>();
+                &new[..]
+            } else {
+                self.unprobed += 1;
+                chunk
+            };
             added += insert_usage(&mut tx, chunk)?;
             added += insert_runs(&mut tx, chunk)?;
             added += insert_events(&mut tx, chunk)?;
@@ -121,6 +169,25 @@ impl Backend for Postgres {
             }
         }
         tx.commit()?;
+        Ok(())
+    }
+
+    fn bulk(&mut self) -> Result<(), StoreError> {
+        let empty: bool = self
+            .client
+            .query_one(
+                "SELECT NOT EXISTS (SELECT 1 FROM llm_usage) AND NOT EXISTS (SELECT 1 FROM llm_runs)",
+                &[],
+            )?
+            .get(0);
+        self.bulk = !empty;
+        self.probing = true;
+        self.unprobed = 0;
+        Ok(())
+    }
+
+    fn end_bulk(&mut self) -> Result<(), StoreError> {
+        self.bulk = false;
         Ok(())
     }
 
