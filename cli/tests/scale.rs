@@ -2,10 +2,11 @@
 //! budget lines and lines only the full parser reads (escapes, another key order): every
 //! command that counts or lists runs, and the budget replay, give exactly what the log holds.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use assert_cmd::Command;
 use serde_json::{json, Value};
 
 /// A small deterministic generator (xorshift64*).
@@ -150,20 +151,7 @@ fn interleaved_runs_are_counted_listed_and_replayed_exactly() {
         }
     }
     let logs = dir.path().to_str().unwrap();
-    let json = |args: &[&str]| -> Value {
-        let out = Command::cargo_bin("llm-usage")
-            .unwrap()
-            .args(args)
-            .args(["--format", "json", logs])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let json = |args: &[&str]| -> Value { common::llm_usage_json(&[args, &[logs]].concat()) };
 
     let stats = json(&["stats"]);
     assert_eq!(stats["calls"], all.calls);

@@ -6,6 +6,8 @@
 //! A custom harness (libtest-mimic): the Chromium and tmux tests are reported as ignored when
 //! the tool is missing (`bash .ci/run` installs both), never passed silently.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
@@ -24,18 +26,7 @@ fn bin() -> PathBuf {
 }
 
 fn json(args: &[&str]) -> Value {
-    let out = Command::cargo_bin("llm-usage")
-        .unwrap()
-        .args(args)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::llm_usage_json(args)
 }
 
 fn html(args: &[&str], dir: &Path) -> String {

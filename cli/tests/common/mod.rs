@@ -41,6 +41,22 @@ impl Buf {
 }
 
 /// Parses JSONL text; every line must end in `\n`.
+/// `llm-usage ARGS --format json`, which must succeed, its output parsed.
+pub fn llm_usage_json(args: &[&str]) -> Value {
+    let out = assert_cmd::Command::cargo_bin("llm-usage")
+        .unwrap()
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "llm-usage {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 pub fn parse_lines(text: &str) -> Vec<Value> {
     assert!(text.is_empty() || text.ends_with('\n'), "torn last line");
     text.lines()
