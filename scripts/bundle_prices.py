@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Derive src/pricing/bundled.json from LiteLLM's model_prices_and_context_window.json.
 
-Keeps the current (not deprecated) chat models of OpenAI, Anthropic, Google Gemini/Vertex,
-xAI, Mistral, DeepSeek and AWS Bedrock, and only the fields the crate prices with. The output
-is itself in LiteLLM's format, so PriceTable::bundled() goes through the same loader as a
-user's copy of the full file.
+Keeps every entry priced per token in the chat, completion, responses, embedding, audio,
+image-generation and realtime modes of the providers people call directly and through clouds
+(OpenAI and Azure, Anthropic, Google Gemini and Vertex AI, xAI, Mistral, DeepSeek, Groq,
+Cohere, AWS Bedrock, Perplexity, OpenRouter, Together, Fireworks, Cerebras, Ollama), deprecated
+ones included (a model past its deprecation date is still billed while it answers), and only
+the fields the crate prices with. The output is itself in LiteLLM's format, one entry a line,
+so PriceTable::bundled() goes through the same loader as a user's copy of the full file.
 
     python3 scripts/bundle_prices.py model_prices_and_context_window.json [YYYY-MM-DD]
 
@@ -23,10 +26,19 @@ TODAY = sys.argv[2] if len(sys.argv) > 2 else datetime.date.today().isoformat()
 OUT = "src/pricing/bundled.json"
 
 PROVIDERS = {
-    "openai", "anthropic", "gemini", "vertex_ai-language-models", "vertex_ai-anthropic_models",
-    "xai", "mistral", "deepseek", "bedrock", "bedrock_converse",
+    "openai", "text-completion-openai", "azure", "azure_text", "azure_ai", "anthropic",
+    "gemini", "vertex_ai", "vertex_ai-language-models", "vertex_ai-anthropic_models",
+    "vertex_ai-embedding-models", "vertex_ai-mistral_models", "vertex_ai-llama_models",
+    "vertex_ai-ai21_models", "vertex_ai-deepseek_models", "vertex_ai-qwen_models",
+    "vertex_ai-openai_models", "vertex_ai-minimax_models", "vertex_ai-moonshot_models",
+    "vertex_ai-zai_models", "vertex_ai-image-models", "xai", "mistral", "codestral", "deepseek",
+    "groq", "cohere", "cohere_chat", "bedrock", "bedrock_converse", "perplexity", "openrouter",
+    "together_ai", "fireworks_ai", "cerebras", "ollama",
 }
-MODES = {"chat", "responses"}
+MODES = {
+    "chat", "completion", "responses", "embedding", "audio_transcription", "audio_speech",
+    "image_generation", "realtime",
+}
 BASES = (
     "input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost",
     "cache_creation_input_token_cost", "output_cost_per_reasoning_token",
@@ -52,17 +64,20 @@ for name, entry in sorted(data.items()):
         continue
     if entry.get("litellm_provider") not in PROVIDERS or entry.get("mode") not in MODES:
         continue
-    deprecated = entry.get("deprecation_date")
-    if isinstance(deprecated, str) and deprecated < TODAY:
-        continue
     kept = {k: v for k, v in entry.items() if FIELD.match(k) and isinstance(v, (int, float))}
-    if "input_cost_per_token" not in kept or "output_cost_per_token" not in kept:
+    # Per-token prices only: entries priced per second, character or image are left out.
+    if not any(k.startswith(("input_cost_per", "output_cost_per")) for k in kept):
         continue
     kept["litellm_provider"] = entry["litellm_provider"]
     kept["mode"] = entry["mode"]
     out[name] = kept
 
 with open(OUT, "w") as f:
-    json.dump(out, f, indent=0, sort_keys=True)
-    f.write("\n")
+    # One entry a line: compact, and a price change is a one-line diff.
+    f.write("{\n")
+    f.write(",\n".join(
+        f"{json.dumps(k)}:{json.dumps(v, sort_keys=True, separators=(',', ':'))}"
+        for k, v in out.items()
+    ))
+    f.write("\n}\n")
 print(f"{len(out) - 1} models written to {OUT} (figures of {TODAY})")

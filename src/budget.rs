@@ -6,7 +6,14 @@
 //! [`crate::UsageHandle::remaining`] tells a loop whether to make its next call.
 //!
 //! A total *exceeds* a limit when it is greater than the limit; a total equal to the limit has
-//! nothing remaining. Unpriced calls add tokens but no USD.
+//! nothing remaining.
+//!
+//! A limit never skips what it cannot count. A call in a USD limit's scope with no cost (its
+//! model has no price, or no usage was recorded), or in a token limit's scope with no usage,
+//! adds nothing to that total, and the first such call in each run or day writes a
+//! `budget_unpriced` line naming the model and why, and calls `on_budget` with
+//! [`BudgetEventKind::Unpriced`]; [`Remaining::unpriced_calls`] and
+//! [`RunSpend::unpriced_calls`] count them, so a loop knows its figure is a floor.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -148,15 +155,20 @@ pub enum BudgetEventKind {
     /// The total passed the limit.
     #[serde(rename = "budget_exceeded")]
     Exceeded,
+    /// A call the limit applies to could not be counted (USD: no price or no usage; tokens:
+    /// no usage): the total is short of it. Once per budget, metric and run or day.
+    #[serde(rename = "budget_unpriced")]
+    Unpriced,
 }
 
-/// One crossing, as written on a `budget_warning` / `budget_exceeded` line.
+/// One crossing, as written on a `budget_warning` / `budget_exceeded` / `budget_unpriced`
+/// line.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct BudgetEvent {
     /// When the crossing call finished.
     pub timestamp: Timestamp,
-    /// `budget_warning` or `budget_exceeded`.
+    /// `budget_warning`, `budget_exceeded` or `budget_unpriced`.
     pub event: BudgetEventKind,
     /// The budget's name.
     pub budget: String,
@@ -168,7 +180,8 @@ pub struct BudgetEvent {
     pub metric: BudgetMetric,
     /// The limit (for a warning, still the full limit).
     pub limit: f64,
-    /// The total after the crossing call.
+    /// The total after the crossing call (USD to the nano-dollar); for `budget_unpriced`, the
+    /// total of the priced calls.
     pub value: f64,
     /// The crossing call's run.
     pub run_id: Option<Arc<str>>,
@@ -176,6 +189,10 @@ pub struct BudgetEvent {
     pub step: Option<Arc<str>>,
     /// The crossing call's model.
     pub model: Option<Arc<str>>,
+    /// For `budget_unpriced`, why the call has no cost (`no_price` or `no_usage`); absent
+    /// from the other lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Arc<str>>,
 }
 
 /// Totals of one budget in one scope, and which crossings were reported.
@@ -183,7 +200,10 @@ pub struct BudgetEvent {
 struct State {
     usd: f64,
     tokens: u64,
-    /// Bit per (metric, warning/exceeded) already reported.
+    /// Calls the budget could not count: without a cost for a USD limit, without usage for a
+    /// token limit.
+    unpriced: u64,
+    /// Bit per (metric, warning/exceeded/unpriced) already reported.
     reported: u8,
 }
 
@@ -202,6 +222,42 @@ fn bit(m: BudgetMetric, k: BudgetEventKind) -> u8 {
         (BudgetMetric::Usd, BudgetEventKind::Exceeded) => 2,
         (BudgetMetric::Tokens, BudgetEventKind::Warning) => 4,
         (BudgetMetric::Tokens, BudgetEventKind::Exceeded) => 8,
+        (BudgetMetric::Usd, BudgetEventKind::Unpriced) => 16,
+        (BudgetMetric::Tokens, BudgetEventKind::Unpriced) => 32,
+    }
+}
+
+/// A USD figure as lines write it (to the nano-dollar); token counts as they are.
+fn rounded(metric: BudgetMetric, v: f64) -> f64 {
+    match metric {
+        BudgetMetric::Usd => crate::record::round_usd(v),
+        BudgetMetric::Tokens => v,
+    }
+}
+
+/// Why a call has no cost, as a `budget_unpriced` line says.
+fn unpriced_reason(rec: &CallRecord) -> &'static str {
+    match rec.cost_source {
+        crate::record::CostSource::NoUsage => "no_usage",
+        _ => "no_price",
+    }
+}
+
+/// Warns on stderr about each USD budget limited to a model `prices` cannot price: every
+/// call it meets would be unpriced.
+pub(crate) fn warn_unpriced_limits(budgets: &[Budget], prices: &crate::PriceTable) {
+    for b in budgets {
+        if let (Some(_), Some(model)) = (b.usd, b.model.as_deref()) {
+            if prices.lookup(model, None).is_none() {
+                eprintln!(
+                    "tracing-llm-usage: budget \"{}\" limits the USD spend of model \"{}\", which \
+                     the price table does not price: its calls cannot be counted in dollars \
+                     (each run or day of them gets a budget_unpriced line); add a price override",
+                    crate::inert::terminal(&b.name),
+                    crate::inert::terminal(model)
+                );
+            }
+        }
     }
 }
 
@@ -213,6 +269,8 @@ pub struct RunSpend {
     pub usd: f64,
     /// Its total tokens.
     pub tokens: u64,
+    /// Its calls without a cost (no price, or no usage): `usd` is short of them.
+    pub unpriced_calls: u64,
 }
 
 /// What a run may still spend under its per-run budgets (the tightest of them); `None` where
@@ -224,12 +282,20 @@ pub struct Remaining {
     pub usd: Option<f64>,
     /// Tokens left (0 when spent).
     pub tokens: Option<u64>,
+    /// Calls of the run a limit could not count (for dollars: no price or no usage; for
+    /// tokens: no usage): when not 0, what is left is an upper bound, not a figure.
+    pub unpriced_calls: u64,
 }
 
 impl Remaining {
     /// Whether any limit is used up.
     pub fn is_exhausted(&self) -> bool {
         self.usd.is_some_and(|u| u <= 0.0) || self.tokens == Some(0)
+    }
+
+    /// Whether the USD figure is exact: every call a USD limit applied to had a cost.
+    pub fn is_certain(&self) -> bool {
+        self.unpriced_calls == 0
     }
 }
 
@@ -275,6 +341,8 @@ impl Budgets {
             books.days.iter_mut().for_each(|s| *s = State::default());
         }
         let cost = rec.cost_usd.unwrap_or(0.0);
+        let unpriced = rec.cost_usd.is_none();
+        let no_usage = rec.cost_source == crate::record::CostSource::NoUsage;
         let tokens = rec.tokens.total;
         let n = self.budgets.len();
         let mut run_states = rec.run_id.as_ref().map(|id| {
@@ -284,6 +352,7 @@ impl Budgets {
                 .or_insert_with(|| (RunSpend::default(), vec![State::default(); n]));
             entry.0.usd += cost;
             entry.0.tokens = entry.0.tokens.saturating_add(tokens);
+            entry.0.unpriced_calls += u64::from(unpriced);
             entry
         });
         for (i, b) in self.budgets.iter().enumerate() {
@@ -303,6 +372,9 @@ impl Budgets {
             let before = *state;
             state.usd += cost;
             state.tokens = state.tokens.saturating_add(tokens);
+            if (unpriced && b.usd.is_some()) || (no_usage && b.tokens.is_some()) {
+                state.unpriced += 1;
+            }
             for (metric, limit) in b.limits() {
                 let (old, new) = (before.total(metric), state.total(metric));
                 let mut check = |kind: BudgetEventKind, crossed: bool| {
@@ -315,14 +387,23 @@ impl Budgets {
                             scope: b.scope,
                             scope_id: scope_id.clone(),
                             metric,
-                            limit,
-                            value: new,
+                            limit: rounded(metric, limit),
+                            value: rounded(metric, new),
                             run_id: rec.run_id.clone(),
                             step: rec.step.as_ref().map(Arc::from),
                             model: rec.model.as_ref().map(Arc::from),
+                            reason: (kind == BudgetEventKind::Unpriced)
+                                .then(|| Arc::from(unpriced_reason(rec))),
                         });
                     }
                 };
+                // What the limit cannot count: a call without a cost for dollars, a call
+                // without usage for tokens.
+                let uncounted = match metric {
+                    BudgetMetric::Usd => unpriced,
+                    BudgetMetric::Tokens => no_usage,
+                };
+                check(BudgetEventKind::Unpriced, uncounted);
                 if let Some(f) = b.warn_at {
                     let t = limit * f;
                     // A call that jumps past the limit itself reports only the excess.
@@ -356,6 +437,7 @@ impl Budgets {
                 let left = (l - state.usd).max(0.0);
                 out.usd = Some(out.usd.map_or(left, |u: f64| u.min(left)));
             }
+            out.unpriced_calls = out.unpriced_calls.max(state.unpriced);
             if let Some(l) = b.tokens {
                 let left = l.saturating_sub(state.tokens);
                 out.tokens = Some(out.tokens.map_or(left, |t| t.min(left)));

@@ -41,7 +41,7 @@ enum Output {
 /// | rotation ([`jsonl_dir_with_rotation`](Self::jsonl_dir_with_rotation)) | daily |
 /// | [`span_name`](Self::span_name) | `llm_call` |
 /// | [`genai_operations`](Self::genai_operations) | `chat`, `chat_streaming`, `text_completion`, `generate_content`, `embeddings` |
-/// | [`prices`](Self::prices) | [`PriceTable::bundled`] |
+/// | [`prices`](Self::prices) | [`PriceTable::from_env`]: the file `LLM_USAGE_PRICES` names, else [`PriceTable::bundled`] |
 /// | [`recent_runs`](Self::recent_runs) | 1,024 finished runs kept for [`crate::UsageHandle::run`] |
 /// | [`orphan_runs`](Self::orphan_runs) | 1,024 runs open at once without a run span |
 /// | [`max_groups`](Self::max_groups) | 2,000 (step, model, …) groups in the process totals |
@@ -61,7 +61,8 @@ pub struct UsageLayerBuilder {
     recent_runs: usize,
     orphan_runs: usize,
     max_groups: usize,
-    prices: PriceTable,
+    /// `None`: [`PriceTable::from_env`] at build time.
+    prices: Option<PriceTable>,
     queue_bytes: usize,
     shutdown_timeout: Duration,
     meter: Option<Meter>,
@@ -91,7 +92,7 @@ impl Default for UsageLayerBuilder {
             recent_runs: 1024,
             orphan_runs: 1024,
             max_groups: 2000,
-            prices: PriceTable::bundled(),
+            prices: None,
             queue_bytes: 1 << 20,
             shutdown_timeout: Duration::from_secs(10),
             meter: None,
@@ -234,11 +235,12 @@ impl UsageLayerBuilder {
         self
     }
 
-    /// The price table for `cost_usd` (default: [`PriceTable::bundled`]). Pass
-    /// `PriceTable::new()` to price nothing locally (only provider-reported costs; other calls
-    /// are `unpriced`, without a warning).
+    /// The price table for `cost_usd` (default: [`PriceTable::from_env`], the file named by
+    /// `LLM_USAGE_PRICES` if set, else [`PriceTable::bundled`]). A table given here is used as
+    /// given, whatever the environment says. Pass `PriceTable::new()` to price nothing locally
+    /// (only provider-reported costs; other calls are `unpriced`, without a warning).
     pub fn prices(mut self, table: PriceTable) -> Self {
-        self.prices = table;
+        self.prices = Some(table);
         self
     }
 
@@ -346,8 +348,13 @@ impl UsageLayerBuilder {
     /// # Errors
     ///
     /// [`Error::LogDir`] or [`Error::Appender`] when the JSONL directory or file cannot be
-    /// made, [`Error::Store`] when the database cannot be opened or is newer than this build, [`Error::WriterThread`] when the writer thread cannot start, [`Error::Config`]
-    /// for an empty span name or a zero orphan capacity.
+    /// made, [`Error::Store`] when the database cannot be opened or is newer than this build,
+    /// [`Error::Prices`] when `LLM_USAGE_PRICES` names a file that cannot be loaded,
+    /// [`Error::WriterThread`] when the writer thread cannot start, [`Error::Config`] for an
+    /// empty span name or a zero orphan capacity.
+    ///
+    /// A USD budget limited to a model the table cannot price is reported on stderr: its
+    /// calls would each write a `budget_unpriced` line instead of counting.
     #[must_use = "the layer must be added to a subscriber, and the guard kept alive"]
     pub fn build(self) -> Result<(UsageLayer, UsageGuard), Error> {
         if self.span_name.is_empty() {
@@ -355,6 +362,11 @@ impl UsageLayerBuilder {
         }
         let orphan_runs =
             NonZeroUsize::new(self.orphan_runs).ok_or(Error::Config("orphan_runs must be > 0"))?;
+        let prices = match self.prices {
+            Some(table) => table,
+            None => PriceTable::from_env()?,
+        };
+        crate::budget::warn_unpriced_limits(&self.budgets, &prices);
         let stats = Arc::new(SinkStats::default());
         let writer = match self.output {
             Output::None => None,
@@ -400,8 +412,7 @@ impl UsageLayerBuilder {
         let sink = (!writers.is_empty() || db.is_some() || metrics.is_some() || has_logs)
             .then(|| Queue::new(writers, db, metrics, logs));
         // Interned: every call carries it, and an immortal name is shared without counting.
-        let price_version =
-            (!self.prices.is_empty()).then(|| crate::intern::intern(&self.prices.version()));
+        let price_version = (!prices.is_empty()).then(|| crate::intern::intern(&prices.version()));
         let inner = Arc::new(Inner {
             span_name: self.span_name.into_boxed_str(),
             inference_operations: self.inference_operations.into_boxed_slice(),
@@ -414,7 +425,7 @@ impl UsageLayerBuilder {
                 max_groups: self.max_groups,
             }),
             pricer: Pricer {
-                prices: self.prices,
+                prices,
                 unpriced: RwLock::default(),
                 price_version,
             },

@@ -29,6 +29,13 @@ pub enum Error {
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
     #[error("usage database: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// The price file named by `LLM_USAGE_PRICES` could not be loaded.
+    #[error("{}: {source}", crate::pricing::PRICES_ENV)]
+    Prices {
+        /// What was wrong with it (the path is in the message).
+        #[from]
+        source: crate::pricing::PriceError,
+    },
     /// A builder setting is out of range.
     #[error("invalid configuration: {0}")]
     Config(&'static str),

@@ -57,6 +57,10 @@ pub struct LayerStats {
     pub disabled_callsites: u64,
     /// Call spans not counted because a call span inside them had counted the same usage.
     pub nested_duplicates: u64,
+    /// Calls that closed with no token count recorded: logged with `cost_usd: null` and
+    /// `cost_source: "no_usage"` (each callsite also warned about once on stderr, with the
+    /// client's fix).
+    pub no_usage_calls: u64,
     /// Log records the OTLP pipeline given with `.otlp(…)` delivered to the collector.
     pub log_records_delivered: u64,
     /// Log records it lost: its buffer was full during an outage, or they were still waiting
@@ -147,6 +151,7 @@ impl UsageHandle {
             self.inner.ledger.run(run_id).map(|s| RunSpend {
                 usd: s.usage.cost_usd.unwrap_or(0.0),
                 tokens: s.usage.total_tokens,
+                unpriced_calls: s.usage.unpriced_calls,
             })
         })
     }
@@ -174,6 +179,7 @@ impl UsageHandle {
             uncounted_spans: blind.uncounted_spans.load(Ordering::Relaxed),
             disabled_callsites: blind.disabled_callsites.load(Ordering::Relaxed),
             nested_duplicates: blind.nested_duplicates.load(Ordering::Relaxed),
+            no_usage_calls: blind.no_usage_calls.load(Ordering::Relaxed),
             ..LayerStats::default()
         };
         #[cfg(feature = "otlp")]

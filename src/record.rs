@@ -330,6 +330,21 @@ pub enum CostSource {
     Provider,
     /// No price was known: `cost_usd` is `null`.
     Unpriced,
+    /// No token count was recorded on the call (a stream read without its usage, a dropped
+    /// stream, a failed request): `cost_usd` is `null`, never a zero.
+    NoUsage,
+}
+
+impl CostSource {
+    /// The value lines write (`local`, `provider`, `unpriced`, `no_usage`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CostSource::Local => "local",
+            CostSource::Provider => "provider",
+            CostSource::Unpriced => "unpriced",
+            CostSource::NoUsage => "no_usage",
+        }
+    }
 }
 
 /// One finished LLM call: the content of one `llm_call` JSONL line, field for field and in order.

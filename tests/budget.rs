@@ -94,13 +94,13 @@ fn the_crossing_call_is_reported_once_with_a_warning_before() {
                 "run-usd".to_owned(),
                 BudgetEventKind::Warning,
                 "turn-2".to_owned(),
-                8500.0 * RATE
+                nano(8500.0 * RATE)
             ),
             (
                 "run-usd".to_owned(),
                 BudgetEventKind::Exceeded,
                 "turn-4".to_owned(),
-                10_241.0 * RATE
+                nano(10_241.0 * RATE)
             ),
         ]
     );
@@ -131,8 +131,14 @@ fn the_crossing_call_is_reported_once_with_a_warning_before() {
     assert_eq!(exceeded["scope"], "run");
     assert_eq!(exceeded["scope_id"], "r1");
     assert_eq!(exceeded["metric"], "usd");
-    assert_eq!(exceeded["limit"], json!(10_240.0 * RATE));
+    assert_eq!(exceeded["limit"], json!(nano(10_240.0 * RATE)));
+    assert_eq!(exceeded["value"], json!(nano(10_241.0 * RATE)));
     assert_eq!(exceeded["step"], "turn-4");
+}
+
+/// A dollar figure as lines write it: to the nano-dollar.
+fn nano(v: f64) -> f64 {
+    (v * 1e9).round() / 1e9
 }
 
 #[test]

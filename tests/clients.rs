@@ -744,12 +744,20 @@ fn genai_0_7_spans_are_counted_as_genai_writes_them() {
             chat.record("gen_ai.usage.input_tokens", 10i64);
             chat.record("gen_ai.usage.output_tokens", 2i64);
         });
+        // genai's AgentSpan records the name after the span opens: the run is named by it.
+        let named = genai_agent("invoke_agent");
+        named.record("gen_ai.agent.name", "summarizer");
+        named.in_scope(|| {
+            let chat = genai_chat("gpt-4.1", false);
+            chat.record("gen_ai.usage.input_tokens", 7i64);
+            chat.record("gen_ai.usage.output_tokens", 1i64);
+        });
     });
     drop(guard);
     assert!(!buf.text().contains(SECRET));
     let lines = buf.lines();
     let c = calls(&lines);
-    assert_eq!(c.len(), 4);
+    assert_eq!(c.len(), 5);
     assert_eq!(c[0]["run_id"], "genai-run");
     assert_eq!(c[0]["agent"], "researcher");
     assert_eq!(c[0]["model"], "gpt-4.1-2025-04-14");
@@ -774,4 +782,12 @@ fn genai_0_7_spans_are_counted_as_genai_writes_them() {
         .expect("the agent outside any run is a run");
     assert_eq!((own.usage.input_tokens, own.usage.call_count), (10, 1));
     assert_eq!(c[3]["run_id"], &*own.run_id);
+    let named = handle
+        .recent_runs()
+        .into_iter()
+        .find(|r| r.run_id.starts_with("summarizer-"))
+        .expect("the named agent's run is named by it");
+    assert_eq!((named.usage.input_tokens, named.usage.call_count), (7, 1));
+    assert_eq!(c[4]["run_id"], &*named.run_id);
+    assert_eq!(summary(&lines, &named.run_id)["usage"]["call_count"], 1);
 }

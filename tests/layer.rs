@@ -94,7 +94,7 @@ fn one_run_with_several_steps_writes_exact_lines() {
         json!({
             "event": "run_summary", "run_id": "run-def456", "status": "success",
             "usage": {"input_tokens": 45200, "output_tokens": 8750, "total_tokens": 53950,
-                      "call_count": 3, "cost_usd": null},
+                      "call_count": 3, "cost_usd": null, "unpriced_calls": 0},
             "by_step": [
                 {"step": "persona_generation", "input_tokens": 43000, "output_tokens": 8000,
                  "calls": 2, "cost_usd": null},

@@ -12,7 +12,7 @@ const LITELLM: &str = concat!(
 );
 
 /// How many of the fixture's entries are per-token prices.
-const LOADED: usize = 75;
+const LOADED: usize = 127;
 
 fn litellm() -> &'static PriceTable {
     static T: OnceLock<PriceTable> = OnceLock::new();
@@ -247,11 +247,11 @@ fn mistral_and_deepseek() {
         ServiceTier::Standard,
         want,
     );
-    // deepseek-chat was retired (deprecation_date 2026-07-24): in LiteLLM's file, not bundled
+    // deepseek-chat has a deprecation date (2026-07-24) and is still billed: bundled.
     assert!(litellm().get("deepseek/deepseek-chat").is_some());
     assert!(PriceTable::bundled()
         .lookup("deepseek-chat", Some("deepseek"))
-        .is_none());
+        .is_some());
 }
 
 #[test]
@@ -304,13 +304,14 @@ fn unknown_models_are_unpriced_never_zero() {
 #[test]
 fn the_litellm_file_loads_as_is() {
     let t = litellm();
-    // Every chat/completion/responses/embedding entry with input and output rates; image,
-    // audio, video, rerank… are left out, odd ones skipped and counted.
+    // Every entry priced per token in a token mode (chat, completion, responses, embedding,
+    // audio, image generation, realtime); per-image or per-second prices, video and rerank
+    // are left out, odd ones skipped and counted.
     assert_eq!(t.len(), LOADED);
     assert!(t.get("gpt-4o").is_some());
     assert!(
         t.get("dall-e-3").is_none(),
-        "image models are not per token"
+        "dall-e-3 is priced per image, not per token"
     );
     let bundled = PriceTable::bundled();
     assert_eq!(bundled.date(), Some("2026-11-22"));
@@ -505,4 +506,228 @@ fn audio_tokens_are_priced_at_the_audio_rates() {
         gpt.cost_with_modality(&t, 0, ServiceTier::Standard, Some(&m)),
         gpt.cost(&t, 0, ServiceTier::Standard)
     );
+}
+
+/// The expected per-token rates of a LiteLLM entry, read from the file as the loader's
+/// documentation says: an image-generation entry's output is its image output rate, an
+/// embedding's output rate is 0 when the file gives none.
+fn file_rates(entry: &serde_json::Value) -> (f64, f64) {
+    let input = entry["input_cost_per_token"]
+        .as_f64()
+        .expect("an input rate");
+    let output = entry["output_cost_per_token"]
+        .as_f64()
+        .or_else(|| match entry["mode"].as_str() {
+            Some("image_generation") => entry["output_cost_per_image_token"].as_f64(),
+            Some("embedding") => Some(0.0),
+            _ => None,
+        })
+        .expect("an output rate");
+    (input, output)
+}
+
+#[test]
+fn names_people_use_are_priced_as_the_file_prices_them() {
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(LITELLM).unwrap()).unwrap();
+    let names = include_str!("fixtures/pricing/names.tsv");
+    let t = tokens(1_000, 500, 0, 0, 0);
+    let mut checked = 0;
+    for line in names
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let [name, provider, key] = cols[..] else {
+            panic!("three columns: {line:?}");
+        };
+        let provider = (provider != "-").then_some(provider);
+        let (input, output) = file_rates(&file[key]);
+        let want = 1_000.0 * input + 500.0 * output;
+        for (which, table) in [("the file", litellm()), ("bundled", &PriceTable::bundled())] {
+            let (matched, _) = table
+                .lookup(name, provider)
+                .unwrap_or_else(|| panic!("{which}: {name} ({provider:?}) is unpriced"));
+            assert_eq!(matched, key, "{which}: {name} ({provider:?})");
+            let got = table
+                .cost(name, provider, &t, 0, ServiceTier::Standard)
+                .unwrap();
+            assert!(
+                (got - want).abs() < 1e-12,
+                "{which}: {name}: got {got}, want {want}"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 60, "{checked} names");
+}
+
+/// Every model the README and the docs name in an example is priced by the bundled table.
+#[test]
+fn every_model_the_docs_name_is_priced() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut texts = vec![std::fs::read_to_string(format!("{root}/README.md")).unwrap()];
+    for entry in std::fs::read_dir(format!("{root}/docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            texts.push(std::fs::read_to_string(path).unwrap());
+        }
+    }
+    let table = PriceTable::bundled();
+    let mut named = std::collections::BTreeSet::new();
+    for text in &texts {
+        // `model = "x"`, `"model":"x"`, `.model("x")`, `model: "x"`.
+        for marker in ["model = \"", "\"model\":\"", ".model(\"", "model: \""] {
+            for (at, _) in text.match_indices(marker) {
+                let rest = &text[at + marker.len()..];
+                if let Some(end) = rest.find('"') {
+                    named.insert(rest[..end].to_owned());
+                }
+            }
+        }
+    }
+    assert!(named.len() >= 3, "{named:?}");
+    let unpriced: Vec<_> = named
+        .iter()
+        .filter(|m| table.lookup(m, None).is_none())
+        .collect();
+    assert!(
+        unpriced.is_empty(),
+        "the docs name unpriced models: {unpriced:?}"
+    );
+}
+
+/// An override prices the model's dated names too, unless the overrides name the dated one.
+#[test]
+fn overrides_win_by_specificity() {
+    let t = tokens(1_000_000, 0, 0, 0, 0);
+    let cost = |table: &PriceTable, m: &str| {
+        table
+            .cost(m, Some("anthropic"), &t, 0, ServiceTier::Standard)
+            .unwrap()
+    };
+    let bundled = PriceTable::bundled();
+    assert!(bundled.get("claude-sonnet-4-5-20250929").is_some());
+    assert!((cost(&bundled, "claude-sonnet-4-5-20250929") - 3.0).abs() < 1e-9);
+
+    let base_only =
+        PriceTable::from_toml_str("[models.\"claude-sonnet-4-5\"]\ninput = 2.0\noutput = 10.0\n")
+            .unwrap();
+    let table = bundled.clone().merge(&base_only);
+    assert!((cost(&table, "claude-sonnet-4-5") - 2.0).abs() < 1e-9);
+    assert!((cost(&table, "claude-sonnet-4-5-20250929") - 2.0).abs() < 1e-9);
+    assert!((cost(&table, "anthropic/claude-sonnet-4-5-20250929") - 2.0).abs() < 1e-9);
+    // Other models keep the bundled prices.
+    assert!((cost(&table, "claude-opus-4-5") - 5.0).abs() < 1e-9);
+
+    let both = PriceTable::from_toml_str(
+        "[models.\"claude-sonnet-4-5\"]\ninput = 2.0\noutput = 10.0\n\
+         [models.\"claude-sonnet-4-5-20250929\"]\ninput = 2.5\noutput = 10.0\n",
+    )
+    .unwrap();
+    let table = bundled.clone().merge(&both);
+    assert!((cost(&table, "claude-sonnet-4-5") - 2.0).abs() < 1e-9);
+    assert!((cost(&table, "claude-sonnet-4-5-20250929") - 2.5).abs() < 1e-9);
+
+    // `insert` is an override too; a later merge wins over an earlier one.
+    let mut inserted = bundled.clone();
+    inserted.insert("claude-sonnet-4-5", ModelPrice::per_million(1.0, 1.0));
+    assert!((cost(&inserted, "claude-sonnet-4-5-20250929") - 1.0).abs() < 1e-9);
+    let later = inserted.merge(&base_only);
+    assert!((cost(&later, "claude-sonnet-4-5-20250929") - 2.0).abs() < 1e-9);
+    // Each table is its own version.
+    assert_ne!(bundled.version(), table.version());
+    assert_ne!(table.version(), bundled.clone().merge(&base_only).version());
+}
+
+/// The loader takes every mode priced per token, and leaves the others out quietly.
+#[test]
+fn audio_image_embedding_and_realtime_entries_load() {
+    let t = PriceTable::bundled();
+    for m in [
+        "text-embedding-3-small",
+        "gpt-4o-transcribe",
+        "gpt-4o-mini-tts",
+        "gpt-image-1",
+        "gpt-realtime",
+    ] {
+        assert!(t.get(m).is_some(), "{m}");
+    }
+    // Priced per second or per character only: not a per-token price, not an error.
+    assert!(t.get("whisper-1").is_none());
+    assert_eq!(
+        litellm().skipped(),
+        PriceTable::from_litellm_path(LITELLM).unwrap().skipped()
+    );
+    assert!(t.len() >= 2_000, "{}", t.len());
+}
+
+/// `LLM_USAGE_PRICES` replaces the default table without a rebuild; a file that cannot be
+/// loaded fails `build()` with its path; a table given to `.prices()` is used as given.
+#[test]
+fn the_environment_names_the_default_table() {
+    use tracing::{dispatcher, info_span};
+    use tracing_subscriber::prelude::*;
+
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("prices.toml");
+    std::fs::write(&toml, "[models.\"gpt-4o\"]\ninput = 1.0\noutput = 2.0\n").unwrap();
+    let line_of = |builder: tracing_llm_usage::UsageLayerBuilder| {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let out = buf.clone();
+        let (layer, guard) = builder
+            .jsonl_writer(move || Writer(out.clone()))
+            .build()
+            .unwrap();
+        let d = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+        dispatcher::with_default(&d, || {
+            drop(info_span!(
+                "llm_call",
+                model = "gpt-4o",
+                tokens.input = 1_000_000u64,
+                tokens.output = 0u64
+            ));
+        });
+        drop(guard);
+        let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        serde_json::from_str::<serde_json::Value>(text.lines().next().unwrap()).unwrap()
+    };
+    struct Writer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Writer {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    std::env::set_var(tracing_llm_usage::pricing::PRICES_ENV, &toml);
+    let line = line_of(tracing_llm_usage::UsageLayer::builder());
+    assert!(
+        (line["cost_usd"].as_f64().unwrap() - 1.0).abs() < 1e-9,
+        "{line}"
+    );
+    let want = PriceTable::from_file_or_overrides(&toml).unwrap().version();
+    assert_eq!(line["price_version"], &*want);
+    // An explicit table wins over the environment.
+    let line = line_of(tracing_llm_usage::UsageLayer::builder().prices(PriceTable::bundled()));
+    assert!(
+        (line["cost_usd"].as_f64().unwrap() - 2.5).abs() < 1e-9,
+        "{line}"
+    );
+
+    let bad = dir.path().join("prices.json");
+    std::fs::write(&bad, "not json").unwrap();
+    std::env::set_var(tracing_llm_usage::pricing::PRICES_ENV, &bad);
+    let err = tracing_llm_usage::UsageLayer::builder()
+        .build()
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("LLM_USAGE_PRICES: {}: ", bad.display())),
+        "{text}"
+    );
+    std::env::remove_var(tracing_llm_usage::pricing::PRICES_ENV);
 }

@@ -31,6 +31,8 @@ pub(crate) struct Acc {
     pub(crate) cost: f64,
     pub(crate) priced: u64,
     pub(crate) unpriced: u64,
+    /// Calls with no usage recorded (`cost_source: "no_usage"`), among the unpriced.
+    pub(crate) no_usage: u64,
     pub(crate) provider_priced: u64,
     pub(crate) estimated_tokens: u64,
     pub(crate) first: Option<String>,
@@ -56,7 +58,10 @@ impl Acc {
                     self.provider_priced += 1;
                 }
             }
-            _ => self.unpriced += 1,
+            _ => {
+                self.unpriced += 1;
+                self.no_usage += u64::from(l.cost_source.as_deref() == Some("no_usage"));
+            }
         }
         if l.estimated {
             self.estimated_tokens = self.estimated_tokens.saturating_add(t.total);
@@ -78,6 +83,7 @@ impl Acc {
         self.cost += o.cost;
         self.priced += o.priced;
         self.unpriced += o.unpriced;
+        self.no_usage += o.no_usage;
         self.provider_priced += o.provider_priced;
         self.estimated_tokens = self.estimated_tokens.saturating_add(o.estimated_tokens);
         if let Some(f) = &o.first {
@@ -186,6 +192,8 @@ pub(crate) struct Small {
     pub(crate) input: u64,
     pub(crate) output: u64,
     pub(crate) cost: f64,
+    /// Calls without a cost, which `cost` leaves out.
+    pub(crate) unpriced: u64,
 }
 
 impl Small {
@@ -194,17 +202,24 @@ impl Small {
         self.tokens = self.tokens.saturating_add(l.tokens.total);
         self.input = self.input.saturating_add(l.tokens.input);
         self.output = self.output.saturating_add(l.tokens.output);
-        if let Some(c) = l.cost_usd.filter(|c| c.is_finite()) {
-            self.cost += c;
+        match l.cost_usd.filter(|c| c.is_finite()) {
+            Some(c) => self.cost += c,
+            None => self.unpriced += 1,
         }
     }
 
-    fn merge(&mut self, o: &Small) {
+    pub(crate) fn merge(&mut self, o: &Small) {
         self.calls += o.calls;
         self.tokens = self.tokens.saturating_add(o.tokens);
         self.input = self.input.saturating_add(o.input);
         self.output = self.output.saturating_add(o.output);
         self.cost += o.cost;
+        self.unpriced += o.unpriced;
+    }
+
+    /// Its cost as a person reads it (`unpriced`, `≥$x` or `$x`).
+    pub(crate) fn shown(&self) -> String {
+        super::output::spend(self.cost, self.calls - self.unpriced, self.unpriced)
     }
 }
 
@@ -320,6 +335,8 @@ impl Aggregate {
         }
         let repriced;
         let l = match &needs.override_prices {
+            // A call without usage keeps its `no_usage`: it has no cost under any table.
+            Some(_) if l.cost_source.as_deref() == Some("no_usage") => l,
             Some(table) => {
                 let mut copy = l.clone();
                 copy.cost_usd = price_line(table, l);
@@ -390,8 +407,8 @@ impl Aggregate {
                 &l.timestamp,
                 l.run_id.as_deref(),
                 l.step.as_deref(),
-                l.cost_usd.unwrap_or(0.0),
-                l.tokens.total,
+                l.cost_usd,
+                (l.cost_source.as_deref() != Some("no_usage")).then_some(l.tokens.total),
             );
         }
         if needs.rows {
@@ -460,7 +477,12 @@ impl Aggregate {
 }
 
 /// What a call line costs under `table` (standard tier; tokens by modality at their rates).
+/// A call's cost under `table`; none for a call that recorded no usage (its tokens are
+/// unknown, not zero).
 fn price_line(table: &PriceTable, l: &Line<'_>) -> Option<f64> {
+    if l.cost_source.as_deref() == Some("no_usage") {
+        return None;
+    }
     let (_, price) = table.lookup(l.model.as_deref()?, l.provider.as_deref())?;
     price.cost_with_modality(&l.tokens, 0, ServiceTier::Standard, l.modality.as_ref())
 }

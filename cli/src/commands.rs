@@ -9,6 +9,15 @@ fn cost(acc: &Acc) -> Option<f64> {
     (acc.priced > 0).then_some(acc.cost)
 }
 
+/// A budget line's limit or value: dollars for a USD budget, a count for a token one.
+fn amount(metric: Option<&str>, v: Option<f64>) -> Cell {
+    match (metric, v) {
+        (Some("usd"), v) => Cell::Usd(v),
+        (_, Some(v)) if v >= 0.0 && v.fract() == 0.0 && v < 1e18 => Cell::Int(v as u64),
+        (_, v) => Cell::Float(v),
+    }
+}
+
 fn ratio(a: u64, b: u64) -> Option<f64> {
     (b > 0).then(|| a as f64 / b as f64)
 }
@@ -50,6 +59,7 @@ pub(crate) fn stats(scan: &Scan, files: u64) -> Vec<Section<'_>> {
     kv("priced_calls", Cell::Int(a.priced));
     kv("provider_priced_calls", Cell::Int(a.provider_priced));
     kv("unpriced_calls", Cell::Int(a.unpriced));
+    kv("no_usage_calls", Cell::Int(a.no_usage));
     kv("failed_calls", Cell::Int(a.errors));
     kv("first", Cell::Text(a.first.clone()));
     kv("last", Cell::Text(a.last.clone()));
@@ -69,6 +79,10 @@ pub(crate) fn stats(scan: &Scan, files: u64) -> Vec<Section<'_>> {
         "budget_exceeded_lines",
         Cell::Int(budget("budget_exceeded")),
     );
+    kv(
+        "budget_unpriced_lines",
+        Cell::Int(budget("budget_unpriced")),
+    );
     kv("skipped_lines", Cell::Int(scan.problem_count));
     vec![s]
 }
@@ -77,26 +91,30 @@ pub(crate) fn stats(scan: &Scan, files: u64) -> Vec<Section<'_>> {
 fn by_step_section(scan: &Scan, total: bool) -> Section<'_> {
     let mut s = Section::new(
         "by_step",
-        vec!["step", "calls", "input", "output", "cost_usd"],
+        vec![
+            "step",
+            "calls",
+            "input",
+            "output",
+            "cost_usd",
+            "unpriced_calls",
+        ],
     );
-    for (k, acc) in sorted(scan.agg.by.get(&Dim::Step)) {
-        s.rows.push(vec![
-            Cell::key(k),
+    let row = |k: Cell, acc: &Acc| {
+        vec![
+            k,
             Cell::Int(acc.calls),
             Cell::Int(acc.input),
             Cell::Int(acc.output),
             Cell::Usd(cost(acc)),
-        ]);
+            Cell::Int(acc.unpriced),
+        ]
+    };
+    for (k, acc) in sorted(scan.agg.by.get(&Dim::Step)) {
+        s.rows.push(row(Cell::key(k), acc));
     }
     if total {
-        let a = &scan.agg.all;
-        s.rows.push(vec![
-            Cell::text("TOTAL"),
-            Cell::Int(a.calls),
-            Cell::Int(a.input),
-            Cell::Int(a.output),
-            Cell::Usd(cost(a)),
-        ]);
+        s.rows.push(row(Cell::text("TOTAL"), &scan.agg.all));
     }
     s
 }
@@ -141,6 +159,8 @@ pub(crate) fn report(scan: &Scan) -> Vec<Section<'_>> {
         ],
         vec![Cell::text("runs"), Cell::Int(runs)],
         vec![Cell::text("calls"), Cell::Int(a.calls)],
+        vec![Cell::text("unpriced_calls"), Cell::Int(a.unpriced)],
+        vec![Cell::text("no_usage_calls"), Cell::Int(a.no_usage)],
     ];
     let mut out = vec![by_step_section(scan, true), prompt, eff];
     if !scan.agg.budget_lines.is_empty() {
@@ -166,8 +186,12 @@ pub(crate) fn report(scan: &Scan) -> Vec<Section<'_>> {
                 Cell::Text(l.scope.clone()),
                 Cell::Text(l.scope_id.clone()),
                 Cell::Text(l.metric.clone()),
-                Cell::Float(l.limit),
-                Cell::Float(l.value),
+                amount(l.metric.as_deref(), l.limit),
+                // What an unpriced line's total leaves out is the point: no figure to show.
+                amount(
+                    l.metric.as_deref(),
+                    l.value.filter(|_| l.event != "budget_unpriced"),
+                ),
                 Cell::Text(l.run_id.clone()),
             ]);
         }
@@ -189,8 +213,10 @@ pub(crate) fn budget(scan: &Scan, tokens: bool) -> Vec<Section<'_>> {
             "crossed_at",
             "crossing_run",
             "crossing_step",
+            "uncounted_calls",
         ],
     );
+
     let value = move |v: f64| {
         if tokens {
             Cell::Int(v as u64)
@@ -213,9 +239,40 @@ pub(crate) fn budget(scan: &Scan, tokens: bool) -> Vec<Section<'_>> {
             Cell::text(c.at),
             Cell::Text(c.run.map(str::to_owned)),
             Cell::Text(c.step.map(str::to_owned)),
+            Cell::Int(c.uncounted),
         ]
     });
     vec![s]
+}
+
+/// Per limit, the calls the replay could not count (no cost; for tokens, no usage), in words:
+/// a replay never passes over them as free.
+pub(crate) fn budget_notes(scan: &Scan, tokens: bool) -> Vec<String> {
+    let Some(replay) = &scan.replay else {
+        return Vec::new();
+    };
+    let what = if tokens { "no usage" } else { "no cost" };
+    replay
+        .uncounted()
+        .into_iter()
+        .filter_map(|(scope, limit, u)| {
+            let limit = limit?;
+            (u.calls > 0).then(|| {
+                let limit = if tokens {
+                    format!("{} tokens", super::output::thousands(limit as u64))
+                } else {
+                    super::output::dollars(limit)
+                };
+                format!(
+                    "the limit of {limit} a {scope} could not count {} (with {what}) in {} {scope}{}: \
+                     those totals leave them out",
+                    if u.calls == 1 { "1 call".to_owned() } else { format!("{} calls", super::output::thousands(u.calls)) },
+                    super::output::thousands(u.scopes),
+                    if u.scopes == 1 { "" } else { "s" },
+                )
+            })
+        })
+        .collect()
 }
 
 pub(crate) fn by(scan: &Scan, dim: Dim) -> Vec<Section<'_>> {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use hashbrown::HashMap;
 
 use super::agg::{Acc, Dim, Small, NONE};
-use super::output::thousands;
+use super::output::{dollars as usd, thousands};
 use super::read::Scan;
 use super::runs::{Latest, RunSums};
 
@@ -51,11 +51,22 @@ fn plain(k: &str) -> String {
     }
 }
 
-fn usd(v: f64) -> String {
-    if v < 0.0 {
-        format!("-${:.4}", -v)
+/// `1 call`, `2 calls`.
+fn plural(n: u64, one: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
     } else {
-        format!("${v:.4}")
+        format!("{} {one}s", thousands(n))
+    }
+}
+
+/// A budget line's limit or value: dollars as every other figure, or a token count.
+fn amount(metric: Option<&str>, v: Option<f64>) -> String {
+    match (metric, v) {
+        (_, None) => "-".into(),
+        (Some("usd"), Some(v)) => usd(v),
+        (_, Some(v)) if v >= 0.0 && v.fract() == 0.0 && v < 1e18 => thousands(v as u64),
+        (_, Some(v)) => format!("{v}"),
     }
 }
 
@@ -337,6 +348,11 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
             thousands(a.unpriced),
             a.unpriced.to_string(),
         ),
+        (
+            "calls without usage",
+            thousands(a.no_usage),
+            a.no_usage.to_string(),
+        ),
     ];
     body.push_str("<dl id=\"totals\">");
     for (name, shown, exact) in cards {
@@ -376,14 +392,14 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
         .collect();
     let mut spend = vec![vec![0.0; days.len()]; names.len()];
     let mut tokens = vec![vec![0.0; days.len()]; names.len()];
+    let mut cells = vec![vec![Small::default(); days.len()]; names.len()];
     let mut per_day: Vec<Small> = vec![Small::default(); days.len()];
     for ((day, model), s) in &scan.agg.detail.day_model {
         let (d, m) = (day_of[day.as_str()], series_of(model).min(names.len() - 1));
         spend[m][d] += s.cost;
         tokens[m][d] += s.tokens as f64;
-        per_day[d].calls += s.calls;
-        per_day[d].tokens += s.tokens;
-        per_day[d].cost += s.cost;
+        cells[m][d].merge(s);
+        per_day[d].merge(s);
     }
     let day_rows: Vec<String> = days
         .iter()
@@ -394,10 +410,16 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
                 esc(day),
                 num(&thousands(per_day[d].calls)),
                 num(&thousands(per_day[d].tokens)),
-                num(&usd(per_day[d].cost))
+                num(&per_day[d].shown())
             );
-            for s in &spend {
-                r.push_str(&num(&usd(s[d])));
+            for s in &cells {
+                // A model without calls that day cost nothing; one whose calls had no cost
+                // is unpriced, never $0.
+                r.push_str(&num(&if s[d].calls == 0 {
+                    "-".to_owned()
+                } else {
+                    s[d].shown()
+                }));
             }
             r
         })
@@ -535,10 +557,10 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
                 .iter()
                 .map(|(step, s)| {
                     format!(
-                        "{}: {} calls, {}",
+                        "{}: {}, {}",
                         label(step),
-                        thousands(s.calls),
-                        usd(s.cost)
+                        plural(s.calls, "call"),
+                        esc(&s.shown())
                     )
                 })
                 .collect();
@@ -702,8 +724,11 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
                 esc(l.budget.as_deref().unwrap_or("-")),
                 esc(l.scope.as_deref().unwrap_or("-")),
                 esc(l.scope_id.as_deref().unwrap_or("-")),
-                num(&l.limit.map_or("-".into(), |v| format!("{v}"))),
-                num(&l.value.map_or("-".into(), |v| format!("{v}")))
+                num(&amount(l.metric.as_deref(), l.limit)),
+                num(&amount(
+                    l.metric.as_deref(),
+                    l.value.filter(|_| l.event != "budget_unpriced")
+                ))
             )
         })
         .collect();

@@ -224,12 +224,9 @@ fn main() -> ExitCode {
     // An override file adds to the bundled table, as the builder's overrides do; a LiteLLM
     // file is a whole table.
     let prices = match &c.prices {
-        Some(p) => match PriceTable::from_path(p) {
-            Ok(t) if p.extension().is_some_and(|e| e == "toml") => {
-                Some(PriceTable::bundled().merge(&t))
-            }
+        Some(p) => match PriceTable::from_file_or_overrides(p) {
             Ok(t) => Some(t),
-            Err(e) => return fail(format!("{}: {e}", p.display())),
+            Err(e) => return fail(e),
         },
         None => None,
     };
@@ -428,7 +425,12 @@ fn main() -> ExitCode {
         Command::Export { .. } => commands::export(&scan),
         Command::Reprice { .. } => commands::reprice(&scan),
         Command::Import { .. } => Vec::new(),
-        Command::Budget { tokens, .. } => commands::budget(&scan, *tokens),
+        Command::Budget { tokens, .. } => {
+            for note in commands::budget_notes(&scan, *tokens) {
+                eprintln!("llm-usage: {note}");
+            }
+            commands::budget(&scan, *tokens)
+        }
         Command::Watch { .. } => Vec::new(),
     };
     if c.format == Format::Csv && sections.len() > 1 {

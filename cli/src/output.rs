@@ -64,10 +64,7 @@ impl Cell {
             Cell::Text(Some(t)) => tracing_llm_usage::__private::terminal(t).into_owned(),
             Cell::Text(None) => "-".into(),
             Cell::Int(i) => thousands(*i),
-            // A saving that rounds to nothing is no saving: never `-$0.0000`.
-            Cell::Usd(Some(v)) if *v <= -0.00005 => format!("-${:.4}", -v),
-            Cell::Usd(Some(v)) if *v < 0.0 => "$0.0000".into(),
-            Cell::Usd(Some(v)) => format!("${v:.4}"),
+            Cell::Usd(Some(v)) => dollars(*v),
             Cell::Float(Some(v)) => format!("{v:.3}"),
             Cell::Share(Some(v)) => format!("{:.1}%", v * 100.0),
             Cell::Usd(None) | Cell::Float(None) | Cell::Share(None) => "-".into(),
@@ -93,6 +90,29 @@ fn spreadsheet_inert(t: &str) -> String {
 fn round(v: f64, digits: i32) -> f64 {
     let p = 10f64.powi(digits);
     (v * p).round() / p
+}
+
+/// `$1,234.5678`: four decimals, thousands separated; a saving that rounds to nothing is no
+/// saving (never `-$0.0000`).
+pub(crate) fn dollars(v: f64) -> String {
+    if !v.is_finite() {
+        return "-".into();
+    }
+    let rounded = (v.abs() * 1e4).round();
+    let sign = if v < 0.0 && rounded > 0.0 { "-" } else { "" };
+    let whole = (rounded / 1e4).trunc();
+    let frac = rounded - whole * 1e4;
+    format!("{sign}${}.{:04}", thousands(whole as u64), frac as u64)
+}
+
+/// A sum of costs as a person reads it: `unpriced` when no call of it had a cost, `≥$x`
+/// when some had none (the sum is a floor), else the dollars.
+pub(crate) fn spend(cost: f64, priced: u64, unpriced: u64) -> String {
+    match (priced, unpriced) {
+        (0, u) if u > 0 => "unpriced".into(),
+        (_, 0) => dollars(cost),
+        _ => format!("≥{}", dollars(cost)),
+    }
 }
 
 /// `1234567` → `1,234,567`.
@@ -339,6 +359,17 @@ mod tests {
         assert_eq!(Cell::Usd(Some(-0.00001)).display(), "$0.0000");
         assert_eq!(Cell::Usd(Some(-0.25)).display(), "-$0.2500");
         assert_eq!(Cell::Usd(Some(0.0)).display(), "$0.0000");
+        assert_eq!(Cell::Usd(None).display(), "-");
+        assert_eq!(Cell::Usd(Some(15_859.103_74)).display(), "$15,859.1037");
+        assert_eq!(
+            Cell::Usd(Some(-1_234_567.000_06)).display(),
+            "-$1,234,567.0001"
+        );
+        assert_eq!(Cell::Usd(Some(0.999_99)).display(), "$1.0000");
+        assert_eq!(spend(0.0, 0, 3), "unpriced");
+        assert_eq!(spend(1.5, 2, 0), "$1.5000");
+        assert_eq!(spend(1.5, 2, 1), "≥$1.5000");
+        assert_eq!(spend(0.0, 0, 0), "$0.0000");
     }
 
     #[test]

@@ -56,9 +56,13 @@ impl Texts {
 struct Spend {
     /// Timestamp, run id, step.
     strings: TextRef<3>,
+    /// NaN: the call has no cost.
     usd: f64,
+    /// `NO_USAGE`: the call recorded no usage.
     tokens: u64,
 }
+
+const NO_USAGE: u64 = u64::MAX;
 
 /// One call's spend, borrowed from its batch.
 #[derive(Debug)]
@@ -66,8 +70,8 @@ struct SpendRef<'a> {
     timestamp: &'a str,
     run_id: Option<&'a str>,
     step: Option<&'a str>,
-    usd: f64,
-    tokens: u64,
+    usd: Option<f64>,
+    tokens: Option<u64>,
 }
 
 /// The calls of one batch.
@@ -78,20 +82,21 @@ pub(crate) struct Spends {
 }
 
 impl Spends {
-    /// One call: when it was written, its run and step, its cost and tokens.
+    /// One call: when it was written, its run and step, its cost (`None`: unknown) and tokens
+    /// (`None`: no usage was recorded).
     pub(crate) fn push(
         &mut self,
         timestamp: &str,
         run_id: Option<&str>,
         step: Option<&str>,
-        usd: f64,
-        tokens: u64,
+        usd: Option<f64>,
+        tokens: Option<u64>,
     ) {
         let strings = self.texts.push([Some(timestamp), run_id, step]);
         self.calls.push(Spend {
             strings,
-            usd,
-            tokens,
+            usd: usd.filter(|u| u.is_finite()).unwrap_or(f64::NAN),
+            tokens: tokens.map_or(NO_USAGE, |t| t.min(NO_USAGE - 1)),
         });
     }
 
@@ -102,8 +107,8 @@ impl Spends {
                 timestamp: timestamp.unwrap_or(""),
                 run_id,
                 step,
-                usd: c.usd,
-                tokens: c.tokens,
+                usd: (!c.usd.is_nan()).then_some(c.usd),
+                tokens: (c.tokens != NO_USAGE).then_some(c.tokens),
             }
         })
     }
@@ -141,6 +146,17 @@ pub(crate) struct Crossing<'a> {
     pub(crate) at: &'a str,
     pub(crate) run: Option<&'a str>,
     pub(crate) step: Option<&'a str>,
+    /// The scope's calls the limit could not count (no cost, or for tokens no usage).
+    pub(crate) uncounted: u64,
+}
+
+/// What one limit could not count over the whole replay.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Uncounted {
+    /// Calls without a cost (for tokens: without usage).
+    pub(crate) calls: u64,
+    /// Days or runs with at least one such call.
+    pub(crate) scopes: u64,
 }
 
 /// A crossing as kept: the scope's book, and the crossing call's timestamp, run and step.
@@ -152,11 +168,13 @@ struct Crossed {
     strings: TextRef<3>,
 }
 
-/// A scope's running total (24 bytes); `seen` orders scopes by their first call.
+/// A scope's running total (32 bytes); `seen` orders scopes by their first call.
 #[derive(Clone, Copy, Default)]
 struct Book {
     id: IdRef,
     total: f64,
+    /// Calls the limit could not count.
+    uncounted: u64,
     /// The scope's place in the order of first calls (from 1; 0: none yet), and in the top
     /// bit whether it crossed.
     seen: u64,
@@ -187,12 +205,15 @@ pub(crate) struct Replay {
     crossed: Vec<Crossed>,
     crossed_texts: Texts,
     seq: u64,
+    /// Per day limit, per run limit.
+    uncounted: [Uncounted; 2],
 }
 
 impl Replay {
     fn add(&mut self, s: &SpendRef<'_>) {
+        // What a limit cannot count adds nothing to its total and is counted apart.
         let amount = if self.limits.tokens {
-            s.tokens as f64
+            s.tokens.map(|t| t as f64)
         } else {
             s.usd
         };
@@ -216,6 +237,13 @@ impl Replay {
                 self.seq += 1;
                 book.seen = self.seq;
             }
+            let Some(amount) = amount else {
+                let u = &mut self.uncounted[usize::from(order)];
+                u.calls += 1;
+                u.scopes += u64::from(book.uncounted == 0);
+                book.uncounted += 1;
+                continue;
+            };
             let before = book.total;
             book.total += amount;
             if before <= limit && book.total > limit && book.seen & CROSSED == 0 {
@@ -271,8 +299,18 @@ impl Replay {
                 at: at.unwrap_or(""),
                 run,
                 step,
+                uncounted: book.uncounted,
             }
         })
+    }
+
+    /// What each limit could not count: the per-day limit's, then the per-run limit's (`None`
+    /// where that limit was not asked for).
+    pub(crate) fn uncounted(&self) -> [(&'static str, Option<f64>, Uncounted); 2] {
+        [
+            ("day", self.limits.per_day, self.uncounted[0]),
+            ("run", self.limits.per_run, self.uncounted[1]),
+        ]
     }
 }
 

@@ -17,7 +17,7 @@ use tracing_llm_usage::__private::terminal;
 use tracing_llm_usage::format::decode::{self, Line};
 use tracing_llm_usage::record::Timestamp;
 
-use super::output::thousands;
+use super::output::{spend, thousands};
 
 /// How often the files are looked at.
 const POLL: Duration = Duration::from_millis(250);
@@ -122,12 +122,34 @@ impl Follower {
     }
 }
 
+/// Calls and what they cost; calls without a cost are counted apart, never as $0.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Spend {
+    calls: u64,
+    cost: f64,
+    unpriced: u64,
+}
+
+impl Spend {
+    fn add(&mut self, cost: Option<f64>) {
+        self.calls += 1;
+        match cost {
+            Some(c) => self.cost += c,
+            None => self.unpriced += 1,
+        }
+    }
+
+    /// `$x`, `≥$x` when some calls had no cost, `unpriced` when none had one.
+    fn shown(&self) -> String {
+        spend(self.cost, self.calls - self.unpriced, self.unpriced)
+    }
+}
+
 /// A run seen calling and not yet summarised.
 #[derive(Clone, Debug, Default)]
 struct OpenRun {
-    calls: u64,
+    spend: Spend,
     tokens: u64,
-    cost: f64,
     last_ms: i64,
     step: Option<String>,
 }
@@ -137,23 +159,21 @@ struct OpenRun {
 struct Finished {
     id: String,
     status: String,
-    calls: u64,
-    cost: f64,
+    spend: Spend,
 }
 
 /// Everything the view shows.
 #[derive(Default)]
 struct Live {
-    calls: u64,
+    spend: Spend,
     tokens: u64,
-    cost: f64,
     skipped: u64,
-    /// Unix minute → (cost, tokens).
-    minutes: BTreeMap<i64, (f64, u64)>,
+    /// Unix minute → (spend, tokens).
+    minutes: BTreeMap<i64, (Spend, u64)>,
     open: HashMap<String, OpenRun>,
     recent: VecDeque<Finished>,
-    models: HashMap<String, (u64, f64)>,
-    steps: HashMap<String, (u64, f64)>,
+    models: HashMap<String, Spend>,
+    steps: HashMap<String, Spend>,
     last: Option<String>,
 }
 
@@ -175,13 +195,12 @@ impl Live {
     }
 
     fn call(&mut self, l: &Line<'_>, ms: i64) {
-        let cost = l.cost_usd.filter(|c| c.is_finite()).unwrap_or(0.0);
+        let cost = l.cost_usd.filter(|c| c.is_finite());
         let tokens = l.tokens.total;
-        self.calls += 1;
+        self.spend.add(cost);
         self.tokens = self.tokens.saturating_add(tokens);
-        self.cost += cost;
         let m = self.minutes.entry(ms.div_euclid(60_000)).or_default();
-        m.0 += cost;
+        m.0.add(cost);
         m.1 = m.1.saturating_add(tokens);
         while self.minutes.len() > (MINUTES as usize) * 4 {
             self.minutes.pop_first();
@@ -191,9 +210,7 @@ impl Live {
             (&mut self.models, name(&l.model)),
             (&mut self.steps, name(&l.step)),
         ] {
-            let e = map.entry(key).or_default();
-            e.0 += 1;
-            e.1 += cost;
+            map.entry(key).or_default().add(cost);
         }
         if let Some(run) = &l.run_id {
             if !self.open.contains_key(&**run) && self.open.len() >= MAX_OPEN {
@@ -207,9 +224,8 @@ impl Live {
                 }
             }
             let r = self.open.entry(run.to_string()).or_default();
-            r.calls += 1;
+            r.spend.add(cost);
             r.tokens = r.tokens.saturating_add(tokens);
-            r.cost += cost;
             r.last_ms = r.last_ms.max(ms);
             r.step = l.step.as_deref().map(str::to_owned);
         }
@@ -218,15 +234,21 @@ impl Live {
     fn summary(&mut self, l: &Line<'_>) {
         let Some(run) = &l.run_id else { return };
         let open = self.open.remove(&**run).unwrap_or_default();
+        // The summary's figures; its unpriced count is the calls seen here when it has none
+        // (lines of older versions), and every call when it has no cost at all.
+        let spend = l.usage.as_ref().map_or(open.spend, |u| Spend {
+            calls: u.call_count,
+            cost: u.cost_usd.unwrap_or(0.0),
+            unpriced: match u.cost_usd {
+                None => u.call_count,
+                Some(_) if u.unpriced_calls > 0 => u.unpriced_calls,
+                Some(_) => open.spend.unpriced.min(u.call_count),
+            },
+        });
         self.recent.push_front(Finished {
             id: run.to_string(),
             status: l.status.as_deref().unwrap_or("-").to_owned(),
-            calls: l.usage.as_ref().map_or(open.calls, |u| u.call_count),
-            cost: l
-                .usage
-                .as_ref()
-                .and_then(|u| u.cost_usd)
-                .unwrap_or(open.cost),
+            spend,
         });
         self.recent.truncate(RECENT);
     }
@@ -236,17 +258,29 @@ impl Live {
         (now_min - MINUTES + 1..=now_min)
             .map(|m| {
                 let (c, t) = self.minutes.get(&m).copied().unwrap_or_default();
-                ((c * 1e6).round() as u64, t)
+                ((c.cost * 1e6).round() as u64, t)
             })
             .unzip()
     }
 
+    /// The spend of the minute `now_min`, as shown: `no calls`, or what its calls cost.
+    fn this_minute(&self, now_min: i64) -> String {
+        match self.minutes.get(&now_min) {
+            Some((spend, _)) if spend.calls > 0 => spend.shown(),
+            _ => "no calls".into(),
+        }
+    }
+
     fn line(&self) -> String {
+        let unpriced = match self.spend.unpriced {
+            0 => String::new(),
+            n => format!(" ({} unpriced)", thousands(n)),
+        };
         format!(
-            "calls {} tokens {} cost ${:.4} open runs {}{}",
-            thousands(self.calls),
+            "calls {} tokens {} cost {}{unpriced} open runs {}{}",
+            thousands(self.spend.calls),
             thousands(self.tokens),
-            self.cost,
+            self.spend.shown(),
             self.open.len(),
             self.last
                 .as_deref()
@@ -255,11 +289,11 @@ impl Live {
     }
 }
 
-fn top(map: &HashMap<String, (u64, f64)>, n: usize) -> Vec<(&String, (u64, f64))> {
+fn top(map: &HashMap<String, Spend>, n: usize) -> Vec<(&String, Spend)> {
     let mut v: Vec<_> = map.iter().map(|(k, v)| (k, *v)).collect();
     v.sort_by(|a, b| {
-        b.1 .1
-            .partial_cmp(&a.1 .1)
+        b.1.cost
+            .partial_cmp(&a.1.cost)
             .unwrap_or(std::cmp::Ordering::Equal)
             .then_with(|| a.0.cmp(b.0))
     });
@@ -337,9 +371,20 @@ fn view(follower: &mut Follower, live: &mut Live, title: &str) -> io::Result<()>
                     }
                 }
             }
-            let before = (live.calls, live.recent.len(), live.skipped, live.open.len());
+            let before = (
+                live.spend.calls,
+                live.recent.len(),
+                live.skipped,
+                live.open.len(),
+            );
             follower.poll(&mut |l| live.add(l));
-            changed = before != (live.calls, live.recent.len(), live.skipped, live.open.len());
+            changed = before
+                != (
+                    live.spend.calls,
+                    live.recent.len(),
+                    live.skipped,
+                    live.open.len(),
+                );
         }
     })();
     ratatui::restore();
@@ -361,13 +406,14 @@ fn draw(f: &mut ratatui::Frame<'_>, live: &Live, title: &str) {
             .block(Block::bordered().title(format!(" llm-usage watch: {} ", terminal(title)))),
         head,
     );
-    let (cost, tokens) = live.per_minute(now_minute());
+    let now = now_minute();
+    let (cost, tokens) = live.per_minute(now);
     let last = |v: &[u64]| v.last().copied().unwrap_or(0);
     f.render_widget(
         Sparkline::default()
             .block(Block::bordered().title(format!(
-                " spend a minute, last hour (this minute ${:.4}) ",
-                last(&cost) as f64 / 1e6
+                " spend a minute, last hour (this minute {}) ",
+                live.this_minute(now)
             )))
             .data(&cost)
             .style(Style::default().fg(Color::Yellow)),
@@ -398,8 +444,8 @@ fn draw(f: &mut ratatui::Frame<'_>, live: &Live, title: &str) {
             Row::new(vec![
                 terminal(id).into_owned(),
                 format!("open, {}", terminal(r.step.as_deref().unwrap_or("-"))),
-                thousands(r.calls),
-                format!("${:.4}", r.cost),
+                thousands(r.spend.calls),
+                r.spend.shown(),
             ])
         })
         .collect();
@@ -407,8 +453,8 @@ fn draw(f: &mut ratatui::Frame<'_>, live: &Live, title: &str) {
         Row::new(vec![
             terminal(&r.id).into_owned(),
             terminal(&r.status).into_owned(),
-            thousands(r.calls),
-            format!("${:.4}", r.cost),
+            thousands(r.spend.calls),
+            r.spend.shown(),
         ])
     }));
     f.render_widget(
@@ -431,11 +477,11 @@ fn draw(f: &mut ratatui::Frame<'_>, live: &Live, title: &str) {
     ] {
         let rows: Vec<Row<'_>> = top(map, 10)
             .into_iter()
-            .map(|(k, (calls, cost))| {
+            .map(|(k, spend)| {
                 Row::new(vec![
                     terminal(k).into_owned(),
-                    thousands(calls),
-                    format!("${cost:.4}"),
+                    thousands(spend.calls),
+                    spend.shown(),
                 ])
             })
             .collect();
@@ -491,8 +537,8 @@ mod tests {
         let call = br#"{"timestamp":"2025-12-01T10:00:00.000Z","event":"llm_call","run_id":"r1","step":"s","model":"m","tokens":{"input":10,"output":2,"total":12},"cost_usd":0.5}"#;
         live.add(call);
         live.add(call);
-        assert_eq!((live.calls, live.tokens, live.open.len()), (2, 24, 1));
-        assert!((live.cost - 1.0).abs() < 1e-12);
+        assert_eq!((live.spend.calls, live.tokens, live.open.len()), (2, 24, 1));
+        assert!((live.spend.cost - 1.0).abs() < 1e-12);
         live.add(br#"{"timestamp":"2025-12-01T10:00:01.000Z","event":"run_summary","run_id":"r1","status":"success","usage":{"call_count":2,"cost_usd":1.0}}"#);
         assert_eq!(live.open.len(), 0);
         assert_eq!(live.recent[0].status, "success");
@@ -508,6 +554,32 @@ mod tests {
             (cost.last().copied(), tokens.last().copied()),
             (Some(1_000_000), Some(24))
         );
+    }
+
+    #[test]
+    fn unknown_costs_are_never_shown_as_free() {
+        let mut live = Live::default();
+        let priced = br#"{"timestamp":"2025-12-01T10:00:00.000Z","event":"llm_call","run_id":"r1","step":"s","model":"m","tokens":{"input":10,"output":2,"total":12},"cost_usd":0.5}"#;
+        let unpriced = br#"{"timestamp":"2025-12-01T10:00:00.000Z","event":"llm_call","run_id":"r1","step":"s","model":"x","tokens":{"input":10,"output":2,"total":12},"cost_usd":null,"cost_source":"unpriced"}"#;
+        let no_usage = br#"{"timestamp":"2025-12-01T10:00:00.000Z","event":"llm_call","run_id":"r2","step":"t","model":"m","tokens":{},"cost_usd":null,"cost_source":"no_usage"}"#;
+        live.add(priced);
+        live.add(unpriced);
+        live.add(no_usage);
+        assert_eq!(live.models["x"].shown(), "unpriced");
+        assert_eq!(live.models["m"].shown(), "≥$0.5000");
+        assert_eq!(live.steps["t"].shown(), "unpriced");
+        assert_eq!(live.open["r1"].spend.shown(), "≥$0.5000");
+        assert_eq!(live.open["r2"].spend.shown(), "unpriced");
+        assert!(
+            live.line().contains("cost ≥$0.5000 (2 unpriced)"),
+            "{}",
+            live.line()
+        );
+        // A summary without a cost is unpriced; one with its unpriced count says so.
+        live.add(br#"{"timestamp":"2025-12-01T10:00:01.000Z","event":"run_summary","run_id":"r2","status":"success","usage":{"call_count":1,"cost_usd":null,"unpriced_calls":1}}"#);
+        live.add(br#"{"timestamp":"2025-12-01T10:00:01.000Z","event":"run_summary","run_id":"r1","status":"success","usage":{"call_count":2,"cost_usd":0.5,"unpriced_calls":1}}"#);
+        assert_eq!(live.recent[1].spend.shown(), "unpriced");
+        assert_eq!(live.recent[0].spend.shown(), "≥$0.5000");
     }
 
     #[test]

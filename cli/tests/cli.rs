@@ -320,13 +320,21 @@ fn budget_replay_lists_the_days_and_runs_that_cross() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out,
-        "scope,scope_id,limit,total,crossed_at,crossing_run,crossing_step\n\
-         day,2025-12-14,0.1,0.2704,2025-12-14T10:30:15.123Z,run-a,persona_generation\n\
-         run,run-a,0.012,0.262,2025-12-14T10:30:15.123Z,run-a,persona_generation\n\
-         run,run-b,0.012,0.0204,2025-12-15T00:00:05.000Z,run-b,tool_loop\n\
-         run,run-c,0.012,0.01833,2025-12-15T08:00:00.000Z,run-c,summary_generation\n"
+        "scope,scope_id,limit,total,crossed_at,crossing_run,crossing_step,uncounted_calls\n\
+         day,2025-12-14,0.1,0.2704,2025-12-14T10:30:15.123Z,run-a,persona_generation,0\n\
+         run,run-a,0.012,0.262,2025-12-14T10:30:15.123Z,run-a,persona_generation,0\n\
+         run,run-b,0.012,0.0204,2025-12-15T00:00:05.000Z,run-b,tool_loop,1\n\
+         run,run-c,0.012,0.01833,2025-12-15T08:00:00.000Z,run-c,summary_generation,0\n"
     );
-    let (out, _, _) = run(&[
+    // The unpriced call of run-b (2025-12-15) is named per limit, never counted as $0.
+    assert_eq!(
+        err,
+        "llm-usage: the limit of $0.1000 a day could not count 1 call (with no cost) in 1 day: \
+         those totals leave them out\n\
+         llm-usage: the limit of $0.0120 a run could not count 1 call (with no cost) in 1 run: \
+         those totals leave them out\n"
+    );
+    let (out, err, _) = run(&[
         "budget",
         "--tokens",
         "--per-run",
@@ -337,10 +345,12 @@ fn budget_replay_lists_the_days_and_runs_that_cross() {
     ]);
     assert_eq!(
         out,
-        "scope,scope_id,limit,total,crossed_at,crossing_run,crossing_step\n\
-         run,run-a,10000,53950,2025-12-14T10:30:15.123Z,run-a,persona_generation\n\
-         run,run-b,10000,13200,2025-12-15T00:00:05.000Z,run-b,tool_loop\n"
+        "scope,scope_id,limit,total,crossed_at,crossing_run,crossing_step,uncounted_calls\n\
+         run,run-a,10000,53950,2025-12-14T10:30:15.123Z,run-a,persona_generation,0\n\
+         run,run-b,10000,13200,2025-12-15T00:00:05.000Z,run-b,tool_loop,0\n"
     );
+    // Every call has usage: a token limit counts them all.
+    assert_eq!(err, "");
     // the logged budget lines are counted, not mistaken for malformed ones
     let v = stats_json(&[log]);
     assert_eq!(

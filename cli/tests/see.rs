@@ -376,6 +376,59 @@ fn watch_in_a_terminal_updates_and_restores_it(quit: &str) -> Result<(), Failed>
     result
 }
 
+/// The live view of a log with an unpriced model and a call without usage: the unknowns read
+/// "unpriced" (or `≥$x` where they are part of a sum), never `$0.0000`.
+fn watch_shows_unknowns_as_unpriced() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    common::unknowns_log(dir.path());
+    let socket = format!("llm-usage-test-{}-unknowns", std::process::id());
+    let script = format!(
+        "'{bin}' watch '{dir}'; sleep 60",
+        bin = bin().display(),
+        dir = dir.path().display(),
+    );
+    tmux(
+        &socket,
+        &[
+            "new-session",
+            "-d",
+            "-s",
+            "w",
+            "-x",
+            "200",
+            "-y",
+            "50",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let result = (|| {
+        let screen = wait_for_screen(
+            &socket,
+            &[
+                "calls 4 tokens 3,650 cost ≥$0.0085 (2 unpriced)",
+                "acme-private",
+            ],
+            Duration::from_secs(20),
+        )?;
+        assert!(!screen.contains("$0.0000"), "{screen}");
+        let line = |needle: &str| {
+            screen
+                .lines()
+                .find(|l| l.contains(needle))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(line("acme-private").contains("unpriced"), "{screen}");
+        assert!(line("run-unknown").contains("unpriced"), "{screen}");
+        assert!(line("run-known").contains("$0.0035"), "{screen}");
+        Ok::<_, Failed>(())
+    })();
+    tmux(&socket, &["kill-server"]);
+    result
+}
+
 fn main() {
     let args = Arguments::from_args();
     let mut trials = vec![
@@ -406,6 +459,17 @@ fn main() {
         .arg("-V")
         .output()
         .is_ok_and(|o| o.status.success());
+    trials.push(if has_tmux {
+        Trial::test(
+            "watch_shows_unknowns_as_unpriced",
+            watch_shows_unknowns_as_unpriced,
+        )
+    } else {
+        Trial::test("watch_shows_unknowns_as_unpriced", || {
+            Err("tmux is not installed".into())
+        })
+        .with_ignored_flag(true)
+    });
     for (name, key) in [
         ("watch_in_a_terminal_quits_on_q_and_restores_it", "q"),
         ("watch_in_a_terminal_quits_on_ctrl_c_and_restores_it", "C-c"),

@@ -28,8 +28,10 @@ pub struct SummaryUsage {
     pub output_tokens: u64,
     /// Input plus output.
     pub total_tokens: u64,
-    /// The run's cost, `None` when a call was unpriced.
+    /// The priced calls' cost, `None` when no call was priced.
     pub cost_usd: Option<f64>,
+    /// Calls without a cost, which `cost_usd` leaves out (0 in lines of older versions).
+    pub unpriced_calls: u64,
 }
 
 /// Any line kind; which fields are set depends on `event`.
@@ -37,7 +39,7 @@ pub struct SummaryUsage {
 #[serde(default)]
 #[non_exhaustive]
 pub struct Line<'a> {
-    /// `llm_call`, `run_summary`, `budget_warning` or `budget_exceeded`.
+    /// `llm_call`, `run_summary`, `budget_warning`, `budget_exceeded` or `budget_unpriced`.
     #[serde(borrow)]
     pub event: Cow<'a, str>,
     /// RFC 3339, UTC.
@@ -74,7 +76,7 @@ pub struct Line<'a> {
     pub prompt_breakdown: Option<&'a str>,
     /// The cost in USD, `None` when unpriced.
     pub cost_usd: Option<f64>,
-    /// `local`, `provider` or `unpriced` (calls).
+    /// `local`, `provider`, `unpriced` or `no_usage` (calls).
     #[serde(borrow, deserialize_with = "opt_str")]
     pub cost_source: Option<Cow<'a, str>>,
     /// The price table the cost came from.
@@ -110,6 +112,9 @@ pub struct Line<'a> {
     pub limit: Option<f64>,
     /// The spend that crossed it (budget lines).
     pub value: Option<f64>,
+    /// Why the call had no cost (`budget_unpriced` lines: `no_price` or `no_usage`).
+    #[serde(borrow, deserialize_with = "opt_str")]
+    pub reason: Option<Cow<'a, str>>,
 }
 
 /// `Option<Cow<str>>` that borrows when the string has no escapes: serde's `borrow`
@@ -201,7 +206,9 @@ pub fn parse_str(text: &str) -> Result<Line<'_>, String> {
 
 fn check(line: Line<'_>) -> Result<Line<'_>, String> {
     match &*line.event {
-        "llm_call" | "run_summary" | "budget_warning" | "budget_exceeded" => Ok(line),
+        "llm_call" | "run_summary" | "budget_warning" | "budget_exceeded" | "budget_unpriced" => {
+            Ok(line)
+        }
         "" => Err("no \"event\" key".into()),
         other => Err(format!("unknown event {other:?}")),
     }

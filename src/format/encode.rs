@@ -7,7 +7,7 @@
 
 use crate::budget::BudgetEvent;
 use crate::ledger::RunSummary;
-use crate::record::{CallRecord, CostSource};
+use crate::record::CallRecord;
 
 /// Appends `rec` as one JSON line (with its `\n`) to `out`.
 pub(crate) fn call(rec: &CallRecord, out: &mut Vec<u8>) {
@@ -52,11 +52,9 @@ pub(crate) fn call(rec: &CallRecord, out: &mut Vec<u8>) {
         Some(c) => float(out, crate::record::round_usd(c)),
         None => out.extend_from_slice(b"null"),
     }
-    out.extend_from_slice(match rec.cost_source {
-        CostSource::Local => b",\"cost_source\":\"local\",\"price_version\":".as_slice(),
-        CostSource::Provider => b",\"cost_source\":\"provider\",\"price_version\":",
-        CostSource::Unpriced => b",\"cost_source\":\"unpriced\",\"price_version\":",
-    });
+    out.extend_from_slice(b",\"cost_source\":\"");
+    out.extend_from_slice(rec.cost_source.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"price_version\":");
     opt_str(out, &rec.price_version);
     out.extend_from_slice(b",\"latency_ms\":");
     uint(out, rec.latency_ms);
@@ -183,7 +181,7 @@ pub(crate) mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::record::{LineKind, PromptBreakdown, Timestamp, Tokens};
+    use crate::record::{CostSource, LineKind, PromptBreakdown, Timestamp, Tokens};
     use crate::Name;
 
     pub(crate) fn record() -> CallRecord {
@@ -238,6 +236,7 @@ pub(crate) mod tests {
                 total_tokens: 1500,
                 call_count: 2,
                 cost_usd: Some(0.0081),
+                unpriced_calls: 1,
             },
             by_step: vec![StepUsage {
                 step: Some(Name::from("summary")),
@@ -265,6 +264,8 @@ pub(crate) mod tests {
             run_id: Some(Arc::from("run-1")),
             step: Some(Arc::from("draft")),
             model: Some(Arc::from("gpt-4o")),
+            reason: (kind == crate::budget::BudgetEventKind::Unpriced)
+                .then(|| Arc::from("no_price")),
         }
     }
 

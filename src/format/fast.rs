@@ -201,6 +201,10 @@ fn summary_line(s: &str) -> Option<Line<'_>> {
     let call_count = c.uint()?;
     c.lit(b",\"cost_usd\":")?;
     let cost_usd = c.opt_number()?;
+    let unpriced_calls = match c.lit(b",\"unpriced_calls\":") {
+        Some(()) => c.uint()?,
+        None => 0,
+    };
     c.lit(b"},\"by_step\":[")?;
     if c.lit(b"]").is_none() {
         loop {
@@ -242,6 +246,7 @@ fn summary_line(s: &str) -> Option<Line<'_>> {
             output_tokens,
             total_tokens,
             cost_usd,
+            unpriced_calls,
         }),
         prompt_breakdown: Some(prompt_breakdown),
         ..Line::default()
@@ -490,6 +495,7 @@ mod tests {
                     total_tokens: 12,
                     call_count: steps.len() as u64,
                     cost_usd: cost,
+                    unpriced_calls: u64::from(cost.is_none()),
                 },
                 by_step: steps
                     .into_iter()

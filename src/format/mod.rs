@@ -1,5 +1,5 @@
-//! The LLM usage log format: one JSON object per line, of four kinds (`llm_call`,
-//! `run_summary`, `budget_warning`, `budget_exceeded`): the layer writes them, [`decode`]
+//! The LLM usage log format: one JSON object per line, of five kinds (`llm_call`,
+//! `run_summary`, `budget_warning`, `budget_exceeded`, `budget_unpriced`): the layer writes them, [`decode`]
 //! reads them back, and [`SCHEMA`] describes them (JSON Schema, draft 2020-12); the database
 //! sink reads a record's fields through `view`, the decoder's view of a record. The tests
 //! check that the four agree for every kind. `docs/format.md` documents each field.
@@ -98,6 +98,7 @@ mod agreement {
             (2, 1200, 300, 1500)
         );
         assert_eq!(usage.cost_usd, Some(0.0081));
+        assert_eq!(usage.unpriced_calls, 1);
         same_view(&line, &view::summary(&summary));
     }
 
@@ -106,6 +107,7 @@ mod agreement {
         for (kind, name) in [
             (BudgetEventKind::Warning, "budget_warning"),
             (BudgetEventKind::Exceeded, "budget_exceeded"),
+            (BudgetEventKind::Unpriced, "budget_unpriced"),
         ] {
             let event = encode::tests::budget_event("cap", kind);
             let mut out = Vec::new();
@@ -121,6 +123,8 @@ mod agreement {
             assert_eq!(line.run_id.as_deref(), Some("run-1"));
             assert_eq!(line.step.as_deref(), Some("draft"));
             assert_eq!(line.model.as_deref(), Some("gpt-4o"));
+            let reason = (kind == BudgetEventKind::Unpriced).then_some("no_price");
+            assert_eq!(line.reason.as_deref(), reason);
             same_view(&line, &view::budget(&event));
         }
     }

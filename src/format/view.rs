@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::decode::{Line, SummaryUsage};
 use crate::budget::BudgetEvent;
 use crate::ledger::RunSummary;
-use crate::record::{round_usd, CallRecord, CostSource};
+use crate::record::{round_usd, CallRecord};
 
 /// A finite float as a line holds it (serde writes NaN and infinities as `null`).
 fn finite(v: f64) -> Option<f64> {
@@ -53,11 +53,7 @@ pub(crate) fn call(rec: &CallRecord) -> Line<'_> {
         stream: rec.stream,
         ttft_ms: rec.ttft_ms,
         cost_usd: usd(rec.cost_usd),
-        cost_source: Some(Cow::Borrowed(match rec.cost_source {
-            CostSource::Local => "local",
-            CostSource::Provider => "provider",
-            CostSource::Unpriced => "unpriced",
-        })),
+        cost_source: Some(Cow::Borrowed(rec.cost_source.as_str())),
         price_version: borrowed(&rec.price_version),
         latency_ms: Some(rec.latency_ms),
         estimated: rec.estimated,
@@ -81,12 +77,13 @@ pub(crate) fn summary(s: &RunSummary) -> Line<'_> {
             output_tokens: u.output_tokens,
             total_tokens: u.total_tokens,
             cost_usd: usd(u.cost_usd),
+            unpriced_calls: u.unpriced_calls,
         }),
         ..Line::default()
     }
 }
 
-/// A `budget_warning` or `budget_exceeded` line's fields.
+/// A budget line's fields.
 pub(crate) fn budget(e: &BudgetEvent) -> Line<'_> {
     Line {
         event: name(&e.event).unwrap_or(Cow::Borrowed("")),
@@ -100,6 +97,7 @@ pub(crate) fn budget(e: &BudgetEvent) -> Line<'_> {
         run_id: borrowed(&e.run_id),
         step: borrowed(&e.step),
         model: borrowed(&e.model),
+        reason: borrowed(&e.reason),
         ..Line::default()
     }
 }

@@ -32,6 +32,9 @@ pub(super) struct Uncounted;
 pub(super) struct ScopeState {
     pub(super) fields: ScopeFields,
     pub(super) run: Option<Arc<RunCell>>,
+    /// The run id was made for an agent whose name was not yet recorded: it is made again,
+    /// naming the agent, when the name comes (genai records it after the span opens).
+    pub(super) unnamed_agent_run: bool,
 }
 
 /// What a closing call span counts of its own, given the call spans inside it.

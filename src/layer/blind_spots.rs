@@ -1,7 +1,7 @@
 //! What the layer sees but cannot count: spans with usage that are not calls, call and run
-//! callsites a filter of the whole subscriber disables, and nested call spans that repeat
-//! their inner span's usage. Each is reported once per callsite on stderr and counted for
-//! [`crate::LayerStats`].
+//! callsites a filter of the whole subscriber disables, nested call spans that repeat
+//! their inner span's usage, and calls that closed without any usage. Each is reported once
+//! per callsite on stderr and counted for [`crate::LayerStats`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -22,6 +22,8 @@ pub(crate) struct BlindSpots {
     pub(crate) disabled_callsites: AtomicU64,
     /// Call spans whose usage an enclosed call span had already counted.
     pub(crate) nested_duplicates: AtomicU64,
+    /// Calls that closed with no token count recorded.
+    pub(crate) no_usage_calls: AtomicU64,
     /// (what, callsite) pairs already reported.
     warned: Mutex<hashbrown::HashSet<(u8, usize)>>,
 }
@@ -29,6 +31,27 @@ pub(crate) struct BlindSpots {
 pub(super) const WARN_UNCOUNTED: u8 = 0;
 pub(super) const WARN_DISABLED: u8 = 1;
 pub(super) const WARN_DUPLICATE: u8 = 2;
+pub(super) const WARN_NO_USAGE: u8 = 3;
+
+/// The line warning of a call that closed with no usage.
+pub(crate) const NO_USAGE_WARNING: &str =
+    "no token usage was recorded on this call: its tokens and cost are unknown, not zero";
+
+/// What to change so that a client's calls carry their usage, by the span's target.
+fn usage_fix(meta: &Metadata<'_>) -> &'static str {
+    let target = meta.target();
+    if target.starts_with("genai") {
+        "genai records a stream's usage only when asked: `ChatOptions::default()\
+         .with_capture_usage(true)`; a stream dropped before its end has none"
+    } else if target.starts_with("rig") {
+        "rig records a stream's usage when the provider sends it in the last chunk (OpenAI: \
+         `stream_options.include_usage`); a stream dropped before its end has none"
+    } else {
+        "record the reply's counts before the span closes (`Usage::from_openai(&json)?\
+         .record_on(&span)`, or `tokens.input`/`tokens.output` declared `Empty` and recorded); \
+         a failed request should record `error`"
+    }
+}
 
 impl BlindSpots {
     /// Whether this is the first report of `what` for the callsite of `meta`.
@@ -111,6 +134,22 @@ impl Inner {
              unfiltered.",
             describe(meta)
         );
+    }
+
+    /// A call closed with no token count: counted, and reported once per callsite with the
+    /// client's fix.
+    pub(super) fn no_usage(&self, meta: &Metadata<'_>) {
+        self.blind_spots
+            .no_usage_calls
+            .fetch_add(1, Ordering::Relaxed);
+        if self.blind_spots.first(WARN_NO_USAGE, meta) {
+            eprintln!(
+                "tracing-llm-usage: {} closed without any token usage recorded; its calls are \
+                 logged with cost_usd null and cost_source \"no_usage\" (never as free). {}",
+                describe(meta),
+                usage_fix(meta)
+            );
+        }
     }
 
     /// A call span recorded the same usage as the call spans inside it: counted once, by

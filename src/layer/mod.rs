@@ -80,6 +80,10 @@ pub(crate) struct Inner {
     pub(crate) dispatch: std::sync::OnceLock<tracing_core::dispatcher::WeakDispatch>,
 }
 
+/// The run summary's warning when a call of the run had no usage.
+const NO_USAGE_RUN_WARNING: &str =
+    "a call recorded no token usage: the run's tokens and cost leave it out (cost_source \"no_usage\")";
+
 /// An injected clock for call timestamps.
 pub(crate) type Clock = Arc<dyn Fn() -> crate::record::Timestamp + Send + Sync>;
 
@@ -121,13 +125,26 @@ impl Inner {
             }
         };
         let f = &mut state.fields;
+        let no_usage = !f.has_usage() && f.cost_usd.is_none();
+        if no_usage {
+            f.warnings.push(blind_spots::NO_USAGE_WARNING.to_owned());
+        }
         let at = attribution::attribute(span, f, &tokens);
         let cell = at.cell.clone();
         let mut rec = self.call_record(f, at, tokens, now, latency, trace);
         let (provider_cost, invalid) = (f.cost_usd, f.invalid);
         drop(ext);
 
-        self.pricer.price(&mut rec, provider_cost);
+        if no_usage {
+            self.no_usage(span.metadata());
+            rec.price_version = self.pricer.price_version.clone();
+            rec.cost_source = CostSource::NoUsage;
+            if let Some(cell) = &cell {
+                cell.lock().warn(NO_USAGE_RUN_WARNING);
+            }
+        } else {
+            self.pricer.price(&mut rec, provider_cost);
+        }
         if invalid > 0 {
             self.invalid_values
                 .fetch_add(u64::from(invalid), Ordering::Relaxed);
@@ -287,7 +304,9 @@ impl Inner {
             || (agent_run
                 && fields.run_id.is_none()
                 && span.as_ref().is_some_and(|s| !inside_run(s)));
+        let mut unnamed_agent_run = false;
         if run && fields.run_id.is_none() {
+            unnamed_agent_run = fields.agent().is_none();
             fields.run_id = Some(agent_run_id(fields.agent().map(|a| &**a)));
         }
         if run {
@@ -295,7 +314,11 @@ impl Inner {
         }
         let run = run.then(|| self.ledger.open_run(fields.run_id.clone()));
         if let Some(span) = span {
-            span.extensions_mut().replace(ScopeState { fields, run });
+            span.extensions_mut().replace(ScopeState {
+                fields,
+                run,
+                unnamed_agent_run,
+            });
         }
     }
 }
@@ -387,6 +410,12 @@ where
                         return;
                     };
                     values.record(&mut state.fields);
+                    if state.unnamed_agent_run {
+                        if let Some(agent) = state.fields.agent() {
+                            state.fields.run_id = Some(agent_run_id(Some(agent)));
+                            state.unnamed_agent_run = false;
+                        }
+                    }
                     state
                         .run
                         .clone()

@@ -83,6 +83,9 @@ pub struct RunUsage {
     /// nano-dollar).
     #[serde(serialize_with = "crate::record::nano_usd")]
     pub cost_usd: Option<f64>,
+    /// Calls without a cost (no price, or no usage): `cost_usd` leaves them out.
+    #[serde(default)]
+    pub unpriced_calls: u64,
 }
 
 impl RunUsage {
@@ -91,6 +94,9 @@ impl RunUsage {
         self.output_tokens = self.output_tokens.saturating_add(rec.tokens.output);
         self.total_tokens = self.total_tokens.saturating_add(rec.tokens.total);
         self.call_count = self.call_count.saturating_add(1);
+        self.unpriced_calls = self
+            .unpriced_calls
+            .saturating_add(u64::from(rec.cost_usd.is_none()));
         add_cost(&mut self.cost_usd, rec.cost_usd);
     }
 }

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | a call | `gen_ai.client.inference.operation.details` (the GenAI conventions' event) | its JSONL line |
 //! | a run summary | `llm_usage.run_summary` | its line |
-//! | a budget line | `llm_usage.budget_exceeded`, `llm_usage.budget_warning` | its line |
+//! | a budget line | `llm_usage.budget_exceeded`, `llm_usage.budget_warning`, `llm_usage.budget_unpriced` | its line |
 //!
 //! A call's record carries the conventions' attributes (`gen_ai.operation.name`,
 //! `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.response.model`,
@@ -27,7 +27,7 @@ use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
 use opentelemetry::Key;
 use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
 
-use crate::record::{CallRecord, CostSource};
+use crate::record::CallRecord;
 
 /// The GenAI conventions' event for one inference operation.
 pub const CALL_EVENT: &str = "gen_ai.client.inference.operation.details";
@@ -37,6 +37,8 @@ pub const RUN_SUMMARY_EVENT: &str = "llm_usage.run_summary";
 pub const BUDGET_EXCEEDED_EVENT: &str = "llm_usage.budget_exceeded";
 /// A budget warning's event name.
 pub const BUDGET_WARNING_EVENT: &str = "llm_usage.budget_warning";
+/// The event name of a call a USD budget could not price.
+pub const BUDGET_UNPRICED_EVENT: &str = "llm_usage.budget_unpriced";
 
 /// Every attribute key a record can carry, besides `llm.prompt.<component>`.
 pub const ATTRIBUTES: [&str; 24] = [
@@ -149,12 +151,10 @@ impl LogEmitter {
         if let Some(c) = rec.cost_usd {
             attrs.push((Key::from_static_str("llm.cost_usd"), AnyValue::Double(c)));
         }
-        let source = match rec.cost_source {
-            CostSource::Local => "local",
-            CostSource::Provider => "provider",
-            CostSource::Unpriced => "unpriced",
-        };
-        attrs.push((Key::from_static_str("llm.cost_source"), text(source)));
+        attrs.push((
+            Key::from_static_str("llm.cost_source"),
+            text(rec.cost_source.as_str()),
+        ));
         attrs.push((
             Key::from_static_str("llm.estimated"),
             AnyValue::Boolean(rec.estimated),
@@ -182,6 +182,7 @@ impl LogEmitter {
             Some("run_summary") => RUN_SUMMARY_EVENT,
             Some("budget_exceeded") => BUDGET_EXCEEDED_EVENT,
             Some("budget_warning") => BUDGET_WARNING_EVENT,
+            Some("budget_unpriced") => BUDGET_UNPRICED_EVENT,
             _ => return,
         };
         let mut r = self.logger.create_log_record();
@@ -195,7 +196,10 @@ impl LogEmitter {
         r.set_timestamp(when);
         r.set_observed_timestamp(SystemTime::now());
         r.set_severity_number(
-            if event == BUDGET_EXCEEDED_EVENT || v["status"] == "error" {
+            if event == BUDGET_EXCEEDED_EVENT
+                || event == BUDGET_UNPRICED_EVENT
+                || v["status"] == "error"
+            {
                 Severity::Warn
             } else {
                 Severity::Info

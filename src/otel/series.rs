@@ -187,11 +187,14 @@ impl Series {
             self.handles.cost(r, c, &self.common);
         }
         let t = &rec.tokens;
-        if let Some(u) = &r.upcoming {
-            self.record_latest(r, u, rec);
+        // A call without usage has unknown tokens, not zero: only its duration is recorded.
+        if rec.cost_source != crate::record::CostSource::NoUsage {
+            if let Some(u) = &r.upcoming {
+                self.record_latest(r, u, rec);
+            }
+            self.handles
+                .tokens(r, t.input, t.output, &self.input, &self.output);
         }
-        self.handles
-            .tokens(r, t.input, t.output, &self.input, &self.output);
         let seconds = rec.latency_ms as f64 / 1000.0;
         match &rec.error {
             // Failed calls are few and their error types many: recorded unbound.

@@ -1,7 +1,11 @@
 //! Reading LiteLLM's `model_prices_and_context_window.json` as is.
 //!
-//! Entries whose mode is not priced per token (images, audio, video, rerank, search…) are
-//! skipped quietly; odd entries (not an object, a negative, non-finite or non-numeric price,
+//! Entries of the modes priced per token (chat, completion, responses, embedding, audio
+//! transcription and speech, image generation, realtime) are loaded; other modes (video,
+//! rerank, search, OCR…) and entries priced only per second, character or image are skipped
+//! quietly. The output of an image-generation or speech model is its image or audio: where
+//! such an entry has no text output rate, its image or audio output rate is the output rate.
+//! An embedding has no output tokens: with no output rate, its output rate is 0. Odd entries (not an object, a negative, non-finite or non-numeric price,
 //! no input or output rate) are skipped and counted. Nothing in the file can make loading fail
 //! except its not being JSON.
 
@@ -68,7 +72,16 @@ fn parse_field(name: &str) -> Option<(Kind, u64, ServiceTier)> {
 fn is_token_mode(mode: Option<&str>) -> bool {
     matches!(
         mode,
-        None | Some("chat" | "completion" | "responses" | "embedding")
+        None | Some(
+            "chat"
+                | "completion"
+                | "responses"
+                | "embedding"
+                | "audio_transcription"
+                | "audio_speech"
+                | "image_generation"
+                | "realtime"
+        )
     )
 }
 
@@ -80,7 +93,8 @@ pub(crate) struct Loaded {
 
 /// Why an entry was not loaded (`None`: loaded).
 fn entry(obj: &Map<String, Value>) -> Result<Option<ModelPrice>, ()> {
-    if !is_token_mode(obj.get("mode").and_then(Value::as_str)) {
+    let mode = obj.get("mode").and_then(Value::as_str);
+    if !is_token_mode(mode) {
         return Ok(None);
     }
     let mut price = ModelPrice::default();
@@ -115,6 +129,19 @@ fn entry(obj: &Map<String, Value>) -> Result<Option<ModelPrice>, ()> {
             };
             *slot = Some(rate);
         });
+    }
+    if has_input && !has_output {
+        let standard = price.standard();
+        let output = match mode {
+            Some("image_generation") => standard.image_output,
+            Some("audio_speech") => standard.audio_output,
+            Some("embedding") => Some(0.0),
+            _ => None,
+        };
+        if let Some(rate) = output {
+            price.set(0, ServiceTier::Standard, |r| r.output = Some(rate));
+            has_output = true;
+        }
     }
     if has_input && has_output {
         Ok(Some(price))

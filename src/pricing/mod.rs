@@ -5,11 +5,19 @@
 //! ([`PriceTable::from_litellm_json`]), or from a small TOML file of per-million prices
 //! ([`PriceTable::from_toml_str`]); tables merge, later entries winning.
 //!
-//! Model names are matched exactly, then with the provider's LiteLLM prefix (`gemini/`,
-//! `xai/`, `bedrock/`…), without a prefix the caller gave, without a Bedrock region prefix
-//! (`us.`, `eu.`, `apac.`…), and without a date suffix (`claude-sonnet-4-5-20250929` →
-//! `claude-sonnet-4-5`). A model that matches nothing has no cost: never a made-up number,
+//! Model names are matched with the provider's LiteLLM prefix first (`gemini/`, `azure/`,
+//! `xai/`, `bedrock/`…: the provider's own entry, where the bare name may be another
+//! provider's), then as given, then without a prefix the caller gave, without a Bedrock
+//! region prefix (`us.`, `eu.`, `apac.`…), and without a date suffix
+//! (`claude-sonnet-4-5-20250929` → `claude-sonnet-4-5`), each form with and without the
+//! provider's prefix. A model that matches nothing has no cost: never a made-up number,
 //! never $0.
+//!
+//! Overrides win by specificity: entries added on top of a table ([`PriceTable::merge`],
+//! [`PriceTable::insert`], a TOML file given to the builder or to `llm-usage --prices`) are
+//! tried before the table under them, each with every rule above. An override for
+//! `claude-sonnet-4-5` therefore also prices `claude-sonnet-4-5-20250929`, though the table
+//! under it has that dated name, unless the overrides name the dated one too.
 
 mod litellm;
 mod memo;
@@ -41,6 +49,15 @@ pub enum PriceError {
     /// The override file is not valid TOML of the expected shape.
     #[error("the price override file is invalid: {0}")]
     Toml(String),
+    /// A price file could not be loaded: its path, and why.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: Box<PriceError>,
+    },
     /// A price in the override file is negative or not finite.
     #[error("model {model}: {why}")]
     Invalid {
@@ -53,10 +70,18 @@ pub enum PriceError {
 
 const BUNDLED: &str = include_str!("bundled.json");
 
+/// The environment variable naming a price file for [`PriceTable::from_env`].
+pub const PRICES_ENV: &str = "LLM_USAGE_PRICES";
+
 /// Prices by model name. Cheap to clone (shared), safe to use from any thread.
 #[derive(Clone, Debug, Default)]
 pub struct PriceTable {
     models: Arc<HashMap<Box<str>, ModelPrice>>,
+    /// The layer of each entry added on top of the loaded table (absent: layer 0); a name
+    /// resolves to its match in the highest layer.
+    layers: Arc<HashMap<Box<str>, u32>>,
+    /// The highest layer in `layers`.
+    top: u32,
     date: Option<Arc<str>>,
     skipped: usize,
     version: Arc<OnceLock<Arc<str>>>,
@@ -150,14 +175,53 @@ impl PriceTable {
         }
     }
 
+    /// The default table: the file named by the `LLM_USAGE_PRICES` environment variable when
+    /// it is set (a `.toml` file of overrides on top of the bundled table, any other file
+    /// LiteLLM's JSON as a whole table), else [`bundled`](Self::bundled). Operations refresh
+    /// prices by pointing it at a newer `model_prices_and_context_window.json`, without a
+    /// rebuild; every line names the table it was priced with (`price_version`).
+    ///
+    /// # Errors
+    ///
+    /// [`PriceError::File`] when the variable is set and its file cannot be loaded.
+    pub fn from_env() -> Result<Self, PriceError> {
+        match std::env::var_os(PRICES_ENV) {
+            Some(path) if !path.is_empty() => Self::from_file_or_overrides(Path::new(&path)),
+            _ => Ok(Self::bundled()),
+        }
+    }
+
+    /// A `.toml` file merged over the bundled table, any other file a whole LiteLLM table; an
+    /// error names the file.
+    ///
+    /// # Errors
+    ///
+    /// [`PriceError::File`] naming the file and what was wrong.
+    pub fn from_file_or_overrides(path: &Path) -> Result<Self, PriceError> {
+        let named = |e: PriceError| PriceError::File {
+            path: path.display().to_string(),
+            source: Box::new(e),
+        };
+        let table = Self::from_path(path).map_err(named)?;
+        Ok(if path.extension().is_some_and(|e| e == "toml") {
+            Self::bundled().merge(&table)
+        } else {
+            table
+        })
+    }
+
     fn changed(&mut self) {
         self.version = Arc::default();
         self.memo = Arc::default();
     }
 
-    /// Adds (or replaces) a model's price.
+    /// Adds (or replaces) a model's price, as an override: it wins over the table's entries
+    /// for the same model's dated and prefixed names (see the module documentation).
     pub fn insert(&mut self, model: impl Into<String>, price: ModelPrice) -> &mut Self {
-        Arc::make_mut(&mut self.models).insert(model.into().into_boxed_str(), price);
+        let model = model.into().into_boxed_str();
+        self.top = self.top.max(1);
+        Arc::make_mut(&mut self.layers).insert(model.clone(), self.top);
+        Arc::make_mut(&mut self.models).insert(model, price);
         self.changed();
         self
     }
@@ -169,19 +233,29 @@ impl PriceTable {
         self
     }
 
-    /// Adds every model of `other`, replacing those this table has (overrides on top of the
-    /// bundled or LiteLLM table).
+    /// Adds every model of `other` on top of this table (overrides on top of the bundled or
+    /// LiteLLM table): each of `other`'s names wins over this table's entries for it and for
+    /// its dated and prefixed names (see the module documentation).
     #[must_use]
     pub fn merge(mut self, other: &PriceTable) -> Self {
+        let base = self.top + 1;
         let models = Arc::make_mut(&mut self.models);
+        let layers = Arc::make_mut(&mut self.layers);
         for (k, v) in other.models.iter() {
+            let layer = base + other.layers.get(k).copied().unwrap_or(0);
+            self.top = self.top.max(layer);
             models.insert(k.clone(), v.clone());
+            layers.insert(k.clone(), layer);
         }
         self.changed();
         self
     }
 
-    /// The price under exactly this name.
+    fn layer(&self, key: &str) -> u32 {
+        self.layers.get(key).copied().unwrap_or(0)
+    }
+
+    /// The price under exactly this name (no resolution rules, no layers).
     pub fn get(&self, model: &str) -> Option<&ModelPrice> {
         self.models.get(model)
     }
@@ -189,8 +263,14 @@ impl PriceTable {
     /// The price of `model` as a provider names it, matched as the module documentation
     /// says; with the table key it matched.
     pub fn lookup(&self, model: &str, provider: Option<&str>) -> Option<(&str, &ModelPrice)> {
-        if let Some((k, v)) = self.models.get_key_value(model) {
-            return Some((k, v));
+        // An exact name is the answer unless the provider has entries of its own (which come
+        // first) or an override above it may match the name.
+        if provider.and_then(litellm_prefix).is_none() {
+            if let Some((k, v)) = self.models.get_key_value(model) {
+                if self.layer(k) == self.top {
+                    return Some((k, v));
+                }
+            }
         }
         let memo_ref = MemoRef { provider, model };
         if let Ok(memo) = self.memo.read() {
@@ -216,25 +296,38 @@ impl PriceTable {
             .map(|(k, v)| (&**k, v))
     }
 
+    /// The key `model` resolves to: the first match in rule order within the highest layer
+    /// that has one.
     fn resolve(&self, model: &str, provider: Option<&str>) -> Option<&str> {
         let prefix = provider.and_then(litellm_prefix);
         let unprefixed = model.split_once('/').map(|(_, m)| m);
         let unregioned = strip_region(model);
         let bases = [Some(model), unprefixed, unregioned];
+        let mut best: Option<(&str, u32)> = None;
+        let mut consider = |k: &str| {
+            let layer = self.layer(k);
+            if best.is_none_or(|(_, l)| layer > l) {
+                best = self.models.get_key_value(k).map(|(k, _)| (&**k, layer));
+            }
+            best.is_some_and(|(_, l)| l == self.top)
+        };
         for base in bases.into_iter().flatten() {
             let undated = strip_date(base);
             for name in [Some(base), undated].into_iter().flatten() {
-                if let Some((k, _)) = self.models.get_key_value(name) {
-                    return Some(k);
-                }
+                // The provider's own entry first: `gemini/x` for Gemini's API where the bare
+                // `x` is Vertex AI's, `azure/x` for Azure where `x` is OpenAI's.
                 if let Some(p) = prefix {
-                    if let Some((k, _)) = self.models.get_key_value(format!("{p}{name}").as_str()) {
-                        return Some(k);
+                    let prefixed = format!("{p}{name}");
+                    if self.models.contains_key(prefixed.as_str()) && consider(&prefixed) {
+                        return best.map(|(k, _)| k);
                     }
+                }
+                if self.models.contains_key(name) && consider(name) {
+                    return best.map(|(k, _)| k);
                 }
             }
         }
-        None
+        best.map(|(k, _)| k)
     }
 
     /// The cost of a call, or `None` if the model has no price.
@@ -282,6 +375,12 @@ impl PriceTable {
                 for name in names {
                     h.write(name.as_bytes());
                     h.write_u8(0);
+                    // Layers decide which entry a name resolves to: a table that is the same
+                    // but for them prices differently. Relative order is what counts.
+                    let layer = self.layer(name);
+                    if layer > 0 && self.top > 1 {
+                        h.write_u32(layer);
+                    }
                     if let Some(p) = self.models.get(name) {
                         for (above, tier, rates) in p.fingerprint() {
                             h.write_u64(above);

@@ -118,6 +118,10 @@ mod tests {
         unpriced.cost_source = CostSource::Unpriced;
         unpriced.run_id = None;
         unpriced.error = None;
+        let mut no_usage = unpriced.clone();
+        no_usage.cost_source = CostSource::NoUsage;
+        no_usage.tokens = crate::record::Tokens::default();
+        no_usage.error = Some("connection reset".into());
         let mut nan = call.clone();
         nan.cost_usd = Some(f64::NAN);
         let summary = crate::format::encode::tests::summary("run-\"quoted\"\n");
@@ -133,11 +137,13 @@ mod tests {
             run_id: Some(Arc::from("run-1")),
             step: None,
             model: Some(Arc::from("gpt-4o")),
+            reason: None,
         };
         vec![
             Item::Call(call.clone()),
             Item::Call(rich),
             Item::Call(unpriced),
+            Item::Call(no_usage),
             Item::Call(nan),
             // The very same call again: a second row, with an ordinal.
             Item::Call(call),
@@ -180,7 +186,7 @@ mod tests {
         let mut store = crate::store::Store::open(imported.to_str().unwrap()).unwrap();
         let text: Vec<&str> = lines.iter().map(String::as_str).collect();
         let inserted = store.insert(&text).unwrap();
-        assert_eq!((inserted.added, inserted.rejected.len()), (7, 0));
+        assert_eq!((inserted.added, inserted.rejected.len()), (8, 0));
         drop(store);
 
         for name in ["llm_usage", "llm_runs", "llm_events"] {
@@ -188,7 +194,7 @@ mod tests {
             assert_eq!(a, b, "{name}");
             assert!(!a.is_empty(), "{name}");
         }
-        assert_eq!(table(&live, "llm_usage").len(), 5);
+        assert_eq!(table(&live, "llm_usage").len(), 6);
         // Loading the lines into the database fed live adds nothing.
         let mut again = crate::store::Store::open(live.to_str().unwrap()).unwrap();
         assert_eq!(again.insert(&text).unwrap().added, 0);

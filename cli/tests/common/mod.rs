@@ -95,3 +95,75 @@ pub fn unrelated_ca(dir: &std::path::Path) -> std::path::PathBuf {
     std::fs::write(&path, cert.pem()).unwrap();
     path
 }
+
+/// gpt-4o in the bundled table: 2.5e-6 a token in, 1e-5 out.
+pub const GPT_4O: (f64, f64) = (2.5e-6, 1e-5);
+
+/// A log the layer writes with a priced call, an unpriced model and a call without usage
+/// (and a per-run USD budget that meets them), at fixed times on 2025-12-14:
+///
+/// | run | step | model | tokens | cost |
+/// |---|---|---|---|---|
+/// | run-known | draft | gpt-4o | 1,000 in, 100 out | 0.0035 |
+/// | run-unknown | secret | acme-private | 500 in, 50 out | unpriced |
+/// | run-unknown | stream | gpt-4o | none recorded | no usage |
+/// | - | - | gpt-4o | 2,000 in | 0.005 |
+pub fn unknowns_log(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use tracing::field::Empty;
+    use tracing::{dispatcher, info_span};
+    let t = Arc::new(AtomicI64::new(1_765_706_400_000));
+    let (d, _handle, guard, buf) = setup(
+        tracing_llm_usage::UsageLayer::builder()
+            .prices(tracing_llm_usage::PriceTable::bundled())
+            .clock(move || {
+                tracing_llm_usage::Timestamp::from_unix_ms(t.fetch_add(1_000, Ordering::Relaxed))
+            })
+            .budget(tracing_llm_usage::Budget::per_run("run-usd").usd(1.0)),
+    );
+    dispatcher::with_default(&d, || {
+        {
+            let run = info_span!("run", run_id = "run-known");
+            let _r = run.enter();
+            drop(info_span!(
+                "llm_call",
+                step = "draft",
+                model = "gpt-4o",
+                provider = "openai",
+                tokens.input = 1_000u64,
+                tokens.output = 100u64
+            ));
+        }
+        {
+            let run = info_span!("run", run_id = "run-unknown");
+            let _r = run.enter();
+            drop(info_span!(
+                "llm_call",
+                step = "secret",
+                model = "acme-private",
+                provider = "acme",
+                tokens.input = 500u64,
+                tokens.output = 50u64
+            ));
+            drop(info_span!(
+                "llm_call",
+                step = "stream",
+                model = "gpt-4o",
+                provider = "openai",
+                tokens.input = Empty,
+                tokens.output = Empty
+            ));
+        }
+        drop(info_span!(
+            "llm_call",
+            model = "gpt-4o",
+            provider = "openai",
+            tokens.input = 2_000u64,
+            tokens.output = 0u64
+        ));
+    });
+    drop(guard);
+    let path = dir.join("llm_usage.2025-12-14.jsonl");
+    std::fs::write(&path, buf.text()).unwrap();
+    path
+}
