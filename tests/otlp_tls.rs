@@ -231,6 +231,11 @@ fn clear_env() {
 #[test]
 fn otlp_over_tls() {
     clear_env();
+    // The test's own gRPC server (tonic's ServerTlsConfig) uses the process default crypto
+    // provider; in an application graph that also has aws-lc-rs (rig, reqwest's defaults)
+    // there is no single default, so the test picks ring, as an application would. The
+    // library's exporters pick their provider explicitly and need none.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let pki = Pki::new();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
