@@ -304,6 +304,27 @@ fn tmux(socket: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A detached tmux session `w` of `size` (columns, rows) running `script` under `sh`.
+fn new_session(socket: &str, size: (u16, u16), script: &str) {
+    let (x, y) = (size.0.to_string(), size.1.to_string());
+    tmux(
+        socket,
+        &[
+            "new-session",
+            "-d",
+            "-s",
+            "w",
+            "-x",
+            &x,
+            "-y",
+            &y,
+            "sh",
+            "-c",
+            script,
+        ],
+    );
+}
+
 /// The pane's text once it contains every one of `want` (within `patience`).
 fn wait_for_screen(socket: &str, want: &[&str], patience: Duration) -> Result<String, Failed> {
     let end = Instant::now() + patience;
@@ -331,22 +352,7 @@ fn watch_in_a_terminal_updates_and_restores_it(quit: &str) -> Result<(), Failed>
         bin = bin().display(),
         dir = dir.path().display(),
     );
-    tmux(
-        &socket,
-        &[
-            "new-session",
-            "-d",
-            "-s",
-            "w",
-            "-x",
-            "120",
-            "-y",
-            "40",
-            "sh",
-            "-c",
-            &script,
-        ],
-    );
+    new_session(&socket, (120, 40), &script);
     let result = (|| {
         wait_for_screen(
             &socket,
@@ -387,22 +393,7 @@ fn watch_shows_unknowns_as_unpriced() -> Result<(), Failed> {
         bin = bin().display(),
         dir = dir.path().display(),
     );
-    tmux(
-        &socket,
-        &[
-            "new-session",
-            "-d",
-            "-s",
-            "w",
-            "-x",
-            "200",
-            "-y",
-            "50",
-            "sh",
-            "-c",
-            &script,
-        ],
-    );
+    new_session(&socket, (200, 50), &script);
     let result = (|| {
         let screen = wait_for_screen(
             &socket,

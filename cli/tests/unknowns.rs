@@ -4,24 +4,10 @@
 
 mod common;
 
-use assert_cmd::Command;
 use serde_json::Value;
 
 fn run(args: &[&str]) -> (String, String) {
-    let out = Command::cargo_bin("llm-usage")
-        .unwrap()
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "llm-usage {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    common::llm_usage_ok(args)
 }
 
 /// Every number under a key that names a cost, anywhere in `v`.

@@ -40,13 +40,11 @@ impl Buf {
     }
 }
 
-/// Parses JSONL text; every line must end in `\n`.
-/// `llm-usage ARGS --format json`, which must succeed, its output parsed.
-pub fn llm_usage_json(args: &[&str]) -> Value {
+/// `llm-usage ARGS`, which must succeed: its stdout and stderr.
+pub fn llm_usage_ok(args: &[&str]) -> (String, String) {
     let out = assert_cmd::Command::cargo_bin("llm-usage")
         .unwrap()
         .args(args)
-        .args(["--format", "json"])
         .output()
         .unwrap();
     assert!(
@@ -54,9 +52,20 @@ pub fn llm_usage_json(args: &[&str]) -> Value {
         "llm-usage {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
+/// `llm-usage ARGS --format json`, which must succeed, its output parsed.
+pub fn llm_usage_json(args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--format", "json"]);
+    serde_json::from_str(&llm_usage_ok(&all).0).unwrap()
+}
+
+/// Parses JSONL text; every line must end in `\n`.
 pub fn parse_lines(text: &str) -> Vec<Value> {
     assert!(text.is_empty() || text.ends_with('\n'), "torn last line");
     text.lines()

@@ -1,3 +1,3 @@
 //! The genai tests' server: the shared local OpenAI-compatible one.
 
-pub use mock_openai::{MockOpenAi, Served};
+pub use mock_openai::{Buf, MockOpenAi, Served};

@@ -4,40 +4,17 @@
 //! request are lines that say so, never free calls; an agent outside any run is a run named
 //! by the agent.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use genai::adapter::AdapterKind;
 use genai::chat::{ChatMessage, ChatOptions, ChatRequest};
 use genai::resolver::{AuthData, Endpoint, ServiceTargetResolver};
 use genai::{Client, ModelIden, ServiceTarget};
-use genai_compat::{MockOpenAi, Served};
+use genai_compat::{Buf, MockOpenAi, Served};
 use serde_json::Value;
 use tracing::{info_span, Instrument};
 use tracing_llm_usage::{PriceTable, UsageLayer};
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
-
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Buf {
-    type Writer = Buf;
-    fn make_writer(&'a self) -> Buf {
-        self.clone()
-    }
-}
 
 /// A genai client whose OpenAI requests go to `server`.
 fn client(server: &MockOpenAi) -> Client {
@@ -78,7 +55,10 @@ async fn every_genai_request_is_one_line_that_says_what_is_known() {
     let buf = Buf::default();
     let (layer, guard) = UsageLayer::builder()
         .prices(PriceTable::bundled())
-        .jsonl_writer(buf.clone())
+        .jsonl_writer({
+            let buf = buf.clone();
+            move || buf.clone()
+        })
         .build()
         .unwrap();
     let handle = layer.handle();

@@ -11,6 +11,30 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value};
 
+/// A writer into shared memory, for the layer's lines: a `MakeWriter` by cloning.
+#[derive(Clone, Debug, Default)]
+pub struct Buf(pub Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("buffer").extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Buf {
+    /// Every line written so far, parsed.
+    pub fn lines(&self) -> Vec<Value> {
+        let text = String::from_utf8_lossy(&self.0.lock().expect("buffer")).into_owned();
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    }
+}
+
 /// What one reply reported.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Served {

@@ -1,3 +1,3 @@
 //! The rig tests' server: the shared local OpenAI-compatible one.
 
-pub use mock_openai::{MockOpenAi, Served, TOOL_TURNS};
+pub use mock_openai::{Buf, MockOpenAi, Served, TOOL_TURNS};

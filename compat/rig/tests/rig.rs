@@ -3,39 +3,16 @@
 //! Every provider request must be one line with the served counts, and every run's summary
 //! their sums.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use rig_agent::prelude::*;
-use rig_compat::{MockOpenAi, Served};
+use rig_compat::{Buf, MockOpenAi, Served};
 use rig_core::providers::openai::OpenAIConfig;
 use rig_core::tool::ToolContext;
 use serde_json::Value;
 use tracing::{info_span, Instrument};
 use tracing_llm_usage::{PriceTable, UsageLayer};
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::prelude::*;
-
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Buf {
-    type Writer = Buf;
-    fn make_writer(&'a self) -> Buf {
-        self.clone()
-    }
-}
 
 struct Forecast;
 
@@ -79,7 +56,10 @@ async fn every_rig_request_is_one_exact_line_in_its_run() {
     let buf = Buf::default();
     let (layer, guard) = UsageLayer::builder()
         .prices(PriceTable::new())
-        .jsonl_writer(buf.clone())
+        .jsonl_writer({
+            let buf = buf.clone();
+            move || buf.clone()
+        })
         .build()
         .unwrap();
     let handle = layer.handle();
