@@ -16,6 +16,8 @@
 
 use serde_json::Value;
 
+use crate::record::{Modality, ModalitySlot, ModalityTokens};
+
 /// Why a response's usage could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -59,6 +61,12 @@ pub struct Usage {
     pub cost_usd: Option<f64>,
     /// Whether the counts come from a tokenizer rather than the provider.
     pub estimated: bool,
+    /// Tokens by modality, where the provider reports them (OpenAI's `audio_tokens`, Gemini's
+    /// `promptTokensDetails`…): audio and image tokens are priced at their own rates.
+    pub modality: ModalityTokens,
+    /// The service tier the provider billed (`flex`, `priority`, `default`…), when the reply
+    /// says.
+    pub service_tier: Option<String>,
 }
 
 fn count(obj: &Value, path: &[&str]) -> Result<u64, UsageError> {
@@ -74,6 +82,50 @@ fn count(obj: &Value, path: &[&str]) -> Result<u64, UsageError> {
         Value::Number(n) => n.as_u64().ok_or_else(|| malformed(path, v)),
         _ => Err(malformed(path, v)),
     }
+}
+
+/// A count the reply carries, or `None` where it has none.
+fn present(obj: &Value, path: &[&str]) -> Result<Option<u64>, UsageError> {
+    let mut v = obj;
+    for key in path {
+        match v.get(key) {
+            Some(next) => v = next,
+            None => return Ok(None),
+        }
+    }
+    match v {
+        Value::Null => Ok(None),
+        _ => count(obj, path).map(Some),
+    }
+}
+
+/// Adds Gemini's `[{"modality": "AUDIO", "tokenCount": n}, …]` list under `key` to `out`
+/// (text, image and audio; video and documents are priced as text).
+fn gemini_modalities(
+    u: &Value,
+    key: &str,
+    slot: ModalitySlot,
+    out: &mut ModalityTokens,
+) -> Result<(), UsageError> {
+    let Some(list) = u.get(key).and_then(Value::as_array) else {
+        return Ok(());
+    };
+    for entry in list {
+        let modality = match entry.get("modality").and_then(Value::as_str) {
+            Some("TEXT") => Modality::Text,
+            Some("AUDIO") => Modality::Audio,
+            Some("IMAGE") => Modality::Image,
+            _ => continue,
+        };
+        let n = count(entry, &["tokenCount"])?;
+        let before = out.get(modality).and_then(|c| match slot {
+            ModalitySlot::Input => c.input,
+            ModalitySlot::Output => c.output,
+            ModalitySlot::CacheRead => c.cache_read,
+        });
+        out.set(modality, slot, before.unwrap_or(0).saturating_add(n));
+    }
+    Ok(())
 }
 
 fn malformed(path: &[&str], v: &Value) -> UsageError {
@@ -117,7 +169,7 @@ impl Usage {
     /// [`UsageError::Missing`] without usage, [`UsageError::Malformed`] for a bad count.
     pub fn from_openai(response: &Value) -> Result<Self, UsageError> {
         let u = usage_object(response, "usage", "prompt_tokens", "OpenAI")?;
-        Self::openai_chat(u)
+        Ok(Self::openai_chat(u)?.with_tier(response))
     }
 
     fn openai_chat(u: &Value) -> Result<Self, UsageError> {
@@ -126,6 +178,33 @@ impl Usage {
             Some(Value::Number(n)) => n.as_f64().filter(|c| c.is_finite() && *c >= 0.0),
             Some(other) => return Err(malformed(&["cost"], other)),
         };
+        let mut modality = ModalityTokens::default();
+        for (path, m, slot) in [
+            (
+                ["prompt_tokens_details", "audio_tokens"],
+                Modality::Audio,
+                ModalitySlot::Input,
+            ),
+            (
+                ["prompt_tokens_details", "image_tokens"],
+                Modality::Image,
+                ModalitySlot::Input,
+            ),
+            (
+                ["completion_tokens_details", "audio_tokens"],
+                Modality::Audio,
+                ModalitySlot::Output,
+            ),
+            (
+                ["completion_tokens_details", "image_tokens"],
+                Modality::Image,
+                ModalitySlot::Output,
+            ),
+        ] {
+            if let Some(n) = present(u, &path)? {
+                modality.set(m, slot, n);
+            }
+        }
         Ok(Usage {
             input: count(u, &["prompt_tokens"])?,
             output: count(u, &["completion_tokens"])?,
@@ -133,9 +212,19 @@ impl Usage {
             cache_write: count(u, &["prompt_tokens_details", "cache_write_tokens"])?,
             reasoning: count(u, &["completion_tokens_details", "reasoning_tokens"])?,
             cost_usd: cost,
+            modality,
             ..Usage::default()
         }
         .finish())
+    }
+
+    /// The reply's `service_tier` (OpenAI puts it beside `usage`).
+    fn with_tier(mut self, response: &Value) -> Self {
+        self.service_tier = response
+            .get("service_tier")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        self
     }
 
     /// OpenAI Responses API: the response (or a `response.completed` event) or its `usage`.
@@ -146,14 +235,43 @@ impl Usage {
     pub fn from_openai_responses(response: &Value) -> Result<Self, UsageError> {
         let response = response.get("response").unwrap_or(response);
         let u = usage_object(response, "usage", "input_tokens", "OpenAI Responses")?;
+        let mut modality = ModalityTokens::default();
+        for (path, m, slot) in [
+            (
+                ["input_tokens_details", "audio_tokens"],
+                Modality::Audio,
+                ModalitySlot::Input,
+            ),
+            (
+                ["input_tokens_details", "image_tokens"],
+                Modality::Image,
+                ModalitySlot::Input,
+            ),
+            (
+                ["output_tokens_details", "audio_tokens"],
+                Modality::Audio,
+                ModalitySlot::Output,
+            ),
+            (
+                ["output_tokens_details", "image_tokens"],
+                Modality::Image,
+                ModalitySlot::Output,
+            ),
+        ] {
+            if let Some(n) = present(u, &path)? {
+                modality.set(m, slot, n);
+            }
+        }
         Ok(Usage {
             input: count(u, &["input_tokens"])?,
             output: count(u, &["output_tokens"])?,
             cache_read: count(u, &["input_tokens_details", "cached_tokens"])?,
             reasoning: count(u, &["output_tokens_details", "reasoning_tokens"])?,
+            modality,
             ..Usage::default()
         }
-        .finish())
+        .finish()
+        .with_tier(response))
     }
 
     /// Anthropic Messages: the response or its `usage`. Anthropic reports input without the
@@ -164,7 +282,8 @@ impl Usage {
     /// As [`from_openai`](Self::from_openai).
     pub fn from_anthropic(response: &Value) -> Result<Self, UsageError> {
         let u = usage_object(response, "usage", "input_tokens", "Anthropic")?;
-        anthropic_raw(u)?.usage()
+        // Anthropic says its tier inside `usage` (`standard`, `priority`, `batch`).
+        Ok(anthropic_raw(u)?.usage()?.with_tier(u))
     }
 
     /// Google Gemini (AI Studio or Vertex): the response or its `usageMetadata`. Gemini reports
@@ -176,12 +295,22 @@ impl Usage {
     pub fn from_gemini(response: &Value) -> Result<Self, UsageError> {
         let u = usage_object(response, "usageMetadata", "promptTokenCount", "Gemini")?;
         let thoughts = count(u, &["thoughtsTokenCount"])?;
+        let mut modality = ModalityTokens::default();
+        for (key, slot) in [
+            ("promptTokensDetails", ModalitySlot::Input),
+            ("toolUsePromptTokensDetails", ModalitySlot::Input),
+            ("cacheTokensDetails", ModalitySlot::CacheRead),
+            ("candidatesTokensDetails", ModalitySlot::Output),
+        ] {
+            gemini_modalities(u, key, slot, &mut modality)?;
+        }
         Ok(Usage {
             input: count(u, &["promptTokenCount"])?
                 .saturating_add(count(u, &["toolUsePromptTokenCount"])?),
             output: count(u, &["candidatesTokenCount"])?.saturating_add(thoughts),
             cache_read: count(u, &["cachedContentTokenCount"])?,
             reasoning: thoughts,
+            modality,
             ..Usage::default()
         }
         .finish())
@@ -263,8 +392,9 @@ impl Usage {
 
     /// Records every count on `span` under the names the layer reads (`tokens.input`,
     /// `tokens.output`, `tokens.total`, `tokens.cache_read`, `tokens.cache_write`,
-    /// `tokens.cache_write_1h`, `tokens.reasoning`, `cost_usd`, `tokens.estimated`). The span
-    /// must declare them (with `tracing::field::Empty`), as [`crate::llm_call_span!`] does.
+    /// `tokens.cache_write_1h`, `tokens.reasoning`, `cost_usd`, `tokens.estimated`, the audio
+    /// and image counts as `gen_ai.usage.{audio,image}.*`, `service_tier`). The span must
+    /// declare them (with `tracing::field::Empty`), as [`crate::llm_call_span!`] does.
     pub fn record_on(&self, span: &tracing::Span) {
         span.record("tokens.input", self.input);
         span.record("tokens.output", self.output);
@@ -278,6 +408,31 @@ impl Usage {
         }
         if self.estimated {
             span.record("tokens.estimated", true);
+        }
+        for m in [Modality::Audio, Modality::Image] {
+            let Some(c) = self.modality.get(m) else {
+                continue;
+            };
+            let names = match m {
+                Modality::Audio => [
+                    "gen_ai.usage.audio.input_tokens",
+                    "gen_ai.usage.audio.output_tokens",
+                    "gen_ai.usage.audio.cache_read.input_tokens",
+                ],
+                _ => [
+                    "gen_ai.usage.image.input_tokens",
+                    "gen_ai.usage.image.output_tokens",
+                    "gen_ai.usage.image.cache_read.input_tokens",
+                ],
+            };
+            for (name, n) in names.into_iter().zip([c.input, c.output, c.cache_read]) {
+                if let Some(n) = n {
+                    span.record(name, n);
+                }
+            }
+        }
+        if let Some(tier) = &self.service_tier {
+            span.record("service_tier", tier.as_str());
         }
     }
 }
@@ -353,6 +508,8 @@ pub struct UsageStream {
     kind: StreamKind,
     latest: Option<Usage>,
     anthropic: Option<AnthropicRaw>,
+    /// The service tier, from whichever chunk said it.
+    tier: Option<String>,
 }
 
 impl UsageStream {
@@ -361,6 +518,7 @@ impl UsageStream {
             kind,
             latest: None,
             anthropic: None,
+            tier: None,
         }
     }
 
@@ -398,6 +556,9 @@ impl UsageStream {
     pub fn push(&mut self, chunk: &Value) -> Result<(), UsageError> {
         match self.kind {
             StreamKind::OpenAi => {
+                if let Some(tier) = chunk.get("service_tier").and_then(Value::as_str) {
+                    self.tier = Some(tier.to_owned());
+                }
                 if chunk.get("usage").is_some_and(Value::is_object) {
                     self.latest = Some(Usage::from_openai(chunk)?);
                 }
@@ -417,6 +578,9 @@ impl UsageStream {
                     self.anthropic
                         .get_or_insert_with(AnthropicRaw::default)
                         .update(u)?;
+                    if let Some(tier) = u.get("service_tier").and_then(Value::as_str) {
+                        self.tier = Some(tier.to_owned());
+                    }
                 }
             }
             StreamKind::Gemini => {
@@ -442,7 +606,13 @@ impl UsageStream {
         let folded = match self.anthropic {
             Some(raw) => Some(raw.usage()?),
             None => self.latest.clone(),
-        };
+        }
+        .map(|mut u| {
+            if u.service_tier.is_none() {
+                u.service_tier.clone_from(&self.tier);
+            }
+            u
+        });
         folded.ok_or(UsageError::Missing {
             provider: "stream",
             expected: "a chunk carrying usage",
@@ -471,6 +641,13 @@ macro_rules! llm_call_span {
             tokens.reasoning = ::tracing::field::Empty,
             cost_usd = ::tracing::field::Empty,
             tokens.estimated = ::tracing::field::Empty,
+            gen_ai.usage.audio.input_tokens = ::tracing::field::Empty,
+            gen_ai.usage.audio.output_tokens = ::tracing::field::Empty,
+            gen_ai.usage.audio.cache_read.input_tokens = ::tracing::field::Empty,
+            gen_ai.usage.image.input_tokens = ::tracing::field::Empty,
+            gen_ai.usage.image.output_tokens = ::tracing::field::Empty,
+            gen_ai.usage.image.cache_read.input_tokens = ::tracing::field::Empty,
+            service_tier = ::tracing::field::Empty,
             error = ::tracing::field::Empty,
             $($fields)*
         )

@@ -403,17 +403,22 @@ pub struct CallRecord {
     /// The requested model (`gen_ai.request.model`, else `model`); not written to the line.
     #[serde(skip)]
     pub request_model: Option<Name>,
-    /// The service tier (`batch`, `flex`, `priority`); not written to the line.
-    #[serde(skip)]
+    /// The service tier as recorded (`batch`, `flex`, `priority`, `default`…); in the line
+    /// only when recorded, so that re-pricing uses the tier the call was billed in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_tier: Option<Name>,
     /// Cache-write tokens with a 1-hour lifetime (`tokens.cache_write_1h`, a subset of
-    /// `tokens.cache_write`); not written to the line.
-    #[serde(skip)]
+    /// `tokens.cache_write`, priced apart); in the line only when not 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub cache_write_1h: u64,
     /// The OpenTelemetry trace and span ids of the call's span, when tracing-opentelemetry
     /// tracks it (feature `trace-context`); carried by the call's log record, not the line.
     #[serde(skip)]
     pub trace: Option<([u8; 16], [u8; 8])>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A cost as written in a line: rounded to the nano-dollar, so a line shows `0.008535`, not

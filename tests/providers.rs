@@ -44,11 +44,10 @@ fn openai_chat_and_its_stream() {
     let u = Usage::from_openai(&fixture("openai_chat.json")).unwrap();
     assert_eq!(counts(&u), [1117, 946, 2063, 1024, 0, 0, 704]);
     assert_eq!(u.cost_usd, None);
-    // the usage object alone works too
-    assert_eq!(
-        Usage::from_openai(&fixture("openai_chat.json")["usage"]).unwrap(),
-        u
-    );
+    assert_eq!(u.service_tier.as_deref(), Some("default"));
+    // the usage object alone works too (the tier is beside it, in the reply)
+    let alone = Usage::from_openai(&fixture("openai_chat.json")["usage"]).unwrap();
+    assert_eq!((counts(&alone), &alone.modality), (counts(&u), &u.modality));
     let s = stream("openai_chat_stream.jsonl", UsageStream::openai());
     assert_eq!(counts(&s), [2500, 120, 2620, 2048, 0, 0, 0]);
 }
@@ -61,7 +60,8 @@ fn openai_responses_and_its_stream() {
         "openai_responses_stream.jsonl",
         UsageStream::openai_responses(),
     );
-    assert_eq!(s, u);
+    assert_eq!(counts(&s), counts(&u));
+    assert_eq!(u.service_tier.as_deref(), Some("flex"));
 }
 
 #[test]
@@ -71,15 +71,18 @@ fn anthropic_adds_the_cache_to_input_and_its_stream_keeps_the_latest() {
     assert_eq!(counts(&u), [42_143, 503, 42_646, 38_000, 2048, 1024, 0]);
     // message_start says 1 output token, the deltas 250 then 503: cumulative, not 754
     let s = stream("anthropic_stream.jsonl", UsageStream::anthropic());
-    assert_eq!(s, u);
+    assert_eq!(counts(&s), counts(&u));
 }
 
 #[test]
 fn gemini_adds_thoughts_to_output_and_its_stream_keeps_the_last() {
     let u = Usage::from_gemini(&fixture("gemini.json")).unwrap();
     assert_eq!(counts(&u), [12_840, 2093, 14_933, 8192, 0, 0, 1481]);
+    let t = u.modality.get(tracing_llm_usage::Modality::Text).unwrap();
+    assert_eq!((t.input, t.cache_read), (Some(12_840), Some(8192)));
+    // The stream's last chunk has the counts, not their split by modality.
     let s = stream("gemini_stream.jsonl", UsageStream::gemini());
-    assert_eq!(s, u);
+    assert_eq!(counts(&s), counts(&u));
 }
 
 #[test]
@@ -188,4 +191,44 @@ fn estimated_counts_are_marked_estimated_in_the_log() {
     assert_eq!(c[0]["estimated"], true);
     assert_eq!(c[0]["tokens"]["input"], 6);
     assert_eq!(c[0]["tokens"]["output"], 2);
+}
+
+/// The helpers keep what the replies say by modality and tier, and the line is priced by it.
+#[test]
+fn modalities_and_tiers_reach_the_priced_line() {
+    let (d, _handle, guard, buf) = common::setup(UsageLayer::builder());
+    let audio = Usage::from_openai(&fixture("openai_audio.json")).unwrap();
+    let flex = Usage::from_openai(&fixture("openai_flex.json")).unwrap();
+    let gemini = Usage::from_gemini(&fixture("gemini_audio.json")).unwrap();
+    let anthropic = Usage::from_anthropic(&fixture("anthropic.json")).unwrap();
+    assert_eq!(flex.service_tier.as_deref(), Some("flex"));
+    assert_eq!(audio.service_tier.as_deref(), Some("default"));
+    assert_eq!(anthropic.service_tier.as_deref(), Some("standard"));
+    let a = audio.modality.get(tracing_llm_usage::Modality::Audio).unwrap();
+    assert_eq!((a.input, a.output), (Some(1000), Some(2000)));
+    let g = gemini.modality.get(tracing_llm_usage::Modality::Audio).unwrap();
+    assert_eq!((g.input, g.output), (Some(6000), None));
+    dispatcher::with_default(&d, || {
+        for (usage, model, provider) in [
+            (&audio, "gpt-audio", "openai"),
+            (&flex, "gpt-5", "openai"),
+            (&gemini, "gemini-2.5-flash", "gcp.gemini"),
+        ] {
+            let span = llm_call_span!(model = model, provider = provider);
+            usage.record_on(&span);
+        }
+    });
+    drop(guard);
+    let lines = buf.lines();
+    let c = common::calls(&lines);
+    let cost = |i: usize| c[i]["cost_usd"].as_f64().unwrap();
+    // gpt-audio: 2,000 text in × 2.5e-6, 1,000 audio in × 3.2e-5, 500 text out × 1e-5,
+    // 2,000 audio out × 6.4e-5.
+    assert!((cost(0) - 0.17).abs() < 1e-9, "{}", c[0]);
+    // gpt-5 flex: 8,000 in × 6.25e-7, 2,000 cached × 6.25e-8, 5,000 out × 5e-6.
+    assert!((cost(1) - 0.030125).abs() < 1e-9, "{}", c[1]);
+    assert_eq!(c[1]["service_tier"], "flex");
+    // gemini-2.5-flash (Gemini's API): 4,000 text in × 3e-7, 6,000 audio in × 1e-6, 1,000 out
+    // × 2.5e-6.
+    assert!((cost(2) - 0.0097).abs() < 1e-9, "{}", c[2]);
 }

@@ -6,7 +6,7 @@
 
 use hashbrown::HashMap;
 
-use tracing_llm_usage::pricing::{PriceTable, ServiceTier};
+use tracing_llm_usage::pricing::PriceTable;
 use tracing_llm_usage::record::Tokens;
 
 use tracing_llm_usage::format::decode::Line;
@@ -335,11 +335,12 @@ impl Aggregate {
         }
         let repriced;
         let l = match &needs.override_prices {
-            // A call without usage keeps its `no_usage`: it has no cost under any table.
-            Some(_) if l.cost_source.as_deref() == Some("no_usage") => l,
+            // A call without usage keeps its `no_usage` (no cost under any table), a
+            // provider-reported cost its `provider` (it is the bill).
+            Some(_) if matches!(l.cost_source.as_deref(), Some("no_usage" | "provider")) => l,
             Some(table) => {
                 let mut copy = l.clone();
-                copy.cost_usd = price_line(table, l);
+                copy.cost_usd = table.line_cost(l);
                 copy.cost_source = Some(std::borrow::Cow::Borrowed(if copy.cost_usd.is_some() {
                     "local"
                 } else {
@@ -432,7 +433,7 @@ impl Aggregate {
     }
 
     fn reprice(&mut self, l: &Line<'_>, table: &PriceTable) {
-        let new = price_line(table, l);
+        let new = table.line_cost(l);
         let r = self.repriced.entry(key(&l.model).to_owned()).or_default();
         r.calls += 1;
         match l.cost_usd {
@@ -476,13 +477,3 @@ impl Aggregate {
     }
 }
 
-/// What a call line costs under `table` (standard tier; tokens by modality at their rates).
-/// A call's cost under `table`; none for a call that recorded no usage (its tokens are
-/// unknown, not zero).
-fn price_line(table: &PriceTable, l: &Line<'_>) -> Option<f64> {
-    if l.cost_source.as_deref() == Some("no_usage") {
-        return None;
-    }
-    let (_, price) = table.lookup(l.model.as_deref()?, l.provider.as_deref())?;
-    price.cost_with_modality(&l.tokens, 0, ServiceTier::Standard, l.modality.as_ref())
-}

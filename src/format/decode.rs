@@ -71,6 +71,11 @@ pub struct Line<'a> {
     pub stream: Option<bool>,
     /// Time to the first chunk of a streamed response.
     pub ttft_ms: Option<u64>,
+    /// The service tier the call was billed in, when recorded (calls).
+    #[serde(borrow, deserialize_with = "opt_str")]
+    pub service_tier: Option<Cow<'a, str>>,
+    /// Cache-write tokens with a 1-hour lifetime, a subset of `tokens.cache_write` (calls).
+    pub cache_write_1h: u64,
     /// Kept as raw JSON text: only `report` reads it ([`components`]).
     #[serde(borrow, deserialize_with = "raw_json")]
     pub prompt_breakdown: Option<&'a str>,

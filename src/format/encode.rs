@@ -89,6 +89,14 @@ pub(crate) fn call(rec: &CallRecord, out: &mut Vec<u8>) {
         // Rare (providers that report modalities): serde's output, which cannot fail into a Vec.
         let _ = serde_json::to_writer(&mut *out, m);
     }
+    if let Some(tier) = &rec.service_tier {
+        out.extend_from_slice(b",\"service_tier\":");
+        string(out, tier);
+    }
+    if rec.cache_write_1h > 0 {
+        out.extend_from_slice(b",\"cache_write_1h\":");
+        uint(out, rec.cache_write_1h);
+    }
     out.extend_from_slice(b"}\n");
 }
 

@@ -310,6 +310,14 @@ fn call_line(s: &str) -> Option<Line<'_>> {
         Some(()) => Some(c.uint()?),
         None => None,
     };
+    let service_tier = match c.lit(b",\"service_tier\":") {
+        Some(()) => Some(c.string()?),
+        None => None,
+    };
+    let cache_write_1h = match c.lit(b",\"cache_write_1h\":") {
+        Some(()) => c.uint()?,
+        None => 0,
+    };
     c.lit(b"}")?;
     if c.at != s.len() {
         return None;
@@ -333,6 +341,8 @@ fn call_line(s: &str) -> Option<Line<'_>> {
         },
         stream,
         ttft_ms,
+        service_tier: cow(service_tier),
+        cache_write_1h,
         prompt_breakdown: Some(prompt_breakdown),
         cost_usd,
         cost_source: cow(cost_source),
@@ -391,6 +401,8 @@ mod tests {
         rec.warnings = warnings;
         rec.stream = stream;
         rec.ttft_ms = stream.map(|_| counts[6] / 2);
+        rec.service_tier = stream.map(|s| Name::from(if s { "flex" } else { "priority" }));
+        rec.cache_write_1h = counts[4] / 2;
         rec
     }
 

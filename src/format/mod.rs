@@ -53,8 +53,14 @@ mod agreement {
         rec.stream = Some(true);
         rec.ttft_ms = Some(250);
         rec.error = Some("timeout".into());
+        rec.service_tier = Some(crate::Name::from("flex"));
+        rec.cache_write_1h = 40;
         let mut out = Vec::new();
         encode::call(&rec, &mut out);
+        // Byte for byte what serde writes.
+        let mut serde_line = serde_json::to_vec(&rec).unwrap();
+        serde_line.push(b'\n');
+        assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(&serde_line));
         let line = valid(&out);
         assert_eq!(line.event, "llm_call");
         assert_eq!(line.timestamp, "2025-12-14T10:30:15.123Z");
@@ -71,6 +77,8 @@ mod agreement {
         assert_eq!(line.cost_source.as_deref(), Some("local"));
         assert_eq!(line.latency_ms, Some(rec.latency_ms));
         assert_eq!(line.error.as_deref(), Some("timeout"));
+        assert_eq!(line.service_tier.as_deref(), Some("flex"));
+        assert_eq!(line.cache_write_1h, 40);
         let parts = decode::components(line.prompt_breakdown.unwrap()).unwrap();
         assert_eq!(parts, vec![("system".to_owned(), 2100)]);
         same_view(&line, &view::call(&rec));

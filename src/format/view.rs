@@ -52,6 +52,8 @@ pub(crate) fn call(rec: &CallRecord) -> Line<'_> {
         modality: rec.modality.as_deref().cloned(),
         stream: rec.stream,
         ttft_ms: rec.ttft_ms,
+        service_tier: borrowed(&rec.service_tier),
+        cache_write_1h: rec.cache_write_1h,
         cost_usd: usd(rec.cost_usd),
         cost_source: Some(Cow::Borrowed(rec.cost_source.as_str())),
         price_version: borrowed(&rec.price_version),

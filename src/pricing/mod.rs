@@ -344,6 +344,29 @@ impl PriceTable {
             .cost(tokens, cache_write_1h, tier)
     }
 
+    /// What a logged call costs under this table, priced as the layer prices a call: the
+    /// line's model and provider, tokens, 1-hour cache writes, service tier and modality
+    /// counts. A provider-reported cost (`cost_source: "provider"`) is the bill and is kept;
+    /// a call that recorded no usage (`"no_usage"`) has no cost under any table.
+    pub fn line_cost(&self, line: &crate::format::decode::Line<'_>) -> Option<f64> {
+        match line.cost_source.as_deref() {
+            Some("provider") => return line.cost_usd,
+            Some("no_usage") => return None,
+            _ => {}
+        }
+        let (_, price) = self.lookup(line.model.as_deref()?, line.provider.as_deref())?;
+        let tier = line
+            .service_tier
+            .as_deref()
+            .map_or(ServiceTier::Standard, ServiceTier::from_field);
+        price.cost_with_modality(
+            &line.tokens,
+            line.cache_write_1h,
+            tier,
+            line.modality.as_ref(),
+        )
+    }
+
     /// How many models the table prices.
     pub fn len(&self) -> usize {
         self.models.len()
