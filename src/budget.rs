@@ -446,6 +446,14 @@ impl Budgets {
         out
     }
 
+    /// A run's books move to the id it recorded after its first calls.
+    pub(crate) fn rename(&self, old: &str, new: &Arc<str>) {
+        let mut books = self.lock();
+        if let Some(entry) = books.runs.remove(old) {
+            books.runs.insert(new.clone(), entry);
+        }
+    }
+
     /// Forgets a finished run (memory stays bounded by the runs open at once).
     pub(crate) fn forget(&self, run_id: &str) {
         self.lock().runs.remove(run_id);

@@ -38,7 +38,8 @@ impl UsageGuard {
         if std::mem::replace(&mut self.done, true) {
             return true;
         }
-        for summary in self.inner.ledger.drain() {
+        for (held, summary) in self.inner.ledger.drain() {
+            self.inner.release(held);
             self.inner.outputs.emit_summary(summary);
         }
         // One deadline for the worker and both writers: the guard waits at most the timeout.

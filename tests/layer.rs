@@ -676,3 +676,82 @@ fn an_uncreatable_log_dir_is_a_clear_error() {
         .to_string()
         .starts_with("cannot create the usage log directory"));
 }
+
+/// A run span that records its `run_id` after its first call is one run: every line carries
+/// the id, the summary counts them, and a budget line names the run; a run that never records
+/// one goes by a made-up `run-…` id, never an agent's.
+#[test]
+fn a_run_id_recorded_late_names_every_line_of_its_run() {
+    use tracing::field::Empty;
+    use tracing_llm_usage::{Budget, ModelPrice, PriceTable};
+    let prices = PriceTable::new().with("m", ModelPrice::per_million(1.0, 1.0));
+    let (d, handle, guard, buf) = setup(
+        UsageLayer::builder()
+            .prices(prices)
+            .budget(Budget::per_run("cap").tokens(150).warn_at(None)),
+    );
+    dispatcher::with_default(&d, || {
+        let run = info_span!("run", run_id = Empty);
+        run.in_scope(|| {
+            drop(info_span!(
+                "llm_call",
+                model = "m",
+                tokens.input = 100u64,
+                tokens.output = 0u64
+            ));
+            drop(info_span!(
+                "llm_call",
+                model = "m",
+                tokens.input = 100u64,
+                tokens.output = 0u64
+            ));
+        });
+        // Nothing of the run is written before its id is known.
+        run.record("run_id", "late-run");
+        run.in_scope(|| {
+            drop(info_span!(
+                "llm_call",
+                model = "m",
+                tokens.input = 100u64,
+                tokens.output = 0u64
+            ));
+        });
+        drop(run);
+        let never = info_span!("run", run_id = Empty);
+        never.in_scope(|| {
+            drop(info_span!(
+                "llm_call",
+                model = "m",
+                tokens.input = 1u64,
+                tokens.output = 0u64
+            ));
+        });
+    });
+    drop(guard);
+    let lines = buf.lines();
+    let calls = calls(&lines);
+    assert_eq!(calls.len(), 4);
+    for c in &calls[..3] {
+        assert_eq!(c["run_id"], "late-run", "{c}");
+    }
+    let s = summary(&lines, "late-run");
+    assert_eq!(s["usage"]["call_count"], 3);
+    assert_eq!(s["usage"]["input_tokens"], 300);
+    // The budget line the second call caused names the run, and follows its call.
+    let kinds: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds[..4],
+        ["llm_call", "llm_call", "budget_exceeded", "llm_call"]
+    );
+    assert_eq!(
+        (lines[2]["scope_id"].as_str(), lines[2]["run_id"].as_str()),
+        (Some("late-run"), Some("late-run"))
+    );
+    let never = calls[3]["run_id"].as_str().unwrap();
+    assert!(never.starts_with("run-"), "{never}");
+    assert_eq!(summary(&lines, never)["usage"]["call_count"], 1);
+    assert!(handle
+        .recent_runs()
+        .iter()
+        .all(|r| !r.run_id.starts_with("invoke_agent")));
+}

@@ -204,9 +204,15 @@ fn modalities_and_tiers_reach_the_priced_line() {
     assert_eq!(flex.service_tier.as_deref(), Some("flex"));
     assert_eq!(audio.service_tier.as_deref(), Some("default"));
     assert_eq!(anthropic.service_tier.as_deref(), Some("standard"));
-    let a = audio.modality.get(tracing_llm_usage::Modality::Audio).unwrap();
+    let a = audio
+        .modality
+        .get(tracing_llm_usage::Modality::Audio)
+        .unwrap();
     assert_eq!((a.input, a.output), (Some(1000), Some(2000)));
-    let g = gemini.modality.get(tracing_llm_usage::Modality::Audio).unwrap();
+    let g = gemini
+        .modality
+        .get(tracing_llm_usage::Modality::Audio)
+        .unwrap();
     assert_eq!((g.input, g.output), (Some(6000), None));
     dispatcher::with_default(&d, || {
         for (usage, model, provider) in [

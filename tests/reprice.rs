@@ -191,7 +191,11 @@ fn the_review_cases_cost_what_the_file_says_and_reprice_to_it() {
     assert_eq!(got[0]["cache_write_1h"], 10_000);
     assert_eq!(got[11]["cost_source"], "provider");
     // Under another table too, the provider's cost stays.
-    near(repriced(&PriceTable::new(), &got[11]), 0.5, "provider, empty table");
+    near(
+        repriced(&PriceTable::new(), &got[11]),
+        0.5,
+        "provider, empty table",
+    );
 }
 
 /// Models with every kind of rate: tiers, 1-hour writes, long context, audio.
@@ -219,7 +223,10 @@ fn any_call() -> impl Strategy<Value = Call> {
             Just(Some("priority")),
             Just(Some("default")),
         ],
-        (proptest::option::of(0u64..=4), proptest::option::of(0u64..=4)),
+        (
+            proptest::option::of(0u64..=4),
+            proptest::option::of(0u64..=4),
+        ),
     )
         .prop_map(
             |(m, input, output, (read, write, hour, reasoning), tier, (ain, aout))| {

@@ -272,6 +272,10 @@ pub(crate) struct Aggregate {
     pub(crate) all: Acc,
     pub(crate) by: HashMap<Dim, HashMap<String, Acc>>,
     pub(crate) prompt: Vec<(String, u64)>,
+    /// The input of the calls that reported prompt components (what their shares are of).
+    pub(crate) prompt_input: u64,
+    /// The calls that belong to a run (what the cost per run is of).
+    pub(crate) in_runs: Acc,
     /// Distinct runs with a call, when runs are only counted.
     pub(crate) run_count: RunCount,
     /// Every run, when runs are listed.
@@ -383,11 +387,18 @@ impl Aggregate {
             let parsed = l
                 .prompt_breakdown
                 .map(tracing_llm_usage::format::decode::components);
-            for (component, tokens) in parsed.and_then(Result::ok).unwrap_or_default() {
+            let components = parsed.and_then(Result::ok).unwrap_or_default();
+            if !components.is_empty() {
+                self.prompt_input = self.prompt_input.saturating_add(l.tokens.input);
+            }
+            for (component, tokens) in components {
                 match self.prompt.iter_mut().find(|(c, _)| *c == component) {
                     Some((_, t)) => *t = t.saturating_add(tokens),
                     None => self.prompt.push((component, tokens)),
                 }
+            }
+            if l.run_id.is_some() {
+                self.in_runs.add(l);
             }
         }
         if let Some(run) = &l.run_id {
@@ -448,6 +459,8 @@ impl Aggregate {
 
     pub(crate) fn merge(&mut self, o: Aggregate) {
         self.all.merge(&o.all);
+        self.in_runs.merge(&o.in_runs);
+        self.prompt_input = self.prompt_input.saturating_add(o.prompt_input);
         for (dim, groups) in o.by {
             let mine = self.by.entry(dim).or_default();
             for (k, acc) in groups {
@@ -476,4 +489,3 @@ impl Aggregate {
         self.detail.merge(o.detail);
     }
 }
-

@@ -121,6 +121,7 @@ fn by_step_section(scan: &Scan, total: bool) -> Section<'_> {
 
 pub(crate) fn report(scan: &Scan) -> Vec<Section<'_>> {
     let a = &scan.agg.all;
+    // Each component's share is of the input of the calls that reported components.
     let mut prompt = Section::new(
         "prompt_breakdown",
         vec!["component", "tokens", "share_of_input"],
@@ -131,11 +132,13 @@ pub(crate) fn report(scan: &Scan) -> Vec<Section<'_>> {
         prompt.rows.push(vec![
             Cell::text(c),
             Cell::Int(t),
-            Cell::Share(ratio(t, a.input)),
+            Cell::Share(ratio(t, scan.agg.prompt_input)),
         ]);
     }
     let runs = run_count(scan);
+    let in_runs = &scan.agg.in_runs;
     let mut eff = Section::kv("efficiency");
+    // docs/format.md defines each figure.
     eff.rows = vec![
         vec![
             Cell::text("output_input_ratio"),
@@ -143,15 +146,21 @@ pub(crate) fn report(scan: &Scan) -> Vec<Section<'_>> {
         ],
         vec![
             Cell::text("cost_per_run"),
-            Cell::Usd(cost(a).filter(|_| runs > 0).map(|c| c / runs as f64)),
+            Cell::Usd(
+                cost(in_runs)
+                    .filter(|_| runs > 0)
+                    .map(|c| c / runs as f64),
+            ),
         ],
+        vec![Cell::text("run_calls"), Cell::Int(in_runs.calls)],
         vec![
             Cell::text("cost_per_call"),
-            Cell::Usd(
-                cost(a)
-                    .filter(|_| a.priced > 0)
-                    .map(|c| c / a.priced as f64),
-            ),
+            Cell::Usd(cost(a).map(|c| c / a.priced as f64)),
+        ],
+        vec![Cell::text("priced_calls"), Cell::Int(a.priced)],
+        vec![
+            Cell::text("prompt_component_input"),
+            Cell::Int(scan.agg.prompt_input),
         ],
         vec![
             Cell::text("cache_read_share"),

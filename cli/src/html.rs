@@ -480,7 +480,7 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
     components.sort_by(|x, y| y.1.cmp(&x.1).then_with(|| x.0.cmp(&y.0)));
     let comp_items: Vec<(String, f64, String)> = components
         .iter()
-        .map(|(c, t)| (c.clone(), *t as f64, share(*t, a.input)))
+        .map(|(c, t)| (c.clone(), *t as f64, share(*t, scan.agg.prompt_input)))
         .collect();
     let comp_rows: Vec<String> = components
         .iter()
@@ -489,7 +489,7 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
                 "<th scope=\"row\">{}</th>{}{}",
                 esc(c),
                 num(&thousands(*t)),
-                num(&share(*t, a.input))
+                num(&share(*t, scan.agg.prompt_input))
             )
         })
         .collect();
@@ -505,7 +505,7 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
             ),
             figure(
                 &hbars("Prompt components", &comp_items, None),
-                "Prompt components: tokens and share of all input tokens",
+                "Prompt components: tokens, and share of the input of the calls that reported components",
                 &table(
                     "Prompt components",
                     &["component", "tokens", "share of input"],

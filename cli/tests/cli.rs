@@ -467,3 +467,34 @@ fn a_csv_of_several_tables_says_how_to_get_one() {
     let (_, err, _) = run(&["by", "step", "--format", "csv", log.to_str().unwrap()]);
     assert!(!err.contains("tables"), "{err}");
 }
+
+/// The efficiency figures as docs/format.md defines them, computed by hand from the fixture.
+#[test]
+fn report_efficiency_figures_are_the_documented_ones() {
+    let log = fixture();
+    let (out, err, code) = run(&["report", "--format", "json", log.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let e = &v["efficiency"];
+    let f = |k: &str| e[k].as_f64().unwrap();
+    // Runs a, b and c cost 0.30623 less the one call outside any run (0.0055), over 3 runs.
+    assert!((f("cost_per_run") - (0.30623 - 0.0055) / 3.0).abs() < 1e-9);
+    assert_eq!(e["run_calls"], 7);
+    // The priced calls' cost over the 7 priced calls (one of the 8 is unpriced).
+    assert!((f("cost_per_call") - 0.30623 / 7.0).abs() < 1e-9);
+    assert_eq!((e["priced_calls"].as_u64(), e["calls"].as_u64()), (Some(7), Some(8)));
+    // Shares of the 45,200 input tokens of the three calls that reported components.
+    assert_eq!(e["prompt_component_input"], 45_200);
+    let share = |c: &str| {
+        v["prompt_breakdown"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["component"] == c)
+            .unwrap()["share_of_input"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!((share("data") - 40_900.0 / 45_200.0).abs() < 1e-9);
+    assert!((share("system") - 2_400.0 / 45_200.0).abs() < 1e-9);
+}

@@ -60,7 +60,10 @@ mod agreement {
         // Byte for byte what serde writes.
         let mut serde_line = serde_json::to_vec(&rec).unwrap();
         serde_line.push(b'\n');
-        assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(&serde_line));
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&serde_line)
+        );
         let line = valid(&out);
         assert_eq!(line.event, "llm_call");
         assert_eq!(line.timestamp, "2025-12-14T10:30:15.123Z");

@@ -35,6 +35,8 @@ pub(super) struct ScopeState {
     /// The run id was made for an agent whose name was not yet recorded: it is made again,
     /// naming the agent, when the name comes (genai records it after the span opens).
     pub(super) unnamed_agent_run: bool,
+    /// The span declares `run_id` but has not recorded it: its run waits for it.
+    pub(super) waiting: bool,
 }
 
 /// What a closing call span counts of its own, given the call spans inside it.
@@ -188,9 +190,10 @@ where
     false
 }
 
-/// Run ids made for agent invocations outside any run: unique in the process, and across
-/// restarts by the process's start time.
-pub(super) fn agent_run_id(agent: Option<&str>) -> Arc<str> {
+/// Run ids the layer makes (for agent invocations outside any run, named by the agent, and
+/// for runs that never record their id, `run-…`): unique in the process, and across restarts
+/// by the process's start time.
+pub(super) fn made_run_id(agent: Option<&str>) -> Arc<str> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     static START: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
     let start = *START.get_or_init(|| crate::record::Timestamp::now().unix_ms());

@@ -3,7 +3,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::outputs::Outputs;
 use crate::budget::{BudgetEvent, BudgetEventKind, Budgets};
 use crate::record::CallRecord;
 
@@ -29,10 +28,10 @@ impl Budgeting {
         }
     }
 
-    /// A budget crossing: its line, the counter, and the callback (after every lock of ours
-    /// is released; a panic in it is caught and reported, never unwound into the caller).
-    pub(super) fn report(&self, event: &BudgetEvent, outputs: &Outputs) {
-        outputs.emit_budget(event);
+    /// A budget crossing: the counter and the callback (after every lock of ours is
+    /// released; a panic in it is caught and reported, never unwound into the caller). Its
+    /// line follows the call's.
+    pub(super) fn notify(&self, event: &BudgetEvent) {
         if event.event == BudgetEventKind::Exceeded {
             if let Some(counter) = &self.counter {
                 counter.add(

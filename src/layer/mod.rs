@@ -27,11 +27,11 @@ use crate::fields::{
     classify, operation_of, usage_in_attributes, usage_recorded, CallFields, Operation,
     ScopeFields, SpanRole,
 };
-use crate::ledger::{Ledger, RunStatus, RunSummary};
+use crate::ledger::{Held, Ledger, RunStatus, RunSummary};
 use crate::name::Name;
 use crate::record::{CallRecord, CostSource, LineKind, Tokens};
 use crate::UsageHandle;
-use attribution::{agent_run_id, inside_run, Attribution, CallState, Own, ScopeState};
+use attribution::{inside_run, made_run_id, Attribution, CallState, Own, ScopeState};
 pub(crate) use blind_spots::BlindSpots;
 pub(crate) use budgeting::{BudgetCallback, Budgeting};
 pub(crate) use closing::ClosingFilter;
@@ -151,14 +151,34 @@ impl Inner {
         }
         let evicted = self.ledger.add_call(cell.as_ref(), &rec);
         let crossings = self.budgeting.check(&rec);
-        // The record moves to the queue, whose worker encodes its line and records its
-        // measurements; the lines it causes follow it.
-        self.outputs.push_call(rec);
         for event in &crossings {
-            self.budgeting.report(event, &self.outputs);
+            self.budgeting.notify(event);
+        }
+        // The record moves to the queue, whose worker encodes its line and records its
+        // measurements; the budget lines it caused follow it. A run still waiting for its
+        // id keeps them until the id is recorded.
+        let out = match &cell {
+            Some(cell) => cell.hold(rec, crossings),
+            None => Some((rec, crossings)),
+        };
+        if let Some((rec, crossings)) = out {
+            self.outputs.push_call(rec);
+            for event in &crossings {
+                self.outputs.emit_budget(event);
+            }
         }
         if let Some(summary) = evicted {
             self.run_finished(summary);
+        }
+    }
+
+    /// Writes the lines a run kept while it waited for its id.
+    pub(crate) fn release(&self, held: Vec<Held>) {
+        for h in held {
+            match h {
+                Held::Call(rec) => self.outputs.push_call(rec),
+                Held::Budget(event) => self.outputs.emit_budget(&event),
+            }
         }
     }
 
@@ -234,6 +254,8 @@ impl Inner {
         if state.fields.error {
             cell.lock().mark_error();
         }
+        // A run that never recorded its id writes its lines under the id it was given.
+        self.release(cell.take_held());
         if let Some(summary) = self.ledger.close_run(&cell, RunStatus::Success) {
             self.run_finished(summary);
         }
@@ -300,24 +322,30 @@ impl Inner {
         let mut fields = ScopeFields::default();
         attrs.record(&mut fields);
         let span = ctx.span(id);
+        // A span that declares `run_id` but has not recorded it yet waits for it: its calls'
+        // lines are kept until it comes (or the run ends), so that lines and summary agree.
+        let waiting = run && fields.run_id.is_none();
         let run = run
             || (agent_run
                 && fields.run_id.is_none()
                 && span.as_ref().is_some_and(|s| !inside_run(s)));
         let mut unnamed_agent_run = false;
-        if run && fields.run_id.is_none() {
+        if waiting {
+            fields.run_id = Some(made_run_id(Some("run")));
+        } else if run && fields.run_id.is_none() {
             unnamed_agent_run = fields.agent().is_none();
-            fields.run_id = Some(agent_run_id(fields.agent().map(|a| &**a)));
+            fields.run_id = Some(made_run_id(fields.agent().map(|a| &**a)));
         }
         if run {
             self.closing.opened(id);
         }
-        let run = run.then(|| self.ledger.open_run(fields.run_id.clone()));
+        let run = run.then(|| self.ledger.open_run(fields.run_id.clone(), waiting));
         if let Some(span) = span {
             span.extensions_mut().replace(ScopeState {
                 fields,
                 run,
                 unnamed_agent_run,
+                waiting,
             });
         }
     }
@@ -409,24 +437,36 @@ where
                         }
                         return;
                     };
+                    let before = state.fields.run_id.clone();
                     values.record(&mut state.fields);
                     if state.unnamed_agent_run {
                         if let Some(agent) = state.fields.agent() {
-                            state.fields.run_id = Some(agent_run_id(Some(agent)));
+                            state.fields.run_id = Some(made_run_id(Some(agent)));
                             state.unnamed_agent_run = false;
                         }
                     }
-                    state
-                        .run
-                        .clone()
-                        .map(|cell| (cell, state.fields.run_id.clone(), state.fields.error))
+                    // The id a waiting run was waiting for.
+                    let arrived = state.waiting && state.fields.run_id != before;
+                    if arrived {
+                        state.waiting = false;
+                    }
+                    state.run.clone().map(|cell| {
+                        let id = state.fields.run_id.clone();
+                        (cell, id, state.fields.error, arrived.then_some(before))
+                    })
                 };
                 // The run cell's lock is taken only after the extensions guard is gone.
-                if let Some((cell, run_id, error)) = update {
-                    let mut agg = cell.lock();
-                    agg.run_id = run_id;
-                    if error {
-                        agg.mark_error();
+                if let Some((cell, run_id, error, arrived)) = update {
+                    {
+                        let mut agg = cell.lock();
+                        agg.run_id.clone_from(&run_id);
+                        if error {
+                            agg.mark_error();
+                        }
+                    }
+                    if let (Some(old), Some(new)) = (arrived.flatten(), run_id) {
+                        self.inner.budgeting.budgets.rename(&old, &new);
+                        self.inner.release(cell.take_held());
                     }
                 }
             }

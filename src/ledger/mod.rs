@@ -17,7 +17,7 @@ use std::time::Instant;
 use hashbrown::HashMap;
 use lru::LruCache;
 
-pub(crate) use run::RunCell;
+pub(crate) use run::{Held, RunCell};
 pub use run::{RunStatus, RunSummary};
 pub(crate) use totals::GroupKey;
 pub use totals::OTHER;
@@ -78,9 +78,9 @@ impl Ledger {
     }
 
     /// Registers a run span that just opened.
-    pub(crate) fn open_run(&self, run_id: Option<Arc<str>>) -> Arc<RunCell> {
+    pub(crate) fn open_run(&self, run_id: Option<Arc<str>>, waiting: bool) -> Arc<RunCell> {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
-        let cell = Arc::new(RunCell::new(key, run_id));
+        let cell = Arc::new(RunCell::new(key, run_id, waiting));
         lock(self.shard(key)).insert(key, cell.clone());
         cell
     }
@@ -147,13 +147,14 @@ impl Ledger {
     }
 
     /// Summaries (`incomplete`) of every run still open and every orphan; empties the ledger.
-    pub(crate) fn drain(&self) -> Vec<RunSummary> {
+    pub(crate) fn drain(&self) -> Vec<(Vec<Held>, RunSummary)> {
         let mut out = Vec::new();
         for shard in self.open.iter() {
             let cells: Vec<_> = lock(shard).drain().map(|(_, c)| c).collect();
             for cell in cells {
+                let held = cell.take_held();
                 if let Some(s) = cell.finish(RunStatus::Incomplete) {
-                    out.push(s);
+                    out.push((held, s));
                 }
             }
         }
@@ -161,8 +162,12 @@ impl Ledger {
             let mut o = lock(&self.orphans);
             std::iter::from_fn(|| o.pop_lru()).collect()
         };
-        out.extend(orphans.into_iter().map(|(id, o)| orphan_summary(id, &o)));
-        for s in &out {
+        out.extend(
+            orphans
+                .into_iter()
+                .map(|(id, o)| (Vec::new(), orphan_summary(id, &o))),
+        );
+        for (_, s) in &out {
             self.remember(s);
         }
         out

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::budget::{BudgetEvent, BudgetScope};
 use crate::ledger::usage::{RunUsage, StepUsage};
 use crate::record::{CallRecord, LineKind, PromptBreakdown, Timestamp};
 
@@ -60,7 +61,23 @@ pub(crate) struct RunAggregate {
     error: bool,
     /// A summary has been made (closed, or drained at shutdown): later calls are not added.
     finished: bool,
+    /// The lines of a run whose span has not recorded its `run_id` yet, in order: written,
+    /// with the id, when it is recorded or the run ends (`None`: not waiting).
+    held: Option<Vec<Held>>,
 }
+
+/// A line that waits for its run's id.
+#[derive(Debug)]
+pub(crate) enum Held {
+    /// A call.
+    Call(CallRecord),
+    /// A budget line the call caused.
+    Budget(BudgetEvent),
+}
+
+/// The most lines a run waits with for its id; past that, its calls are written with the id
+/// it was given, and its summary says so.
+const HOLD_CAP: usize = 4096;
 
 impl RunAggregate {
     pub(crate) fn new(run_id: Option<Arc<str>>) -> Self {
@@ -124,6 +141,16 @@ impl RunAggregate {
     }
 }
 
+/// `e`, made under the run id `old`, under `id` (its run, and a run scope's id).
+fn renamed(e: &mut BudgetEvent, old: Option<&str>, id: Option<&Arc<str>>) {
+    if e.scope == BudgetScope::Run && old.is_some_and(|o| o == e.scope_id) {
+        if let Some(id) = id {
+            e.scope_id = id.to_string();
+        }
+    }
+    e.run_id = id.cloned();
+}
+
 /// A run span's aggregate, shared between the span's extensions and the ledger's index of
 /// open runs (so the guard can summarise runs still open at shutdown).
 #[derive(Debug)]
@@ -134,12 +161,67 @@ pub(crate) struct RunCell {
 }
 
 impl RunCell {
-    pub(crate) fn new(key: u64, run_id: Option<Arc<str>>) -> Self {
+    /// A run cell; `waiting` when the run's id is not recorded yet (`run_id` is then the id
+    /// it goes by until it is).
+    pub(crate) fn new(key: u64, run_id: Option<Arc<str>>, waiting: bool) -> Self {
+        let mut agg = RunAggregate::new(run_id);
+        agg.held = waiting.then(Vec::new);
         Self {
             key,
             started: Instant::now(),
-            agg: Mutex::new(RunAggregate::new(run_id)),
+            agg: Mutex::new(agg),
         }
+    }
+
+    /// Keeps a call of this run and the budget lines it caused until the run's id is known;
+    /// gives them back, carrying the run's id, when the run is not waiting (or waits with too
+    /// many lines already).
+    pub(crate) fn hold(
+        &self,
+        mut rec: CallRecord,
+        mut events: Vec<BudgetEvent>,
+    ) -> Option<(CallRecord, Vec<BudgetEvent>)> {
+        let mut agg = self.lock();
+        let id = agg.run_id.clone();
+        match &mut agg.held {
+            Some(held) if held.len() + events.len() < HOLD_CAP => {
+                held.push(Held::Call(rec));
+                held.extend(events.into_iter().map(Held::Budget));
+                None
+            }
+            Some(_) => {
+                agg.warn("the run's run_id was recorded after more calls than the layer waits with; the first of them carry the id it was given");
+                Some((rec, events))
+            }
+            None => {
+                // The id may have come since the call read it.
+                let old = rec.run_id.clone();
+                rec.run_id.clone_from(&id);
+                for e in &mut events {
+                    renamed(e, old.as_deref(), id.as_ref());
+                }
+                Some((rec, events))
+            }
+        }
+    }
+
+    /// Stops waiting: the held lines, now carrying the run's id, in order.
+    pub(crate) fn take_held(&self) -> Vec<Held> {
+        let mut agg = self.lock();
+        let Some(mut held) = agg.held.take() else {
+            return Vec::new();
+        };
+        let id = agg.run_id.clone();
+        for h in &mut held {
+            match h {
+                Held::Call(rec) => rec.run_id.clone_from(&id),
+                Held::Budget(e) => {
+                    let old = e.run_id.clone();
+                    renamed(e, old.as_deref(), id.as_ref());
+                }
+            }
+        }
+        held
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, RunAggregate> {

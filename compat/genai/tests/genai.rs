@@ -4,7 +4,6 @@
 //! request are lines that say so, never free calls; an agent outside any run is a run named
 //! by the agent.
 
-
 use futures::StreamExt;
 use genai::adapter::AdapterKind;
 use genai::chat::{ChatMessage, ChatOptions, ChatRequest};

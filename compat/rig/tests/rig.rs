@@ -3,7 +3,6 @@
 //! Every provider request must be one line with the served counts, and every run's summary
 //! their sums.
 
-
 use futures::StreamExt;
 use rig_agent::prelude::*;
 use rig_compat::{Buf, MockOpenAi, Served};
