@@ -336,8 +336,8 @@ impl UsageLayerBuilder {
         self
     }
 
-    /// Where call timestamps come from (default: the system clock). For tests of day
-    /// boundaries and budgets per day.
+    /// Where the timestamps of calls and run summaries come from (default: the system
+    /// clock). For tests of day boundaries and budgets per day.
     pub fn clock(mut self, now: impl Fn() -> crate::Timestamp + Send + Sync + 'static) -> Self {
         self.clock = Some(Arc::new(now));
         self
@@ -417,13 +417,16 @@ impl UsageLayerBuilder {
             span_name: self.span_name.into_boxed_str(),
             inference_operations: self.inference_operations.into_boxed_slice(),
             default_operation: crate::intern::intern("chat"),
-            clock: self.clock,
+            clock: self.clock.clone(),
             closing: ClosingFilter::default(),
-            ledger: Ledger::new(LedgerLimits {
-                recent_runs: self.recent_runs,
-                orphan_runs,
-                max_groups: self.max_groups,
-            }),
+            ledger: Ledger::new(
+                LedgerLimits {
+                    recent_runs: self.recent_runs,
+                    orphan_runs,
+                    max_groups: self.max_groups,
+                },
+                self.clock.clone(),
+            ),
             pricer: Pricer {
                 prices,
                 unpriced: RwLock::default(),

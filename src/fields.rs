@@ -580,19 +580,29 @@ impl CallFields {
             Some(t) => t,
             None => sum,
         };
+        let cache_write = self.cache_write.value().unwrap_or(0);
+        let hour = self.cache_write_1h.value().unwrap_or(0);
+        if hour > cache_write {
+            self.warnings.push(format!(
+                "tokens.cache_write_1h: {hour} is more than tokens.cache_write ({cache_write}); \
+                 {cache_write} are priced as 1-hour writes"
+            ));
+        }
         Tokens {
             input,
             output,
             total,
             cache_read: self.cache_read.value().unwrap_or(0),
-            cache_write: self.cache_write.value().unwrap_or(0),
+            cache_write,
             reasoning: self.reasoning.value().unwrap_or(0),
         }
     }
 
-    /// Cache-write tokens with a 1-hour lifetime (a subset of `cache_write`), priced apart.
+    /// Cache-write tokens with a 1-hour lifetime, a subset of `cache_write` (never more),
+    /// priced apart.
     pub(crate) fn cache_write_1h(&self) -> u64 {
-        self.cache_write_1h.value().unwrap_or(0)
+        let hour = self.cache_write_1h.value().unwrap_or(0);
+        hour.min(self.cache_write.value().unwrap_or(0))
     }
 
     /// The provider, after mapping old names.

@@ -8,10 +8,11 @@ use std::fmt::Write as _;
 /// Characters longer text is cut to.
 pub(crate) const MAX_CHARS: usize = 256;
 
-/// Whether `c` must not reach a terminal raw: C0 controls but tab, DEL, C1 controls, and the
-/// bidirectional formatting characters that reorder what is shown.
+/// Whether `c` must not reach a terminal raw: C0 controls (tab too: it breaks a table's
+/// columns), DEL, C1 controls, and the bidirectional formatting characters that reorder what
+/// is shown.
 fn dangerous(c: char) -> bool {
-    (c.is_control() && c != '\t')
+    c.is_control()
         || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
@@ -50,7 +51,7 @@ mod tests {
         );
         assert_eq!(
             terminal("a\tb\u{7f}\u{9b}c\u{202e}d\n"),
-            "a\tb\\u{7f}\\u{9b}c\\u{202e}d\\u{a}"
+            "a\\u{9}b\\u{7f}\\u{9b}c\\u{202e}d\\u{a}"
         );
         let long = "x".repeat(300);
         let cut = terminal(&long);

@@ -371,7 +371,8 @@ pub struct CallRecord {
     pub tokens: Tokens,
     /// Input tokens per prompt component.
     pub prompt_breakdown: PromptBreakdown,
-    /// The call's cost in USD, `None` when unpriced (written to the nano-dollar).
+    /// The call's cost in USD, `None` when unknown (the line writes a local cost to the
+    /// nano-dollar, a provider-reported one as reported).
     #[serde(serialize_with = "nano_usd")]
     pub cost_usd: Option<f64>,
     /// Where the cost came from.
@@ -415,6 +416,17 @@ pub struct CallRecord {
     /// tracks it (feature `trace-context`); carried by the call's log record, not the line.
     #[serde(skip)]
     pub trace: Option<([u8; 16], [u8; 8])>,
+}
+
+impl CallRecord {
+    /// `cost_usd` as the line writes it: a local cost to the nano-dollar, a provider's as it
+    /// reported it (a cost below a nano-dollar is still a cost).
+    pub(crate) fn written_cost(&self) -> Option<f64> {
+        self.cost_usd.map(|c| match self.cost_source {
+            CostSource::Provider => c,
+            _ => round_usd(c),
+        })
+    }
 }
 
 fn is_zero(n: &u64) -> bool {

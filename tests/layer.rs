@@ -755,3 +755,38 @@ fn a_run_id_recorded_late_names_every_line_of_its_run() {
         .iter()
         .all(|r| !r.run_id.starts_with("invoke_agent")));
 }
+
+/// The builder's clock stamps run summaries as it stamps calls; a 1-hour cache-write count
+/// above the cache writes is flagged and written as the part it can be.
+#[test]
+fn summaries_follow_the_clock_and_odd_cache_counts_are_flagged() {
+    use tracing_llm_usage::Timestamp;
+    let at = Timestamp::parse("2025-12-14T10:00:00Z").unwrap();
+    let (d, _handle, guard, buf) = setup(UsageLayer::builder().clock(move || at));
+    dispatcher::with_default(&d, || {
+        let run = info_span!("run", run_id = "clocked");
+        run.in_scope(|| {
+            drop(info_span!(
+                "llm_call",
+                model = "claude-sonnet-4-5",
+                tokens.input = 1_000u64,
+                tokens.output = 0u64,
+                tokens.cache_write = 100u64,
+                tokens.cache_write_1h = 500u64
+            ));
+        });
+    });
+    drop(guard);
+    let lines = buf.lines();
+    let s = summary(&lines, "clocked");
+    assert_eq!(s["timestamp"], "2025-12-14T10:00:00.000Z");
+    let c = calls(&lines)[0];
+    assert_eq!(c["timestamp"], "2025-12-14T10:00:00.000Z");
+    assert_eq!(c["cache_write_1h"], 100);
+    assert_eq!(
+        c["warnings"],
+        json!(["tokens.cache_write_1h: 500 is more than tokens.cache_write (100); 100 are priced as 1-hour writes"])
+    );
+    // 900 plain at 3e-6, 100 one-hour writes at 6e-6.
+    assert!((c["cost_usd"].as_f64().unwrap() - (900.0 * 3e-6 + 100.0 * 6e-6)).abs() < 1e-12);
+}

@@ -97,8 +97,9 @@ fn openai_gpt_4o_cached_and_batch() {
         ServiceTier::Standard,
         want,
     );
-    // batch: in 1.25e-6, out 5e-6; no batch cache rate, so the standard cache rate 1.25e-6
-    let want = 3_000.0 * 1.25e-6 + 2_000.0 * 1.25e-6 + 500.0 * 5e-6;
+    // batch: in 1.25e-6, out 5e-6; no batch cache rate in the file: OpenAI's batch halves
+    // every rate, as its input rate shows (1.25e-6 / 2.5e-6), so 1.25e-6 × 0.5
+    let want = 3_000.0 * 1.25e-6 + 2_000.0 * 6.25e-7 + 500.0 * 5e-6;
     assert_cost(
         "gpt-4o",
         Some("openai"),
@@ -388,7 +389,8 @@ fn toml_overrides() {
     let cost = |tok: Tokens, tier| t.cost("acme-ft-7b", None, &tok, 0, tier).unwrap();
     let want = 900.0 * 0.8e-6 + 100.0 * 0.08e-6 + 50.0 * 3.2e-6;
     assert!((cost(tokens(1_000, 50, 100, 0, 0), ServiceTier::Standard) - want).abs() < 1e-12);
-    let want = 900.0 * 0.4e-6 + 100.0 * 0.08e-6 + 50.0 * 1.6e-6;
+    // The batch card has no cache rate: the standard one at the batch factor (0.4 / 0.8).
+    let want = 900.0 * 0.4e-6 + 100.0 * 0.04e-6 + 50.0 * 1.6e-6;
     assert!((cost(tokens(1_000, 50, 100, 0, 0), ServiceTier::Batch) - want).abs() < 1e-12);
     let want = 150_000.0 * 1.6e-6 + 10.0 * 6.4e-6;
     assert!((cost(tokens(150_000, 10, 0, 0, 0), ServiceTier::Standard) - want).abs() < 1e-12);
@@ -730,4 +732,100 @@ fn the_environment_names_the_default_table() {
         "{text}"
     );
     std::env::remove_var(tracing_llm_usage::pricing::PRICES_ENV);
+}
+
+/// Where the file gives a tier no rate for a kind of token, the tier's factor applies to the
+/// standard rate, and the line says so; a model without the tier is priced at the standard
+/// rates, said too.
+#[test]
+fn tier_fallbacks_follow_the_tier_and_are_said() {
+    use tracing::{dispatcher, info_span};
+    use tracing_subscriber::prelude::*;
+    let t = PriceTable::bundled();
+    // gemini-2.5-pro flex above 200k: no flex long-context card; the flex factor (6.25e-7 /
+    // 1.25e-6 = 0.5) on the long-context rates 2.5e-6 in, 1.5e-5 out.
+    let tok = tokens(300_000, 1_000, 0, 0, 0);
+    let got = t
+        .cost(
+            "gemini-2.5-pro",
+            Some("gcp.vertex_ai"),
+            &tok,
+            0,
+            ServiceTier::Flex,
+        )
+        .unwrap();
+    assert!(
+        (got - (300_000.0 * 1.25e-6 + 1_000.0 * 7.5e-6)).abs() < 1e-9,
+        "{got}"
+    );
+    // claude-sonnet-4-5 batch: 1-hour writes at 6e-6 × 0.5, beside the batch 5-minute writes.
+    let tok = tokens(100_000, 2_000, 60_000, 30_000, 0);
+    let got = t
+        .cost(
+            "claude-sonnet-4-5",
+            Some("anthropic"),
+            &tok,
+            10_000,
+            ServiceTier::Batch,
+        )
+        .unwrap();
+    let want = 10_000.0 * 1.5e-6
+        + 60_000.0 * 1.5e-7
+        + 20_000.0 * 1.875e-6
+        + 10_000.0 * 3e-6
+        + 2_000.0 * 7.5e-6;
+    assert!((got - want).abs() < 1e-9, "{got} {want}");
+
+    // The lines say which rates were derived.
+    let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let out = buf.clone();
+    struct W(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for W {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let (layer, guard) = tracing_llm_usage::UsageLayer::builder()
+        .prices(PriceTable::bundled())
+        .jsonl_writer(move || W(out.clone()))
+        .build()
+        .unwrap();
+    let d = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    dispatcher::with_default(&d, || {
+        for (model, tier, cache_read) in [
+            ("gpt-4o", "batch", 2_000u64),
+            ("gpt-4o", "batch", 0),
+            ("gpt-audio", "flex", 0),
+        ] {
+            drop(info_span!(
+                "llm_call",
+                model,
+                provider = "openai",
+                service_tier = tier,
+                tokens.input = 5_000u64,
+                tokens.output = 500u64,
+                tokens.cache_read = cache_read
+            ));
+        }
+    });
+    drop(guard);
+    let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines[0]["warnings"],
+        serde_json::json!(["service tier batch: the price table has no batch rate for cache read at this size; priced at the standard rate × 0.5 (the tier's rate over the standard one)"])
+    );
+    // No cached tokens: every rate used is the tier's own.
+    assert_eq!(lines[1]["warnings"], serde_json::json!([]));
+    assert_eq!(
+        lines[2]["warnings"],
+        serde_json::json!(["service tier flex: the price table has no flex rates for this model; priced at the standard rates"])
+    );
 }

@@ -237,9 +237,9 @@ pub(crate) struct Detail {
 impl Detail {
     fn add(&mut self, l: &Line<'_>) {
         let model = key(&l.model);
-        let day = l.timestamp.get(..10).unwrap_or(NONE);
+        let day = utc_day(&l.timestamp);
         self.day_model
-            .entry((day.to_owned(), model.to_owned()))
+            .entry((day.into_owned(), model.to_owned()))
             .or_default()
             .add(l);
         if let Some(run) = &l.run_id {
@@ -306,6 +306,19 @@ pub(crate) struct BudgetLine {
     pub(crate) run_id: Option<String>,
 }
 
+/// The UTC day (`YYYY-MM-DD`) of a line's instant: a timestamp with another offset
+/// (`…T00:30:00-02:00`) belongs to the day its instant falls on in UTC, as `--since` places it.
+pub(crate) fn utc_day(ts: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    if ts.ends_with('Z') || ts.ends_with("+00:00") {
+        return Cow::Borrowed(ts.get(..10).unwrap_or(NONE));
+    }
+    match tracing_llm_usage::record::Timestamp::parse(ts) {
+        Some(t) => Cow::Owned(t.to_string()[..10].to_owned()),
+        None => Cow::Borrowed(ts.get(..10).unwrap_or(NONE)),
+    }
+}
+
 fn key<'a>(v: &'a Option<std::borrow::Cow<'_, str>>) -> &'a str {
     v.as_deref().unwrap_or(NONE)
 }
@@ -362,6 +375,7 @@ impl Aggregate {
             if !needs.dims[i] || (dim == Dim::Run && l.run_id.is_some()) {
                 continue;
             }
+            let day;
             let k = match dim {
                 Dim::Step => key(&l.step),
                 Dim::Model => key(&l.model),
@@ -369,7 +383,10 @@ impl Aggregate {
                 Dim::Task => key(&l.task),
                 Dim::Agent => key(&l.agent),
                 Dim::Run => key(&l.run_id),
-                Dim::Day => l.timestamp.get(..10).unwrap_or(NONE),
+                Dim::Day => {
+                    day = utc_day(&l.timestamp);
+                    &*day
+                }
             };
             let groups = self.by.entry(dim).or_default();
             match groups.get_mut(k) {

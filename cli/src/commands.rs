@@ -146,11 +146,7 @@ pub(crate) fn report(scan: &Scan) -> Vec<Section<'_>> {
         ],
         vec![
             Cell::text("cost_per_run"),
-            Cell::Usd(
-                cost(in_runs)
-                    .filter(|_| runs > 0)
-                    .map(|c| c / runs as f64),
-            ),
+            Cell::Usd(cost(in_runs).filter(|_| runs > 0).map(|c| c / runs as f64)),
         ],
         vec![Cell::text("run_calls"), Cell::Int(in_runs.calls)],
         vec![

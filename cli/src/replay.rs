@@ -217,9 +217,9 @@ impl Replay {
         } else {
             s.usd
         };
-        let day = s.timestamp.get(..10).unwrap_or("");
+        let day = super::agg::utc_day(s.timestamp);
         let scopes = [
-            (0u8, self.limits.per_day, Some(day)),
+            (0u8, self.limits.per_day, Some(&*day)),
             (1, self.limits.per_run, s.run_id),
         ];
         for (order, limit, id) in scopes {

@@ -482,7 +482,10 @@ fn report_efficiency_figures_are_the_documented_ones() {
     assert_eq!(e["run_calls"], 7);
     // The priced calls' cost over the 7 priced calls (one of the 8 is unpriced).
     assert!((f("cost_per_call") - 0.30623 / 7.0).abs() < 1e-9);
-    assert_eq!((e["priced_calls"].as_u64(), e["calls"].as_u64()), (Some(7), Some(8)));
+    assert_eq!(
+        (e["priced_calls"].as_u64(), e["calls"].as_u64()),
+        (Some(7), Some(8))
+    );
     // Shares of the 45,200 input tokens of the three calls that reported components.
     assert_eq!(e["prompt_component_input"], 45_200);
     let share = |c: &str| {
@@ -497,4 +500,41 @@ fn report_efficiency_figures_are_the_documented_ones() {
     };
     assert!((share("data") - 40_900.0 / 45_200.0).abs() < 1e-9);
     assert!((share("system") - 2_400.0 / 45_200.0).abs() < 1e-9);
+}
+
+/// `by day` groups a call by the UTC day of its instant, as `--since` places it.
+#[test]
+fn days_are_utc_days_of_the_instant() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("offsets.jsonl");
+    std::fs::write(
+        &log,
+        "{\"timestamp\":\"2025-12-14T23:30:00-02:00\",\"event\":\"llm_call\",\"tokens\":{\"input\":1}}\n\
+         {\"timestamp\":\"2025-12-15T00:30:00+02:00\",\"event\":\"llm_call\",\"tokens\":{\"input\":2}}\n\
+         {\"timestamp\":\"2025-12-15T12:00:00Z\",\"event\":\"llm_call\",\"tokens\":{\"input\":4}}\n",
+    )
+    .unwrap();
+    let log = log.to_str().unwrap();
+    let (out, err, code) = run(&["by", "day", "--format", "csv", log]);
+    assert_eq!(code, 0, "{err}");
+    let days: Vec<(String, String)> = out
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let c: Vec<&str> = l.split(',').collect();
+            (c[0].to_owned(), c[2].to_owned())
+        })
+        .collect();
+    // 23:30 at -02:00 is 01:30 UTC on the 15th; 00:30 at +02:00 is 22:30 UTC on the 14th.
+    let mut days = days;
+    days.sort();
+    assert_eq!(
+        days,
+        [
+            ("2025-12-14".to_owned(), "2".to_owned()),
+            ("2025-12-15".to_owned(), "5".to_owned())
+        ]
+    );
+    let v = stats_json(&["--since", "2025-12-15", log]);
+    assert_eq!(v["input_tokens"], 5);
 }

@@ -48,8 +48,8 @@ pub(crate) fn call(rec: &CallRecord, out: &mut Vec<u8>) {
         uint(out, *tokens);
     }
     out.extend_from_slice(b"},\"cost_usd\":");
-    match rec.cost_usd {
-        Some(c) => float(out, crate::record::round_usd(c)),
+    match rec.written_cost() {
+        Some(c) => float(out, c),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"cost_source\":\"");

@@ -88,6 +88,27 @@ mod agreement {
     }
 
     #[test]
+    fn a_provider_cost_below_a_nano_dollar_is_kept() {
+        let mut rec = encode::tests::record();
+        rec.cost_usd = Some(4e-10);
+        rec.cost_source = crate::record::CostSource::Provider;
+        let mut out = Vec::new();
+        encode::call(&rec, &mut out);
+        let line = valid(&out);
+        assert_eq!(
+            (line.cost_usd, line.cost_source.as_deref()),
+            (Some(4e-10), Some("provider"))
+        );
+        same_view(&line, &view::call(&rec));
+        // A local one is written to the nano-dollar.
+        rec.cost_source = crate::record::CostSource::Local;
+        rec.cost_usd = Some(0.1 + 0.2);
+        let mut out = Vec::new();
+        encode::call(&rec, &mut out);
+        assert_eq!(valid(&out).cost_usd, Some(0.3));
+    }
+
+    #[test]
     fn run_summary_lines() {
         let summary = encode::tests::summary("run-1");
         let mut out = Vec::new();

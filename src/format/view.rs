@@ -54,7 +54,7 @@ pub(crate) fn call(rec: &CallRecord) -> Line<'_> {
         ttft_ms: rec.ttft_ms,
         service_tier: borrowed(&rec.service_tier),
         cache_write_1h: rec.cache_write_1h,
-        cost_usd: usd(rec.cost_usd),
+        cost_usd: rec.written_cost().and_then(finite),
         cost_source: Some(Cow::Borrowed(rec.cost_source.as_str())),
         price_version: borrowed(&rec.price_version),
         latency_ms: Some(rec.latency_ms),

@@ -176,7 +176,7 @@ impl Inner {
     pub(crate) fn release(&self, held: Vec<Held>) {
         for h in held {
             match h {
-                Held::Call(rec) => self.outputs.push_call(rec),
+                Held::Call(rec) => self.outputs.push_call(*rec),
                 Held::Budget(event) => self.outputs.emit_budget(&event),
             }
         }

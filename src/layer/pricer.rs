@@ -49,11 +49,28 @@ impl Pricer {
             Some(c) => {
                 rec.cost_usd = Some(c);
                 rec.cost_source = CostSource::Local;
+                if tier != ServiceTier::Standard {
+                    self.note_tier(rec, tier);
+                }
             }
             None => {
                 rec.cost_source = CostSource::Unpriced;
                 self.note_unpriced(rec.model.as_deref());
             }
+        }
+    }
+
+    /// Says on the line when a tier's price used a rate the table lacks for the tier.
+    fn note_tier(&self, rec: &mut CallRecord, tier: ServiceTier) {
+        let Some(model) = rec.model.as_deref() else {
+            return;
+        };
+        let note = self
+            .prices
+            .lookup(model, rec.provider.as_deref())
+            .and_then(|(_, p)| p.tier_note(&rec.tokens, rec.cache_write_1h, tier));
+        if let Some(note) = note {
+            rec.warnings.push(note);
         }
     }
 

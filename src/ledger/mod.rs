@@ -57,11 +57,14 @@ pub(crate) struct Ledger {
     recent: Mutex<VecDeque<Arc<RunSummary>>>,
     recent_cap: usize,
     pub(crate) groups: GroupTotals,
+    /// The builder's clock, for summaries' timestamps as for calls'.
+    clock: Option<crate::layer::Clock>,
 }
 
 impl Ledger {
-    pub(crate) fn new(limits: LedgerLimits) -> Self {
+    pub(crate) fn new(limits: LedgerLimits, clock: Option<crate::layer::Clock>) -> Self {
         Self {
+            clock,
             open: (0..OPEN_SHARDS)
                 .map(|_| Mutex::new(HashMap::new()))
                 .collect(),
@@ -71,6 +74,14 @@ impl Ledger {
             recent_cap: limits.recent_runs,
             groups: GroupTotals::new(limits.max_groups),
         }
+    }
+
+    /// `s` timestamped by the builder's clock, when it has one.
+    fn stamped(&self, mut s: RunSummary) -> RunSummary {
+        if let Some(clock) = &self.clock {
+            s.timestamp = clock();
+        }
+        s
     }
 
     fn shard(&self, key: u64) -> &OpenRuns {
@@ -88,7 +99,7 @@ impl Ledger {
     /// The run span closed: its summary, unless one was made already (at shutdown).
     pub(crate) fn close_run(&self, cell: &RunCell, status: RunStatus) -> Option<RunSummary> {
         lock(self.shard(cell.key)).remove(&cell.key);
-        let summary = cell.finish(status)?;
+        let summary = self.stamped(cell.finish(status)?);
         self.remember(&summary);
         Some(summary)
     }
@@ -129,7 +140,7 @@ impl Ledger {
             orphans.push(run_id.clone(), orphan)
         };
         let (id, o) = evicted?;
-        let summary = orphan_summary(id, &o);
+        let summary = self.stamped(orphan_summary(id, &o));
         self.remember(&summary);
         Some(summary)
     }
@@ -154,7 +165,7 @@ impl Ledger {
             for cell in cells {
                 let held = cell.take_held();
                 if let Some(s) = cell.finish(RunStatus::Incomplete) {
-                    out.push((held, s));
+                    out.push((held, self.stamped(s)));
                 }
             }
         }
@@ -165,7 +176,7 @@ impl Ledger {
         out.extend(
             orphans
                 .into_iter()
-                .map(|(id, o)| (Vec::new(), orphan_summary(id, &o))),
+                .map(|(id, o)| (Vec::new(), self.stamped(orphan_summary(id, &o)))),
         );
         for (_, s) in &out {
             self.remember(s);
@@ -193,7 +204,7 @@ impl Ledger {
             let cells: Vec<_> = lock(shard).values().cloned().collect();
             for cell in cells {
                 if cell.lock().run_id.as_deref() == Some(run_id) {
-                    return cell.snapshot();
+                    return cell.snapshot().map(|s| self.stamped(s));
                 }
             }
         }
@@ -201,8 +212,11 @@ impl Ledger {
         let o = orphans.peek(run_id)?;
         let id: Arc<str> = Arc::from(run_id);
         Some(
-            o.agg
-                .summary(id, o.first_seen.elapsed().as_secs_f64(), RunStatus::Running),
+            self.stamped(o.agg.summary(
+                id,
+                o.first_seen.elapsed().as_secs_f64(),
+                RunStatus::Running,
+            )),
         )
     }
 

@@ -69,8 +69,8 @@ pub(crate) struct RunAggregate {
 /// A line that waits for its run's id.
 #[derive(Debug)]
 pub(crate) enum Held {
-    /// A call.
-    Call(CallRecord),
+    /// A call (boxed: a record is large, and held lines are rare).
+    Call(Box<CallRecord>),
     /// A budget line the call caused.
     Budget(BudgetEvent),
 }
@@ -185,7 +185,7 @@ impl RunCell {
         let id = agg.run_id.clone();
         match &mut agg.held {
             Some(held) if held.len() + events.len() < HOLD_CAP => {
-                held.push(Held::Call(rec));
+                held.push(Held::Call(Box::new(rec)));
                 held.extend(events.into_iter().map(Held::Budget));
                 None
             }

@@ -11,7 +11,11 @@
 //! * above a long-context threshold (compared with the whole input, cache included) the
 //!   higher rates apply to all of the call's tokens;
 //! * a `batch`, `flex` or `priority` service tier uses that tier's rates where the model has
-//!   them, field by field, else the standard ones;
+//!   them; a rate the tier's card lacks (above a long-context threshold: its long-context card)
+//!   is the standard rate times the tier's factor, the tier's input (else output) rate over
+//!   the standard one, since OpenAI, Anthropic, Google and Bedrock each discount or surcharge
+//!   every kind of token of a tier alike; a model with no card for the tier is priced at the
+//!   standard rates; either way the line's `warnings` say so;
 //! * tokens a provider reports by modality (`gen_ai.usage.audio.input_tokens`, …) are priced
 //!   at the model's audio or image rates where it has them: those tokens' share of plain
 //!   input, cache reads and output is charged at its own rate instead of the text one.
@@ -193,42 +197,144 @@ impl ModelPrice {
             .map(|c| c.rates)
     }
 
-    /// The rates that apply to a call with `input` tokens in `tier`: the tier's long-context
-    /// card, then the standard long-context card, then the tier's base card, then the
-    /// standard base card, field by field.
+    /// The rates that apply to a call with `input` tokens in `tier` (see the module
+    /// documentation for the fallbacks).
     pub fn rates_for(&self, input: u64, tier: ServiceTier) -> Rates {
+        self.tiered(input, tier).0
+    }
+
+    /// The rates for a call, and which of the six token kinds' rates the tier's cards lack
+    /// (bit per kind, input first), derived from the standard ones; `None` as the factor
+    /// when the model has no card at all for the tier.
+    fn tiered(&self, input: u64, tier: ServiceTier) -> (Rates, u8, Option<f64>) {
         // The common case: standard tier, below every threshold. Cards are sorted, so the
         // standard base card comes first.
-        if tier == ServiceTier::Standard
-            && !self
-                .cards
-                .iter()
-                .any(|c| c.above_tokens > 0 && input > c.above_tokens)
-        {
+        let above = |c: &Card| c.above_tokens > 0 && input > c.above_tokens;
+        if tier == ServiceTier::Standard && !self.cards.iter().any(above) {
             return match self.cards.first() {
-                Some(c) if c.above_tokens == 0 && c.tier == ServiceTier::Standard => c.rates,
-                _ => Rates::default(),
+                Some(c) if c.above_tokens == 0 && c.tier == ServiceTier::Standard => {
+                    (c.rates, 0, Some(1.0))
+                }
+                _ => (Rates::default(), 0, Some(1.0)),
             };
         }
         let threshold = self
             .cards
             .iter()
+            .filter(|c| above(c))
             .map(|c| c.above_tokens)
-            .filter(|&t| t > 0 && input > t)
             .max()
             .unwrap_or(0);
-        let mut rates = Rates::default();
-        for (above, t) in [
-            (threshold, tier),
-            (threshold, ServiceTier::Standard),
-            (0, tier),
-            (0, ServiceTier::Standard),
-        ] {
-            if let Some(card) = self.card(above, t) {
-                rates = rates.or(&card);
-            }
+        let std_base = self.card(0, ServiceTier::Standard).unwrap_or_default();
+        let std_here = self
+            .card(threshold, ServiceTier::Standard)
+            .unwrap_or_default()
+            .or(&std_base);
+        if tier == ServiceTier::Standard {
+            return (std_here, 0, Some(1.0));
         }
-        rates
+        // The tier's own card for this size: above a threshold only its long-context card
+        // (its base rates are for smaller calls).
+        let own = if threshold > 0 {
+            self.card(threshold, tier)
+        } else {
+            self.card(0, tier)
+        };
+        // What the tier costs relative to the standard tier, from the rates it does have.
+        let ratio = |t: Option<f64>, s: Option<f64>| match (t, s) {
+            (Some(t), Some(s)) if s > 0.0 => Some(t / s),
+            _ => None,
+        };
+        let base_own = self.card(0, tier);
+        let factor = own
+            .and_then(|o| ratio(o.input, std_here.input).or(ratio(o.output, std_here.output)))
+            .or_else(|| {
+                base_own.and_then(|o| {
+                    ratio(o.input, std_base.input).or(ratio(o.output, std_base.output))
+                })
+            });
+        let own = own.unwrap_or_default();
+        let Some(f) = factor else {
+            // No card for the tier: the standard rates, said so on the line.
+            return (std_here, 0b11_1111, None);
+        };
+        let mut derived = 0u8;
+        let mut pick = |bit: u8, mine: Option<f64>, std: Option<f64>| match mine {
+            Some(r) => Some(r),
+            None => {
+                if std.is_some() {
+                    derived |= 1 << bit;
+                }
+                std.map(|r| r * f)
+            }
+        };
+        let rates = Rates {
+            input: pick(0, own.input, std_here.input),
+            output: pick(1, own.output, std_here.output),
+            cache_read: pick(2, own.cache_read, std_here.cache_read),
+            cache_write: pick(3, own.cache_write, std_here.cache_write),
+            cache_write_1h: pick(4, own.cache_write_1h, std_here.cache_write_1h),
+            reasoning: pick(5, own.reasoning, std_here.reasoning),
+            audio_input: own.audio_input.or(std_here.audio_input.map(|r| r * f)),
+            audio_output: own.audio_output.or(std_here.audio_output.map(|r| r * f)),
+            audio_cache_read: own
+                .audio_cache_read
+                .or(std_here.audio_cache_read.map(|r| r * f)),
+            image_input: own.image_input.or(std_here.image_input.map(|r| r * f)),
+            image_output: own.image_output.or(std_here.image_output.map(|r| r * f)),
+            image_cache_read: own
+                .image_cache_read
+                .or(std_here.image_cache_read.map(|r| r * f)),
+        };
+        (rates, derived, Some(f))
+    }
+
+    /// What a line should say when a `tier` call's price used a rate the table does not
+    /// give for that tier (only kinds of tokens the call has); `None` when every rate it used
+    /// is the tier's own.
+    pub(crate) fn tier_note(
+        &self,
+        tokens: &Tokens,
+        cache_write_1h: u64,
+        tier: ServiceTier,
+    ) -> Option<String> {
+        if tier == ServiceTier::Standard {
+            return None;
+        }
+        let (_, derived, factor) = self.tiered(tokens.input, tier);
+        let write_1h = cache_write_1h.min(tokens.cache_write);
+        let plain = tokens
+            .input
+            .saturating_sub(tokens.cache_read.saturating_add(tokens.cache_write));
+        let used = [
+            ("input", plain),
+            ("output", tokens.output.saturating_sub(tokens.reasoning)),
+            ("cache read", tokens.cache_read),
+            ("cache write", tokens.cache_write - write_1h),
+            ("1-hour cache write", write_1h),
+            ("reasoning", tokens.reasoning),
+        ];
+        let kinds: Vec<&str> = used
+            .iter()
+            .enumerate()
+            .filter(|(i, (_, n))| derived & (1 << i) != 0 && *n > 0)
+            .map(|(_, (name, _))| *name)
+            .collect();
+        if kinds.is_empty() {
+            return None;
+        }
+        let tier = format!("{tier:?}").to_lowercase();
+        Some(match factor {
+            Some(f) => format!(
+                "service tier {tier}: the price table has no {tier} rate for {} at this size; \
+                 priced at the standard rate × {f} (the tier's rate over the standard one)",
+                kinds.join(", ")
+            ),
+            None => format!(
+                "service tier {tier}: the price table has no {tier} rates for this model; \
+                 priced at the standard rates"
+            ),
+        })
     }
 
     /// The cost of a call, or `None` when the model lacks an input or output rate (never a
