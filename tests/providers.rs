@@ -238,3 +238,32 @@ fn modalities_and_tiers_reach_the_priced_line() {
     // × 2.5e-6.
     assert!((cost(2) - 0.0097).abs() < 1e-9, "{}", c[2]);
 }
+
+/// Bedrock and Mistral replies priced as LiteLLM's file prices their models.
+#[test]
+fn bedrock_and_mistral_replies_are_priced_from_the_file() {
+    let (d, _handle, guard, buf) = common::setup(UsageLayer::builder());
+    let bedrock = Usage::from_bedrock(&fixture("bedrock.json")).unwrap();
+    let mistral = Usage::from_mistral(&fixture("mistral.json")).unwrap();
+    dispatcher::with_default(&d, || {
+        let span = llm_call_span!(
+            model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            provider = "aws.bedrock"
+        );
+        bedrock.record_on(&span);
+        drop(span);
+        let span = llm_call_span!(model = "mistral-large-latest", provider = "mistral_ai");
+        mistral.record_on(&span);
+    });
+    drop(guard);
+    let lines = buf.lines();
+    let c = common::calls(&lines);
+    let cost = |i: usize| c[i]["cost_usd"].as_f64().unwrap();
+    // us.anthropic.claude-sonnet-4-5 (cross-region, 10 % above the base): 1,530 plain × 3.3e-6,
+    // 8,192 read × 3.3e-7, 2,048 written × 4.125e-6, 412 out × 1.65e-5.
+    let want = 1_530.0 * 3.3e-6 + 8_192.0 * 3.3e-7 + 2_048.0 * 4.125e-6 + 412.0 * 1.65e-5;
+    assert!((cost(0) - want).abs() < 1e-9, "{} {want}", c[0]);
+    // mistral-large-latest: 186 plain × 5e-7, 1,024 cached × 5e-8, 316 out × 1.5e-6.
+    let want = 186.0 * 5e-7 + 1_024.0 * 5e-8 + 316.0 * 1.5e-6;
+    assert!((cost(1) - want).abs() < 1e-9, "{} {want}", c[1]);
+}
