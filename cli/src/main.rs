@@ -5,7 +5,7 @@
 //! llm-usage report                    by step, prompt components, efficiency
 //! llm-usage by step|model|provider|task|agent|run|day
 //! llm-usage run list | run show ID
-//! llm-usage export --output FILE.csv  one row per call
+//! llm-usage export [--output FILE]    one CSV row per call (stdout by default)
 //! llm-usage reprice --prices FILE     the same calls under another price table
 //! llm-usage budget --per-day 10       the days and runs that would have crossed a limit
 //! llm-usage import PATHS --db usage.sqlite   load the logs into SQLite (or --db postgres://…)
@@ -15,8 +15,9 @@
 //! `postgres`): the same numbers, from the lines `import` or the layer stored.
 //!
 //! PATHS are files (plain or `.gz`), directories (their `*.jsonl` and `*.jsonl.gz`) or `-` for
-//! stdin; default `./llm_usage_logs`. Exit codes: 0, 1 for a failure (unreadable input,
-//! unknown run, or any skipped line under `--strict`), 2 for a usage error.
+//! stdin; default `./llm_usage_logs`. Exit codes, the same for every command: 0; 1 when the
+//! input has no usable line, cannot be read, names no such run, or (`--strict`) any line was
+//! skipped; 2 for a usage error (a missing option, or one that does not apply).
 
 mod agg;
 mod commands;
@@ -46,7 +47,13 @@ use tracing_llm_usage::pricing::PriceTable;
 #[command(
     name = "llm-usage",
     version,
-    about = "Reports from tracing-llm-usage JSONL logs"
+    about = "Reports from tracing-llm-usage JSONL logs",
+    after_help = "Reports: stats, report (--html FILE: one self-contained page), by \
+                  step|model|provider|task|agent|run|day, run list, run show ID, export, \
+                  reprice, budget; watch follows the logs live; import loads them into --db.\n\
+                  PATHS default to ./llm_usage_logs. Exit codes: 0; 1 when the input has no \
+                  usable line, cannot be read, names no such run, or (--strict) any line was \
+                  skipped; 2 for a usage error (an option that does not apply, a missing one)."
 )]
 struct Cli {
     #[command(flatten)]
@@ -72,9 +79,9 @@ struct Common {
     /// Only this step.
     #[arg(long, global = true)]
     step: Option<String>,
-    /// Output format.
-    #[arg(long, global = true, value_enum, default_value = "table")]
-    format: Format,
+    /// Output format [default: table].
+    #[arg(long, global = true, value_enum)]
+    format: Option<Format>,
     /// Exit with 1 if any line was skipped (malformed, torn, too long).
     #[arg(long, global = true)]
     strict: bool,
@@ -92,6 +99,47 @@ struct Common {
     db: Option<String>,
 }
 
+impl Common {
+    fn format(&self) -> Format {
+        self.format.unwrap_or(Format::Table)
+    }
+
+    /// The first option given that `command` does not take, and the command's name.
+    fn inapplicable(&self, command: &Command) -> Option<(&'static str, &'static str)> {
+        let filters = [
+            ("--since", self.since.is_some()),
+            ("--until", self.until.is_some()),
+            ("--run", self.run.is_some()),
+            ("--model", self.model.is_some()),
+            ("--step", self.step.is_some()),
+        ];
+        let given =
+            |names: &[(&'static str, bool)]| names.iter().find(|(_, on)| *on).map(|(n, _)| *n);
+        let format = ("--format", self.format.is_some());
+        let prices = ("--prices", self.prices.is_some());
+        let csv_raw = ("--csv-raw", self.csv_raw);
+        match command {
+            Command::Import { .. } => given(&[format, prices, csv_raw])
+                .or(given(&filters))
+                .map(|o| (o, "import")),
+            Command::Watch { .. } => given(&[
+                format,
+                prices,
+                csv_raw,
+                ("--db", self.db.is_some()),
+                ("--strict", self.strict),
+            ])
+            .or(given(&filters))
+            .map(|o| (o, "watch")),
+            Command::Export { .. } => given(&[format]).map(|o| (o, "export (always CSV)")),
+            Command::Report { html: Some(_), .. } => {
+                given(&[format, csv_raw]).map(|o| (o, "report --html"))
+            }
+            _ => None,
+        }
+    }
+}
+
 #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
 const NO_ENGINE: &str = "this llm-usage was built without a database: install it with \
      `cargo install llm-usage` (its default features)";
@@ -99,7 +147,12 @@ const NO_ENGINE: &str = "this llm-usage was built without a database: install it
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Calls, runs, tokens, cost, time span, estimated-token share.
-    Stats { paths: Vec<PathBuf> },
+    Stats {
+        /// Log files (plain or .gz), directories (their *.jsonl and *.jsonl.gz) or - for
+        /// stdin [default: ./llm_usage_logs]
+        #[arg(value_name = "PATHS")]
+        paths: Vec<PathBuf>,
+    },
     /// The aggregation report: by step, by prompt component, efficiency.
     Report {
         /// Writes one self-contained HTML page instead (charts and tables, nothing fetched):
@@ -107,12 +160,18 @@ enum Command {
         /// budget lines.
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
+        /// Log files (plain or .gz), directories (their *.jsonl and *.jsonl.gz) or - for
+        /// stdin [default: ./llm_usage_logs]
+        #[arg(value_name = "PATHS")]
         paths: Vec<PathBuf>,
     },
     /// One table grouped by a dimension, most expensive first.
     By {
         #[arg(value_enum)]
         dimension: Dim,
+        /// Log files (plain or .gz), directories (their *.jsonl and *.jsonl.gz) or - for
+        /// stdin [default: ./llm_usage_logs]
+        #[arg(value_name = "PATHS")]
         paths: Vec<PathBuf>,
     },
     /// Runs.
@@ -120,20 +179,38 @@ enum Command {
         #[command(subcommand)]
         command: RunCommand,
     },
-    /// One CSV row per call.
+    /// One CSV row per call, to stdout or --output.
     Export {
-        /// The CSV file (`-` for stdout).
+        /// The CSV file [default: - (stdout)].
         #[arg(long, short)]
-        output: PathBuf,
+        output: Option<PathBuf>,
+        /// Log files (plain or .gz), directories (their *.jsonl and *.jsonl.gz) or - for
+        /// stdin [default: ./llm_usage_logs]
+        #[arg(value_name = "PATHS")]
         paths: Vec<PathBuf>,
     },
     /// What the same calls cost under the table given with --prices, per model.
-    Reprice { paths: Vec<PathBuf> },
+    Reprice {
+        /// Log files (plain or .gz), directories (their *.jsonl and *.jsonl.gz) or - for
+        /// stdin [default: ./llm_usage_logs]
+        #[arg(value_name = "PATHS")]
+        paths: Vec<PathBuf>,
+    },
     /// A live view of spend that follows the logs as they are written (new daily files
     /// too); plain lines when stdout is not a terminal. q, Esc or Ctrl-C quits.
-    Watch { paths: Vec<PathBuf> },
+    Watch {
+        /// Log files (plain or .gz), directories (their *.jsonl and *.jsonl.gz) or - for
+        /// stdin [default: ./llm_usage_logs]
+        #[arg(value_name = "PATHS")]
+        paths: Vec<PathBuf>,
+    },
     /// Loads the logs into the database given with --db; lines already there are skipped.
-    Import { paths: Vec<PathBuf> },
+    Import {
+        /// Log files (plain or .gz), directories (their *.jsonl and *.jsonl.gz) or - for
+        /// stdin [default: ./llm_usage_logs]
+        #[arg(value_name = "PATHS")]
+        paths: Vec<PathBuf>,
+    },
     /// Replays the logs against a limit: the days and runs that would have crossed it.
     Budget {
         /// A limit per UTC day (USD, or tokens with --tokens).
@@ -145,6 +222,9 @@ enum Command {
         /// The limits are token counts, not USD.
         #[arg(long)]
         tokens: bool,
+        /// Log files (plain or .gz), directories (their *.jsonl and *.jsonl.gz) or - for
+        /// stdin [default: ./llm_usage_logs]
+        #[arg(value_name = "PATHS")]
         paths: Vec<PathBuf>,
     },
 }
@@ -152,9 +232,21 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum RunCommand {
     /// Every run: status, calls, tokens, cost, time.
-    List { paths: Vec<PathBuf> },
+    List {
+        /// Log files (plain or .gz), directories (their *.jsonl and *.jsonl.gz) or - for
+        /// stdin [default: ./llm_usage_logs]
+        #[arg(value_name = "PATHS")]
+        paths: Vec<PathBuf>,
+    },
     /// One run: totals, elapsed, by step, its calls.
-    Show { id: String, paths: Vec<PathBuf> },
+    Show {
+        /// The run id.
+        id: String,
+        /// Log files (plain or .gz), directories (their *.jsonl and *.jsonl.gz) or - for
+        /// stdin [default: ./llm_usage_logs]
+        #[arg(value_name = "PATHS")]
+        paths: Vec<PathBuf>,
+    },
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -199,6 +291,14 @@ fn problem(file: &str, line: u64, reason: &str) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let c = &cli.common;
+    if let Some((option, command)) = c.inapplicable(&cli.command) {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!("{option} does not apply to {command}"),
+            )
+            .exit();
+    }
     let mut filters = Filters {
         run: c.run.clone(),
         model: c.model.clone(),
@@ -433,7 +533,7 @@ fn main() -> ExitCode {
         }
         Command::Watch { .. } => Vec::new(),
     };
-    if c.format == Format::Csv && sections.len() > 1 {
+    if c.format() == Format::Csv && sections.len() > 1 {
         let names: Vec<&str> = sections.iter().map(|s| s.name).collect();
         eprintln!(
             "llm-usage: {} tables ({}), one after the other, each after a `# name` line; a \
@@ -442,18 +542,19 @@ fn main() -> ExitCode {
             names.join(", ")
         );
     }
-    if c.format == Format::Table && sections.iter().all(output::Section::is_empty) {
+    if c.format() == Format::Table && sections.iter().all(output::Section::is_empty) {
         eprintln!("llm-usage: nothing matches (check --since, --until, --run, --model, --step)");
         return ExitCode::SUCCESS;
     }
     let result = match &cli.command {
-        Command::Export { output, .. } if output.as_os_str() != "-" => {
-            std::fs::File::create(output).and_then(|f| {
-                let mut w = std::io::BufWriter::new(f);
-                render(&mut w, &sections, Format::Csv, c.csv_raw)?;
-                w.flush()
-            })
-        }
+        Command::Export {
+            output: Some(output),
+            ..
+        } if output.as_os_str() != "-" => std::fs::File::create(output).and_then(|f| {
+            let mut w = std::io::BufWriter::new(f);
+            render(&mut w, &sections, Format::Csv, c.csv_raw)?;
+            w.flush()
+        }),
         Command::Export { .. } => render(
             &mut std::io::stdout().lock(),
             &sections,
@@ -463,7 +564,7 @@ fn main() -> ExitCode {
         _ => render(
             &mut std::io::stdout().lock(),
             &sections,
-            c.format,
+            c.format(),
             c.csv_raw,
         ),
     };
@@ -515,6 +616,14 @@ fn import(paths: &[PathBuf], db: Option<&str>, strict: bool) -> ExitCode {
                 "llm-usage: {} of {} lines skipped",
                 done.problem_count, done.lines
             );
+        }
+        // As for every report: nothing usable is an error.
+        if done.problem_count >= done.lines {
+            return fail(if done.lines == 0 {
+                "the input holds no usage lines".to_owned()
+            } else {
+                format!("none of the {} lines is a usage line", done.lines)
+            });
         }
         if strict && done.problem_count > 0 {
             return ExitCode::from(1);

@@ -538,3 +538,59 @@ fn days_are_utc_days_of_the_instant() {
     let v = stats_json(&["--since", "2025-12-15", log]);
     assert_eq!(v["input_tokens"], 5);
 }
+
+/// One rule for every command: no usable line is 1, an option that does not apply is 2 with a
+/// message; export writes to stdout by default; help says what PATHS are.
+#[test]
+fn the_command_is_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.jsonl");
+    std::fs::write(&garbage, "garbage\n{\"a\":1}\n").unwrap();
+    let garbage = garbage.to_str().unwrap();
+    let db = dir.path().join("usage.sqlite");
+    let db = db.to_str().unwrap();
+    for args in [vec!["stats", garbage], vec!["import", garbage, "--db", db]] {
+        let (_, err, code) = run(&args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(
+            err.contains("garbage.jsonl:1: not JSON: expected value at column 1\n"),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("llm-usage: none of the 2 lines is a usage line\n"),
+            "{err}"
+        );
+    }
+    let log = fixture();
+    let log = log.to_str().unwrap();
+    for (args, option) in [
+        (
+            vec!["import", log, "--db", db, "--prices", log],
+            "--prices does not apply to import",
+        ),
+        (
+            vec!["import", log, "--db", db, "--format", "json"],
+            "--format does not apply to import",
+        ),
+        (
+            vec!["export", log, "--format", "json"],
+            "--format does not apply to export",
+        ),
+        (
+            vec!["watch", log, "--since", "2025-12-14"],
+            "--since does not apply to watch",
+        ),
+    ] {
+        let (_, err, code) = run(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(option), "{args:?}: {err}");
+    }
+    let (out, err, code) = run(&["export", log]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("timestamp,run_id,step,model,"), "{out}");
+    assert_eq!(out.lines().count(), 9, "a header and the 8 calls");
+    let (help, _, _) = run(&["--help"]);
+    assert!(help.contains("report (--html FILE"), "{help}");
+    let (help, _, _) = run(&["stats", "--help"]);
+    assert!(help.contains("[default: ./llm_usage_logs]"), "{help}");
+}

@@ -205,8 +205,20 @@ pub fn parse_str(text: &str) -> Result<Line<'_>, String> {
     if let Some(line) = super::fast::line(text) {
         return Ok(line);
     }
-    let line: Line<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let line: Line<'_> = serde_json::from_str(text).map_err(|e| reason(&e))?;
     check(line)
+}
+
+/// Why a line is not a usage line, without serde's "line 1" (a line is one line).
+fn reason(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let text = text.replace(" at line 1 column ", " at column ");
+    match e.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            format!("not JSON: {text}")
+        }
+        _ => text,
+    }
 }
 
 fn check(line: Line<'_>) -> Result<Line<'_>, String> {
