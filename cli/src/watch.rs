@@ -17,6 +17,8 @@ use tracing_llm_usage::__private::terminal;
 use tracing_llm_usage::format::decode::{self, Line};
 use tracing_llm_usage::record::Timestamp;
 
+use unicode_width::UnicodeWidthStr;
+
 use super::output::{spend, thousands};
 
 /// How often the files are looked at.
@@ -391,18 +393,99 @@ fn view(follower: &mut Follower, live: &mut Live, title: &str) -> io::Result<()>
     result
 }
 
-fn draw(f: &mut ratatui::Frame<'_>, live: &Live, title: &str) {
+/// `s` in at most `width` columns: shortened in the middle (`run-budg…7f3a9c2e`), so that
+/// both ends of an id or model name stay readable.
+fn fit(s: &str, width: usize) -> String {
+    if s.width() <= width {
+        return s.to_owned();
+    }
+    if width < 3 {
+        return s.chars().take(width).collect();
+    }
+    let chars: Vec<char> = s.chars().collect();
+    let keep = width - 1;
+    let (head, tail) = (keep - keep / 2, keep / 2);
+    let mut out: String = chars[..head].iter().collect();
+    out.push('…');
+    out.extend(&chars[chars.len() - tail..]);
+    // Wide characters: cut until it fits.
+    while out.width() > width {
+        out.remove(0);
+    }
+    out
+}
+
+/// A table whose number columns are as wide as their widest cell (never cut) and whose first
+/// column takes the rest, its cells fitted in the middle.
+fn fitted_table<'a>(
+    headers: &[&'a str],
+    rows: Vec<Vec<String>>,
+    area: ratatui::layout::Rect,
+    title: &'a str,
+) -> Table<'a> {
     let bold = Style::default().add_modifier(Modifier::BOLD);
+    let n = headers.len();
+    // Every column but the first as wide as its widest cell or header.
+    let mut widths: Vec<usize> = (0..n)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].width())
+                .chain(std::iter::once(headers[i].width()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let inner = usize::from(area.width.saturating_sub(2));
+    let fixed: usize = widths[1..].iter().sum::<usize>() + (n - 1);
+    widths[0] = inner.saturating_sub(fixed).max(4);
+    // Too narrow for every column whole: a second text column gives way first.
+    if fixed + widths[0] > inner && n > 3 {
+        let over = fixed + widths[0] - inner;
+        widths[1] = widths[1].saturating_sub(over).max(4);
+    }
+    let rows: Vec<Row<'_>> = rows
+        .into_iter()
+        .map(|r| {
+            Row::new(
+                r.iter()
+                    .enumerate()
+                    .map(|(i, c)| if i < 2 { fit(c, widths[i]) } else { c.clone() })
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    let constraints: Vec<Constraint> = widths
+        .iter()
+        .map(|w| Constraint::Length(*w as u16))
+        .collect();
+    Table::new(rows, constraints)
+        .header(Row::new(headers.to_vec()).style(bold))
+        .block(Block::bordered().title(title))
+}
+
+fn draw(f: &mut ratatui::Frame<'_>, live: &Live, title: &str) {
+    let area = f.area();
+    // Below 120 columns the tables are stacked and the sparklines lower, so that every
+    // column stays readable at 80×24.
+    let narrow = area.width < 120;
+    let spark = if narrow { 4 } else { 5 };
     let [head, spend, toks, tables, foot] = Layout::vertical([
         Constraint::Length(3),
-        Constraint::Length(5),
-        Constraint::Length(5),
+        Constraint::Length(spark),
+        Constraint::Length(spark),
         Constraint::Min(6),
         Constraint::Length(1),
     ])
-    .areas(f.area());
+    .areas(area);
+    let line = live.line();
+    // The last line's time goes first when the line does not fit.
+    let line = if line.width() + 2 > usize::from(area.width) {
+        line.split(" last line ").next().unwrap_or(&line).to_owned()
+    } else {
+        line
+    };
     f.render_widget(
-        Paragraph::new(terminal(&live.line()).into_owned())
+        Paragraph::new(terminal(&line).into_owned())
             .block(Block::bordered().title(format!(" llm-usage watch: {} ", terminal(title)))),
         head,
     );
@@ -412,7 +495,7 @@ fn draw(f: &mut ratatui::Frame<'_>, live: &Live, title: &str) {
     f.render_widget(
         Sparkline::default()
             .block(Block::bordered().title(format!(
-                " spend a minute, last hour (this minute {}) ",
+                " spend a minute, last hour (now {}) ",
                 live.this_minute(now)
             )))
             .data(&cost)
@@ -422,80 +505,76 @@ fn draw(f: &mut ratatui::Frame<'_>, live: &Live, title: &str) {
     f.render_widget(
         Sparkline::default()
             .block(Block::bordered().title(format!(
-                " tokens a minute, last hour (this minute {}) ",
+                " tokens a minute, last hour (now {}) ",
                 thousands(last(&tokens))
             )))
             .data(&tokens)
             .style(Style::default().fg(Color::Cyan)),
         toks,
     );
-    let [runs_area, models_area, steps_area] = Layout::horizontal([
-        Constraint::Percentage(40),
-        Constraint::Percentage(30),
-        Constraint::Percentage(30),
-    ])
-    .areas(tables);
+    let (runs_area, models_area, steps_area) = if narrow {
+        let [top, bottom] =
+            Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)])
+                .areas(tables);
+        let [m, s] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+            .areas(bottom);
+        (top, m, s)
+    } else {
+        let [r, m, s] = Layout::horizontal([
+            Constraint::Percentage(40),
+            Constraint::Percentage(30),
+            Constraint::Percentage(30),
+        ])
+        .areas(tables);
+        (r, m, s)
+    };
     let mut open: Vec<(&String, &OpenRun)> = live.open.iter().collect();
     open.sort_by(|a, b| b.1.last_ms.cmp(&a.1.last_ms).then_with(|| a.0.cmp(b.0)));
-    let mut rows: Vec<Row<'_>> = open
+    let mut rows: Vec<Vec<String>> = open
         .iter()
         .take(8)
         .map(|(id, r)| {
-            Row::new(vec![
+            vec![
                 terminal(id).into_owned(),
                 format!("open, {}", terminal(r.step.as_deref().unwrap_or("-"))),
                 thousands(r.spend.calls),
                 r.spend.shown(),
-            ])
+            ]
         })
         .collect();
     rows.extend(live.recent.iter().map(|r| {
-        Row::new(vec![
+        vec![
             terminal(&r.id).into_owned(),
             terminal(&r.status).into_owned(),
             thousands(r.spend.calls),
             r.spend.shown(),
-        ])
+        ]
     }));
     f.render_widget(
-        Table::new(
+        fitted_table(
+            &["run", "status", "calls", "cost"],
             rows,
-            [
-                Constraint::Fill(3),
-                Constraint::Fill(2),
-                Constraint::Length(6),
-                Constraint::Length(10),
-            ],
-        )
-        .header(Row::new(vec!["run", "status", "calls", "cost"]).style(bold))
-        .block(Block::bordered().title(" runs: open, then finished ")),
+            runs_area,
+            " runs: open, then finished ",
+        ),
         runs_area,
     );
     for (area, title, map) in [
         (models_area, " top models ", &live.models),
         (steps_area, " top steps ", &live.steps),
     ] {
-        let rows: Vec<Row<'_>> = top(map, 10)
+        let rows: Vec<Vec<String>> = top(map, 10)
             .into_iter()
             .map(|(k, spend)| {
-                Row::new(vec![
+                vec![
                     terminal(k).into_owned(),
                     thousands(spend.calls),
                     spend.shown(),
-                ])
+                ]
             })
             .collect();
         f.render_widget(
-            Table::new(
-                rows,
-                [
-                    Constraint::Min(14),
-                    Constraint::Length(6),
-                    Constraint::Length(9),
-                ],
-            )
-            .header(Row::new(vec!["name", "calls", "cost"]).style(bold))
-            .block(Block::bordered().title(title)),
+            fitted_table(&["name", "calls", "cost"], rows, area, title),
             area,
         );
     }
@@ -580,6 +659,17 @@ mod tests {
         live.add(br#"{"timestamp":"2025-12-01T10:00:01.000Z","event":"run_summary","run_id":"r1","status":"success","usage":{"call_count":2,"cost_usd":0.5,"unpriced_calls":1}}"#);
         assert_eq!(live.recent[1].spend.shown(), "unpriced");
         assert_eq!(live.recent[0].spend.shown(), "≥$0.5000");
+    }
+
+    #[test]
+    fn names_are_shortened_in_the_middle() {
+        assert_eq!(
+            fit("run-budget-exceeded-opus-7f3a9c2e", 16),
+            "run-budg…7f3a9c2e"
+        );
+        assert_eq!(fit("claude-opus-4-5-20251101", 14), "claude-…251101");
+        assert_eq!(fit("short", 14), "short");
+        assert_eq!(fit("abcdef", 2), "ab");
     }
 
     #[test]

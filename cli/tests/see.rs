@@ -420,6 +420,60 @@ fn watch_shows_unknowns_as_unpriced() -> Result<(), Failed> {
     result
 }
 
+/// At 80×24 and at 200×50 every column of `watch` is readable: costs (over $1,000 too) whole,
+/// long ids and model names shortened in the middle so both ends show.
+fn watch_fits_the_terminal(size: (u16, u16)) -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("llm_usage.2025-12-15.jsonl");
+    append(
+        &log,
+        "{\"timestamp\":\"2025-12-15T10:00:00.000Z\",\"event\":\"llm_call\",\
+         \"run_id\":\"run-budget-exceeded-opus-7f3a9c2e\",\"step\":\"persona_generation\",\
+         \"model\":\"claude-opus-4-5-20251101\",\"tokens\":{\"input\":1000000,\"output\":500000,\
+         \"total\":1500000},\"cost_usd\":15859.10374,\"cost_source\":\"local\"}\n\
+         {\"timestamp\":\"2025-12-15T10:00:01.000Z\",\"event\":\"llm_call\",\
+         \"run_id\":\"run-budget-exceeded-opus-7f3a9c2f\",\"step\":\"summary\",\
+         \"model\":\"claude-opus-4-1-20250805\",\"tokens\":{\"input\":1000,\"output\":500,\
+         \"total\":1500},\"cost_usd\":null,\"cost_source\":\"unpriced\"}\n",
+    );
+    let socket = format!(
+        "llm-usage-test-{}-{}x{}",
+        std::process::id(),
+        size.0,
+        size.1
+    );
+    let script = format!(
+        "'{bin}' watch '{dir}'; sleep 60",
+        bin = bin().display(),
+        dir = dir.path().display(),
+    );
+    new_session(&socket, size, &script);
+    let result = (|| {
+        let screen = wait_for_screen(
+            &socket,
+            &["cost ≥$15,859.1037 (1 unpriced)", "top models"],
+            Duration::from_secs(20),
+        )?;
+        // Costs are never cut; each name keeps its start and its end.
+        assert_eq!(screen.matches("$15,859.1037").count(), 4, "{screen}");
+        for (start, end) in [
+            ("run-bud", "7f3a9c2e"),
+            ("claude-op", "20251101"),
+            ("claude-op", "20250805"),
+        ] {
+            assert!(
+                screen.lines().any(|l| l.contains(start) && l.contains(end)),
+                "{start}…{end}:\n{screen}"
+            );
+        }
+        let max = screen.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+        assert!(max <= usize::from(size.0), "{screen}");
+        Ok::<_, Failed>(())
+    })();
+    tmux(&socket, &["kill-server"]);
+    result
+}
+
 fn main() {
     let args = Arguments::from_args();
     let mut trials = vec![
@@ -461,6 +515,16 @@ fn main() {
         })
         .with_ignored_flag(true)
     });
+    for (name, size) in [
+        ("watch_fits_80_by_24", (80, 24)),
+        ("watch_fits_200_by_50", (200, 50)),
+    ] {
+        trials.push(if has_tmux {
+            Trial::test(name, move || watch_fits_the_terminal(size))
+        } else {
+            Trial::test(name, || Err("tmux is not installed".into())).with_ignored_flag(true)
+        });
+    }
     for (name, key) in [
         ("watch_in_a_terminal_quits_on_q_and_restores_it", "q"),
         ("watch_in_a_terminal_quits_on_ctrl_c_and_restores_it", "C-c"),
