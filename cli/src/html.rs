@@ -124,7 +124,11 @@ fn hbars(title: &str, items: &[(String, f64, String)], second: Option<&[f64]>) -
         .fold(0.0f64, f64::max);
     let row = 24.0;
     let h = items.len() as f64 * row + 8.0;
-    let (lw, bw) = (190.0, 330.0);
+    // The bars leave room for the widest value label after them, inside the chart (11px
+    // text: under 6.6px a character).
+    let label = items.iter().map(|i| i.2.chars().count()).max().unwrap_or(0) as f64 * 6.6;
+    let lw = 190.0;
+    let bw = (640.0 - lw - 12.0 - label).clamp(120.0, 330.0);
     let mut svg = format!(
         "<svg viewBox=\"0 0 640 {h}\" role=\"img\" aria-label=\"{}\" class=\"chart\">",
         esc(title)
@@ -200,7 +204,10 @@ fn stacked(
         .map(|d| values.iter().map(|s| s[d]).sum())
         .collect();
     let max = totals.iter().copied().fold(0.0f64, f64::max);
-    let (x0, y0, w, h) = (70.0, 10.0, 560.0, 200.0);
+    let top = if money { usd(max) } else { compact(max) };
+    // The axis leaves room for its largest label (11px text: under 6.6px a character).
+    let x0 = (top.chars().count() as f64 * 6.6 + 8.0).max(70.0);
+    let (y0, w, h) = (10.0, 630.0 - x0, 200.0);
     let step = w / days.len() as f64;
     let bar = (step * 0.8).clamp(1.0, 48.0);
     let legend_rows = names.len().div_ceil(3);
@@ -210,7 +217,6 @@ fn stacked(
         esc(title)
     );
     // Axis: zero and the largest day.
-    let top = if money { usd(max) } else { compact(max) };
     let _ = write!(
         svg,
         "<line x1=\"{x0}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#555\"/>\
@@ -296,8 +302,9 @@ fn section(id: &str, title: &str, body: &str) -> String {
     format!("<section id=\"{id}\"><h2>{title}</h2>{body}</section>")
 }
 
+/// A chart under its heading, then its table.
 fn figure(chart: &str, caption: &str, table: &str) -> String {
-    format!("<figure>{chart}<figcaption>{caption}</figcaption></figure>{table}")
+    format!("<figure><figcaption>{caption}</figcaption>{chart}</figure>{table}")
 }
 
 /// Groups of a dimension, most expensive first.
@@ -340,7 +347,7 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
         ("output tokens", thousands(a.output), a.output.to_string()),
         (
             "cost",
-            opt_usd(cost(a)),
+            super::output::spend(a.cost, a.priced, a.unpriced),
             cost(a).map_or_else(String::new, |c| format!("{:.9}", c)),
         ),
         (
@@ -472,7 +479,7 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
     let items: Vec<(String, f64, String)> = steps
         .iter()
         .map(|(k, a)| {
-            let shown = format!("{}, {} tokens", opt_usd(cost(a)), thousands(a.total));
+            let shown = format!("{}, {}", opt_usd(cost(a)), plural(a.total, "token"));
             (plain(k), a.cost, shown)
         })
         .collect();
@@ -580,7 +587,10 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
         "Costliest runs",
         &figure(
             &hbars("Costliest runs", &items, None),
-            &format!("The {} costliest runs", top.len()),
+            &match top.len() {
+                1 => "The costliest run".to_owned(),
+                n => format!("The {n} costliest runs"),
+            },
             &table(
                 "Costliest runs and their steps",
                 &["run", "~status", "calls", "tokens", "cost", "~steps"],
@@ -680,9 +690,9 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
         &figure(
             &hbars("Cache-read share of input by model", &items, None),
             &format!(
-                "Share of input tokens read from the provider's cache; {} of {} calls unpriced",
+                "Share of input tokens read from the provider's cache; {} of {} unpriced",
                 thousands(a.unpriced),
-                thousands(a.calls)
+                plural(a.calls, "call")
             ),
             &table(
                 "Cache reads and unpriced calls by model",
@@ -771,7 +781,7 @@ header p{color:#444;margin:0}\
 #totals{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:.6rem;margin:1rem 0}\
 #totals div{border:1px solid #ccc;border-radius:6px;padding:.5rem .7rem}\
 #totals dt{color:#444;font-size:.85rem}#totals dd{margin:0;font-size:1.3rem;font-weight:600}\
-figure{margin:0 0 .5rem}figcaption{color:#444;font-size:.9rem}\
+figure{margin:0 0 .5rem}figcaption{font-weight:600;font-size:.95rem;margin:.8rem 0 .2rem}\
 svg.chart{width:100%;height:auto;max-width:760px;font-size:11px;fill:#1a1a1a}\
 .scroll{overflow-x:auto}table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.85rem}\
 caption{text-align:left;font-weight:600;padding:.2rem 0}\

@@ -219,6 +219,93 @@ fn chromium_renders_the_page(chromium: &Path) -> Result<(), Failed> {
     Ok(())
 }
 
+/// The page laid out by Chromium at 1200 px: no text of any chart reaches outside its chart.
+/// A copy of the page with a measuring script (the page itself has none) is loaded, and the
+/// DOM after it ran is read back.
+fn no_chart_text_overflows(chromium: &Path) -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    // Long names and big figures: what pushes labels out.
+    let log = dir.path().join("wide.jsonl");
+    let mut text = std::fs::read_to_string(fixture())?;
+    text.push_str(
+        "{\"timestamp\":\"2025-12-15T10:00:00.000Z\",\"event\":\"llm_call\",\
+         \"run_id\":\"run-with-a-rather-long-identifier-0001\",\
+         \"step\":\"a_step_with_a_long_descriptive_name\",\"model\":\"claude-opus-4-5-20251101\",\
+         \"tokens\":{\"input\":106700,\"output\":5000,\"total\":111700},\"cost_usd\":1234.5678,\
+         \"cost_source\":\"local\",\"prompt_breakdown\":{\"retrieved_documents\":90000}}\n",
+    );
+    std::fs::write(&log, text)?;
+    html(&[log.to_str().unwrap()], dir.path());
+    let page = std::fs::read_to_string(dir.path().join("report.html"))?;
+    let probe = r#"<script>
+addEventListener('load', () => {
+  const out = [];
+  for (const svg of document.querySelectorAll('svg.chart')) {
+    const box = svg.viewBox.baseVal;
+    for (const t of svg.querySelectorAll('text')) {
+      const b = t.getBBox();
+      if (b.x < -0.5 || b.y < -0.5 || b.x + b.width > box.width + 0.5 || b.y + b.height > box.height + 0.5) {
+        out.push(svg.getAttribute('aria-label') + ': ' + t.textContent);
+      }
+    }
+  }
+  const charts = document.querySelectorAll('svg.chart').length;
+  document.body.setAttribute('data-overflow', JSON.stringify({charts, out}));
+});
+</script></body>"#;
+    std::fs::write(
+        dir.path().join("probe.html"),
+        page.replace("</body>", probe),
+    )?;
+    let out = Process::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1200,2000",
+            "--virtual-time-budget=2000",
+            "--dump-dom",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.path().join("profile").display()
+        ))
+        .arg(format!(
+            "file://{}",
+            dir.path().join("probe.html").display()
+        ))
+        .output()?;
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let at = dom
+        .find("data-overflow=\"")
+        .ok_or_else(|| format!("the probe did not run:\n{dom}"))?;
+    let rest = &dom[at + "data-overflow=\"".len()..];
+    let json = rest[..rest.find('"').unwrap_or(0)].replace("&quot;", "\"");
+    let v: Value = serde_json::from_str(&json)?;
+    assert!(v["charts"].as_u64().unwrap_or(0) >= 8, "{v}");
+    assert_eq!(v["out"], serde_json::json!([]), "text outside its chart");
+    // Each chart's heading comes before it, and counts are plural only when they should be.
+    assert!(
+        page.contains("<figure><figcaption>"),
+        "headings above their charts"
+    );
+    assert!(
+        !page.contains(" 1 calls") && !page.contains(">1 calls"),
+        "1 calls"
+    );
+    Ok(())
+}
+
 /// Lines `reader` gives until one contains `want` (within `patience`).
 fn wait_for_line(
     lines: &std::sync::mpsc::Receiver<String>,
@@ -491,15 +578,19 @@ fn main() {
             watch_prints_plain_lines_when_not_a_terminal,
         ),
     ];
-    trials.push(match chromium() {
-        Some(c) => Trial::test("chromium_renders_the_page", move || {
-            chromium_renders_the_page(&c)
-        }),
-        None => Trial::test("chromium_renders_the_page", || {
-            Err("chromium is not installed".into())
-        })
-        .with_ignored_flag(true),
-    });
+    for (name, test) in [
+        (
+            "chromium_renders_the_page",
+            chromium_renders_the_page as fn(&Path) -> Result<(), Failed>,
+        ),
+        ("no_chart_text_overflows", no_chart_text_overflows),
+    ] {
+        trials.push(match chromium() {
+            Some(c) => Trial::test(name, move || test(&c)),
+            None => Trial::test(name, || Err("chromium is not installed".into()))
+                .with_ignored_flag(true),
+        });
+    }
     let has_tmux = Process::new("tmux")
         .arg("-V")
         .output()
