@@ -157,6 +157,9 @@ fn renamed(e: &mut BudgetEvent, old: Option<&str>, id: Option<&Arc<str>>) {
 pub(crate) struct RunCell {
     pub(crate) key: u64,
     pub(crate) started: Instant,
+    /// The run was opened without its id (it may hold lines): the common run, opened with
+    /// its id, never takes its lock to pass a call on.
+    waits: bool,
     agg: Mutex<RunAggregate>,
 }
 
@@ -169,6 +172,7 @@ impl RunCell {
         Self {
             key,
             started: Instant::now(),
+            waits: waiting,
             agg: Mutex::new(agg),
         }
     }
@@ -181,6 +185,9 @@ impl RunCell {
         mut rec: CallRecord,
         mut events: Vec<BudgetEvent>,
     ) -> Option<(CallRecord, Vec<BudgetEvent>)> {
+        if !self.waits {
+            return Some((rec, events));
+        }
         let mut agg = self.lock();
         let id = agg.run_id.clone();
         match &mut agg.held {
