@@ -168,7 +168,7 @@ pub use layer::UsageLayer;
 pub use ledger::{RunStatus, RunSummary, RunUsage, StepUsage, Totals, OTHER};
 pub use name::Name;
 pub use pricing::{ModelPrice, PriceError, PriceTable, Rates, ServiceTier};
-pub use providers::{Usage, UsageError, UsageStream};
+pub use providers::{record_error, Usage, UsageError, UsageStream};
 pub use record::{
     CallRecord, CostSource, LineKind, Modality, ModalityCounts, ModalitySlot, ModalityTokens,
     PromptBreakdown, Timestamp, Tokens,

@@ -30,6 +30,16 @@ pub enum UsageError {
         /// What was looked for.
         expected: &'static str,
     },
+    /// The reply is another API's: its helper is named.
+    #[error("{helper} was given {found}: use {instead}")]
+    WrongShape {
+        /// The helper that was called.
+        helper: &'static str,
+        /// What the reply looks like.
+        found: &'static str,
+        /// The helper for it.
+        instead: &'static str,
+    },
     /// A usage field is there but is not a token count.
     #[error("usage field {field} is not a token count: {value}")]
     Malformed {
@@ -137,6 +147,83 @@ fn malformed(path: &[&str], v: &Value) -> UsageError {
 
 /// The usage object: `key` inside the response, or the value itself when it already is one
 /// (recognised by `probe`).
+/// Which API a reply (or its usage object) comes from, by the keys only it has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    OpenAiChat,
+    OpenAiResponses,
+    Anthropic,
+    Gemini,
+    Bedrock,
+    Ollama,
+}
+
+impl Shape {
+    fn of(reply: &Value) -> Option<Shape> {
+        // A Responses stream event carries the response.
+        let v = reply
+            .get("response")
+            .filter(|r| r.get("usage").is_some())
+            .unwrap_or(reply);
+        let has = |o: &Value, k: &str| o.get(k).is_some_and(|x| !x.is_null());
+        if has(v, "usageMetadata") || has(v, "promptTokenCount") {
+            return Some(Shape::Gemini);
+        }
+        if has(v, "prompt_eval_count") || has(v, "eval_count") {
+            return Some(Shape::Ollama);
+        }
+        let meta = v.get("metadata").unwrap_or(v);
+        if meta.get("usage").is_some_and(|u| has(u, "inputTokens")) || has(v, "inputTokens") {
+            return Some(Shape::Bedrock);
+        }
+        let u = v.get("usage").filter(|u| u.is_object()).unwrap_or(v);
+        if has(u, "prompt_tokens") || has(u, "completion_tokens") {
+            return Some(Shape::OpenAiChat);
+        }
+        if has(u, "input_tokens") || has(u, "output_tokens") {
+            let responses = v.get("object").and_then(Value::as_str) == Some("response")
+                || has(u, "input_tokens_details")
+                || has(u, "output_tokens_details")
+                || has(u, "total_tokens");
+            return Some(if responses {
+                Shape::OpenAiResponses
+            } else {
+                Shape::Anthropic
+            });
+        }
+        None
+    }
+
+    fn describe(self) -> (&'static str, &'static str) {
+        match self {
+            Shape::OpenAiChat => ("an OpenAI Chat Completions reply", "Usage::from_openai"),
+            Shape::OpenAiResponses => (
+                "an OpenAI Responses API reply",
+                "Usage::from_openai_responses",
+            ),
+            Shape::Anthropic => ("an Anthropic Messages reply", "Usage::from_anthropic"),
+            Shape::Gemini => ("a Gemini reply", "Usage::from_gemini"),
+            Shape::Bedrock => ("a Bedrock Converse reply", "Usage::from_bedrock"),
+            Shape::Ollama => ("an Ollama reply", "Usage::from_ollama"),
+        }
+    }
+}
+
+/// Refuses a reply of another API than `expected` (never `Ok` with zeros).
+fn expect(reply: &Value, expected: Shape, helper: &'static str) -> Result<(), UsageError> {
+    match Shape::of(reply) {
+        Some(found) if found != expected => {
+            let (found, instead) = found.describe();
+            Err(UsageError::WrongShape {
+                helper,
+                found,
+                instead,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 fn usage_object<'a>(
     response: &'a Value,
     key: &str,
@@ -168,6 +255,7 @@ impl Usage {
     ///
     /// [`UsageError::Missing`] without usage, [`UsageError::Malformed`] for a bad count.
     pub fn from_openai(response: &Value) -> Result<Self, UsageError> {
+        expect(response, Shape::OpenAiChat, "Usage::from_openai")?;
         let u = usage_object(response, "usage", "prompt_tokens", "OpenAI")?;
         Ok(Self::openai_chat(u)?.with_tier(response))
     }
@@ -233,6 +321,11 @@ impl Usage {
     ///
     /// As [`from_openai`](Self::from_openai).
     pub fn from_openai_responses(response: &Value) -> Result<Self, UsageError> {
+        expect(
+            response,
+            Shape::OpenAiResponses,
+            "Usage::from_openai_responses",
+        )?;
         let response = response.get("response").unwrap_or(response);
         let u = usage_object(response, "usage", "input_tokens", "OpenAI Responses")?;
         let mut modality = ModalityTokens::default();
@@ -281,6 +374,7 @@ impl Usage {
     ///
     /// As [`from_openai`](Self::from_openai).
     pub fn from_anthropic(response: &Value) -> Result<Self, UsageError> {
+        expect(response, Shape::Anthropic, "Usage::from_anthropic")?;
         let u = usage_object(response, "usage", "input_tokens", "Anthropic")?;
         // Anthropic says its tier inside `usage` (`standard`, `priority`, `batch`).
         Ok(anthropic_raw(u)?.usage()?.with_tier(u))
@@ -293,6 +387,7 @@ impl Usage {
     ///
     /// As [`from_openai`](Self::from_openai).
     pub fn from_gemini(response: &Value) -> Result<Self, UsageError> {
+        expect(response, Shape::Gemini, "Usage::from_gemini")?;
         let u = usage_object(response, "usageMetadata", "promptTokenCount", "Gemini")?;
         let thoughts = count(u, &["thoughtsTokenCount"])?;
         let mut modality = ModalityTokens::default();
@@ -323,6 +418,7 @@ impl Usage {
     ///
     /// As [`from_openai`](Self::from_openai).
     pub fn from_bedrock(response: &Value) -> Result<Self, UsageError> {
+        expect(response, Shape::Bedrock, "Usage::from_bedrock")?;
         let response = response.get("metadata").unwrap_or(response);
         let u = usage_object(response, "usage", "inputTokens", "Bedrock")?;
         let cache_read = count(u, &["cacheReadInputTokens"])?;
@@ -347,6 +443,7 @@ impl Usage {
     ///
     /// As [`from_openai`](Self::from_openai).
     pub fn from_xai(response: &Value) -> Result<Self, UsageError> {
+        expect(response, Shape::OpenAiChat, "Usage::from_xai")?;
         let u = usage_object(response, "usage", "prompt_tokens", "xAI")?;
         let mut usage = Self::openai_chat(u)?;
         let given_total = count(u, &["total_tokens"])?;
@@ -366,6 +463,7 @@ impl Usage {
     ///
     /// As [`from_openai`](Self::from_openai).
     pub fn from_mistral(response: &Value) -> Result<Self, UsageError> {
+        expect(response, Shape::OpenAiChat, "Usage::from_mistral")?;
         let u = usage_object(response, "usage", "prompt_tokens", "Mistral")?;
         Self::openai_chat(u)
     }
@@ -376,6 +474,7 @@ impl Usage {
     ///
     /// [`UsageError::Missing`] for a response without counts (not the final one).
     pub fn from_ollama(response: &Value) -> Result<Self, UsageError> {
+        expect(response, Shape::Ollama, "Usage::from_ollama")?;
         if response.get("eval_count").is_none() && response.get("prompt_eval_count").is_none() {
             return Err(UsageError::Missing {
                 provider: "Ollama",
@@ -618,6 +717,21 @@ impl UsageStream {
             expected: "a chunk carrying usage",
         })
     }
+}
+
+/// Records a failed request on its call span (`error`, which [`crate::llm_call_span!`]
+/// declares): the call's line then says it failed, with no tokens and no cost, and its run
+/// ends in `error`.
+///
+/// ```
+/// let call = tracing_llm_usage::llm_call_span!(model = "gpt-4o", provider = "openai");
+/// let reply: Result<serde_json::Value, std::io::Error> = Err(std::io::Error::other("timed out"));
+/// if let Err(e) = &reply {
+///     tracing_llm_usage::record_error(&call, e);
+/// }
+/// ```
+pub fn record_error(span: &tracing::Span, error: &dyn std::fmt::Display) {
+    span.record("error", error.to_string().as_str());
 }
 
 /// An `llm_call` span declaring every field [`Usage::record_on`] records (as

@@ -267,3 +267,76 @@ fn bedrock_and_mistral_replies_are_priced_from_the_file() {
     let want = 186.0 * 5e-7 + 1_024.0 * 5e-8 + 316.0 * 1.5e-6;
     assert!((cost(1) - want).abs() < 1e-9, "{} {want}", c[1]);
 }
+
+/// Every helper refuses every other API's reply with an error naming the right helper:
+/// never `Ok` with zero tokens.
+#[test]
+fn each_helper_refuses_the_other_apis_replies() {
+    type Helper = fn(&Value) -> Result<Usage, UsageError>;
+    let helpers: [(&str, &str, Helper); 8] = [
+        ("chat", "Usage::from_openai", Usage::from_openai),
+        ("chat", "Usage::from_xai", Usage::from_xai),
+        ("chat", "Usage::from_mistral", Usage::from_mistral),
+        (
+            "responses",
+            "Usage::from_openai_responses",
+            Usage::from_openai_responses,
+        ),
+        ("anthropic", "Usage::from_anthropic", Usage::from_anthropic),
+        ("gemini", "Usage::from_gemini", Usage::from_gemini),
+        ("bedrock", "Usage::from_bedrock", Usage::from_bedrock),
+        ("ollama", "Usage::from_ollama", Usage::from_ollama),
+    ];
+    let replies = [
+        ("chat", "openai_chat.json", "Usage::from_openai"),
+        ("chat", "openai_audio.json", "Usage::from_openai"),
+        ("chat", "mistral.json", "Usage::from_openai"),
+        ("chat", "openrouter.json", "Usage::from_openai"),
+        ("chat", "xai.json", "Usage::from_openai"),
+        (
+            "responses",
+            "openai_responses.json",
+            "Usage::from_openai_responses",
+        ),
+        ("anthropic", "anthropic.json", "Usage::from_anthropic"),
+        ("gemini", "gemini.json", "Usage::from_gemini"),
+        ("gemini", "gemini_audio.json", "Usage::from_gemini"),
+        ("bedrock", "bedrock.json", "Usage::from_bedrock"),
+        ("ollama", "ollama.json", "Usage::from_ollama"),
+    ];
+    let mut checked = 0;
+    for (kind, file, right) in replies {
+        let reply = fixture(file);
+        for (helper_kind, name, helper) in helpers {
+            let got = helper(&reply);
+            if helper_kind == kind {
+                assert!(got.is_ok(), "{name} on {file}: {got:?}");
+            } else {
+                match got {
+                    Err(UsageError::WrongShape {
+                        helper, instead, ..
+                    }) => {
+                        assert_eq!((helper, instead), (name, right), "{file}");
+                    }
+                    other => panic!("{name} on {file}: {other:?}"),
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 88);
+    assert_eq!(
+        Usage::from_openai(&fixture("openai_responses.json"))
+            .unwrap_err()
+            .to_string(),
+        "Usage::from_openai was given an OpenAI Responses API reply: use \
+         Usage::from_openai_responses"
+    );
+    // A reply without any usage is Missing, for every helper.
+    for (_, name, helper) in helpers {
+        assert!(
+            matches!(helper(&json!({"id": "x"})), Err(UsageError::Missing { .. })),
+            "{name}"
+        );
+    }
+}
