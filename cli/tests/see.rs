@@ -166,29 +166,34 @@ fn chromium() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
+/// Headless Chromium with a profile of its own in `dir`, fetching nothing in the background.
+fn headless(chromium: &Path, dir: &Path) -> Process {
+    let mut c = Process::new(chromium);
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ])
+    .arg(format!("--user-data-dir={}", dir.join("profile").display()));
+    c
+}
+
 fn chromium_renders_the_page(chromium: &Path) -> Result<(), Failed> {
     let dir = tempfile::tempdir()?;
     let log = fixture();
     html(&[log.to_str().unwrap()], dir.path());
     let png = dir.path().join("report.png");
-    let out = Process::new(chromium)
+    let out = headless(chromium, dir.path())
         .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
             "--hide-scrollbars",
             "--enable-logging=stderr",
             "--window-size=1000,2000",
         ])
-        .arg(format!(
-            "--user-data-dir={}",
-            dir.path().join("profile").display()
-        ))
         .arg(format!("--screenshot={}", png.display()))
         .arg(format!(
             "file://{}",
@@ -257,24 +262,12 @@ addEventListener('load', () => {
         dir.path().join("probe.html"),
         page.replace("</body>", probe),
     )?;
-    let out = Process::new(chromium)
+    let out = headless(chromium, dir.path())
         .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
             "--window-size=1200,2000",
             "--virtual-time-budget=2000",
             "--dump-dom",
         ])
-        .arg(format!(
-            "--user-data-dir={}",
-            dir.path().join("profile").display()
-        ))
         .arg(format!(
             "file://{}",
             dir.path().join("probe.html").display()

@@ -157,18 +157,25 @@ impl Inner {
         // The record moves to the queue, whose worker encodes its line and records its
         // measurements; the budget lines it caused follow it. A run still waiting for its
         // id keeps them until the id is recorded.
-        let out = match &cell {
-            Some(cell) => cell.hold(rec, crossings),
-            None => Some((rec, crossings)),
-        };
-        if let Some((rec, crossings)) = out {
-            self.outputs.push_call(rec);
-            for event in &crossings {
-                self.outputs.emit_budget(event);
+        match cell.as_ref().filter(|c| c.waits()) {
+            Some(waiting) => {
+                if let Some((rec, crossings)) = waiting.hold(rec, crossings) {
+                    self.emit(rec, &crossings);
+                }
             }
+            // The common case: the record moves straight to the queue.
+            None => self.emit(rec, &crossings),
         }
         if let Some(summary) = evicted {
             self.run_finished(summary);
+        }
+    }
+
+    /// A call's line, then the budget lines it caused.
+    fn emit(&self, rec: CallRecord, crossings: &[crate::budget::BudgetEvent]) {
+        self.outputs.push_call(rec);
+        for event in crossings {
+            self.outputs.emit_budget(event);
         }
     }
 

@@ -185,9 +185,6 @@ impl RunCell {
         mut rec: CallRecord,
         mut events: Vec<BudgetEvent>,
     ) -> Option<(CallRecord, Vec<BudgetEvent>)> {
-        if !self.waits {
-            return Some((rec, events));
-        }
         let mut agg = self.lock();
         let id = agg.run_id.clone();
         match &mut agg.held {
@@ -210,6 +207,11 @@ impl RunCell {
                 Some((rec, events))
             }
         }
+    }
+
+    /// Whether the run was opened without its id (its calls may have to wait).
+    pub(crate) fn waits(&self) -> bool {
+        self.waits
     }
 
     /// Stops waiting: the held lines, now carrying the run's id, in order.
