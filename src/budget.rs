@@ -376,7 +376,12 @@ impl Budgets {
                 state.unpriced += 1;
             }
             for (metric, limit) in b.limits() {
-                let (old, new) = (before.total(metric), state.total(metric));
+                // Compared as the lines write them (dollars to the nano-dollar): three calls of
+                // $0.10 make $0.30, not $0.30000000000000004.
+                let (old, new) = (
+                    rounded(metric, before.total(metric)),
+                    rounded(metric, state.total(metric)),
+                );
                 let mut check = |kind: BudgetEventKind, crossed: bool| {
                     if crossed && state.reported & bit(metric, kind) == 0 {
                         state.reported |= bit(metric, kind);
@@ -388,7 +393,7 @@ impl Budgets {
                             scope_id: scope_id.clone(),
                             metric,
                             limit: rounded(metric, limit),
-                            value: rounded(metric, new),
+                            value: new,
                             run_id: rec.run_id.clone(),
                             step: rec.step.as_ref().map(Arc::from),
                             model: rec.model.as_ref().map(Arc::from),
@@ -434,7 +439,7 @@ impl Budgets {
             }
             let state = states.and_then(|s| s.get(i)).copied().unwrap_or_default();
             if let Some(l) = b.usd {
-                let left = (l - state.usd).max(0.0);
+                let left = crate::record::round_usd((l - state.usd).max(0.0));
                 out.usd = Some(out.usd.map_or(left, |u: f64| u.min(left)));
             }
             out.unpriced_calls = out.unpriced_calls.max(state.unpriced);

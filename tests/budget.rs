@@ -307,3 +307,56 @@ fn a_panicking_callback_is_caught() {
     );
     assert_eq!(handle.totals().calls, 3, "the application went on");
 }
+
+/// The README's budgets, with the models it names: priced by the bundled table, so the per-run
+/// USD budget fires at exactly the call that crosses it.
+#[test]
+fn the_readme_budget_fires_on_the_models_it_names() {
+    let events: Arc<Mutex<Vec<BudgetEvent>>> = Arc::default();
+    let seen = events.clone();
+    let (d, handle, guard, _buf) = common::setup(
+        UsageLayer::builder()
+            .budget(Budget::per_run("run-usd").usd(0.30))
+            .budget(
+                Budget::per_day("opus-usd")
+                    .usd(50.0)
+                    .model("claude-opus-4-5"),
+            )
+            .on_budget(move |e| seen.lock().unwrap().push(e.clone())),
+    );
+    let mut stopped_at = None;
+    dispatcher::with_default(&d, || {
+        let run = info_span!("run", run_id = "readme-run");
+        let _r = run.enter();
+        // claude-opus-4-5: 10,000 in × 5e-6 + 2,000 out × 2.5e-5 = $0.10 a call.
+        for i in 1..=20 {
+            let left = handle.remaining("readme-run");
+            if left.is_exhausted() || !left.is_certain() {
+                stopped_at = Some(i);
+                break;
+            }
+            drop(info_span!(
+                "llm_call",
+                model = "claude-opus-4-5",
+                provider = "anthropic",
+                tokens.input = 10_000u64,
+                tokens.output = 2_000u64
+            ));
+        }
+    });
+    drop(guard);
+    let got: Vec<(String, BudgetEventKind)> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| (e.budget.clone(), e.event))
+        .collect();
+    // Three calls make $0.30: past 80 % (a warning), not over the limit, and nothing left: the
+    // loop stops before a fourth.
+    assert_eq!(got, [("run-usd".to_owned(), BudgetEventKind::Warning)]);
+    assert_eq!(stopped_at, Some(4));
+    assert_eq!(
+        handle.run_spend("readme-run").map(|s| s.unpriced_calls),
+        Some(0)
+    );
+}

@@ -246,7 +246,10 @@ impl Replay {
             };
             let before = book.total;
             book.total += amount;
-            if before <= limit && book.total > limit && book.seen & CROSSED == 0 {
+            // Dollars compared as the lines write them, to the nano-dollar (as the layer does).
+            let nano = |v: f64| (v * 1e9).round() / 1e9;
+            let (before, after) = (nano(before), nano(book.total));
+            if before <= limit && after > limit && book.seen & CROSSED == 0 {
                 book.seen |= CROSSED;
                 let strings = self
                     .crossed_texts
