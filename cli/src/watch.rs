@@ -665,7 +665,7 @@ mod tests {
     fn names_are_shortened_in_the_middle() {
         assert_eq!(
             fit("run-budget-exceeded-opus-7f3a9c2e", 16),
-            "run-budg…7f3a9c2e"
+            "run-budg…f3a9c2e"
         );
         assert_eq!(fit("claude-opus-4-5-20251101", 14), "claude-…251101");
         assert_eq!(fit("short", 14), "short");
