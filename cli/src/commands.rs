@@ -389,12 +389,14 @@ pub(crate) fn run_list(scan: &Scan) -> Vec<Section<'_>> {
             "input",
             "output",
             "cost_usd",
+            "unpriced_calls",
             "first",
             "last",
             "elapsed_seconds",
         ],
     );
-    let runs = &scan.agg.runs.listed;
+    let all = &scan.agg.runs;
+    let runs = &all.listed;
     let mut v = runs.numbers();
     // Runs known only by their summary first, then by their first call.
     v.sort_unstable_by(|&a, &b| {
@@ -412,6 +414,7 @@ pub(crate) fn run_list(scan: &Scan) -> Vec<Section<'_>> {
             Cell::Int(e.input),
             Cell::Int(e.output),
             Cell::Usd(e.priced().then_some(e.cost)),
+            Cell::Int(u64::from(all.unpriced(runs.id(e)))),
             Cell::Text(e.first()),
             Cell::Text(e.last()),
             Cell::Float(e.elapsed()),
@@ -443,6 +446,7 @@ pub(crate) fn run_show<'a>(scan: &'a Scan, id: &str) -> Option<Vec<Section<'a>>>
         vec![Cell::text("total_tokens"), Cell::Int(a.total)],
         vec![Cell::text("cache_read_tokens"), Cell::Int(a.cache_read)],
         vec![Cell::text("cost_usd"), Cell::Usd(cost(a))],
+        vec![Cell::text("unpriced_calls"), Cell::Int(a.unpriced)],
         vec![Cell::text("first"), Cell::Text(a.first.clone())],
         vec![Cell::text("last"), Cell::Text(a.last.clone())],
     ];

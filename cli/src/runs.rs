@@ -593,6 +593,9 @@ pub(crate) struct Runs {
     pub(crate) listed: IdTable<ListedRun>,
     pub(crate) sums: IdTable<RunSums<()>>,
     pub(crate) with_status: IdTable<RunSums<Latest>>,
+    /// For the listing: calls without a cost, by a hash of their run's id, for the runs that
+    /// have any (a sparse table: most runs have none, and their entries stay as small).
+    unpriced: hashbrown::HashMap<u64, u32>,
 }
 
 impl Runs {
@@ -602,6 +605,9 @@ impl Runs {
             Listing::Listed => {
                 let ms = Timestamp::parse(&l.timestamp).map(Timestamp::unix_ms);
                 self.listed.upsert(id).add_call(l, ms);
+                if l.cost_usd.filter(|c| c.is_finite()).is_none() {
+                    *self.unpriced.entry(xxh3_64(id.as_bytes())).or_default() += 1;
+                }
             }
             // Sums keep no time span.
             Listing::Sums => self.sums.upsert(id).add_call(l, None),
@@ -621,13 +627,25 @@ impl Runs {
     }
 
     /// Adds `o`'s runs.
+    /// The listed run's calls without a cost.
+    pub(crate) fn unpriced(&self, id: &str) -> u32 {
+        self.unpriced
+            .get(&xxh3_64(id.as_bytes()))
+            .copied()
+            .unwrap_or(0)
+    }
+
     pub(crate) fn merge_from(&mut self, o: &Runs) {
+        for (k, n) in &o.unpriced {
+            *self.unpriced.entry(*k).or_default() += n;
+        }
         self.listed.merge_from(&o.listed);
         self.sums.merge_from(&o.sums);
         self.with_status.merge_from(&o.with_status);
     }
 
     pub(crate) fn clear(&mut self) {
+        self.unpriced.clear();
         self.listed.clear();
         self.sums.clear();
         self.with_status.clear();

@@ -154,6 +154,16 @@ fn unknowns_are_counted_and_named() {
         (&Value::Null, &2.into())
     );
 
+    let list = common::llm_usage_json(&["run", "list", log]);
+    let r = row(&list, "run_id", "run-unknown");
+    assert_eq!(
+        (&r["cost_usd"], &r["unpriced_calls"]),
+        (&Value::Null, &2.into())
+    );
+    assert_eq!(row(&list, "run_id", "run-known")["unpriced_calls"], 0);
+    let show = common::llm_usage_json(&["run", "show", "run-unknown", log]);
+    assert_eq!(show["run"]["unpriced_calls"], 2);
+
     let report = common::llm_usage_json(&["report", log]);
     assert_eq!(report["efficiency"]["no_usage_calls"], 1);
     assert_eq!(report["efficiency"]["unpriced_calls"], 2);
