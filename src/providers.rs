@@ -109,6 +109,23 @@ fn present(obj: &Value, path: &[&str]) -> Result<Option<u64>, UsageError> {
     }
 }
 
+/// OpenAI's audio and image counts, under `input` and `output` details (Chat Completions and
+/// the Responses API name those objects differently).
+fn openai_modalities(u: &Value, input: &str, output: &str) -> Result<ModalityTokens, UsageError> {
+    let mut modality = ModalityTokens::default();
+    for (details, slot) in [(input, ModalitySlot::Input), (output, ModalitySlot::Output)] {
+        for (key, m) in [
+            ("audio_tokens", Modality::Audio),
+            ("image_tokens", Modality::Image),
+        ] {
+            if let Some(n) = present(u, &[details, key])? {
+                modality.set(m, slot, n);
+            }
+        }
+    }
+    Ok(modality)
+}
+
 /// Adds Gemini's `[{"modality": "AUDIO", "tokenCount": n}, …]` list under `key` to `out`
 /// (text, image and audio; video and documents are priced as text).
 fn gemini_modalities(
@@ -266,33 +283,7 @@ impl Usage {
             Some(Value::Number(n)) => n.as_f64().filter(|c| c.is_finite() && *c >= 0.0),
             Some(other) => return Err(malformed(&["cost"], other)),
         };
-        let mut modality = ModalityTokens::default();
-        for (path, m, slot) in [
-            (
-                ["prompt_tokens_details", "audio_tokens"],
-                Modality::Audio,
-                ModalitySlot::Input,
-            ),
-            (
-                ["prompt_tokens_details", "image_tokens"],
-                Modality::Image,
-                ModalitySlot::Input,
-            ),
-            (
-                ["completion_tokens_details", "audio_tokens"],
-                Modality::Audio,
-                ModalitySlot::Output,
-            ),
-            (
-                ["completion_tokens_details", "image_tokens"],
-                Modality::Image,
-                ModalitySlot::Output,
-            ),
-        ] {
-            if let Some(n) = present(u, &path)? {
-                modality.set(m, slot, n);
-            }
-        }
+        let modality = openai_modalities(u, "prompt_tokens_details", "completion_tokens_details")?;
         Ok(Usage {
             input: count(u, &["prompt_tokens"])?,
             output: count(u, &["completion_tokens"])?,
@@ -328,33 +319,7 @@ impl Usage {
         )?;
         let response = response.get("response").unwrap_or(response);
         let u = usage_object(response, "usage", "input_tokens", "OpenAI Responses")?;
-        let mut modality = ModalityTokens::default();
-        for (path, m, slot) in [
-            (
-                ["input_tokens_details", "audio_tokens"],
-                Modality::Audio,
-                ModalitySlot::Input,
-            ),
-            (
-                ["input_tokens_details", "image_tokens"],
-                Modality::Image,
-                ModalitySlot::Input,
-            ),
-            (
-                ["output_tokens_details", "audio_tokens"],
-                Modality::Audio,
-                ModalitySlot::Output,
-            ),
-            (
-                ["output_tokens_details", "image_tokens"],
-                Modality::Image,
-                ModalitySlot::Output,
-            ),
-        ] {
-            if let Some(n) = present(u, &path)? {
-                modality.set(m, slot, n);
-            }
-        }
+        let modality = openai_modalities(u, "input_tokens_details", "output_tokens_details")?;
         Ok(Usage {
             input: count(u, &["input_tokens"])?,
             output: count(u, &["output_tokens"])?,

@@ -169,6 +169,8 @@ pub(crate) struct Needs {
     pub(crate) dims: [bool; 7],
     /// Whether to read prompt breakdowns.
     pub(crate) prompt: bool,
+    /// Whether to sum the calls that belong to a run (`report`'s cost per run).
+    pub(crate) efficiency: bool,
     pub(crate) rows: bool,
     pub(crate) reprice: Option<PriceTable>,
     /// `--prices`: every call's cost comes from this table instead of its line.
@@ -414,9 +416,9 @@ impl Aggregate {
                     None => self.prompt.push((component, tokens)),
                 }
             }
-            if l.run_id.is_some() {
-                self.in_runs.add(l);
-            }
+        }
+        if needs.efficiency && l.run_id.is_some() {
+            self.in_runs.add(l);
         }
         if let Some(run) = &l.run_id {
             if needs.runs != Listing::None {

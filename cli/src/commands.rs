@@ -10,7 +10,7 @@ fn cost(acc: &Acc) -> Option<f64> {
 }
 
 /// A budget line's limit or value: dollars for a USD budget, a count for a token one.
-fn amount(metric: Option<&str>, v: Option<f64>) -> Cell {
+pub(crate) fn amount(metric: Option<&str>, v: Option<f64>) -> Cell {
     match (metric, v) {
         (Some("usd"), v) => Cell::Usd(v),
         (_, Some(v)) if v >= 0.0 && v.fract() == 0.0 && v < 1e18 => Cell::Int(v as u64),

@@ -60,16 +60,6 @@ fn plural(n: u64, one: &str) -> String {
     }
 }
 
-/// A budget line's limit or value: dollars as every other figure, or a token count.
-fn amount(metric: Option<&str>, v: Option<f64>) -> String {
-    match (metric, v) {
-        (_, None) => "-".into(),
-        (Some("usd"), Some(v)) => usd(v),
-        (_, Some(v)) if v >= 0.0 && v.fract() == 0.0 && v < 1e18 => thousands(v as u64),
-        (_, Some(v)) => format!("{v}"),
-    }
-}
-
 fn cost(acc: &Acc) -> Option<f64> {
     (acc.priced > 0).then_some(acc.cost)
 }
@@ -734,11 +724,12 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
                 esc(l.budget.as_deref().unwrap_or("-")),
                 esc(l.scope.as_deref().unwrap_or("-")),
                 esc(l.scope_id.as_deref().unwrap_or("-")),
-                num(&amount(l.metric.as_deref(), l.limit)),
-                num(&amount(
+                num(&super::commands::amount(l.metric.as_deref(), l.limit).display()),
+                num(&super::commands::amount(
                     l.metric.as_deref(),
                     l.value.filter(|_| l.event != "budget_unpriced")
-                ))
+                )
+                .display())
             )
         })
         .collect();

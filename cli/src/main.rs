@@ -347,6 +347,7 @@ fn main() -> ExitCode {
             needs.count_runs = true;
             needs.dims[dim(Dim::Step)] = true;
             needs.prompt = true;
+            needs.efficiency = true;
             if html.is_some() {
                 needs.dims[dim(Dim::Model)] = true;
                 needs.dims[dim(Dim::Provider)] = true;

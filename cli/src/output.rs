@@ -59,7 +59,8 @@ impl Cell {
         }
     }
 
-    fn display(&self) -> String {
+    /// The cell as a table shows it.
+    pub(crate) fn display(&self) -> String {
         match self {
             Cell::Text(Some(t)) => tracing_llm_usage::__private::terminal(t).into_owned(),
             Cell::Text(None) => "-".into(),
