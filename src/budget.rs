@@ -8,6 +8,14 @@
 //! A total *exceeds* a limit when it is greater than the limit; a total equal to the limit has
 //! nothing remaining.
 //!
+//! A budget may hold one limit per value of an attribute ([`Budget::each`]: every tenant has
+//! its own daily limit) or count only one value ([`Budget::only`]); a call without that
+//! attribute is not counted by it. Per-value totals are kept for at most
+//! [`MAX_BUDGET_VALUES`] values at once: past that, the least recently seen value is
+//! forgotten (its total starts again from zero if it comes back), counted in
+//! [`crate::LayerStats::budget_values_evicted`] and reported once on stderr. Per-day totals
+//! of past days are dropped when the day changes.
+//!
 //! A limit never skips what it cannot count. A call in a USD limit's scope with no cost (its
 //! model has no price, or no usage was recorded), or in a token limit's scope with no usage,
 //! adds nothing to that total, and the first such call in each run or day writes a
@@ -21,6 +29,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use crate::record::{CallRecord, Timestamp};
+
+/// The most (budget, scope, value) totals per-value budgets keep at once.
+pub const MAX_BUDGET_VALUES: usize = 10_000;
 
 /// How long a budget's totals accumulate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -54,6 +65,8 @@ pub struct Budget {
     tokens: Option<u64>,
     model: Option<String>,
     step: Option<String>,
+    each: Option<String>,
+    only: Option<(String, String)>,
     warn_at: Option<f64>,
 }
 
@@ -66,6 +79,8 @@ impl Budget {
             tokens: None,
             model: None,
             step: None,
+            each: None,
+            only: None,
             warn_at: Some(0.8),
         }
     }
@@ -108,6 +123,22 @@ impl Budget {
         self
     }
 
+    /// One limit per value of `attribute` (one of the builder's
+    /// [`attributes`](crate::UsageLayerBuilder::attributes)): every tenant has its own
+    /// total, crossings and lines. Calls without the attribute are not counted.
+    #[must_use]
+    pub fn each(mut self, attribute: &str) -> Self {
+        self.each = Some(attribute.to_owned());
+        self
+    }
+
+    /// Counts only the calls whose `attribute` has this value (its text, as `by` shows it).
+    #[must_use]
+    pub fn only(mut self, attribute: &str, value: &str) -> Self {
+        self.only = Some((attribute.to_owned(), value.to_owned()));
+        self
+    }
+
     /// Warns when a total reaches this fraction of the limit (default 0.8; `None` for no
     /// warning).
     #[must_use]
@@ -126,7 +157,20 @@ impl Budget {
         self.scope
     }
 
+    /// The attributes the budget reads (`each`, `only`).
+    pub(crate) fn attributes(&self) -> impl Iterator<Item = &str> {
+        self.each
+            .as_deref()
+            .into_iter()
+            .chain(self.only.as_ref().map(|(k, _)| k.as_str()))
+    }
+
     fn applies(&self, rec: &CallRecord) -> bool {
+        if let Some((key, value)) = &self.only {
+            if !rec.attributes.get(key).is_some_and(|v| same_text(v, value)) {
+                return false;
+            }
+        }
         self.model
             .as_deref()
             .is_none_or(|m| rec.model.as_deref() == Some(m))
@@ -141,6 +185,14 @@ impl Budget {
             .map(|l| (BudgetMetric::Usd, l))
             .into_iter()
             .chain(self.tokens.map(|l| (BudgetMetric::Tokens, l as f64)))
+    }
+}
+
+/// Whether an attribute's value reads as `text`.
+fn same_text(v: &crate::attributes::AttributeValue, text: &str) -> bool {
+    match v {
+        crate::attributes::AttributeValue::Str(s) => **s == *text,
+        other => other.to_string() == text,
     }
 }
 
@@ -193,6 +245,12 @@ pub struct BudgetEvent {
     /// from the other lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Arc<str>>,
+    /// For a per-value budget (`each`, `only`), the attribute it is about; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute: Option<Arc<str>>,
+    /// That attribute's value (its text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute_value: Option<Arc<str>>,
 }
 
 /// Totals of one budget in one scope, and which crossings were reported.
@@ -299,22 +357,76 @@ impl Remaining {
     }
 }
 
+/// The key of one per-value total: the budget, its run id or day, the value.
+type ValueKey = (usize, Arc<str>, Arc<str>);
+
 #[derive(Default)]
 struct Books {
     /// run id → (its whole spend, one state per budget).
     runs: HashMap<Arc<str>, (RunSpend, Vec<State>)>,
     day: i64,
     days: Vec<State>,
+    /// Per-value budgets' totals, with when each was last used.
+    values: HashMap<ValueKey, (State, u64)>,
+    /// Calls seen, the clock of `values`' last use.
+    tick: u64,
+    /// Values forgotten to stay within [`MAX_BUDGET_VALUES`].
+    evicted: u64,
+}
+
+/// The per-value total of `key`, made room for if it is new.
+fn value_state<'a>(
+    values: &'a mut HashMap<ValueKey, (State, u64)>,
+    tick: &mut u64,
+    evicted: &mut u64,
+    key: ValueKey,
+    cap: usize,
+) -> &'a mut State {
+    *tick += 1;
+    let now = *tick;
+    if !values.contains_key(&key) && values.len() >= cap {
+        evict(values, evicted, cap);
+    }
+    let entry = values.entry(key).or_insert((State::default(), now));
+    entry.1 = now;
+    &mut entry.0
+}
+
+/// Forgets the least recently used sixteenth of the values (at least one).
+fn evict(values: &mut HashMap<ValueKey, (State, u64)>, evicted: &mut u64, cap: usize) {
+    let mut ticks: Vec<u64> = values.values().map(|(_, t)| *t).collect();
+    if ticks.is_empty() {
+        return;
+    }
+    let at = ((cap / 16).max(1) - 1).min(ticks.len() - 1);
+    let (_, &mut cutoff, _) = ticks.select_nth_unstable(at);
+    let before = values.len();
+    values.retain(|_, (_, t)| *t > cutoff);
+    let gone = (before - values.len()) as u64;
+    if *evicted == 0 && gone > 0 {
+        eprintln!(
+            "tracing-llm-usage: per-value budgets keep at most {cap} values at once; the least \
+             recently seen are forgotten, and their totals start again from zero"
+        );
+    }
+    *evicted += gone;
 }
 
 /// The budgets of one layer and their running totals.
 pub(crate) struct Budgets {
     budgets: Vec<Budget>,
     books: Mutex<Books>,
+    value_cap: usize,
+    /// Whether any budget keeps per-value totals of runs (they go with their run).
+    run_values: bool,
 }
 
 impl Budgets {
     pub(crate) fn new(budgets: Vec<Budget>) -> Self {
+        Self::with_value_cap(budgets, MAX_BUDGET_VALUES)
+    }
+
+    pub(crate) fn with_value_cap(budgets: Vec<Budget>, value_cap: usize) -> Self {
         let days = vec![State::default(); budgets.len()];
         Self {
             books: Mutex::new(Books {
@@ -322,8 +434,17 @@ impl Budgets {
                 day: i64::MIN,
                 ..Books::default()
             }),
+            run_values: budgets
+                .iter()
+                .any(|b| b.each.is_some() && b.scope == BudgetScope::Run),
             budgets,
+            value_cap: value_cap.max(1),
         }
+    }
+
+    /// Per-value totals forgotten to stay within the cap.
+    pub(crate) fn values_evicted(&self) -> u64 {
+        self.lock().evicted
     }
 
     fn lock(&self) -> MutexGuard<'_, Books> {
@@ -339,15 +460,26 @@ impl Budgets {
         if day != books.day {
             books.day = day;
             books.days.iter_mut().for_each(|s| *s = State::default());
+            let budgets = &self.budgets;
+            books
+                .values
+                .retain(|(i, _, _), _| budgets[*i].scope != BudgetScope::Day);
         }
         let cost = rec.cost_usd.unwrap_or(0.0);
         let unpriced = rec.cost_usd.is_none();
         let no_usage = rec.cost_source == crate::record::CostSource::NoUsage;
         let tokens = rec.tokens.total;
         let n = self.budgets.len();
+        let Books {
+            runs,
+            days,
+            values,
+            tick,
+            evicted,
+            ..
+        } = books;
         let mut run_states = rec.run_id.as_ref().map(|id| {
-            let entry = books
-                .runs
+            let entry = runs
                 .entry(id.clone())
                 .or_insert_with(|| (RunSpend::default(), vec![State::default(); n]));
             entry.0.usd += cost;
@@ -359,15 +491,36 @@ impl Budgets {
             if !b.applies(rec) {
                 continue;
             }
-            let (state, scope_id) = match b.scope {
-                BudgetScope::Day => {
-                    let date = rec.timestamp.to_string();
-                    (&mut books.days[i], date[..10].to_owned())
-                }
-                BudgetScope::Run => match (&mut run_states, &rec.run_id) {
-                    (Some(entry), Some(id)) => (&mut entry.1[i], id.to_string()),
-                    _ => continue,
+            // A per-value budget: the call's value of its attribute, or nothing to count.
+            let each = match &b.each {
+                Some(key) => match rec.attributes.get(key) {
+                    Some(v) => Some((key, Arc::<str>::from(v.to_string()))),
+                    None => continue,
                 },
+                None => None,
+            };
+            let (state, scope_id) = match (b.scope, &mut run_states, &rec.run_id) {
+                (BudgetScope::Day, _, _) => {
+                    let date = rec.timestamp.to_string();
+                    (&mut days[i], date[..10].to_owned())
+                }
+                (BudgetScope::Run, Some(entry), Some(id)) => (&mut entry.1[i], id.to_string()),
+                (BudgetScope::Run, _, _) => continue,
+            };
+            let state: &mut State = match &each {
+                Some((_, value)) => {
+                    let key = (i, Arc::from(scope_id.as_str()), value.clone());
+                    value_state(values, tick, evicted, key, self.value_cap)
+                }
+                None => state,
+            };
+            let (attribute, attribute_value) = match (&each, &b.only) {
+                (Some((key, value)), _) => (Some(Arc::from(key.as_str())), Some(value.clone())),
+                (None, Some((key, value))) => (
+                    Some(Arc::from(key.as_str())),
+                    Some(Arc::from(value.as_str())),
+                ),
+                (None, None) => (None, None),
             };
             let before = *state;
             state.usd += cost;
@@ -399,6 +552,8 @@ impl Budgets {
                             model: rec.model.as_ref().map(Arc::from),
                             reason: (kind == BudgetEventKind::Unpriced)
                                 .then(|| Arc::from(unpriced_reason(rec))),
+                            attribute: attribute.clone(),
+                            attribute_value: attribute_value.clone(),
                         });
                     }
                 };
@@ -451,17 +606,81 @@ impl Budgets {
         out
     }
 
+    /// What calls whose `attribute` is `value` may still spend today under the per-day
+    /// budgets that limit that attribute (`each` it, or `only` that value) without model or
+    /// step filters, the tightest first; `today` is the UTC day (days since the epoch).
+    pub(crate) fn remaining_for(&self, attribute: &str, value: &str, today: i64) -> Remaining {
+        let books = self.lock();
+        let current = books.day == today;
+        let date = Timestamp::from_unix_ms(today.saturating_mul(86_400_000)).to_string();
+        let date: Arc<str> = Arc::from(&date[..10]);
+        let value_key: Arc<str> = Arc::from(value);
+        let mut out = Remaining::default();
+        for (i, b) in self.budgets.iter().enumerate() {
+            if b.scope != BudgetScope::Day || b.model.is_some() || b.step.is_some() {
+                continue;
+            }
+            let state = if b.each.as_deref() == Some(attribute) {
+                books
+                    .values
+                    .get(&(i, date.clone(), value_key.clone()))
+                    .map(|(s, _)| *s)
+            } else if b
+                .only
+                .as_ref()
+                .is_some_and(|(k, v)| k == attribute && v == value)
+            {
+                Some(books.days[i])
+            } else {
+                continue;
+            };
+            let state = state.filter(|_| current).unwrap_or_default();
+            if let Some(l) = b.usd {
+                let left = crate::record::round_usd((l - state.usd).max(0.0));
+                out.usd = Some(out.usd.map_or(left, |u: f64| u.min(left)));
+            }
+            out.unpriced_calls = out.unpriced_calls.max(state.unpriced);
+            if let Some(l) = b.tokens {
+                let left = l.saturating_sub(state.tokens);
+                out.tokens = Some(out.tokens.map_or(left, |t| t.min(left)));
+            }
+        }
+        out
+    }
+
     /// A run's books move to the id it recorded after its first calls.
     pub(crate) fn rename(&self, old: &str, new: &Arc<str>) {
         let mut books = self.lock();
         if let Some(entry) = books.runs.remove(old) {
             books.runs.insert(new.clone(), entry);
         }
+        if self.run_values {
+            let moved: Vec<_> = books
+                .values
+                .keys()
+                .filter(|(i, scope, _)| {
+                    self.budgets[*i].scope == BudgetScope::Run && **scope == *old
+                })
+                .cloned()
+                .collect();
+            for key in moved {
+                if let Some(v) = books.values.remove(&key) {
+                    books.values.insert((key.0, new.clone(), key.2), v);
+                }
+            }
+        }
     }
 
     /// Forgets a finished run (memory stays bounded by the runs open at once).
     pub(crate) fn forget(&self, run_id: &str) {
-        self.lock().runs.remove(run_id);
+        let mut books = self.lock();
+        books.runs.remove(run_id);
+        if self.run_values {
+            let budgets = &self.budgets;
+            books.values.retain(|(i, scope, _), _| {
+                budgets[*i].scope != BudgetScope::Run || **scope != *run_id
+            });
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {

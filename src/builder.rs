@@ -11,6 +11,7 @@ use std::time::Duration;
 use tracing_appender::rolling::Rotation;
 use tracing_subscriber::fmt::MakeWriter;
 
+use crate::attributes::AttributeKeys;
 use crate::budget::{Budget, BudgetEvent, Budgets};
 use crate::guard::UsageGuard;
 use crate::layer::{
@@ -52,6 +53,8 @@ enum Output {
 /// | [`metric_step_attribute`](Self::metric_step_attribute) / [`metric_task_attribute`](Self::metric_task_attribute) | on / on |
 /// | [`metric_attribute_cap`](Self::metric_attribute_cap) | 64 distinct values per attribute |
 /// | [`latest_experimental_metrics`](Self::latest_experimental_metrics) | from `OTEL_SEMCONV_STABILITY_OPT_IN` |
+/// | [`attributes`](Self::attributes) | none: no span field is read beyond the layer's own |
+/// | [`metric_attributes`](Self::metric_attributes) | none |
 /// | [`budget`](Self::budget), [`on_budget`](Self::on_budget) | none |
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct UsageLayerBuilder {
@@ -71,6 +74,8 @@ pub struct UsageLayerBuilder {
     on_budget: Option<BudgetCallback>,
     clock: Option<Clock>,
     modes: Modes,
+    attributes: Vec<String>,
+    metric_attributes: Vec<String>,
     #[cfg(feature = "logs")]
     logger_provider: Option<opentelemetry_sdk::logs::SdkLoggerProvider>,
     #[cfg(feature = "otlp")]
@@ -106,6 +111,8 @@ impl Default for UsageLayerBuilder {
             on_budget: None,
             clock: None,
             modes: Modes::default(),
+            attributes: Vec::new(),
+            metric_attributes: Vec::new(),
             #[cfg(feature = "logs")]
             logger_provider: None,
             #[cfg(feature = "otlp")]
@@ -321,6 +328,44 @@ impl UsageLayerBuilder {
         self
     }
 
+    /// The span fields that attribute spend: a tenant, a user, a feature, a prompt version
+    /// (`["tenant", "user.id", "feature", "prompt.version"]`, your own names). Each is read from
+    /// the call span, else from the nearest ancestor span that has it, so a tenant recorded
+    /// once on the run span reaches every call of the run (a value recorded after a span
+    /// opened counts for the calls that close after it). A call's line gets an `attributes`
+    /// object with those that have a value, and a run summary its run span's; values are
+    /// strings, numbers or booleans as recorded, text cut at
+    /// [`MAX_VALUE_CHARS`](crate::attributes::MAX_VALUE_CHARS) characters (said in the line's
+    /// `warnings`). [`UsageHandle::by_attribute`](crate::UsageHandle::by_attribute) totals them,
+    /// [`Budget::each`] limits them.
+    ///
+    /// Nothing is read unless named here: attributes may be personal data (a user id), and
+    /// they go wherever the lines go.
+    pub fn attributes<I, T>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.attributes = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Adds these of the [`attributes`](Self::attributes) to the token, cost and duration
+    /// metrics (at most [`MAX_METRIC_ATTRIBUTES`](crate::otel::MAX_METRIC_ATTRIBUTES)). Each
+    /// takes at most [`metric_attribute_cap`](Self::metric_attribute_cap) distinct values;
+    /// later values are recorded as `__other__`, counted in
+    /// [`LayerStats::metric_attribute_overflows`](crate::LayerStats::metric_attribute_overflows)
+    /// and warned about once. None by default: every value is a series of every instrument,
+    /// so add only attributes of few values (a tenant, a feature), never a user id.
+    pub fn metric_attributes<I, T>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.metric_attributes = names.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Adds a budget (several may be given): crossing it writes a `budget_exceeded` line,
     /// calls [`on_budget`](Self::on_budget) and counts `llm.budget.exceeded`; see
     /// [`crate::budget`].
@@ -343,6 +388,35 @@ impl UsageLayerBuilder {
         self
     }
 
+    /// The metric attributes as names, checked against the attributes; and every budget's
+    /// attribute checked too.
+    fn metric_attribute_names(&self, keys: &AttributeKeys) -> Result<Vec<crate::Name>, Error> {
+        let known = |n: &str| keys.index(n).is_some();
+        for b in &self.budgets {
+            if let Some(a) = b.attributes().find(|a| !known(a)) {
+                return Err(Error::Attributes(format!(
+                    "budget \"{}\" is per \"{a}\", which is not among the builder's attributes",
+                    b.name()
+                )));
+            }
+        }
+        if self.metric_attributes.len() > crate::otel::MAX_METRIC_ATTRIBUTES {
+            return Err(Error::Attributes(format!(
+                "at most {} metric attributes (each multiplies the series)",
+                crate::otel::MAX_METRIC_ATTRIBUTES
+            )));
+        }
+        self.metric_attributes
+            .iter()
+            .map(|a| match keys.index(a) {
+                Some(i) => Ok(keys.names()[i].clone()),
+                None => Err(Error::Attributes(format!(
+                    "metric attribute \"{a}\" is not among the builder's attributes"
+                ))),
+            })
+            .collect()
+    }
+
     /// Builds the layer and the guard that flushes it.
     ///
     /// # Errors
@@ -351,7 +425,10 @@ impl UsageLayerBuilder {
     /// made, [`Error::Store`] when the database cannot be opened or is newer than this build,
     /// [`Error::Prices`] when `LLM_USAGE_PRICES` names a file that cannot be loaded,
     /// [`Error::WriterThread`] when the writer thread cannot start, [`Error::Config`] for an
-    /// empty span name or a zero orphan capacity.
+    /// empty span name or a zero orphan capacity, [`Error::Attributes`] for an attribute name
+    /// that is empty, repeated or a field the layer reads itself, a metric attribute or a
+    /// budget's `each`/`only` attribute that is not among [`attributes`](Self::attributes),
+    /// or more metric attributes than allowed.
     ///
     /// A USD budget limited to a model the table cannot price is reported on stderr: its
     /// calls would each write a `budget_unpriced` line instead of counting.
@@ -362,6 +439,8 @@ impl UsageLayerBuilder {
         }
         let orphan_runs =
             NonZeroUsize::new(self.orphan_runs).ok_or(Error::Config("orphan_runs must be > 0"))?;
+        let attribute_keys = AttributeKeys::new(&self.attributes).map_err(Error::Attributes)?;
+        let metric_attributes = self.metric_attribute_names(&attribute_keys)?;
         let prices = match self.prices {
             Some(table) => table,
             None => PriceTable::from_env()?,
@@ -396,10 +475,16 @@ impl UsageLayerBuilder {
         #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
         let db = None;
         let writers: Vec<LineWriter> = writer.into_iter().collect();
-        let metrics = self
-            .meter
-            .as_ref()
-            .map(|m| (m, Recorder::new(m, self.metric_options)));
+        let metric_overflows = Arc::new(AtomicU64::new(0));
+        let metrics = self.meter.as_ref().map(|m| {
+            let recorder = Recorder::with_attributes(
+                m,
+                self.metric_options,
+                &metric_attributes,
+                metric_overflows.clone(),
+            );
+            (m, recorder)
+        });
         #[cfg(feature = "logs")]
         let logs = self
             .logger_provider
@@ -426,6 +511,7 @@ impl UsageLayerBuilder {
                     max_groups: self.max_groups,
                 },
                 self.clock.clone(),
+                attribute_keys.names(),
             ),
             pricer: Pricer {
                 prices,
@@ -450,11 +536,13 @@ impl UsageLayerBuilder {
                 queue: sink,
                 stats,
                 db_stats,
+                metric_overflows,
                 #[cfg(feature = "otlp")]
                 log_delivery: self.log_delivery,
             },
             invalid_values: AtomicU64::new(0),
             blind_spots: BlindSpots::default(),
+            attribute_keys,
             #[cfg(feature = "trace-context")]
             dispatch: std::sync::OnceLock::new(),
         });

@@ -36,6 +36,9 @@ pub enum Error {
         #[from]
         source: crate::pricing::PriceError,
     },
+    /// An attribute setting is wrong (a name repeated, reserved, or not among the attributes).
+    #[error("attributes: {0}")]
+    Attributes(String),
     /// A builder setting is out of range.
     #[error("invalid configuration: {0}")]
     Config(&'static str),

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tracing_core::field::{Field, Visit};
 use tracing_core::Metadata;
 
+use crate::attributes::{AttributeKeys, AttributeValue, Slots};
 use crate::intern::intern;
 use crate::name::Name;
 use crate::record::{Modality, ModalitySlot, ModalityTokens, PromptBreakdown, Tokens};
@@ -118,6 +119,11 @@ fn modality_field(name: &str) -> Option<CallField> {
     Some(CallField::Modality(modality, slot))
 }
 
+/// Whether the layer reads a field of this name on a call span (its own slots).
+pub(crate) fn is_call_field(name: &str) -> bool {
+    call_field(name).is_some()
+}
+
 /// Whether a field name carries a token count (any slot, any modality, a prompt component).
 pub(crate) fn is_usage_field(name: &str) -> bool {
     matches!(
@@ -184,6 +190,32 @@ impl fmt::Display for Raw<'_> {
             Raw::F64(v) => v.fmt(f),
             Raw::Bool(v) => v.fmt(f),
             Raw::Str(v) => v.fmt(f),
+        }
+    }
+}
+
+impl Raw<'_> {
+    /// The value as an attribute: numbers and booleans as they are, the rest as text.
+    fn attribute(&self) -> AttributeValue {
+        match *self {
+            Raw::U64(v) => AttributeValue::UInt(v),
+            Raw::I64(v) => match u64::try_from(v) {
+                Ok(u) => AttributeValue::UInt(u),
+                Err(_) => AttributeValue::Int(v),
+            },
+            Raw::U128(v) => match u64::try_from(v) {
+                Ok(u) => AttributeValue::UInt(u),
+                Err(_) => AttributeValue::Str(Arc::from(v.to_string())),
+            },
+            Raw::I128(v) => match (u64::try_from(v), i64::try_from(v)) {
+                (Ok(u), _) => AttributeValue::UInt(u),
+                (_, Ok(i)) => AttributeValue::Int(i),
+                _ => AttributeValue::Str(Arc::from(v.to_string())),
+            },
+            Raw::F64(v) if v.is_finite() => AttributeValue::Float(v),
+            Raw::F64(v) => AttributeValue::Str(Arc::from(v.to_string())),
+            Raw::Bool(v) => AttributeValue::Bool(v),
+            Raw::Str(s) => AttributeValue::Str(Arc::from(s)),
         }
     }
 }
@@ -416,6 +448,8 @@ pub(crate) struct CallFields {
     pub(crate) ttft_ms: Option<u64>,
     /// Whether the request streamed its response.
     pub(crate) stream: Option<bool>,
+    /// The values of the builder's attributes this span recorded.
+    pub(crate) attributes: Slots,
 }
 
 impl CallFields {
@@ -438,31 +472,43 @@ impl CallFields {
         }
     }
 
-    fn set(&mut self, field: &Field, raw: Raw<'_>) {
+    fn set(&mut self, field: &Field, raw: Raw<'_>, keys: &AttributeKeys) {
         let name = field.name();
-        if let Some(kind) = call_field_cached(name) {
-            self.set_kind(name, kind, raw);
+        match call_field_cached(name) {
+            // `prompt.version` may be an attribute rather than a prompt component.
+            Some(CallField::Prompt) | None if self.attribute(name, &raw, keys) => {}
+            Some(kind) => self.set_kind(name, kind, raw),
+            None => {}
+        }
+    }
+
+    /// Records `name` if it is one of the builder's attributes.
+    fn attribute(&mut self, name: &str, raw: &Raw<'_>, keys: &AttributeKeys) -> bool {
+        match keys.index(name) {
+            Some(i) => {
+                self.attributes.set(i, keys.len(), raw.attribute());
+                true
+            }
+            None => false,
         }
     }
 
     /// A whole number, the common case of a token count, without the general path.
-    fn set_u64(&mut self, field: &Field, value: u64) {
+    fn set_u64(&mut self, field: &Field, value: u64, keys: &AttributeKeys) {
         let name = field.name();
         match call_field_cached(name) {
             Some(CallField::Token(slot, rank)) => self.slot(slot).offer(rank, value),
-            Some(kind) => self.set_kind(name, kind, Raw::U64(value)),
-            None => {}
+            _ => self.set(field, Raw::U64(value), keys),
         }
     }
 
     /// Text, the common case of a model or a step name, without the general path.
-    fn set_str(&mut self, field: &Field, value: &str) {
+    fn set_str(&mut self, field: &Field, value: &str, keys: &AttributeKeys) {
         let name = field.name();
         match call_field_cached(name) {
             Some(CallField::Model) => self.model = Some(intern(value)),
             Some(CallField::Step) => self.step = Some(intern(value)),
-            Some(kind) => self.set_kind(name, kind, Raw::Str(value)),
-            None => {}
+            _ => self.set(field, Raw::Str(value), keys),
         }
     }
 
@@ -625,18 +671,20 @@ pub(crate) struct ScopeFields {
     agent: RankedText,
     /// The span recorded an `error` field (a run that failed).
     pub(crate) error: bool,
+    /// The values of the builder's attributes this span recorded.
+    pub(crate) attributes: Slots,
 }
 
 impl ScopeFields {
-    fn set_u64(&mut self, field: &Field, value: u64) {
-        self.set(field, Raw::U64(value));
+    fn set_u64(&mut self, field: &Field, value: u64, keys: &AttributeKeys) {
+        self.set(field, Raw::U64(value), keys);
     }
 
-    fn set_str(&mut self, field: &Field, value: &str) {
-        self.set(field, Raw::Str(value));
+    fn set_str(&mut self, field: &Field, value: &str, keys: &AttributeKeys) {
+        self.set(field, Raw::Str(value), keys);
     }
 
-    fn set(&mut self, field: &Field, raw: Raw<'_>) {
+    fn set(&mut self, field: &Field, raw: Raw<'_>, keys: &AttributeKeys) {
         match field.name() {
             "run_id" => self.run_id = Some(as_text(&raw)),
             "step" => self.step = Some(as_name(&raw)),
@@ -644,7 +692,11 @@ impl ScopeFields {
             "agent" => self.agent.offer(0, as_name(&raw)),
             "gen_ai.agent.name" => self.agent.offer(1, as_name(&raw)),
             "error" => self.error = !matches!(raw, Raw::Bool(false)),
-            _ => {}
+            name => {
+                if let Some(i) = keys.index(name) {
+                    self.attributes.set(i, keys.len(), raw.attribute());
+                }
+            }
         }
     }
 
@@ -859,36 +911,43 @@ impl Visit for UsageSeen {
     }
 }
 
+/// A span's fields being recorded, with the attribute names the layer reads.
+pub(crate) struct Recording<'a, T> {
+    pub(crate) fields: &'a mut T,
+    pub(crate) keys: &'a AttributeKeys,
+}
+
 macro_rules! visit_into {
     ($ty:ty) => {
-        impl Visit for $ty {
+        impl Visit for Recording<'_, $ty> {
             fn record_u64(&mut self, field: &Field, value: u64) {
-                self.set_u64(field, value);
+                self.fields.set_u64(field, value, self.keys);
             }
             fn record_i64(&mut self, field: &Field, value: i64) {
-                self.set(field, Raw::I64(value));
+                self.fields.set(field, Raw::I64(value), self.keys);
             }
             fn record_u128(&mut self, field: &Field, value: u128) {
-                self.set(field, Raw::U128(value));
+                self.fields.set(field, Raw::U128(value), self.keys);
             }
             fn record_i128(&mut self, field: &Field, value: i128) {
-                self.set(field, Raw::I128(value));
+                self.fields.set(field, Raw::I128(value), self.keys);
             }
             fn record_f64(&mut self, field: &Field, value: f64) {
-                self.set(field, Raw::F64(value));
+                self.fields.set(field, Raw::F64(value), self.keys);
             }
             fn record_bool(&mut self, field: &Field, value: bool) {
-                self.set(field, Raw::Bool(value));
+                self.fields.set(field, Raw::Bool(value), self.keys);
             }
             fn record_str(&mut self, field: &Field, value: &str) {
-                self.set_str(field, value);
+                self.fields.set_str(field, value, self.keys);
             }
             fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
                 let text = value.to_string();
-                self.set(field, Raw::Str(&text));
+                self.fields.set(field, Raw::Str(&text), self.keys);
             }
             fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-                with_debug_text(value, |s| self.set(field, Raw::Str(s)));
+                let keys = self.keys;
+                with_debug_text(value, |s| self.fields.set(field, Raw::Str(s), keys));
             }
         }
     };

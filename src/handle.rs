@@ -61,6 +61,16 @@ pub struct LayerStats {
     /// `cost_source: "no_usage"` (each callsite also warned about once on stderr, with the
     /// client's fix).
     pub no_usage_calls: u64,
+    /// Calls whose attribute value was added to `__other__` in
+    /// [`UsageHandle::by_attribute`] (the attribute had `max_groups` values already).
+    pub attribute_values_overflowed: u64,
+    /// Per-value budget totals forgotten to stay within
+    /// [`MAX_BUDGET_VALUES`](crate::budget::MAX_BUDGET_VALUES) (reported once on stderr).
+    pub budget_values_evicted: u64,
+    /// Metric measurements whose attribute value became `__other__` past
+    /// [`metric_attribute_cap`](crate::UsageLayerBuilder::metric_attribute_cap) (warned
+    /// about once on stderr).
+    pub metric_attribute_overflows: u64,
     /// Log records the OTLP pipeline given with `.otlp(…)` delivered to the collector.
     pub log_records_delivered: u64,
     /// Log records it lost: its buffer was full during an outage, or they were still waiting
@@ -98,24 +108,40 @@ impl UsageHandle {
         self.group(|k| k.task.clone())
     }
 
-    fn group(&self, f: impl Fn(&GroupKey) -> Option<crate::Name>) -> Vec<GroupUsage> {
-        let mut out: Vec<GroupUsage> = self
+    /// Totals per value of `attribute` (one of the builder's
+    /// [`attributes`](crate::UsageLayerBuilder::attributes)), most expensive first; each
+    /// value's text is the key (numbers as JSON writes them). At most
+    /// [`max_groups`](crate::UsageLayerBuilder::max_groups) values: later ones are added to
+    /// [`crate::OTHER`] (counted in [`LayerStats::attribute_values_overflowed`]). Empty for an
+    /// attribute the builder does not name, or no call has a value for.
+    pub fn by_attribute(&self, attribute: &str) -> Vec<GroupUsage> {
+        let groups = self
             .inner
             .ledger
-            .groups
-            .fold(f)
-            .into_iter()
-            .map(|(key, usage)| GroupUsage { key, usage })
-            .collect();
-        out.sort_by(|a, b| {
-            b.usage
-                .cost_usd
-                .partial_cmp(&a.usage.cost_usd)
-                .unwrap_or(CmpOrdering::Equal)
-                .then(b.usage.total_tokens.cmp(&a.usage.total_tokens))
-                .then_with(|| a.key.cmp(&b.key))
-        });
-        out
+            .attributes
+            .of(attribute)
+            .unwrap_or_default();
+        sorted(
+            groups
+                .into_iter()
+                .map(|(key, usage)| GroupUsage {
+                    key: Some(crate::Name::from(&*key)),
+                    usage,
+                })
+                .collect(),
+        )
+    }
+
+    fn group(&self, f: impl Fn(&GroupKey) -> Option<crate::Name>) -> Vec<GroupUsage> {
+        sorted(
+            self.inner
+                .ledger
+                .groups
+                .fold(f)
+                .into_iter()
+                .map(|(key, usage)| GroupUsage { key, usage })
+                .collect(),
+        )
     }
 
     /// The newest summary of `run_id`: a finished run from the recent ones, else a snapshot
@@ -162,6 +188,22 @@ impl UsageHandle {
         self.inner.budgeting.budgets.remaining(run_id)
     }
 
+    /// What calls whose `attribute` is `value` may still spend today (UTC) under the per-day
+    /// budgets of that attribute ([`Budget::each`](crate::Budget::each) it, or
+    /// [`only`](crate::Budget::only) that value) without model or step filters, the tightest
+    /// first: a pre-flight check before a tenant's next call.
+    pub fn remaining_for(&self, attribute: &str, value: &str) -> Remaining {
+        let now = match &self.inner.clock {
+            Some(c) => c(),
+            None => crate::record::Timestamp::now(),
+        };
+        let today = now.unix_ms().div_euclid(86_400_000);
+        self.inner
+            .budgeting
+            .budgets
+            .remaining_for(attribute, value, today)
+    }
+
     /// The layer's health counters.
     pub fn stats(&self) -> LayerStats {
         let s = &self.inner.outputs.stats;
@@ -180,6 +222,14 @@ impl UsageHandle {
             disabled_callsites: blind.disabled_callsites.load(Ordering::Relaxed),
             nested_duplicates: blind.nested_duplicates.load(Ordering::Relaxed),
             no_usage_calls: blind.no_usage_calls.load(Ordering::Relaxed),
+            attribute_values_overflowed: self
+                .inner
+                .ledger
+                .attributes
+                .overflowed
+                .load(Ordering::Relaxed),
+            budget_values_evicted: self.inner.budgeting.budgets.values_evicted(),
+            metric_attribute_overflows: self.inner.outputs.metric_overflows.load(Ordering::Relaxed),
             ..LayerStats::default()
         };
         #[cfg(feature = "otlp")]
@@ -189,4 +239,17 @@ impl UsageHandle {
         }
         stats
     }
+}
+
+/// Most expensive first, then most tokens, then by key.
+fn sorted(mut out: Vec<GroupUsage>) -> Vec<GroupUsage> {
+    out.sort_by(|a, b| {
+        b.usage
+            .cost_usd
+            .partial_cmp(&a.usage.cost_usd)
+            .unwrap_or(CmpOrdering::Equal)
+            .then(b.usage.total_tokens.cmp(&a.usage.total_tokens))
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    out
 }

@@ -125,6 +125,7 @@
 #![warn(missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod attributes;
 pub mod budget;
 mod builder;
 mod clock;

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::attributes::Attributes;
 use crate::name::Name;
 
 use serde::de::{MapAccess, Visitor};
@@ -412,6 +413,10 @@ pub struct CallRecord {
     /// `tokens.cache_write`, priced apart); in the line only when not 0.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub cache_write_1h: u64,
+    /// The builder's attributes that have a value for this call (the call span's, else its
+    /// nearest ancestor's); in the line only when not empty.
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub attributes: Attributes,
     /// The OpenTelemetry trace and span ids of the call's span, when tracing-opentelemetry
     /// tracks it (feature `trace-context`); carried by the call's log record, not the line.
     #[serde(skip)]

@@ -120,6 +120,16 @@ pub struct Line<'a> {
     /// Why the call had no cost (`budget_unpriced` lines: `no_price` or `no_usage`).
     #[serde(borrow, deserialize_with = "opt_str")]
     pub reason: Option<Cow<'a, str>>,
+    /// The attributes object as its JSON text (calls and summaries that have any; read with
+    /// [`attributes`]).
+    #[serde(borrow, deserialize_with = "raw_json_cow")]
+    pub attributes: Option<Cow<'a, str>>,
+    /// The attribute and its value a per-value budget line is about (`each`/`only` budgets).
+    #[serde(borrow, deserialize_with = "opt_str")]
+    pub attribute: Option<Cow<'a, str>>,
+    /// The attribute's value (budget lines of per-value budgets).
+    #[serde(borrow, deserialize_with = "opt_str")]
+    pub attribute_value: Option<Cow<'a, str>>,
 }
 
 /// `Option<Cow<str>>` that borrows when the string has no escapes: serde's `borrow`
@@ -146,6 +156,51 @@ impl Line<'_> {
 fn raw_json<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'a str>, D::Error> {
     let raw: Option<&'a serde_json::value::RawValue> = Deserialize::deserialize(d)?;
     Ok(raw.map(serde_json::value::RawValue::get))
+}
+
+/// A value kept as its JSON text, borrowed from the line when it can be.
+fn raw_json_cow<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    Ok(raw_json(d)?.map(Cow::Borrowed))
+}
+
+/// A line's `attributes` (`{"tenant":"acme","prompt.version":"v3"}`), in the line's order.
+///
+/// # Errors
+///
+/// Why it is not a map of names to strings, numbers and booleans.
+pub fn attributes(raw: &str) -> Result<crate::attributes::Attributes, String> {
+    serde_json::from_str(raw).map_err(|e| format!("attributes: {}", reason(&e)))
+}
+
+/// A JSON object as (key, value) pairs in its order; a key given twice is an error.
+pub(crate) fn ordered_map<'de, D, V>(d: D) -> Result<Vec<(String, V)>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct M<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for M<V> {
+        type Value = Vec<(String, V)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out: Vec<(String, V)> = Vec::new();
+            while let Some((k, v)) = map.next_entry::<String, V>()? {
+                if out.iter().any(|(o, _)| *o == k) {
+                    return Err(serde::de::Error::custom(format!("duplicate key {k:?}")));
+                }
+                out.push((k, v));
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(M(std::marker::PhantomData))
 }
 
 /// A line's `prompt_breakdown` (`{"system": 2100, "data": 38000}`) as (component, tokens)
@@ -206,6 +261,9 @@ pub fn parse_str(text: &str) -> Result<Line<'_>, String> {
         return Ok(line);
     }
     let line: Line<'_> = serde_json::from_str(text).map_err(|e| reason(&e))?;
+    if let Some(raw) = &line.attributes {
+        attributes(raw)?;
+    }
     check(line)
 }
 

@@ -97,6 +97,11 @@ pub(crate) fn call(rec: &CallRecord, out: &mut Vec<u8>) {
         out.extend_from_slice(b",\"cache_write_1h\":");
         uint(out, rec.cache_write_1h);
     }
+    if !rec.attributes.is_empty() {
+        out.extend_from_slice(b",\"attributes\":");
+        // serde's output, which cannot fail into a Vec (string keys, scalar values).
+        let _ = serde_json::to_writer(&mut *out, &rec.attributes);
+    }
     out.extend_from_slice(b"}\n");
 }
 
@@ -225,8 +230,22 @@ pub(crate) mod tests {
             request_model: None,
             service_tier: None,
             cache_write_1h: 0,
+            attributes: attributes(),
             trace: None,
         }
+    }
+
+    /// One attribute of each kind of value.
+    pub(crate) fn attributes() -> crate::attributes::Attributes {
+        use crate::attributes::AttributeValue as V;
+        crate::attributes::Attributes(vec![
+            (Name::from("tenant"), V::Str(Arc::from("acme"))),
+            (Name::from("prompt.version"), V::Str(Arc::from("v3"))),
+            (Name::from("seats"), V::UInt(3)),
+            (Name::from("offset"), V::Int(-2)),
+            (Name::from("ratio"), V::Float(0.5)),
+            (Name::from("beta"), V::Bool(true)),
+        ])
     }
 
     /// A run summary of `run` (two calls in one step, an error).
@@ -255,6 +274,10 @@ pub(crate) mod tests {
             }],
             prompt_breakdown: PromptBreakdown(vec![(Arc::from("system"), 900)]),
             warnings: vec!["a warning".into()],
+            attributes: crate::attributes::Attributes(vec![(
+                Name::from("tenant"),
+                crate::attributes::AttributeValue::Str(Arc::from("acme")),
+            )]),
         }
     }
 
@@ -274,6 +297,8 @@ pub(crate) mod tests {
             model: Some(Arc::from("gpt-4o")),
             reason: (kind == crate::budget::BudgetEventKind::Unpriced)
                 .then(|| Arc::from("no_price")),
+            attribute: Some(Arc::from("tenant")),
+            attribute_value: Some(Arc::from("acme")),
         }
     }
 

@@ -139,6 +139,34 @@ impl<'a> Cur<'a> {
         self.s.get(start..self.at)
     }
 
+    /// `{"name":value,…}` whose values are strings, numbers or booleans, as its text.
+    fn scalar_map(&mut self) -> Option<&'a str> {
+        let start = self.at;
+        self.lit(b"{")?;
+        if self.lit(b"}").is_none() {
+            loop {
+                self.string()?;
+                self.lit(b":")?;
+                match self.b.get(self.at)? {
+                    b'"' => {
+                        self.string()?;
+                    }
+                    b't' | b'f' => {
+                        self.boolean()?;
+                    }
+                    _ => {
+                        self.number()?;
+                    }
+                }
+                if self.lit(b"}").is_some() {
+                    break;
+                }
+                self.lit(b",")?;
+            }
+        }
+        self.s.get(start..self.at)
+    }
+
     /// The strings of an array whose `[` was read, and its `]`.
     fn strings_to_bracket(&mut self) -> Option<()> {
         if self.lit(b"]").is_some() {
@@ -230,6 +258,10 @@ fn summary_line(s: &str) -> Option<Line<'_>> {
     if c.lit(b",\"warnings\":[").is_some() {
         c.strings_to_bracket()?;
     }
+    let attributes = match c.lit(b",\"attributes\":") {
+        Some(()) => Some(c.scalar_map()?),
+        None => None,
+    };
     c.lit(b"}")?;
     if c.at != s.len() {
         return None;
@@ -249,6 +281,7 @@ fn summary_line(s: &str) -> Option<Line<'_>> {
             unpriced_calls,
         }),
         prompt_breakdown: Some(prompt_breakdown),
+        attributes: cow(attributes),
         ..Line::default()
     })
 }
@@ -318,6 +351,10 @@ fn call_line(s: &str) -> Option<Line<'_>> {
         Some(()) => c.uint()?,
         None => 0,
     };
+    let attributes = match c.lit(b",\"attributes\":") {
+        Some(()) => Some(c.scalar_map()?),
+        None => None,
+    };
     c.lit(b"}")?;
     if c.at != s.len() {
         return None;
@@ -343,6 +380,7 @@ fn call_line(s: &str) -> Option<Line<'_>> {
         ttft_ms,
         service_tier: cow(service_tier),
         cache_write_1h,
+        attributes: cow(attributes),
         prompt_breakdown: Some(prompt_breakdown),
         cost_usd,
         cost_source: cow(cost_source),
@@ -520,6 +558,11 @@ mod tests {
                     })
                     .collect(),
                 prompt_breakdown: PromptBreakdown(vec![(Arc::from("system"), 9)]),
+                attributes: if warnings.is_empty() {
+                    crate::attributes::Attributes::default()
+                } else {
+                    encode::tests::attributes()
+                },
                 warnings,
             };
             let mut line = Vec::new();

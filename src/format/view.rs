@@ -37,6 +37,14 @@ fn name<T: Serialize>(v: &T) -> Option<Cow<'static, str>> {
     }
 }
 
+/// Attributes as the line writes them: JSON text, absent when empty.
+fn attributes_json(a: &crate::attributes::Attributes) -> Option<Cow<'static, str>> {
+    if a.is_empty() {
+        return None;
+    }
+    serde_json::to_string(a).ok().map(Cow::Owned)
+}
+
 /// An `llm_call` line's fields.
 pub(crate) fn call(rec: &CallRecord) -> Line<'_> {
     Line {
@@ -60,6 +68,7 @@ pub(crate) fn call(rec: &CallRecord) -> Line<'_> {
         latency_ms: Some(rec.latency_ms),
         estimated: rec.estimated,
         error: borrowed(&rec.error),
+        attributes: attributes_json(&rec.attributes),
         ..Line::default()
     }
 }
@@ -81,6 +90,7 @@ pub(crate) fn summary(s: &RunSummary) -> Line<'_> {
             cost_usd: usd(u.cost_usd),
             unpriced_calls: u.unpriced_calls,
         }),
+        attributes: attributes_json(&s.attributes),
         ..Line::default()
     }
 }
@@ -100,6 +110,8 @@ pub(crate) fn budget(e: &BudgetEvent) -> Line<'_> {
         step: borrowed(&e.step),
         model: borrowed(&e.model),
         reason: borrowed(&e.reason),
+        attribute: borrowed(&e.attribute),
+        attribute_value: borrowed(&e.attribute_value),
         ..Line::default()
     }
 }

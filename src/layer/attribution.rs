@@ -8,6 +8,7 @@ use std::time::Instant;
 use tracing_core::Subscriber;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
+use crate::attributes::{AttributeKeys, Attributes, Gather};
 use crate::fields::{CallFields, ScopeFields};
 use crate::ledger::RunCell;
 use crate::name::Name;
@@ -84,6 +85,8 @@ pub(super) struct Attribution {
     pub(super) run_id: Option<Arc<str>>,
     /// The run span's aggregate, when the call is inside one.
     pub(super) cell: Option<Arc<RunCell>>,
+    /// The builder's attributes: the call's own values, else its nearest ancestors'.
+    pub(super) attributes: Attributes,
 }
 
 /// Walks the call's ancestors (its own extensions must not be held).
@@ -91,10 +94,13 @@ pub(super) fn attribute<S>(
     span: &SpanRef<'_, S>,
     f: &mut CallFields,
     tokens: &Tokens,
+    keys: &AttributeKeys,
 ) -> Attribution
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    let mut attributes = Gather::new(keys);
+    attributes.take_from(&f.attributes);
     let mut step = f.step.take();
     let mut task = f.task.take();
     let mut agent = f.agent();
@@ -122,6 +128,7 @@ where
             if run_id.is_none() {
                 run_id.clone_from(&o.run_id);
             }
+            attributes.take_from(&o.attributes);
             drop(ext);
             if let Some(outer) = ancestor.extensions_mut().get_mut::<CallState>() {
                 outer.inner = tokens_sum(&outer.inner, tokens);
@@ -141,6 +148,7 @@ where
         if agent.is_none() {
             agent = scope.fields.agent().cloned();
         }
+        attributes.take_from(&scope.fields.attributes);
         if !run_found {
             if let Some(run) = &scope.run {
                 run_found = true;
@@ -154,7 +162,7 @@ where
                 run_id.clone_from(&scope.fields.run_id);
             }
         }
-        if run_found && step.is_some() && task.is_some() && agent.is_some() {
+        if run_found && step.is_some() && task.is_some() && agent.is_some() && attributes.done() {
             break;
         }
     }
@@ -165,7 +173,36 @@ where
         agent,
         run_id,
         cell,
+        attributes: attributes.finish(&mut f.warnings),
     }
+}
+
+/// A scope span's attributes: its own values, else its nearest ancestors' (a run summary
+/// carries its run span's).
+pub(super) fn scope_attributes<S>(
+    span: &SpanRef<'_, S>,
+    own: &ScopeFields,
+    keys: &AttributeKeys,
+) -> Attributes
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let mut gather = Gather::new(keys);
+    gather.take_from(&own.attributes);
+    let mut next = span.parent();
+    while let Some(ancestor) = next {
+        if gather.done() {
+            break;
+        }
+        next = ancestor.parent();
+        let ext = ancestor.extensions();
+        if let Some(scope) = ext.get::<ScopeState>() {
+            gather.take_from(&scope.fields.attributes);
+        } else if let Some(call) = ext.get::<CallState>() {
+            gather.take_from(&call.fields.attributes);
+        }
+    }
+    gather.finish(&mut Vec::new())
 }
 
 /// Whether a span has a run among its ancestors (a run span, or a span naming a `run_id`).

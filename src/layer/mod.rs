@@ -22,9 +22,10 @@ use tracing_core::{LevelFilter, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
+use crate::attributes::AttributeKeys;
 use crate::clock;
 use crate::fields::{
-    classify, operation_of, usage_in_attributes, usage_recorded, CallFields, Operation,
+    classify, operation_of, usage_in_attributes, usage_recorded, CallFields, Operation, Recording,
     ScopeFields, SpanRole,
 };
 use crate::ledger::{Held, Ledger, RunStatus, RunSummary};
@@ -75,6 +76,8 @@ pub(crate) struct Inner {
     pub(crate) invalid_values: AtomicU64,
     /// What the layer could not count, and the callsites it has warned about.
     pub(crate) blind_spots: BlindSpots,
+    /// The span fields that attribute spend (`tenant`, `prompt.version`…): none by default.
+    pub(crate) attribute_keys: AttributeKeys,
     /// The subscriber this layer is part of, to ask tracing-opentelemetry for span ids.
     #[cfg(feature = "trace-context")]
     pub(crate) dispatch: std::sync::OnceLock<tracing_core::dispatcher::WeakDispatch>,
@@ -102,6 +105,18 @@ impl UsageLayer {
 }
 
 impl Inner {
+    /// What a span is to this layer: [`classify`]'s answer, and a span that declares one of
+    /// the builder's attributes is a scope that hands it down.
+    fn role(&self, meta: &Metadata<'_>) -> SpanRole {
+        match classify(meta, &self.span_name) {
+            SpanRole::Ignored if self.attribute_keys.declared_by(meta) => SpanRole::Scope {
+                run: false,
+                op: false,
+            },
+            role => role,
+        }
+    }
+
     /// The call span closed: attribution → record → price → ledger → queue.
     fn close_call<S>(&self, span: &SpanRef<'_, S>)
     where
@@ -129,7 +144,7 @@ impl Inner {
         if no_usage {
             f.warnings.push(blind_spots::NO_USAGE_WARNING.to_owned());
         }
-        let at = attribution::attribute(span, f, &tokens);
+        let at = attribution::attribute(span, f, &tokens, &self.attribute_keys);
         let cell = at.cell.clone();
         let mut rec = self.call_record(f, at, tokens, now, latency, trace);
         let (provider_cost, invalid) = (f.cost_usd, f.invalid);
@@ -236,6 +251,7 @@ impl Inner {
             request_model,
             service_tier: f.service_tier.take(),
             cache_write_1h: f.cache_write_1h(),
+            attributes: at.attributes,
             trace,
         }
     }
@@ -289,7 +305,10 @@ impl Inner {
                 trace: None,
             });
             if let Some(state) = ext.get_mut::<CallState>() {
-                attrs.record(&mut state.fields);
+                attrs.record(&mut Recording {
+                    fields: &mut state.fields,
+                    keys: &self.attribute_keys,
+                });
             }
             drop(ext);
             #[cfg(feature = "trace-context")]
@@ -327,7 +346,10 @@ impl Inner {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let mut fields = ScopeFields::default();
-        attrs.record(&mut fields);
+        attrs.record(&mut Recording {
+            fields: &mut fields,
+            keys: &self.attribute_keys,
+        });
         let span = ctx.span(id);
         // A span that declares `run_id` but has not recorded it yet waits for it: its calls'
         // lines are kept until it comes (or the run ends), so that lines and summary agree.
@@ -347,6 +369,12 @@ impl Inner {
             self.closing.opened(id);
         }
         let run = run.then(|| self.ledger.open_run(fields.run_id.clone(), waiting));
+        if let (Some(cell), Some(span)) = (&run, &span) {
+            if !self.attribute_keys.is_empty() {
+                let attributes = attribution::scope_attributes(span, &fields, &self.attribute_keys);
+                cell.lock().set_attributes(attributes);
+            }
+        }
         if let Some(span) = span {
             span.extensions_mut().replace(ScopeState {
                 fields,
@@ -365,7 +393,7 @@ where
     fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
         // Calls and runs are asked about at every span, so that `enabled` sees whether the
         // rest of the subscriber would drop them; everything else is settled here.
-        if classify(meta, &self.inner.span_name).is_accounting() {
+        if self.inner.role(meta).is_accounting() {
             Interest::sometimes()
         } else {
             Interest::always()
@@ -376,7 +404,7 @@ where
         if !meta.is_span() {
             return true;
         }
-        if classify(meta, &self.inner.span_name).is_accounting() && !ctx.enabled(meta) {
+        if self.inner.role(meta).is_accounting() && !ctx.enabled(meta) {
             self.inner.disabled(meta);
         }
         true
@@ -395,7 +423,7 @@ where
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let inner = &*self.inner;
-        match classify(attrs.metadata(), &inner.span_name) {
+        match inner.role(attrs.metadata()) {
             SpanRole::Ignored => {}
             SpanRole::Call => inner.open_call(attrs, id, &ctx),
             SpanRole::Scope { run, op } => {
@@ -427,13 +455,17 @@ where
         let Some(span) = ctx.span(id) else {
             return;
         };
-        match classify(span.metadata(), &self.inner.span_name) {
+        match self.inner.role(span.metadata()) {
             SpanRole::Ignored => {}
             SpanRole::Call | SpanRole::GenAi | SpanRole::Scope { .. } | SpanRole::Watched => {
                 let update = {
                     let mut ext = span.extensions_mut();
+                    let keys = &self.inner.attribute_keys;
                     if let Some(state) = ext.get_mut::<CallState>() {
-                        values.record(&mut state.fields);
+                        values.record(&mut Recording {
+                            fields: &mut state.fields,
+                            keys,
+                        });
                         return;
                     }
                     let Some(state) = ext.get_mut::<ScopeState>() else {
@@ -445,7 +477,10 @@ where
                         return;
                     };
                     let before = state.fields.run_id.clone();
-                    values.record(&mut state.fields);
+                    values.record(&mut Recording {
+                        fields: &mut state.fields,
+                        keys,
+                    });
                     if state.unnamed_agent_run {
                         if let Some(agent) = state.fields.agent() {
                             state.fields.run_id = Some(made_run_id(Some(agent)));
@@ -459,16 +494,28 @@ where
                     }
                     state.run.clone().map(|cell| {
                         let id = state.fields.run_id.clone();
-                        (cell, id, state.fields.error, arrived.then_some(before))
+                        // A run's attributes may be recorded after it opened (`Empty` at first).
+                        let attributes = (!keys.is_empty())
+                            .then(|| attribution::scope_attributes(&span, &state.fields, keys));
+                        (
+                            cell,
+                            id,
+                            state.fields.error,
+                            arrived.then_some(before),
+                            attributes,
+                        )
                     })
                 };
                 // The run cell's lock is taken only after the extensions guard is gone.
-                if let Some((cell, run_id, error, arrived)) = update {
+                if let Some((cell, run_id, error, arrived, attributes)) = update {
                     {
                         let mut agg = cell.lock();
                         agg.run_id.clone_from(&run_id);
                         if error {
                             agg.mark_error();
+                        }
+                        if let Some(attributes) = attributes {
+                            agg.set_attributes(attributes);
                         }
                     }
                     if let (Some(old), Some(new)) = (arrived.flatten(), run_id) {
@@ -487,7 +534,7 @@ where
         let Some(span) = ctx.span(&id) else {
             return;
         };
-        match classify(span.metadata(), &self.inner.span_name) {
+        match self.inner.role(span.metadata()) {
             SpanRole::Ignored
             | SpanRole::Watched
             | SpanRole::Scope {

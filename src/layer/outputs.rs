@@ -18,6 +18,8 @@ pub(crate) struct Outputs {
     pub(crate) stats: Arc<SinkStats>,
     /// The database writer's counters.
     pub(crate) db_stats: Arc<SinkStats>,
+    /// Metric measurements whose attribute value became `__other__`.
+    pub(crate) metric_overflows: Arc<std::sync::atomic::AtomicU64>,
     /// The delivery of log records of the OTLP pipeline given with `.otlp(…)`.
     #[cfg(feature = "otlp")]
     pub(crate) log_delivery: Option<Arc<crate::otlp::DeliveryStats>>,

@@ -4,6 +4,7 @@
 //! Memory is bounded by what is open at once: a run's cell leaves the index when its span
 //! closes, orphans live in a fixed-capacity LRU, and recent summaries in a fixed ring.
 
+mod by_attribute;
 mod run;
 mod totals;
 mod usage;
@@ -24,6 +25,7 @@ pub use totals::OTHER;
 pub use usage::{RunUsage, StepUsage, Totals};
 
 use crate::record::CallRecord;
+use by_attribute::AttributeTotals;
 use run::RunAggregate;
 use totals::GroupTotals;
 
@@ -57,13 +59,20 @@ pub(crate) struct Ledger {
     recent: Mutex<VecDeque<Arc<RunSummary>>>,
     recent_cap: usize,
     pub(crate) groups: GroupTotals,
+    /// Totals per value of each of the builder's attributes.
+    pub(crate) attributes: AttributeTotals,
     /// The builder's clock, for summaries' timestamps as for calls'.
     clock: Option<crate::layer::Clock>,
 }
 
 impl Ledger {
-    pub(crate) fn new(limits: LedgerLimits, clock: Option<crate::layer::Clock>) -> Self {
+    pub(crate) fn new(
+        limits: LedgerLimits,
+        clock: Option<crate::layer::Clock>,
+        attributes: &[crate::Name],
+    ) -> Self {
         Self {
+            attributes: AttributeTotals::new(attributes, limits.max_groups),
             clock,
             open: (0..OPEN_SHARDS)
                 .map(|_| Mutex::new(HashMap::new()))
@@ -120,6 +129,7 @@ impl Ledger {
             (None, None) => None,
         };
         self.groups.add(rec);
+        self.attributes.add(rec);
         evicted
     }
 

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::attributes::Attributes;
 use crate::budget::{BudgetEvent, BudgetScope};
 use crate::ledger::usage::{RunUsage, StepUsage};
 use crate::record::{CallRecord, LineKind, PromptBreakdown, Timestamp};
@@ -48,6 +49,10 @@ pub struct RunSummary {
     /// in the line only when not empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The run span's attributes (its own values, else its ancestors'); in the line only
+    /// when not empty.
+    #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    pub attributes: Attributes,
 }
 
 /// What a run has accumulated so far.
@@ -58,6 +63,7 @@ pub(crate) struct RunAggregate {
     by_step: Vec<StepUsage>,
     prompt: PromptBreakdown,
     warnings: Vec<String>,
+    attributes: Attributes,
     error: bool,
     /// A summary has been made (closed, or drained at shutdown): later calls are not added.
     finished: bool,
@@ -109,6 +115,11 @@ impl RunAggregate {
         self.error |= rec.is_error();
     }
 
+    /// The run span's attributes, as they are now.
+    pub(crate) fn set_attributes(&mut self, attributes: Attributes) {
+        self.attributes = attributes;
+    }
+
     pub(crate) fn mark_error(&mut self) {
         self.error = true;
     }
@@ -137,6 +148,7 @@ impl RunAggregate {
             by_step: self.by_step.clone(),
             prompt_breakdown: self.prompt.clone(),
             warnings: self.warnings.clone(),
+            attributes: self.attributes.clone(),
         }
     }
 }

@@ -15,7 +15,10 @@
 //! (`llm.run_id`, `llm.step`, `llm.task`, `llm.cost_usd`, `llm.cost_source`,
 //! `llm.price_version`, `llm.latency_ms`, `llm.estimated`, `llm.prompt.<component>`); its
 //! timestamp is the call's end, and with the `trace-context` feature it carries the trace and
-//! span ids of the call's span. Never prompt or response text: the line holds none.
+//! span ids of the call's span. Never prompt or response text: the line holds none. Calls and
+//! run summaries also carry each of the builder's attributes that has a value, under its own
+//! name (`tenant`, `prompt.version`); budget lines of per-value budgets carry
+//! `llm.budget.attribute` and `llm.budget.attribute_value`.
 //!
 //! Records are emitted by the sink's worker thread, never the caller's, into the provider's
 //! processors (the OTLP pipeline of [`crate::otlp`] batches them).
@@ -40,8 +43,9 @@ pub const BUDGET_WARNING_EVENT: &str = "llm_usage.budget_warning";
 /// The event name of a call a USD budget could not price.
 pub const BUDGET_UNPRICED_EVENT: &str = "llm_usage.budget_unpriced";
 
-/// Every attribute key a record can carry, besides `llm.prompt.<component>`.
-pub const ATTRIBUTES: [&str; 24] = [
+/// Every attribute key a record can carry, besides `llm.prompt.<component>` and the builder's
+/// own attributes.
+pub const ATTRIBUTES: [&str; 26] = [
     "gen_ai.operation.name",
     "gen_ai.provider.name",
     "gen_ai.request.model",
@@ -66,6 +70,8 @@ pub const ATTRIBUTES: [&str; 24] = [
     "llm.budget.name",
     "llm.budget.scope",
     "llm.budget.scope_id",
+    "llm.budget.attribute",
+    "llm.budget.attribute_value",
 ];
 
 /// Emits the records, on the sink's worker thread.
@@ -85,6 +91,18 @@ fn text(v: &str) -> AnyValue {
 
 fn int(v: u64) -> AnyValue {
     AnyValue::Int(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+/// An attribute's value as a log record holds it.
+fn attribute(v: &crate::attributes::AttributeValue) -> AnyValue {
+    use crate::attributes::AttributeValue as V;
+    match v {
+        V::Str(s) => text(s),
+        V::Int(i) => AnyValue::Int(*i),
+        V::UInt(u) => int(*u),
+        V::Float(f) => AnyValue::Double(*f),
+        V::Bool(b) => AnyValue::Boolean(*b),
+    }
 }
 
 /// The line's text without its `\n` (the layer's own lines are UTF-8).
@@ -162,6 +180,9 @@ impl LogEmitter {
         for (component, tokens) in &rec.prompt_breakdown.0 {
             attrs.push((Key::from(format!("llm.prompt.{component}")), int(*tokens)));
         }
+        for (k, v) in rec.attributes.iter() {
+            attrs.push((Key::from(k.to_owned()), attribute(v)));
+        }
         r.add_attributes(attrs);
         if let Some((trace, span)) = rec.trace {
             r.set_trace_context(
@@ -230,6 +251,29 @@ impl LogEmitter {
         }
         if let Some(c) = usage["cost_usd"].as_f64() {
             attrs.push((Key::from_static_str("llm.cost_usd"), AnyValue::Double(c)));
+        }
+        if let Some(serde_json::Value::Object(map)) = v.get("attributes") {
+            for (k, v) in map {
+                let value = match v {
+                    serde_json::Value::String(s) => text(s),
+                    serde_json::Value::Bool(b) => AnyValue::Boolean(*b),
+                    serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                        (Some(i), _) => AnyValue::Int(i),
+                        (None, Some(f)) => AnyValue::Double(f),
+                        _ => text(&n.to_string()),
+                    },
+                    _ => continue,
+                };
+                attrs.push((Key::from(k.clone()), value));
+            }
+        }
+        for (key, attr) in [
+            ("attribute", "llm.budget.attribute"),
+            ("attribute_value", "llm.budget.attribute_value"),
+        ] {
+            if let Some(s) = v[key].as_str() {
+                attrs.push((Key::from_static_str(attr), text(s)));
+            }
         }
         r.add_attributes(attrs);
         self.logger.emit(r);

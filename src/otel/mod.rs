@@ -29,7 +29,8 @@
 //! bound to it, so a measurement does not hash the set again.
 
 use std::collections::HashSet;
-use std::sync::{Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use opentelemetry::metrics::{Counter, Histogram, Meter, ObservableGauge};
 use opentelemetry::{KeyValue, StringValue, Value};
@@ -124,6 +125,51 @@ struct Capped {
     cap: usize,
 }
 
+/// One of the builder's `metric_attributes`: its name and the values it has taken.
+pub(crate) struct MetricAttribute {
+    name: Name,
+    capped: Capped,
+    other: Name,
+}
+
+/// The most attributes `metric_attributes` may add (each multiplies the series).
+pub const MAX_METRIC_ATTRIBUTES: usize = 4;
+
+impl MetricAttribute {
+    /// The value `rec` gives this attribute, as the metrics carry it: one of the first `cap`
+    /// values seen, else `__other__` (counted in `overflows`, warned about once).
+    fn value(&self, rec: &CallRecord, overflows: &AtomicU64) -> Option<Name> {
+        let v = rec.attributes.get(&self.name)?;
+        let text = v.to_string();
+        if let Ok(seen) = self.capped.seen.read() {
+            if let Some(known) = seen.get(text.as_str()) {
+                return Some(known.clone());
+            }
+        }
+        let Ok(mut seen) = self.capped.seen.write() else {
+            return Some(self.other.clone());
+        };
+        if let Some(known) = seen.get(text.as_str()) {
+            return Some(known.clone());
+        }
+        if seen.len() < self.capped.cap {
+            let name = Name::from(text.as_str());
+            seen.insert(name.clone());
+            return Some(name);
+        }
+        if overflows.fetch_add(1, Ordering::Relaxed) == 0 {
+            eprintln!(
+                "tracing-llm-usage: metric attribute \"{}\" has taken {} distinct values; the \
+                 metrics carry later ones as __other__ (raise metric_attribute_cap, or keep this \
+                 attribute to the lines)",
+                crate::inert::terminal(&self.name),
+                self.capped.cap
+            );
+        }
+        Some(self.other.clone())
+    }
+}
+
 impl Capped {
     fn new(cap: usize) -> Self {
         Self {
@@ -184,6 +230,10 @@ pub(crate) struct Recorder {
     upcoming: Option<Upcoming>,
     steps: Option<Capped>,
     tasks: Option<Capped>,
+    /// The builder's `metric_attributes` (opt-in: none by default).
+    attributes: Box<[MetricAttribute]>,
+    /// Measurements whose attribute value became `__other__`.
+    overflows: Arc<AtomicU64>,
     /// Attribute sets seen, with their instruments (the worker is the usual sole user).
     series: Mutex<SeriesCache>,
 }
@@ -213,7 +263,18 @@ fn string(v: &Name) -> Value {
 }
 
 impl Recorder {
+    #[cfg(test)]
     pub(crate) fn new(meter: &Meter, opts: MetricOptions) -> Self {
+        Self::with_attributes(meter, opts, &[], Arc::default())
+    }
+
+    /// Instruments that also carry `attributes` (the builder's `metric_attributes`).
+    pub(crate) fn with_attributes(
+        meter: &Meter,
+        opts: MetricOptions,
+        attributes: &[Name],
+        overflows: Arc<AtomicU64>,
+    ) -> Self {
         let counter = |name: &'static str, what: &'static str| {
             meter
                 .u64_counter(name)
@@ -273,6 +334,16 @@ impl Recorder {
             }),
             steps: opts.step.then(|| Capped::new(opts.cap)),
             tasks: opts.task.then(|| Capped::new(opts.cap)),
+            attributes: attributes
+                .iter()
+                .take(MAX_METRIC_ATTRIBUTES)
+                .map(|name| MetricAttribute {
+                    name: name.clone(),
+                    capped: Capped::new(opts.cap),
+                    other: Name::from(crate::ledger::OTHER),
+                })
+                .collect(),
+            overflows,
             series: Mutex::default(),
         }
     }
@@ -285,8 +356,24 @@ impl Recorder {
         }
     }
 
+    /// The values of the metric attributes for `rec`, in order (`None`: no value).
+    fn attribute_values(&self, rec: &CallRecord) -> [Option<Name>; MAX_METRIC_ATTRIBUTES] {
+        let mut out: [Option<Name>; MAX_METRIC_ATTRIBUTES] = Default::default();
+        if rec.attributes.is_empty() {
+            return out;
+        }
+        for (slot, a) in out.iter_mut().zip(self.attributes.iter()) {
+            *slot = a.value(rec, &self.overflows);
+        }
+        out
+    }
+
     /// The attributes every measurement of `rec` carries (token type and error aside).
-    fn common_attributes(&self, rec: &CallRecord) -> Vec<KeyValue> {
+    fn common_attributes(
+        &self,
+        rec: &CallRecord,
+        values: &[Option<Name>; MAX_METRIC_ATTRIBUTES],
+    ) -> Vec<KeyValue> {
         let mut attrs: Vec<KeyValue> = Vec::with_capacity(8);
         attrs.push(KeyValue::new(OPERATION, string(&rec.operation)));
         if let Some(p) = &rec.provider {
@@ -303,6 +390,11 @@ impl Recorder {
         }
         if let (Some(capped), Some(task)) = (&self.tasks, &rec.task) {
             attrs.push(KeyValue::new(TASK, capped.value(task)));
+        }
+        for (a, v) in self.attributes.iter().zip(values) {
+            if let Some(v) = v {
+                attrs.push(KeyValue::new(a.name.to_string(), string(v)));
+            }
         }
         attrs
     }

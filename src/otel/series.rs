@@ -11,6 +11,7 @@
 use hashbrown::HashMap;
 use opentelemetry::KeyValue;
 
+use super::MAX_METRIC_ATTRIBUTES;
 use crate::name::Name;
 use crate::record::CallRecord;
 
@@ -18,37 +19,47 @@ use crate::record::CallRecord;
 /// SDK, so memory stays bounded whatever names calls carry).
 const MAX_SERIES: usize = 1024;
 
-/// The addresses of a record's names, in attribute order; 0 for an absent one.
-type Key = [usize; 6];
+/// The addresses of a record's names, in attribute order, then of its metric attributes'
+/// values; 0 for an absent one.
+type Key = [usize; 6 + MAX_METRIC_ATTRIBUTES];
+
+/// The values of the metric attributes (see [`super::Recorder::attribute_values`]).
+type Values = [Option<Name>; MAX_METRIC_ATTRIBUTES];
 
 fn addr(s: Option<&Name>) -> usize {
     s.map_or(0, Name::addr)
 }
 
-fn key(rec: &CallRecord) -> Key {
-    [
-        addr(Some(&rec.operation)),
-        addr(rec.provider.as_ref()),
-        addr(rec.request_model.as_ref()),
-        addr(rec.model.as_ref()),
-        addr(rec.step.as_ref()),
-        addr(rec.task.as_ref()),
-    ]
+fn key(rec: &CallRecord, values: &Values) -> Key {
+    let mut k = [0; 6 + MAX_METRIC_ATTRIBUTES];
+    k[0] = addr(Some(&rec.operation));
+    k[1] = addr(rec.provider.as_ref());
+    k[2] = addr(rec.request_model.as_ref());
+    k[3] = addr(rec.model.as_ref());
+    k[4] = addr(rec.step.as_ref());
+    k[5] = addr(rec.task.as_ref());
+    for (slot, v) in k[6..].iter_mut().zip(values) {
+        *slot = addr(v.as_ref());
+    }
+    k
 }
 
-/// The record's names the key was made of, held so their addresses are never reused while
-/// the key is in the cache.
-type Pinned = [Option<Name>; 6];
+/// The names the key was made of, held so their addresses are never reused while the key
+/// is in the cache.
+type Pinned = ([Option<Name>; 6], Values);
 
-fn pin(rec: &CallRecord) -> Pinned {
-    [
-        Some(rec.operation.clone()),
-        rec.provider.clone(),
-        rec.request_model.clone(),
-        rec.model.clone(),
-        rec.step.clone(),
-        rec.task.clone(),
-    ]
+fn pin(rec: &CallRecord, values: Values) -> Pinned {
+    (
+        [
+            Some(rec.operation.clone()),
+            rec.provider.clone(),
+            rec.request_model.clone(),
+            rec.model.clone(),
+            rec.step.clone(),
+            rec.task.clone(),
+        ],
+        values,
+    )
 }
 
 /// The instruments a series records into.
@@ -265,16 +276,23 @@ pub(super) struct SeriesCache {
 impl SeriesCache {
     /// The series of `rec`'s attribute set, built on first sight.
     pub(super) fn get(&mut self, r: &super::Recorder, rec: &CallRecord) -> &mut Series {
-        let key = key(rec);
+        let values = r.attribute_values(rec);
+        let key = key(rec, &values);
         let at = match self.last {
             Some((last, at)) if last == key => at,
-            _ => self.find_or_build(r, rec, key),
+            _ => self.find_or_build(r, rec, key, values),
         };
         self.last = Some((key, at));
         &mut self.series[at]
     }
 
-    fn find_or_build(&mut self, r: &super::Recorder, rec: &CallRecord, key: Key) -> usize {
+    fn find_or_build(
+        &mut self,
+        r: &super::Recorder,
+        rec: &CallRecord,
+        key: Key,
+        values: Values,
+    ) -> usize {
         if let Some(&at) = self.index.get(&key) {
             return at;
         }
@@ -282,7 +300,7 @@ impl SeriesCache {
             self.series.clear();
             self.index.clear();
         }
-        let common = r.common_attributes(rec);
+        let common = r.common_attributes(rec, &values);
         let mut input = common.clone();
         input.push(KeyValue::new(super::TOKEN_TYPE, "input"));
         let mut output = common.clone();
@@ -301,7 +319,7 @@ impl SeriesCache {
         };
         let unknown = modal.get(UNKNOWN).map_or(&common[..], |a| &a[..]);
         self.series.push(Series {
-            _pinned: pin(rec),
+            _pinned: pin(rec, values),
             handles: handles::Handles::new(r, unknown, &input, &output),
             common,
             input,

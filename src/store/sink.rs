@@ -138,6 +138,8 @@ mod tests {
             step: None,
             model: Some(Arc::from("gpt-4o")),
             reason: None,
+            attribute: None,
+            attribute_value: None,
         };
         vec![
             Item::Call(call.clone()),
