@@ -184,6 +184,47 @@ pub(crate) struct Needs {
     pub(crate) budget: bool,
     /// `report --html`: spend by day and model, each run's steps, latencies by model.
     pub(crate) html: bool,
+    /// `by <attribute>`: the attribute to group by.
+    pub(crate) attribute: Option<String>,
+    /// `compare <attribute>`: the attribute whose values are compared.
+    pub(crate) compare: Option<String>,
+    /// `run show`: the run's attributes and their values.
+    pub(crate) run_attributes: bool,
+    /// `budget --each`: the attribute whose every value has its own limit.
+    pub(crate) budget_each: Option<String>,
+}
+
+impl Needs {
+    /// Whether a call's attributes are read at all.
+    fn attributes(&self) -> bool {
+        self.attribute.is_some()
+            || self.compare.is_some()
+            || self.run_attributes
+            || self.html
+            || self.budget_each.is_some()
+    }
+}
+
+/// A line's attributes as (name, text) pairs, in its order; none when it has none (or they
+/// do not parse, which the decoder has already said).
+pub(crate) fn attributes_of(l: &Line<'_>) -> Vec<(String, String)> {
+    let Some(raw) = &l.attributes else {
+        return Vec::new();
+    };
+    tracing_llm_usage::format::decode::attributes(raw)
+        .map(|a| {
+            a.iter()
+                .map(|(k, v)| (k.to_owned(), v.to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// What `compare` keeps per value: the sums, and every call's latency.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Compared {
+    pub(crate) acc: Acc,
+    pub(crate) latencies: Vec<u64>,
 }
 
 /// Sums of a few calls, for the HTML report's breakdowns.
@@ -230,6 +271,8 @@ impl Small {
 pub(crate) struct Detail {
     /// (day, model) → sums.
     pub(crate) day_model: HashMap<(String, String), Small>,
+    /// (attribute, value, day) → sums.
+    pub(crate) attribute_day: HashMap<(String, String, String), Small>,
     /// (xxh3 of the run id, step) → sums.
     pub(crate) run_steps: HashMap<(u64, String), Small>,
     /// Model → every call's latency in ms.
@@ -237,9 +280,15 @@ pub(crate) struct Detail {
 }
 
 impl Detail {
-    fn add(&mut self, l: &Line<'_>) {
+    fn add(&mut self, l: &Line<'_>, attributes: &[(String, String)]) {
         let model = key(&l.model);
         let day = utc_day(&l.timestamp);
+        for (k, v) in attributes {
+            self.attribute_day
+                .entry((k.clone(), v.clone(), day.to_string()))
+                .or_default()
+                .add(l);
+        }
         self.day_model
             .entry((day.into_owned(), model.to_owned()))
             .or_default()
@@ -259,6 +308,9 @@ impl Detail {
     fn merge(&mut self, o: Detail) {
         for (k, v) in o.day_model {
             self.day_model.entry(k).or_default().merge(&v);
+        }
+        for (k, v) in o.attribute_day {
+            self.attribute_day.entry(k).or_default().merge(&v);
         }
         for (k, v) in o.run_steps {
             self.run_steps.entry(k).or_default().merge(&v);
@@ -291,6 +343,15 @@ pub(crate) struct Aggregate {
     pub(crate) spend: Spends,
     /// `report --html`'s breakdowns.
     pub(crate) detail: Detail,
+    /// `by <attribute>`: value → sums (calls without it under [`NONE`]).
+    pub(crate) by_attribute: HashMap<String, Acc>,
+    /// `compare`: value → sums and latencies.
+    pub(crate) compared: HashMap<String, Compared>,
+    /// Attribute names seen on calls (when attributes are read).
+    pub(crate) attribute_names: std::collections::BTreeSet<String>,
+    /// `run show`: the run's attributes, each with the values it took.
+    pub(crate) run_attributes:
+        std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 /// A `budget_warning` or `budget_exceeded` line.
@@ -346,6 +407,9 @@ impl Aggregate {
             return;
         }
         if l.event == "run_summary" {
+            if needs.run_attributes {
+                self.add_run_attributes(&attributes_of(l));
+            }
             self.summaries += 1;
             if let Some(id) = &l.run_id {
                 self.runs.add_summary(needs.runs, id, l);
@@ -430,16 +494,57 @@ impl Aggregate {
         if let Some(table) = &needs.reprice {
             self.reprice(l, table);
         }
+        let attributes = if needs.attributes() {
+            attributes_of(l)
+        } else {
+            Vec::new()
+        };
+        for (k, _) in &attributes {
+            if !self.attribute_names.contains(k) {
+                self.attribute_names.insert(k.clone());
+            }
+        }
+        if let Some(name) = &needs.attribute {
+            let v = attributes.iter().find(|(k, _)| k == name);
+            let k = v.map_or(NONE, |(_, v)| v.as_str());
+            match self.by_attribute.get_mut(k) {
+                Some(acc) => acc.add(l),
+                None => {
+                    let mut acc = Acc::default();
+                    acc.add(l);
+                    self.by_attribute.insert(k.to_owned(), acc);
+                }
+            }
+        }
+        if let Some(name) = &needs.compare {
+            if let Some((_, v)) = attributes.iter().find(|(k, _)| k == name) {
+                let c = self.compared.entry(v.clone()).or_default();
+                c.acc.add(l);
+                if let Some(ms) = l.latency_ms {
+                    c.latencies.push(ms);
+                }
+            }
+        }
+        if needs.run_attributes {
+            self.add_run_attributes(&attributes);
+        }
         if needs.html {
-            self.detail.add(l);
+            self.detail.add(l, &attributes);
         }
         if needs.budget {
+            let value = needs.budget_each.as_ref().map(|name| {
+                attributes
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.as_str())
+            });
             self.spend.push(
                 &l.timestamp,
                 l.run_id.as_deref(),
                 l.step.as_deref(),
                 l.cost_usd,
                 (l.cost_source.as_deref() != Some("no_usage")).then_some(l.tokens.total),
+                value,
             );
         }
         if needs.rows {
@@ -459,6 +564,15 @@ impl Aggregate {
                 estimated: l.estimated,
                 error: l.error.as_deref().map(str::to_owned),
             });
+        }
+    }
+
+    fn add_run_attributes(&mut self, attributes: &[(String, String)]) {
+        for (k, v) in attributes {
+            self.run_attributes
+                .entry(k.clone())
+                .or_default()
+                .insert(v.clone());
         }
     }
 
@@ -506,5 +620,17 @@ impl Aggregate {
         self.summaries += o.summaries;
         self.budget_lines.extend(o.budget_lines);
         self.detail.merge(o.detail);
+        for (k, acc) in o.by_attribute {
+            self.by_attribute.entry(k).or_default().merge(&acc);
+        }
+        for (k, c) in o.compared {
+            let mine = self.compared.entry(k).or_default();
+            mine.acc.merge(&c.acc);
+            mine.latencies.extend(c.latencies);
+        }
+        self.attribute_names.extend(o.attribute_names);
+        for (k, values) in o.run_attributes {
+            self.run_attributes.entry(k).or_default().extend(values);
+        }
     }
 }

@@ -207,8 +207,8 @@ pub(crate) fn report(scan: &Scan) -> Vec<Section<'_>> {
 
 /// The days and runs that would have crossed a limit, and the call that did (the calls
 /// replayed in the order they were written).
-pub(crate) fn budget(scan: &Scan, tokens: bool) -> Vec<Section<'_>> {
-    let s = Section::new(
+pub(crate) fn budget(scan: &Scan, tokens: bool, each: bool) -> Vec<Section<'_>> {
+    let mut s = Section::new(
         "crossings",
         vec![
             "scope",
@@ -229,6 +229,9 @@ pub(crate) fn budget(scan: &Scan, tokens: bool) -> Vec<Section<'_>> {
             Cell::Usd(Some(v))
         }
     };
+    if each {
+        s.headers.insert(2, "attribute_value".into());
+    }
     let Some(replay) = &scan.replay else {
         return vec![s];
     };
@@ -236,7 +239,7 @@ pub(crate) fn budget(scan: &Scan, tokens: bool) -> Vec<Section<'_>> {
         let Some(c) = replay.crossing(i) else {
             return Vec::new();
         };
-        vec![
+        let mut row = vec![
             Cell::text(c.scope),
             Cell::text(c.id),
             value(c.limit),
@@ -245,7 +248,11 @@ pub(crate) fn budget(scan: &Scan, tokens: bool) -> Vec<Section<'_>> {
             Cell::Text(c.run.map(str::to_owned)),
             Cell::Text(c.step.map(str::to_owned)),
             Cell::Int(c.uncounted),
-        ]
+        ];
+        if each {
+            row.insert(2, Cell::Text(c.value.map(str::to_owned)));
+        }
+        row
     });
     vec![s]
 }
@@ -290,10 +297,162 @@ pub(crate) fn by(scan: &Scan, dim: Dim) -> Vec<Section<'_>> {
         Dim::Run => "run_id",
         Dim::Day => "day",
     };
+    let mut s = group_section(name.into());
+    if dim == Dim::Run {
+        return by_run(scan, s);
+    }
+    for (k, acc) in sorted(scan.agg.by.get(&dim)) {
+        s.rows.push(group_row(k, acc));
+    }
+    vec![s]
+}
+
+/// `by <attribute>`: one row per value (calls without it are the `-` row).
+pub(crate) fn by_attribute<'a>(scan: &'a Scan, name: &str) -> Vec<Section<'a>> {
+    let mut s = group_section(name.to_owned().into());
+    s.rows = sorted(Some(&scan.agg.by_attribute))
+        .into_iter()
+        .map(|(k, acc)| group_row(k, acc))
+        .collect();
+    vec![s]
+}
+
+/// A note when no call has the attribute `name` (a typo, or the layer was not asked for it).
+pub(crate) fn unseen_attribute(scan: &Scan, name: &str) -> Option<String> {
+    let names = &scan.agg.attribute_names;
+    if names.contains(name) {
+        return None;
+    }
+    let found = if names.is_empty() {
+        "no call has attributes (the layer records those named with `.attributes([...])`)"
+            .to_owned()
+    } else {
+        let list: Vec<&str> = names.iter().map(String::as_str).collect();
+        format!("the calls have {}", list.join(", "))
+    };
+    Some(format!("no call has the attribute {name:?}: {found}"))
+}
+
+/// The figures `compare` shows per value.
+struct Figures {
+    calls: u64,
+    input_per_call: Option<f64>,
+    output_per_call: Option<f64>,
+    cost_per_call: Option<f64>,
+    unpriced: u64,
+    cache_read_share: Option<f64>,
+    output_input_ratio: Option<f64>,
+    p50: Option<u64>,
+    p95: Option<u64>,
+    error_rate: Option<f64>,
+}
+
+impl Figures {
+    fn of(c: Option<&super::agg::Compared>) -> Self {
+        let empty = super::agg::Compared::default();
+        let c = c.unwrap_or(&empty);
+        let a = &c.acc;
+        let mut latencies = c.latencies.clone();
+        latencies.sort_unstable();
+        let pct = |p| (!latencies.is_empty()).then(|| super::html::percentile(&latencies, p));
+        Self {
+            calls: a.calls,
+            input_per_call: ratio(a.input, a.calls),
+            output_per_call: ratio(a.output, a.calls),
+            // Over the priced calls: an unpriced call is not a free one.
+            cost_per_call: (a.priced > 0).then(|| a.cost / a.priced as f64),
+            unpriced: a.unpriced,
+            cache_read_share: ratio(a.cache_read, a.input),
+            output_input_ratio: ratio(a.output, a.input),
+            p50: pct(0.5),
+            p95: pct(0.95),
+            error_rate: ratio(a.errors, a.calls),
+        }
+    }
+
+    /// Each figure as a cell, in [`COMPARED`]'s order, and the number its change is of.
+    fn cells(&self) -> [(Cell, Option<f64>); 10] {
+        let int = |v: Option<u64>| (v.map_or(Cell::Text(None), Cell::Int), v.map(|v| v as f64));
+        [
+            (Cell::Int(self.calls), Some(self.calls as f64)),
+            (Cell::Float(self.input_per_call), self.input_per_call),
+            (Cell::Float(self.output_per_call), self.output_per_call),
+            (Cell::Usd(self.cost_per_call), self.cost_per_call),
+            // A count of what could not be priced: no change is shown for it.
+            (Cell::Int(self.unpriced), None),
+            (Cell::Share(self.cache_read_share), self.cache_read_share),
+            (
+                Cell::Float(self.output_input_ratio),
+                self.output_input_ratio,
+            ),
+            int(self.p50),
+            int(self.p95),
+            (Cell::Share(self.error_rate), self.error_rate),
+        ]
+    }
+}
+
+/// The rows of `compare`, one per figure.
+const COMPARED: [&str; 10] = [
+    "calls",
+    "input_per_call",
+    "output_per_call",
+    "cost_per_call",
+    "unpriced_calls",
+    "cache_read_share",
+    "output_input_ratio",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "error_rate",
+];
+
+/// `compare <attribute> [values]`: a row per figure, a column per value (the first is the
+/// baseline), and after each other value its change against the baseline, as a share of the
+/// baseline's figure (none where the baseline's is 0 or unknown).
+pub(crate) fn compare<'a>(scan: &'a Scan, values: &[String]) -> Vec<Section<'a>> {
+    let values: Vec<String> = if values.is_empty() {
+        let mut all: Vec<String> = scan.agg.compared.keys().cloned().collect();
+        all.sort();
+        all
+    } else {
+        values.to_vec()
+    };
+    let cells: Vec<[(Cell, Option<f64>); 10]> = values
+        .iter()
+        .map(|v| Figures::of(scan.agg.compared.get(v)).cells())
+        .collect();
+    let mut table = Section::new("compare", vec!["metric"]);
+    for (i, v) in values.iter().enumerate() {
+        table.headers.push(v.clone().into());
+        if i > 0 {
+            table.headers.push(format!("{v} vs {}", values[0]).into());
+        }
+    }
+    for (row, metric) in COMPARED.iter().enumerate() {
+        let mut r = vec![Cell::text(*metric)];
+        let base = cells.first().and_then(|c| c[row].1);
+        for (i, c) in cells.iter().enumerate() {
+            let (cell, figure) = &c[row];
+            r.push(cell.clone());
+            if i > 0 {
+                let change = match (figure, base) {
+                    (Some(n), Some(o)) if o != 0.0 => Some((n - o) / o),
+                    _ => None,
+                };
+                r.push(Cell::Change(change));
+            }
+        }
+        table.rows.push(r);
+    }
+    vec![table]
+}
+
+/// An empty `by` table whose first column is `name`.
+fn group_section(name: std::borrow::Cow<'static, str>) -> Section<'static> {
     let mut s = Section::new(
         "by",
         vec![
-            name,
+            "",
             "calls",
             "input",
             "output",
@@ -304,13 +463,8 @@ pub(crate) fn by(scan: &Scan, dim: Dim) -> Vec<Section<'_>> {
             "unpriced_calls",
         ],
     );
-    if dim == Dim::Run {
-        return by_run(scan, s);
-    }
-    for (k, acc) in sorted(scan.agg.by.get(&dim)) {
-        s.rows.push(group_row(k, acc));
-    }
-    vec![s]
+    s.headers[0] = name;
+    s
 }
 
 /// A row of a `by` table.
@@ -450,6 +604,13 @@ pub(crate) fn run_show<'a>(scan: &'a Scan, id: &str) -> Option<Vec<Section<'a>>>
         vec![Cell::text("first"), Cell::Text(a.first.clone())],
         vec![Cell::text("last"), Cell::Text(a.last.clone())],
     ];
+    let mut attributes = Section::kv("attributes");
+    for (k, values) in &scan.agg.run_attributes {
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        attributes
+            .rows
+            .push(vec![Cell::text(k.clone()), Cell::text(values.join(", "))]);
+    }
     let mut calls = Section::new(
         "calls",
         vec![
@@ -475,7 +636,12 @@ pub(crate) fn run_show<'a>(scan: &'a Scan, id: &str) -> Option<Vec<Section<'a>>>
             Cell::Text(r.error.clone()),
         ]);
     }
-    Some(vec![summary, by_step_section(scan, false), calls])
+    let mut sections = vec![summary];
+    if !attributes.is_empty() {
+        sections.push(attributes);
+    }
+    sections.extend([by_step_section(scan, false), calls]);
+    Some(sections)
 }
 
 /// The columns of `export`.

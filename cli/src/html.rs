@@ -280,7 +280,7 @@ fn compact(v: f64) -> String {
 }
 
 /// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[u64], p: f64) -> u64 {
+pub(crate) fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
     }
@@ -295,6 +295,107 @@ fn section(id: &str, title: &str, body: &str) -> String {
 /// A chart under its heading, then its table.
 fn figure(chart: &str, caption: &str, table: &str) -> String {
     format!("<figure><figcaption>{caption}</figcaption>{chart}</figure>{table}")
+}
+
+/// An attribute name as an HTML id: letters, digits and `-` only.
+fn slug(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+/// Sums per day and series (a model, an attribute's value): the most expensive [`SERIES`]
+/// series by name, the rest as `other`.
+struct PerDay {
+    days: Vec<String>,
+    names: Vec<String>,
+    /// `spend[series][day]`, and tokens the same way.
+    spend: Vec<Vec<f64>>,
+    tokens: Vec<Vec<f64>>,
+    cells: Vec<Vec<Small>>,
+    per_day: Vec<Small>,
+}
+
+impl PerDay {
+    /// From (day, series, sums) entries.
+    fn of(entries: &[(&str, &str, &Small)]) -> Self {
+        let mut series_cost: HashMap<&str, f64> = HashMap::new();
+        let mut days: Vec<String> = Vec::new();
+        for (day, series, s) in entries {
+            *series_cost.entry(series).or_default() += s.cost;
+            days.push((*day).to_owned());
+        }
+        days.sort();
+        days.dedup();
+        let mut ranked: Vec<(&str, f64)> = series_cost.into_iter().collect();
+        ranked.sort_by(|x, y| {
+            y.1.partial_cmp(&x.1)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(x.0.cmp(y.0))
+        });
+        let shown: Vec<&str> = ranked.iter().take(SERIES).map(|m| m.0).collect();
+        let mut names: Vec<String> = shown.iter().map(|m| plain(m)).collect();
+        if ranked.len() > SERIES {
+            names.push("other".into());
+        }
+        let series_of = |name: &str| shown.iter().position(|m| *m == name).unwrap_or(SERIES);
+        let day_of: HashMap<&str, usize> = days
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.as_str(), i))
+            .collect();
+        let n = names.len();
+        let mut p = PerDay {
+            spend: vec![vec![0.0; days.len()]; n],
+            tokens: vec![vec![0.0; days.len()]; n],
+            cells: vec![vec![Small::default(); days.len()]; n],
+            per_day: vec![Small::default(); days.len()],
+            days: Vec::new(),
+            names,
+        };
+        for (day, series, s) in entries {
+            let (d, m) = (day_of[day], series_of(series).min(n.saturating_sub(1)));
+            p.spend[m][d] += s.cost;
+            p.tokens[m][d] += s.tokens as f64;
+            p.cells[m][d].merge(s);
+            p.per_day[d].merge(s);
+        }
+        drop(day_of);
+        p.days = days;
+        p
+    }
+
+    /// The table: a row per day, its calls, tokens and cost, then each series' cost.
+    fn table(&self, caption: &str, head: &str) -> String {
+        let rows: Vec<String> = self
+            .days
+            .iter()
+            .enumerate()
+            .map(|(d, day)| {
+                let mut r = format!(
+                    "<th scope=\"row\">{}</th>{}{}{}",
+                    esc(day),
+                    num(&thousands(self.per_day[d].calls)),
+                    num(&thousands(self.per_day[d].tokens)),
+                    num(&self.per_day[d].shown())
+                );
+                for s in &self.cells {
+                    // A series without calls that day cost nothing; one whose calls had no
+                    // cost is unpriced, never $0.
+                    r.push_str(&num(&if s[d].calls == 0 {
+                        "-".to_owned()
+                    } else {
+                        s[d].shown()
+                    }));
+                }
+                r
+            })
+            .collect();
+        let mut heads = vec![head, "calls", "tokens", "cost"];
+        let cost_heads: Vec<String> = self.names.iter().map(|n| format!("cost: {n}")).collect();
+        heads.extend(cost_heads.iter().map(String::as_str));
+        table(caption, &heads, &rows)
+    }
 }
 
 /// Groups of a dimension, most expensive first.
@@ -361,82 +462,33 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
     body.push_str("</dl>");
 
     // Per day, stacked by model.
-    let mut model_cost: HashMap<&str, f64> = HashMap::new();
-    let mut days: Vec<String> = Vec::new();
-    for ((day, model), s) in &scan.agg.detail.day_model {
-        *model_cost.entry(model.as_str()).or_default() += s.cost;
-        days.push(day.clone());
-    }
-    days.sort();
-    days.dedup();
-    let mut models: Vec<(&str, f64)> = model_cost.into_iter().collect();
-    models.sort_by(|x, y| {
-        y.1.partial_cmp(&x.1)
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(x.0.cmp(y.0))
-    });
-    let shown: Vec<&str> = models.iter().take(SERIES).map(|m| m.0).collect();
-    let mut names: Vec<String> = shown.iter().map(|m| plain(m)).collect();
-    let other = models.len() > SERIES;
-    if other {
-        names.push("other".into());
-    }
-    let series_of = |model: &str| shown.iter().position(|m| *m == model).unwrap_or(SERIES);
-    let day_of: HashMap<&str, usize> = days
+    let entries: Vec<(&str, &str, &Small)> = scan
+        .agg
+        .detail
+        .day_model
         .iter()
-        .enumerate()
-        .map(|(i, d)| (d.as_str(), i))
+        .map(|((day, model), s)| (day.as_str(), model.as_str(), s))
         .collect();
-    let mut spend = vec![vec![0.0; days.len()]; names.len()];
-    let mut tokens = vec![vec![0.0; days.len()]; names.len()];
-    let mut cells = vec![vec![Small::default(); days.len()]; names.len()];
-    let mut per_day: Vec<Small> = vec![Small::default(); days.len()];
-    for ((day, model), s) in &scan.agg.detail.day_model {
-        let (d, m) = (day_of[day.as_str()], series_of(model).min(names.len() - 1));
-        spend[m][d] += s.cost;
-        tokens[m][d] += s.tokens as f64;
-        cells[m][d].merge(s);
-        per_day[d].merge(s);
-    }
-    let day_rows: Vec<String> = days
-        .iter()
-        .enumerate()
-        .map(|(d, day)| {
-            let mut r = format!(
-                "<th scope=\"row\">{}</th>{}{}{}",
-                esc(day),
-                num(&thousands(per_day[d].calls)),
-                num(&thousands(per_day[d].tokens)),
-                num(&per_day[d].shown())
-            );
-            for s in &cells {
-                // A model without calls that day cost nothing; one whose calls had no cost
-                // is unpriced, never $0.
-                r.push_str(&num(&if s[d].calls == 0 {
-                    "-".to_owned()
-                } else {
-                    s[d].shown()
-                }));
-            }
-            r
-        })
-        .collect();
-    let mut heads = vec!["day", "calls", "tokens", "cost"];
-    let cost_heads: Vec<String> = names.iter().map(|n| format!("cost: {n}")).collect();
-    heads.extend(cost_heads.iter().map(String::as_str));
-    let day_table = table("Per day", &heads, &day_rows);
+    let p = PerDay::of(&entries);
+    let day_table = p.table("Per day", "day");
     body.push_str(&section(
         "days",
         "Spend and tokens per day",
         &format!(
             "{}{}",
             figure(
-                &stacked("Spend per day by model", &days, &names, &spend, true),
+                &stacked("Spend per day by model", &p.days, &p.names, &p.spend, true),
                 "Spend per day (USD), stacked by model",
                 ""
             ),
             figure(
-                &stacked("Tokens per day by model", &days, &names, &tokens, false),
+                &stacked(
+                    "Tokens per day by model",
+                    &p.days,
+                    &p.names,
+                    &p.tokens,
+                    false
+                ),
                 "Tokens per day, stacked by model",
                 &day_table
             )
@@ -511,6 +563,70 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
             )
         ),
     ));
+
+    // Spend per value of each attribute the calls carry, over the days.
+    for name in &scan.agg.attribute_names {
+        let entries: Vec<(&str, &str, &Small)> = scan
+            .agg
+            .detail
+            .attribute_day
+            .iter()
+            .filter(|((k, _, _), _)| k == name)
+            .map(|((_, value, day), s)| (day.as_str(), value.as_str(), s))
+            .collect();
+        let p = PerDay::of(&entries);
+        let title = format!("Cost by {}", plain(name));
+        let mut totals: Vec<(&str, Small)> = Vec::new();
+        for (_, value, s) in &entries {
+            match totals.iter_mut().find(|(v, _)| v == value) {
+                Some((_, t)) => t.merge(s),
+                None => totals.push((value, **s)),
+            }
+        }
+        totals.sort_by(|x, y| {
+            y.1.cost
+                .partial_cmp(&x.1.cost)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(x.0.cmp(y.0))
+        });
+        let rows: Vec<String> = totals
+            .iter()
+            .map(|(v, t)| {
+                format!(
+                    "<th scope=\"row\">{}</th>{}{}{}{}<td class=\"n\" data-value=\"{}\">{}</td>",
+                    esc(v),
+                    num(&thousands(t.calls)),
+                    num(&thousands(t.input)),
+                    num(&thousands(t.output)),
+                    num(&thousands(t.unpriced)),
+                    (t.calls > t.unpriced)
+                        .then(|| format!("{:.9}", t.cost))
+                        .unwrap_or_default(),
+                    esc(&t.shown())
+                )
+            })
+            .collect();
+        let head = plain(name);
+        let totals_table = table(
+            &title,
+            &[&head, "calls", "input", "output", "unpriced calls", "cost"],
+            &rows,
+        );
+        body.push_str(&section(
+            &format!("attribute-{}", slug(name)),
+            &esc(&title),
+            &format!(
+                "{}{}{}",
+                figure(
+                    &stacked(&title, &p.days, &p.names, &p.spend, true),
+                    &format!("Spend per day (USD), stacked by {}", esc(name)),
+                    ""
+                ),
+                totals_table,
+                p.table(&format!("Per day, by {}", esc(name)), "day")
+            ),
+        ));
+    }
 
     // The costliest runs, each with its steps.
     let runs = &scan.agg.runs.with_status;

@@ -3,7 +3,8 @@
 //! ```text
 //! llm-usage stats [PATHS]...          calls, runs, tokens, cost, time span
 //! llm-usage report                    by step, prompt components, efficiency
-//! llm-usage by step|model|provider|task|agent|run|day
+//! llm-usage by step|model|provider|task|agent|run|day|ATTRIBUTE
+//! llm-usage compare ATTRIBUTE [VALUES]   calls, tokens, cost, latency per value, vs the first
 //! llm-usage run list | run show ID
 //! llm-usage export [--output FILE]    one CSV row per call (stdout by default)
 //! llm-usage reprice --prices FILE     the same calls under another price table
@@ -49,8 +50,10 @@ use tracing_llm_usage::pricing::PriceTable;
     version,
     about = "Reports from tracing-llm-usage JSONL logs",
     after_help = "Reports: stats, report (--html FILE: one self-contained page), by \
-                  step|model|provider|task|agent|run|day, run list, run show ID, export, \
-                  reprice, budget; watch follows the logs live; import loads them into --db.\n\
+                  step|model|provider|task|agent|run|day|ATTRIBUTE, compare ATTRIBUTE, run \
+                  list, run show ID, export, reprice, budget; watch follows the logs live; \
+                  import loads them into --db. --where KEY=VALUE keeps the lines whose field or \
+                  attribute KEY is VALUE.\n\
                   PATHS default to ./llm_usage_logs. Exit codes: 0; 1 when the input has no \
                   usable line, cannot be read, names no such run, or (--strict) any line was \
                   skipped; 2 for a usage error (an option that does not apply, a missing one)."
@@ -79,6 +82,10 @@ struct Common {
     /// Only this step.
     #[arg(long, global = true)]
     step: Option<String>,
+    /// Only lines whose KEY is VALUE: a field (run_id, step, model, provider, task, agent) or
+    /// an attribute (tenant, prompt.version, …). Repeatable: every one must match.
+    #[arg(long = "where", global = true, value_name = "KEY=VALUE", value_parser = read::where_clause)]
+    wheres: Vec<(String, String)>,
     /// Output format [default: table].
     #[arg(long, global = true, value_enum)]
     format: Option<Format>,
@@ -112,6 +119,7 @@ impl Common {
             ("--run", self.run.is_some()),
             ("--model", self.model.is_some()),
             ("--step", self.step.is_some()),
+            ("--where", !self.wheres.is_empty()),
         ];
         let given =
             |names: &[(&'static str, bool)]| names.iter().find(|(_, on)| *on).map(|(n, _)| *n);
@@ -165,14 +173,26 @@ enum Command {
         #[arg(value_name = "PATHS")]
         paths: Vec<PathBuf>,
     },
-    /// One table grouped by a dimension, most expensive first.
+    /// One table grouped by a dimension, most expensive first: step, model, provider, task,
+    /// agent, run, day, or any attribute the lines carry (tenant, prompt.version, …).
     By {
-        #[arg(value_enum)]
-        dimension: Dim,
+        #[arg(value_name = "DIMENSION")]
+        dimension: String,
         /// Log files (plain or .gz), directories (their *.jsonl and *.jsonl.gz) or - for
         /// stdin [default: ./llm_usage_logs]
         #[arg(value_name = "PATHS")]
         paths: Vec<PathBuf>,
+    },
+    /// Compares the values of an attribute (prompt versions, features, tenants): per value,
+    /// calls, tokens per call, cost per call, cache-read share, output/input ratio, latency
+    /// p50/p95, error rate; then each value's change against the first (the baseline).
+    Compare {
+        /// The attribute (`prompt.version`).
+        attribute: String,
+        /// The values to compare, the baseline first [default: every value, sorted], then
+        /// the PATHS: an argument that names an existing file or directory (or `-`) is a path.
+        #[arg(value_name = "VALUES|PATHS")]
+        args: Vec<PathBuf>,
     },
     /// Runs.
     Run {
@@ -222,6 +242,10 @@ enum Command {
         /// The limits are token counts, not USD.
         #[arg(long)]
         tokens: bool,
+        /// One limit per value of this attribute (`--per-day 5 --each tenant`: every tenant
+        /// its own $5 a day); calls without it are not counted.
+        #[arg(long, value_name = "ATTRIBUTE")]
+        each: Option<String>,
         /// Log files (plain or .gz), directories (their *.jsonl and *.jsonl.gz) or - for
         /// stdin [default: ./llm_usage_logs]
         #[arg(value_name = "PATHS")]
@@ -276,6 +300,9 @@ fn scope(inputs: &[read::Input], c: &Common) -> String {
             text.push_str(&format!("; {what} {v}"));
         }
     }
+    for (k, v) in &c.wheres {
+        text.push_str(&format!("; {k} = {v}"));
+    }
     text
 }
 
@@ -303,6 +330,7 @@ fn main() -> ExitCode {
         run: c.run.clone(),
         model: c.model.clone(),
         step: c.step.clone(),
+        wheres: c.wheres.clone(),
         ..Filters::default()
     };
     for (text, upper) in [(&c.since, false), (&c.until, true)] {
@@ -337,6 +365,7 @@ fn main() -> ExitCode {
         };
     }
     let mut needs = Needs::default();
+    let mut compared: (Vec<String>, Vec<PathBuf>) = Default::default();
     let dim = |d: Dim| agg::DIMS.iter().position(|x| *x == d).unwrap_or(0);
     let paths = match &cli.command {
         Command::Stats { paths } => {
@@ -357,11 +386,21 @@ fn main() -> ExitCode {
             paths
         }
         Command::By { paths, dimension } => {
-            needs.dims[dim(*dimension)] = true;
-            if *dimension == Dim::Run {
-                needs.runs = Listing::Sums;
+            match group(dimension) {
+                Group::Dim(d) => {
+                    needs.dims[dim(d)] = true;
+                    if d == Dim::Run {
+                        needs.runs = Listing::Sums;
+                    }
+                }
+                Group::Attribute(a) => needs.attribute = Some(a.to_owned()),
             }
             paths
+        }
+        Command::Compare { attribute, args } => {
+            needs.compare = Some(attribute.clone());
+            compared = split_compare_args(args);
+            &compared.1
         }
         Command::Run {
             command: RunCommand::List { paths },
@@ -375,6 +414,7 @@ fn main() -> ExitCode {
             filters.run = Some(id.clone());
             needs.dims[dim(Dim::Step)] = true;
             needs.rows = true;
+            needs.run_attributes = true;
             needs.runs = Listing::Listed;
             paths
         }
@@ -386,8 +426,10 @@ fn main() -> ExitCode {
             paths,
             per_day,
             per_run,
+            each,
             ..
         } => {
+            needs.budget_each.clone_from(each);
             if per_day.is_none() && per_run.is_none() {
                 Cli::command()
                     .error(
@@ -444,11 +486,13 @@ fn main() -> ExitCode {
             per_day,
             per_run,
             tokens,
+            each,
             ..
         } => Some(replay::Limits {
             per_day: *per_day,
             per_run: *per_run,
             tokens: *tokens,
+            each: each.is_some(),
         }),
         _ => None,
     };
@@ -513,7 +557,21 @@ fn main() -> ExitCode {
             };
         }
         Command::Report { .. } => commands::report(&scan),
-        Command::By { dimension, .. } => commands::by(&scan, *dimension),
+        Command::By { dimension, .. } => match group(dimension) {
+            Group::Dim(d) => commands::by(&scan, d),
+            Group::Attribute(a) => {
+                if let Some(note) = commands::unseen_attribute(&scan, a) {
+                    eprintln!("llm-usage: {note}");
+                }
+                commands::by_attribute(&scan, a)
+            }
+        },
+        Command::Compare { attribute, .. } => {
+            if let Some(note) = commands::unseen_attribute(&scan, attribute) {
+                eprintln!("llm-usage: {note}");
+            }
+            commands::compare(&scan, &compared.0)
+        }
         Command::Run {
             command: RunCommand::List { .. },
         } => commands::run_list(&scan),
@@ -526,11 +584,11 @@ fn main() -> ExitCode {
         Command::Export { .. } => commands::export(&scan),
         Command::Reprice { .. } => commands::reprice(&scan),
         Command::Import { .. } => Vec::new(),
-        Command::Budget { tokens, .. } => {
+        Command::Budget { tokens, each, .. } => {
             for note in commands::budget_notes(&scan, *tokens) {
                 eprintln!("llm-usage: {note}");
             }
-            commands::budget(&scan, *tokens)
+            commands::budget(&scan, *tokens, each.is_some())
         }
         Command::Watch { .. } => Vec::new(),
     };
@@ -544,7 +602,9 @@ fn main() -> ExitCode {
         );
     }
     if c.format() == Format::Table && sections.iter().all(output::Section::is_empty) {
-        eprintln!("llm-usage: nothing matches (check --since, --until, --run, --model, --step)");
+        eprintln!(
+            "llm-usage: nothing matches (check --since, --until, --run, --model, --step, --where)"
+        );
         return ExitCode::SUCCESS;
     }
     let result = match &cli.command {
@@ -579,6 +639,35 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+/// What `by` groups on: one of the line's fields, or an attribute.
+enum Group<'a> {
+    Dim(Dim),
+    Attribute(&'a str),
+}
+
+fn group(dimension: &str) -> Group<'_> {
+    use clap::ValueEnum;
+    match Dim::from_str(dimension, false) {
+        Ok(d) => Group::Dim(d),
+        Err(_) => Group::Attribute(dimension),
+    }
+}
+
+/// `compare`'s arguments after the attribute: values, and the paths among them (an argument
+/// that names an existing file or directory, or `-`).
+fn split_compare_args(args: &[PathBuf]) -> (Vec<String>, Vec<PathBuf>) {
+    let (paths, values): (Vec<&PathBuf>, Vec<&PathBuf>) = args
+        .iter()
+        .partition(|p| p.as_os_str() == "-" || p.exists());
+    (
+        values
+            .into_iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect(),
+        paths.into_iter().cloned().collect(),
+    )
 }
 
 /// `files` for `stats --db`: the distinct files imported.

@@ -24,6 +24,8 @@ pub(crate) enum Cell {
     Usd(Option<f64>),
     Float(Option<f64>),
     Share(Option<f64>),
+    /// A relative change (`+5.0%`, `-0.2%`).
+    Change(Option<f64>),
 }
 
 impl Cell {
@@ -40,7 +42,7 @@ impl Cell {
         match self {
             Cell::Text(t) => json!(t),
             Cell::Int(i) => json!(i),
-            Cell::Usd(v) | Cell::Float(v) | Cell::Share(v) => match v {
+            Cell::Usd(v) | Cell::Float(v) | Cell::Share(v) | Cell::Change(v) => match v {
                 Some(f) if f.is_finite() => json!(round(*f, 9)),
                 _ => Value::Null,
             },
@@ -52,7 +54,7 @@ impl Cell {
             Cell::Text(Some(t)) if !raw => spreadsheet_inert(t),
             Cell::Text(t) => t.clone().unwrap_or_default(),
             Cell::Int(i) => i.to_string(),
-            Cell::Usd(v) | Cell::Float(v) | Cell::Share(v) => match v {
+            Cell::Usd(v) | Cell::Float(v) | Cell::Share(v) | Cell::Change(v) => match v {
                 Some(f) if f.is_finite() => round(*f, 9).to_string(),
                 _ => String::new(),
             },
@@ -68,7 +70,10 @@ impl Cell {
             Cell::Usd(Some(v)) => dollars(*v),
             Cell::Float(Some(v)) => format!("{v:.3}"),
             Cell::Share(Some(v)) => format!("{:.1}%", v * 100.0),
-            Cell::Usd(None) | Cell::Float(None) | Cell::Share(None) => "-".into(),
+            Cell::Change(Some(v)) => format!("{:+.1}%", v * 100.0),
+            Cell::Usd(None) | Cell::Float(None) | Cell::Share(None) | Cell::Change(None) => {
+                "-".into()
+            }
         }
     }
 
@@ -135,7 +140,7 @@ type MakeRow<'a> = Box<dyn Fn(usize) -> Vec<Cell> + 'a>;
 /// A titled table.
 pub(crate) struct Section<'a> {
     pub(crate) name: &'static str,
-    pub(crate) headers: Vec<&'static str>,
+    pub(crate) headers: Vec<std::borrow::Cow<'static, str>>,
     pub(crate) rows: Vec<Vec<Cell>>,
     /// Rows made one at a time as they are written, instead of `rows`: a listing of every run
     /// holds no row in memory.
@@ -148,7 +153,10 @@ impl<'a> Section<'a> {
     pub(crate) fn new(name: &'static str, headers: Vec<&'static str>) -> Self {
         Self {
             name,
-            headers,
+            headers: headers
+                .into_iter()
+                .map(std::borrow::Cow::Borrowed)
+                .collect(),
             rows: Vec::new(),
             lazy: None,
             kv: false,
@@ -188,7 +196,7 @@ impl<'a> Section<'a> {
     fn row_json(&self, r: &[Cell]) -> Value {
         let mut m = Map::new();
         for (h, c) in self.headers.iter().zip(r) {
-            m.insert((*h).to_owned(), c.json());
+            m.insert(h.to_string(), c.json());
         }
         Value::Object(m)
     }
@@ -268,7 +276,8 @@ pub(crate) fn render(
                     writeln!(out, "# {}", s.name)?;
                 }
                 let mut w = csv::Writer::from_writer(&mut *out);
-                w.write_record(&s.headers).map_err(io::Error::other)?;
+                w.write_record(s.headers.iter().map(|h| h.as_bytes()))
+                    .map_err(io::Error::other)?;
                 s.each_row(|r| {
                     w.write_record(r.iter().map(|c| c.csv(raw_csv)))
                         .map_err(io::Error::other)
@@ -323,7 +332,7 @@ fn table(out: &mut dyn Write, s: &Section<'_>) -> io::Result<()> {
         writeln!(out, "{text}")
     };
     rule(out, "┌", "─", "┬", "┐")?;
-    line(out, &mut s.headers.iter().map(|h| ((*h).to_owned(), false)))?;
+    line(out, &mut s.headers.iter().map(|h| (h.to_string(), false)))?;
     rule(out, "╞", "═", "╪", "╡")?;
     s.each_row(|r| line(out, &mut r.iter().map(|c| (c.display(), c.numeric()))))?;
     rule(out, "└", "─", "┴", "┘")

@@ -89,6 +89,44 @@ pub(crate) struct Filters {
     pub(crate) run: Option<String>,
     pub(crate) model: Option<String>,
     pub(crate) step: Option<String>,
+    /// `--where KEY=VALUE`, each of which a line must match.
+    pub(crate) wheres: Vec<(String, String)>,
+}
+
+/// The fields `--where` names directly; any other key is an attribute.
+const WHERE_FIELDS: [&str; 6] = ["run_id", "step", "model", "provider", "task", "agent"];
+
+/// `KEY=VALUE` as given to `--where`.
+pub(crate) fn where_clause(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!(
+            "--where {text:?}: expected KEY=VALUE (a field such as step or model, or an attribute \
+             such as tenant)"
+        )),
+    }
+}
+
+/// Whether a line matches `key=value`: a field of the line, else one of its attributes (a
+/// budget line: the attribute its per-value budget is about). A line without the key does
+/// not match; run summaries are kept by a call field other than `run_id`, as by `--step`.
+fn matches_where(l: &line::Line<'_>, key: &str, value: &str) -> bool {
+    let field = |v: &Option<std::borrow::Cow<'_, str>>| v.as_deref() == Some(value);
+    match key {
+        "run_id" => field(&l.run_id),
+        k if WHERE_FIELDS.contains(&k) && l.event == "run_summary" => true,
+        "step" => field(&l.step),
+        "model" => field(&l.model),
+        "provider" => field(&l.provider),
+        "task" => field(&l.task),
+        "agent" => field(&l.agent),
+        _ if l.event.starts_with("budget_") => {
+            l.attribute.as_deref() == Some(key) && field(&l.attribute_value)
+        }
+        _ => super::agg::attributes_of(l)
+            .iter()
+            .any(|(k, v)| k == key && v == value),
+    }
 }
 
 /// A date (`2025-12-14`, the whole UTC day) or an RFC 3339 instant, as the canonical
@@ -157,7 +195,7 @@ impl Filters {
                 return false;
             }
         }
-        true
+        self.wheres.iter().all(|(k, v)| matches_where(l, k, v))
     }
 }
 

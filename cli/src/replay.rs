@@ -51,11 +51,13 @@ impl Texts {
     }
 }
 
-/// What the replay needs of one call (40 bytes; its strings in its batch's [`Spends`]).
+/// What the replay needs of one call (its strings in its batch's [`Spends`]).
 #[derive(Debug)]
 struct Spend {
-    /// Timestamp, run id, step.
-    strings: TextRef<3>,
+    /// Timestamp, run id, step, the `--each` attribute's value.
+    strings: TextRef<4>,
+    /// `--each` was given and the call has no value of its attribute: no limit counts it.
+    no_value: bool,
     /// NaN: the call has no cost.
     usd: f64,
     /// `NO_USAGE`: the call recorded no usage.
@@ -70,6 +72,9 @@ struct SpendRef<'a> {
     timestamp: &'a str,
     run_id: Option<&'a str>,
     step: Option<&'a str>,
+    /// The `--each` attribute's value.
+    value: Option<&'a str>,
+    no_value: bool,
     usd: Option<f64>,
     tokens: Option<u64>,
 }
@@ -83,7 +88,8 @@ pub(crate) struct Spends {
 
 impl Spends {
     /// One call: when it was written, its run and step, its cost (`None`: unknown) and tokens
-    /// (`None`: no usage was recorded).
+    /// (`None`: no usage was recorded); with `--each`, its value of the attribute (`Some(None)`:
+    /// it has none).
     pub(crate) fn push(
         &mut self,
         timestamp: &str,
@@ -91,10 +97,14 @@ impl Spends {
         step: Option<&str>,
         usd: Option<f64>,
         tokens: Option<u64>,
+        value: Option<Option<&str>>,
     ) {
-        let strings = self.texts.push([Some(timestamp), run_id, step]);
+        let strings = self
+            .texts
+            .push([Some(timestamp), run_id, step, value.flatten()]);
         self.calls.push(Spend {
             strings,
+            no_value: value.is_some_and(|v| v.is_none()),
             usd: usd.filter(|u| u.is_finite()).unwrap_or(f64::NAN),
             tokens: tokens.map_or(NO_USAGE, |t| t.min(NO_USAGE - 1)),
         });
@@ -102,11 +112,13 @@ impl Spends {
 
     fn iter(&self) -> impl Iterator<Item = SpendRef<'_>> {
         self.calls.iter().map(|c| {
-            let [timestamp, run_id, step] = self.texts.get(&c.strings);
+            let [timestamp, run_id, step, value] = self.texts.get(&c.strings);
             SpendRef {
                 timestamp: timestamp.unwrap_or(""),
                 run_id,
                 step,
+                value,
+                no_value: c.no_value,
                 usd: (!c.usd.is_nan()).then_some(c.usd),
                 tokens: (c.tokens != NO_USAGE).then_some(c.tokens),
             }
@@ -132,6 +144,8 @@ pub(crate) struct Limits {
     pub(crate) per_day: Option<f64>,
     pub(crate) per_run: Option<f64>,
     pub(crate) tokens: bool,
+    /// `--each`: one limit per value of an attribute.
+    pub(crate) each: bool,
 }
 
 /// A scope (day or run) that crossed its limit.
@@ -139,6 +153,8 @@ pub(crate) struct Limits {
 pub(crate) struct Crossing<'a> {
     pub(crate) scope: &'static str,
     pub(crate) id: &'a str,
+    /// With `--each`, the attribute's value the limit is for.
+    pub(crate) value: Option<&'a str>,
     pub(crate) limit: f64,
     /// The scope's total over the whole replay.
     pub(crate) total: f64,
@@ -182,6 +198,21 @@ struct Book {
 
 const CROSSED: u64 = 1 << 63;
 
+/// A per-value scope's key: the length of its day or run id, `:`, the id, the value; so any
+/// id and value (a `:` in either included) come apart again.
+fn value_key(out: &mut String, id: &str, value: &str) {
+    use std::fmt::Write as _;
+    out.clear();
+    let _ = write!(out, "{}:{id}{value}", id.len());
+}
+
+/// The (id, value) of a [`value_key`].
+fn split_value_key(key: &str) -> Option<(&str, &str)> {
+    let (len, rest) = key.split_once(':')?;
+    let len: usize = len.parse().ok()?;
+    Some((rest.get(..len)?, rest.get(len..)?))
+}
+
 impl Keyed for Book {
     fn new(id: IdRef) -> Self {
         Self {
@@ -211,6 +242,10 @@ pub(crate) struct Replay {
 
 impl Replay {
     fn add(&mut self, s: &SpendRef<'_>) {
+        // A per-value limit does not count a call without a value.
+        if s.no_value {
+            return;
+        }
         // What a limit cannot count adds nothing to its total and is counted apart.
         let amount = if self.limits.tokens {
             s.tokens.map(|t| t as f64)
@@ -222,10 +257,16 @@ impl Replay {
             (0u8, self.limits.per_day, Some(&*day)),
             (1, self.limits.per_run, s.run_id),
         ];
+        let mut keyed = String::new();
         for (order, limit, id) in scopes {
-            let (Some(limit), Some(id)) = (limit, id) else {
+            let (Some(limit), Some(mut id)) = (limit, id) else {
                 continue;
             };
+            // Per value: the scope is (day or run, value).
+            if let Some(value) = s.value {
+                value_key(&mut keyed, id, value);
+                id = &keyed;
+            }
             let books = if order == 0 {
                 &mut self.days
             } else {
@@ -294,9 +335,15 @@ impl Replay {
             } else {
                 ("run", self.limits.per_run)
             };
+            let key = books.id(book);
+            let (id, value) = match split_value_key(key).filter(|_| self.limits.each) {
+                Some((id, value)) => (id, Some(value)),
+                None => (key, None),
+            };
             Crossing {
                 scope,
-                id: books.id(book),
+                id,
+                value,
                 limit: limit.unwrap_or(0.0),
                 total: book.total,
                 at: at.unwrap_or(""),
@@ -362,6 +409,15 @@ pub(crate) fn collect(rx: mpsc::Receiver<Msg>, limits: Limits) -> Replay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn value_keys_come_apart() {
+        let mut k = String::new();
+        value_key(&mut k, "2026-01-01", "ac:me");
+        assert_eq!(split_value_key(&k), Some(("2026-01-01", "ac:me")));
+        value_key(&mut k, "run:1", "");
+        assert_eq!(split_value_key(&k), Some(("run:1", "")));
+    }
 
     #[test]
     fn texts_give_back_each_string_and_each_absence() {

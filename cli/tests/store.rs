@@ -45,6 +45,9 @@ mod store {
             Trial::test("sqlite_streaming_and_modality_columns", || {
                 streaming_and_modality_columns(&Db::sqlite("columns"))
             }),
+            Trial::test("sqlite_attributes_in_sql_and_reports", || {
+                attributes_in_sql_and_reports(&Db::sqlite("attributes"))
+            }),
             Trial::test("sqlite_reload_adds_exactly_the_new_lines", || {
                 reload_adds_exactly_the_new_lines(&Db::sqlite("reload"))
             }),
@@ -60,7 +63,10 @@ mod store {
             ),
         ];
         type PgTest = fn(&str) -> Result<(), Failed>;
-        let pg_tests: [(&str, PgTest); 6] = [
+        let pg_tests: [(&str, PgTest); 7] = [
+            ("postgres_attributes_in_sql_and_reports", |url| {
+                attributes_in_sql_and_reports(&Db::postgres(url, "attributes")?)
+            }),
             ("postgres_reload_adds_exactly_the_new_lines", |url| {
                 reload_adds_exactly_the_new_lines(&Db::postgres(url, "reload")?)
             }),
@@ -483,6 +489,142 @@ mod store {
         Ok(())
     }
 
+    /// The attributed service's log imported (half of it by the live sink): per-tenant sums in
+    /// SQL are the lines' sums, every attribute report over `--db` is the report over the
+    /// file, and a store at the previous schema gains the column, filled from its lines.
+    fn attributes_in_sql_and_reports(db: &Db) -> Result<(), Failed> {
+        let dir = tempfile::tempdir()?;
+        let log = common::attributed_log(dir.path());
+        let text = std::fs::read_to_string(&log)?;
+        let lines = common::parse_lines(&text);
+        llm_usage(&["import", path(&log), "--db", &db.target]);
+        let mut want: Vec<(String, u64, u64)> = Vec::new();
+        for tenant in common::TENANTS {
+            let calls: Vec<&Value> = common::calls(&lines)
+                .into_iter()
+                .filter(|l| l["attributes"]["tenant"] == tenant)
+                .collect();
+            let input = calls
+                .iter()
+                .map(|l| l["tokens"]["input"].as_u64().unwrap())
+                .sum();
+            let nano: u64 = calls
+                .iter()
+                .map(|l| (l["cost_usd"].as_f64().unwrap() * 1e9).round() as u64)
+                .sum();
+            want.push((tenant.to_owned(), input, nano));
+        }
+        let per_tenant = |sql: &str| -> Vec<(String, u64, u64)> {
+            db.strings(sql)
+                .into_iter()
+                .map(|row| {
+                    let mut parts = row.split('|');
+                    let mut next = || parts.next().unwrap_or("").to_owned();
+                    (next(), next().parse().unwrap(), next().parse().unwrap())
+                })
+                .collect()
+        };
+        let sql = if db.pg {
+            "SELECT concat_ws('|', attributes->>'tenant', sum(input_tokens),
+                 sum(round(cost_usd * 1e9)::bigint))
+             FROM llm_usage GROUP BY attributes->>'tenant' ORDER BY attributes->>'tenant'"
+        } else {
+            "SELECT json_extract(attributes, '$.tenant') || '|' || sum(input_tokens) || '|' ||
+                 sum(CAST(round(cost_usd * 1e9) AS INTEGER))
+             FROM llm_usage GROUP BY json_extract(attributes, '$.tenant')
+             ORDER BY json_extract(attributes, '$.tenant')"
+        };
+        assert_eq!(per_tenant(sql), want);
+        let runs = if db.pg {
+            "SELECT attributes->>'tenant' FROM llm_runs ORDER BY run_id"
+        } else {
+            "SELECT json_extract(attributes, '$.tenant') FROM llm_runs ORDER BY run_id"
+        };
+        assert_eq!(
+            db.strings(runs),
+            ["acme", "acme", "globex", "globex", "initech", "initech"]
+        );
+
+        let commands: Vec<Vec<&str>> = vec![
+            vec!["by", "tenant"],
+            vec!["by", "prompt.version", "--format", "json"],
+            vec!["compare", "prompt.version"],
+            vec!["compare", "tenant", "globex", "acme", "--format", "csv"],
+            vec!["stats", "--where", "tenant=acme"],
+            vec![
+                "by",
+                "model",
+                "--where",
+                "tenant=initech",
+                "--where",
+                "prompt.version=v2",
+            ],
+            vec!["run", "show", "globex-1"],
+            vec!["budget", "--per-day", "0.04", "--each", "tenant"],
+        ];
+        let check = |commands: &[Vec<&str>]| {
+            for args in commands {
+                let mut files = args.clone();
+                files.push(path(&log));
+                let mut from_db = args.clone();
+                from_db.extend(["--db", &db.target]);
+                let want = llm_usage(&files);
+                assert!(want.len() > 20, "{args:?}: {want}");
+                assert_eq!(llm_usage(&from_db), want, "{args:?}");
+            }
+        };
+        check(&commands);
+
+        // The live sink fills the column too.
+        {
+            let (d, _h, guard, _buf) =
+                common::setup(db.builder().attributes(["tenant", "prompt.version"]));
+            tracing::dispatcher::with_default(&d, || {
+                let run = tracing::info_span!("run", run_id = "live-1", tenant = "umbrella");
+                let _r = run.enter();
+                drop(tracing::info_span!(
+                    "llm_call",
+                    model = "gpt-4o",
+                    prompt.version = 7u64,
+                    tokens.input = 11u64,
+                    tokens.output = 1u64
+                ));
+            });
+            assert!(guard.shutdown());
+        }
+        let live = if db.pg {
+            "SELECT concat_ws('|', attributes->>'tenant', attributes->>'prompt.version',
+                 jsonb_typeof(attributes->'prompt.version'))
+             FROM llm_usage WHERE run_id = 'live-1'"
+        } else {
+            "SELECT json_extract(attributes, '$.tenant') || '|' ||
+                 json_extract(attributes, '$.\"prompt.version\"') || '|' ||
+                 json_type(attributes, '$.\"prompt.version\"')
+             FROM llm_usage WHERE run_id = 'live-1'"
+        };
+        let number = if db.pg { "number" } else { "integer" };
+        assert_eq!(db.strings(live), [format!("umbrella|7|{number}")]);
+
+        // The previous schema: no attribute columns, version 3. The next open adds them and
+        // fills them from the stored lines.
+        db.execute(
+            "ALTER TABLE llm_usage DROP COLUMN attributes; ALTER TABLE llm_runs DROP COLUMN attributes;
+             UPDATE llm_schema SET version = 3",
+        );
+        let out = llm_usage(&["import", path(&log), "--db", &db.target]);
+        assert!(out.contains("0 rows added"), "{out}");
+        assert_eq!(
+            db.numbers("SELECT CAST(version AS DOUBLE PRECISION) FROM llm_schema"),
+            [4.0]
+        );
+        assert_eq!(per_tenant(sql)[..3], want[..]);
+        assert_eq!(
+            db.strings(runs),
+            ["acme", "acme", "globex", "globex", "initech", "initech", "umbrella"]
+        );
+        Ok(())
+    }
+
     fn import_skips_bad_lines(db: &Db) -> Result<(), Failed> {
         let dir = tempfile::tempdir()?;
         let good = std::fs::read_to_string(fixture().join("usage.jsonl"))?;
@@ -568,20 +710,20 @@ mod store {
         let c = rusqlite::Connection::open(&db.target)?;
         assert_eq!(
             c.query_row("SELECT version FROM llm_schema", [], |r| r.get::<_, i64>(0))?,
-            3
+            4
         );
-        c.execute("UPDATE llm_schema SET version = 4", [])?;
+        c.execute("UPDATE llm_schema SET version = 5", [])?;
         let err = db.builder().build().err().unwrap();
         assert_eq!(
             err.to_string(),
-            "usage database: the database is at schema version 4, newer than the 3 this build \
+            "usage database: the database is at schema version 5, newer than the 4 this build \
              knows: use a newer tracing-llm-usage"
         );
         let out = Command::cargo_bin("llm-usage")?
             .args(["stats", "--db", &db.target])
             .output()?;
         assert_eq!(out.status.code(), Some(1));
-        assert!(String::from_utf8(out.stderr)?.contains("schema version 4"));
+        assert!(String::from_utf8(out.stderr)?.contains("schema version 5"));
         Ok(())
     }
 
@@ -747,7 +889,8 @@ mod store {
         llm_usage(&["import", path(&log), "--db", &db.target]);
         db.execute(
             "ALTER TABLE llm_usage DROP COLUMN stream; ALTER TABLE llm_usage DROP COLUMN ttft_ms;
-             ALTER TABLE llm_usage DROP COLUMN modality;
+             ALTER TABLE llm_usage DROP COLUMN modality; ALTER TABLE llm_usage DROP COLUMN attributes;
+             ALTER TABLE llm_runs DROP COLUMN attributes;
              DROP TABLE llm_events; DROP TABLE llm_imports; DROP INDEX llm_usage_seq;
              DROP INDEX llm_usage_time; DROP INDEX llm_usage_model; DROP INDEX llm_usage_provider;
              DROP INDEX llm_usage_step; DROP INDEX llm_usage_run; DROP INDEX llm_runs_seq;
@@ -764,20 +907,20 @@ mod store {
         );
         assert_eq!(
             db.numbers("SELECT CAST(version AS DOUBLE PRECISION) FROM llm_schema"),
-            [3.0]
+            [4.0]
         );
         assert_eq!(db.count("llm_events"), 0);
         assert_eq!(db.count("llm_imports"), 1);
         assert_eq!(db.count("llm_usage"), 1);
 
-        db.execute("UPDATE llm_schema SET version = 4");
+        db.execute("UPDATE llm_schema SET version = 5");
         let out = Command::cargo_bin("llm-usage")?
             .args(["import", path(&log), "--db", &db.target])
             .output()?;
         assert_eq!(out.status.code(), Some(1));
         let err = String::from_utf8(out.stderr)?;
         assert!(
-            err.contains("the database is at schema version 4, newer than the 3"),
+            err.contains("the database is at schema version 5, newer than the 4"),
             "{err}"
         );
         Ok(())

@@ -13,24 +13,27 @@ use super::{check_version, pending, schema, Backend, StoreError};
 const INSERT_USAGE: &str = "INSERT INTO llm_usage (seq, id, timestamp, run_id, step, task,
     agent, provider, model, input_tokens, output_tokens, total_tokens, cache_read_tokens,
     cache_write_tokens, reasoning_tokens, cost_usd, cost_source, price_version,
-    response_time_ms, estimated, error, line, stream, ttft_ms, modality)
+    response_time_ms, estimated, error, line, stream, ttft_ms, modality, attributes)
     SELECT seq, id, CAST(ts AS timestamptz), run_id, step, task, agent, provider, model, i, o,
         t, cr, cw, r, cost, cost_source, price_version, ms, est, error, line, stream, ttft,
-        CAST(modality AS jsonb)
+        CAST(modality AS jsonb), CAST(attributes AS jsonb)
     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
         $7::text[], $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[],
         $13::bigint[], $14::bigint[], $15::bigint[], $16::float8[], $17::text[], $18::text[],
         $19::bigint[], $20::bool[], $21::text[], $22::text[], $23::bool[], $24::bigint[],
-        $25::text[])
+        $25::text[], $26::text[])
         AS u(seq, id, ts, run_id, step, task, agent, provider, model, i, o, t, cr, cw, r, cost,
-        cost_source, price_version, ms, est, error, line, stream, ttft, modality)
+        cost_source, price_version, ms, est, error, line, stream, ttft, modality, attributes)
     ON CONFLICT (id) DO NOTHING";
 const INSERT_RUN: &str = "INSERT INTO llm_runs (seq, id, timestamp, run_id, status,
-    elapsed_seconds, call_count, input_tokens, output_tokens, total_tokens, cost_usd, line)
-    SELECT seq, id, CAST(ts AS timestamptz), run_id, status, elapsed, calls, i, o, t, cost, line
+    elapsed_seconds, call_count, input_tokens, output_tokens, total_tokens, cost_usd, line,
+    attributes)
+    SELECT seq, id, CAST(ts AS timestamptz), run_id, status, elapsed, calls, i, o, t, cost, line,
+        CAST(attributes AS jsonb)
     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[],
-        $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::float8[], $12::text[])
-        AS u(seq, id, ts, run_id, status, elapsed, calls, i, o, t, cost, line)
+        $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::float8[], $12::text[],
+        $13::text[])
+        AS u(seq, id, ts, run_id, status, elapsed, calls, i, o, t, cost, line, attributes)
     ON CONFLICT (id) DO NOTHING";
 const INSERT_EVENT: &str = "INSERT INTO llm_events (seq, id, timestamp, event, run_id, line)
     SELECT seq, id, CAST(ts AS timestamptz), event, run_id, line
@@ -260,6 +263,7 @@ fn insert_usage(tx: &mut Transaction<'_>, chunk: &[(i64, &Row<'_>)]) -> Result<u
             &col(&rows, |r| r.fields.stream),
             &col(&rows, |r| r.fields.ttft_ms.map(int)),
             &col(&rows, |r| r.fields.modality_json()),
+            &col(&rows, |r| r.fields.attributes.as_deref()),
         ],
     )?)
 }
@@ -286,6 +290,7 @@ fn insert_runs(tx: &mut Transaction<'_>, chunk: &[(i64, &Row<'_>)]) -> Result<u6
             &count(|u| u.total_tokens),
             &usage.iter().map(|u| u.cost_usd).collect::<Vec<_>>(),
             &col(&rows, |r| r.line),
+            &col(&rows, |r| r.fields.attributes.as_deref()),
         ],
     )?)
 }

@@ -2,7 +2,8 @@
 //! at in `llm_schema`; opening applies the migrations after it, in one transaction each.
 //!
 //! Migration 1 made the two tables of the design; migration 2 added the indexes, the budget
-//! events and the import log; migration 3 the streaming and modality columns of a call.
+//! events and the import log; migration 3 the streaming and modality columns of a call;
+//! migration 4 the attributes of calls and runs (filled from the stored lines).
 //! Never edit a released migration: add one.
 
 /// Migration 2's indexes, the same in both engines.
@@ -24,12 +25,12 @@ macro_rules! indexes {
 pub(crate) const INDEXES: &str = indexes!();
 
 /// The version this build writes.
-pub(crate) const VERSION: i64 = 3;
+pub(crate) const VERSION: i64 = 4;
 
 /// SQLite: timestamps are canonical RFC 3339 text (which sorts), booleans 0/1, the modality
 /// breakdown as JSON text.
 #[cfg(feature = "sqlite")]
-pub(crate) const SQLITE: [&str; 3] = [
+pub(crate) const SQLITE: [&str; 4] = [
     "CREATE TABLE llm_usage (
         seq INTEGER NOT NULL,
         id TEXT PRIMARY KEY,
@@ -69,12 +70,18 @@ pub(crate) const SQLITE: [&str; 3] = [
     "ALTER TABLE llm_usage ADD COLUMN stream INTEGER;
     ALTER TABLE llm_usage ADD COLUMN ttft_ms INTEGER;
     ALTER TABLE llm_usage ADD COLUMN modality TEXT;",
+    "ALTER TABLE llm_usage ADD COLUMN attributes TEXT;
+    ALTER TABLE llm_runs ADD COLUMN attributes TEXT;
+    UPDATE llm_usage SET attributes = json_extract(line, '$.attributes')
+        WHERE instr(line, '\"attributes\":') > 0;
+    UPDATE llm_runs SET attributes = json_extract(line, '$.attributes')
+        WHERE instr(line, '\"attributes\":') > 0;",
 ];
 
 /// PostgreSQL: `timestamptz`, `boolean`, `jsonb` for the modality breakdown, and one sequence
 /// that orders lines across tables.
 #[cfg(feature = "postgres")]
-pub(crate) const POSTGRES: [&str; 3] = [
+pub(crate) const POSTGRES: [&str; 4] = [
     "CREATE SEQUENCE llm_seq;
     CREATE TABLE llm_usage (
         seq BIGINT NOT NULL DEFAULT nextval('llm_seq'),
@@ -116,6 +123,12 @@ pub(crate) const POSTGRES: [&str; 3] = [
     "ALTER TABLE llm_usage ADD COLUMN stream BOOLEAN;
     ALTER TABLE llm_usage ADD COLUMN ttft_ms BIGINT;
     ALTER TABLE llm_usage ADD COLUMN modality JSONB;",
+    "ALTER TABLE llm_usage ADD COLUMN attributes JSONB;
+    ALTER TABLE llm_runs ADD COLUMN attributes JSONB;
+    UPDATE llm_usage SET attributes = CAST(line AS jsonb) -> 'attributes'
+        WHERE strpos(line, '\"attributes\":') > 0;
+    UPDATE llm_runs SET attributes = CAST(line AS jsonb) -> 'attributes'
+        WHERE strpos(line, '\"attributes\":') > 0;",
 ];
 
 /// Creates the version table (one row) if missing.

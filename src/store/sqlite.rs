@@ -11,12 +11,13 @@ use super::{check_version, pending, schema, Backend, StoreError};
 const INSERT_USAGE: &str = "INSERT INTO llm_usage (seq, id, timestamp, run_id, step, task,
     agent, provider, model, input_tokens, output_tokens, total_tokens, cache_read_tokens,
     cache_write_tokens, reasoning_tokens, cost_usd, cost_source, price_version,
-    response_time_ms, estimated, error, line, stream, ttft_ms, modality)
+    response_time_ms, estimated, error, line, stream, ttft_ms, modality, attributes)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-    ?19, ?20, ?21, ?22, ?23, ?24, ?25) ON CONFLICT (id) DO NOTHING";
+    ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26) ON CONFLICT (id) DO NOTHING";
 const INSERT_RUN: &str = "INSERT INTO llm_runs (seq, id, timestamp, run_id, status,
-    elapsed_seconds, call_count, input_tokens, output_tokens, total_tokens, cost_usd, line)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (id) DO NOTHING";
+    elapsed_seconds, call_count, input_tokens, output_tokens, total_tokens, cost_usd, line,
+    attributes)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (id) DO NOTHING";
 const INSERT_EVENT: &str = "INSERT INTO llm_events (seq, id, timestamp, event, run_id, line)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING";
 const MAX_SEQ: &str = "SELECT max(coalesce((SELECT max(seq) FROM llm_usage), 0),
@@ -162,6 +163,7 @@ impl Backend for Sqlite {
                             f.stream,
                             f.ttft_ms.map(int),
                             f.modality_json(),
+                            f.attributes.as_deref(),
                         ])?
                     }
                     Table::Runs => {
@@ -179,6 +181,7 @@ impl Backend for Sqlite {
                             int(u.total_tokens),
                             u.cost_usd,
                             r.line,
+                            f.attributes.as_deref(),
                         ])?
                     }
                     Table::Events => events.execute(params![

@@ -176,3 +176,95 @@ pub fn unknowns_log(dir: &std::path::Path) -> std::path::PathBuf {
     std::fs::write(&path, buf.text()).unwrap();
     path
 }
+
+/// The tenants, prompt versions and models of [`attributed_log`].
+pub const TENANTS: [&str; 3] = ["acme", "globex", "initech"];
+pub const VERSIONS: [&str; 2] = ["v1", "v2"];
+pub const MODELS: [&str; 2] = ["model-a", "model-b"];
+/// The per-tenant daily limit of [`attributed_log`]'s budget, in USD.
+pub const TENANT_DAILY_USD: f64 = 0.04;
+
+/// A service written by the layer over two days: each day one run per tenant (the tenant
+/// recorded on the run span after it opened), each run 2 rounds × 2 prompt versions × 2
+/// models (the version on the call span), globex's last call a failure; a per-tenant daily
+/// budget. Prices are powers of two per token, so every sum is exact.
+pub fn attributed_log(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use tracing::field::Empty;
+    use tracing::{dispatcher, info_span};
+    use tracing_llm_usage::{Budget, ModelPrice, PriceTable, Rates, Timestamp};
+    let rates = |input: f64, output: f64| {
+        ModelPrice::new(Rates {
+            input: Some(input),
+            output: Some(output),
+            ..Rates::default()
+        })
+    };
+    let prices = PriceTable::new()
+        .with("model-a", rates(1.0 / 1_048_576.0, 1.0 / 262_144.0))
+        .with("model-b", rates(1.0 / 131_072.0, 1.0 / 32_768.0));
+    let t = Arc::new(AtomicI64::new(
+        Timestamp::parse("2026-03-02T09:00:00.000Z")
+            .unwrap()
+            .unix_ms(),
+    ));
+    let clock = t.clone();
+    let (d, _handle, guard, buf) = setup(
+        tracing_llm_usage::UsageLayer::builder()
+            .prices(prices)
+            .attributes(["tenant", "prompt.version"])
+            .budget(
+                Budget::per_day("tenant-daily")
+                    .usd(TENANT_DAILY_USD)
+                    .each("tenant")
+                    .warn_at(None),
+            )
+            .clock(move || Timestamp::from_unix_ms(clock.fetch_add(1_000, Ordering::SeqCst))),
+    );
+    dispatcher::with_default(&d, || {
+        for day in 0..2i64 {
+            t.store(
+                Timestamp::parse("2026-03-02T09:00:00.000Z")
+                    .unwrap()
+                    .unix_ms()
+                    + day * 86_400_000,
+                Ordering::SeqCst,
+            );
+            for (ti, tenant) in TENANTS.iter().enumerate() {
+                let run = info_span!("run", run_id = format!("{tenant}-{day}"), tenant = Empty);
+                let _r = run.enter();
+                run.record("tenant", *tenant);
+                for round in 0..2u64 {
+                    for (vi, version) in VERSIONS.iter().enumerate() {
+                        for (mi, model) in MODELS.iter().enumerate() {
+                            let input = 1_000 * (ti as u64 + 1)
+                                + 100 * vi as u64
+                                + 10 * mi as u64
+                                + round
+                                + 3 * day as u64;
+                            let failed = ti == 1 && round == 1 && vi == 1 && mi == 1;
+                            let span = info_span!(
+                                "llm_call",
+                                model = *model,
+                                step = "answer",
+                                prompt.version = *version,
+                                tokens.input = input,
+                                tokens.output = input / 10 + 7,
+                                tokens.cache_read = input / 4 * vi as u64,
+                                error = Empty
+                            );
+                            if failed {
+                                span.record("error", "timeout");
+                            }
+                            drop(span);
+                        }
+                    }
+                }
+            }
+        }
+    });
+    drop(guard);
+    let path = dir.join("llm_usage.2026-03-02.jsonl");
+    std::fs::write(&path, buf.text()).unwrap();
+    path
+}
