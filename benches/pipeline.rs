@@ -26,10 +26,21 @@ fn bench_in(
     make: impl FnOnce(&Path) -> (Dispatch, pipelines::Guards),
     f: fn(),
 ) {
+    bench_in_run(c, name, make, f, || info_span!("run", run_id = "bench-run"));
+}
+
+/// [`bench_in`] inside the run span `run` makes.
+fn bench_in_run(
+    c: &mut Criterion,
+    name: &str,
+    make: impl FnOnce(&Path) -> (Dispatch, pipelines::Guards),
+    f: fn(),
+    run: fn() -> tracing::Span,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (d, guards) = make(dir.path());
     dispatcher::with_default(&d, || {
-        let run = info_span!("run", run_id = "bench-run");
+        let run = run();
         let _in_run = run.enter();
         c.bench_function(name, |b| b.iter(f));
     });
@@ -93,6 +104,21 @@ fn pipeline(c: &mut Criterion) {
         "f_full_pipeline_priced",
         ours(Stages::FULL),
         pipelines::llm_call,
+    );
+    // The full pipeline with three attributes: two from the run span, one from the call's.
+    bench_in_run(
+        c,
+        "f2_full_pipeline_priced_3_attributes",
+        pipelines::ours_attributed,
+        pipelines::llm_call_attributed,
+        || {
+            info_span!(
+                "run",
+                run_id = "bench-run",
+                tenant = "acme",
+                feature = "summaries"
+            )
+        },
     );
     // The same pair and full pipeline with the lines discarded by the writer threads.
     bench_in(

@@ -1,9 +1,9 @@
 //! Attributes: the span fields a user names to attribute spend to (a tenant, a user, a
 //! feature, a prompt version), read from a call span or the nearest ancestor that has them.
 //!
-//! The builder's [`AttributeKeys`] are the names asked for; a span's [`Slots`] hold the values
-//! it recorded; a call's [`Attributes`] are what its line, its run, the budgets and the
-//! metrics see. Nothing is read unless named: attributes can be personal data.
+//! The builder's keys are the names asked for ([`crate::UsageLayerBuilder::attributes`]); a span
+//! keeps the values it recorded; a call's [`Attributes`] are what its line, its run, the
+//! budgets and the metrics see. Nothing is read unless named: attributes can be personal data.
 
 use std::cell::Cell;
 use std::fmt;

@@ -66,6 +66,37 @@
 //! * If you wrap the layer in a per-layer filter, the filter must admit the run spans (and any
 //!   span carrying `step`/`task`/`agent`): spans it disables are invisible to the layer.
 //!
+//! # Who spent it
+//!
+//! [`UsageLayerBuilder::attributes`] names the span fields that attribute spend (a tenant, a
+//! user, a feature, a prompt version); each is read from the call span, else from its nearest
+//! ancestor that has it, and lands in the call's line, its run's summary,
+//! [`UsageHandle::by_attribute`], per-value budgets ([`Budget::each`]) and, only when asked
+//! ([`UsageLayerBuilder::metric_attributes`]), the metrics:
+//!
+//! ```
+//! use tracing::info_span;
+//! use tracing_subscriber::prelude::*;
+//! use tracing_llm_usage::UsageLayer;
+//!
+//! let (layer, guard) = UsageLayer::builder()
+//!     .jsonl_writer(std::io::sink)
+//!     .attributes(["tenant", "prompt.version"])
+//!     .build()?;
+//! let usage = layer.handle();
+//! tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+//!     let run = info_span!("run", run_id = "run-1", tenant = "acme");
+//!     let _run = run.enter();
+//!     drop(info_span!("llm_call", model = "gpt-4o", prompt.version = "v3",
+//!                     tokens.input = 1200, tokens.output = 300));
+//! });
+//! let tenants = usage.by_attribute("tenant");
+//! assert_eq!(tenants[0].key.as_deref(), Some("acme"));
+//! assert_eq!(tenants[0].usage.input_tokens, 1200);
+//! drop(guard);
+//! # Ok::<(), tracing_llm_usage::Error>(())
+//! ```
+//!
 //! # Real clients
 //!
 //! Spans written to the OpenTelemetry GenAI conventions are calls without configuration: a

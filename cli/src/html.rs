@@ -599,9 +599,11 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
                     num(&thousands(t.input)),
                     num(&thousands(t.output)),
                     num(&thousands(t.unpriced)),
-                    (t.calls > t.unpriced)
-                        .then(|| format!("{:.9}", t.cost))
-                        .unwrap_or_default(),
+                    if t.calls > t.unpriced {
+                        format!("{:.9}", t.cost)
+                    } else {
+                        String::new()
+                    },
                     esc(&t.shown())
                 )
             })

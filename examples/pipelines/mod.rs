@@ -27,6 +27,20 @@ pub fn llm_call() {
     ));
 }
 
+/// The same span with a prompt version, for a layer that reads it as an attribute.
+#[inline]
+pub fn llm_call_attributed() {
+    drop(info_span!(
+        "llm_call",
+        step = "persona_generation",
+        model = "claude-sonnet-4-5",
+        provider = "anthropic",
+        prompt.version = "v3",
+        tokens.input = 42_000u64,
+        tokens.output = 7_500u64
+    ));
+}
+
 /// The same span, plus the event `MetricsLayer` turns into a counter and a histogram.
 #[inline]
 pub fn llm_call_with_metric_event() {
@@ -293,6 +307,18 @@ pub fn ours_sqlite(dir: &Path) -> (Dispatch, Guards) {
     ours_with(Stages::FULL, |b| {
         b.jsonl_dir_with_rotation(dir, Rotation::NEVER)
             .sqlite(dir.join("usage.sqlite"))
+    })
+}
+
+/// Our full pipeline reading three attributes (`tenant` and `feature` from the run span,
+/// `prompt.version` from the call span).
+pub fn ours_attributed(dir: &Path) -> (Dispatch, Guards) {
+    ours_with(Stages::FULL, |b| {
+        b.jsonl_dir_with_rotation(dir, Rotation::NEVER).attributes([
+            "tenant",
+            "feature",
+            "prompt.version",
+        ])
     })
 }
 
