@@ -133,6 +133,20 @@ fn pipeline(c: &mut Criterion) {
         |_| pipelines::ours_discarding(Stages::FULL),
         pipelines::llm_call,
     );
+    bench_in_run(
+        c,
+        "g2_full_pipeline_discarding_3_attributes",
+        |_| pipelines::ours_attributed_discarding(),
+        pipelines::llm_call_attributed,
+        || {
+            info_span!(
+                "run",
+                run_id = "bench-run",
+                tenant = "acme",
+                feature = "summaries"
+            )
+        },
+    );
 }
 
 criterion_group! {

@@ -24,7 +24,7 @@ pub const MAX_VALUE_CHARS: usize = 256;
 #[non_exhaustive]
 pub enum AttributeValue {
     /// Text (at most [`MAX_VALUE_CHARS`] characters).
-    Str(Arc<str>),
+    Str(Name),
     /// A negative whole number.
     Int(i64),
     /// A non-negative whole number.
@@ -73,7 +73,7 @@ impl<'de> serde::Deserialize<'de> for AttributeValue {
                 f.write_str("a string, a number or a boolean")
             }
             fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(AttributeValue::Str(Arc::from(v)))
+                Ok(AttributeValue::Str(Name::from(v)))
             }
             fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
                 Ok(match u64::try_from(v) {
@@ -95,33 +95,76 @@ impl<'de> serde::Deserialize<'de> for AttributeValue {
     }
 }
 
+/// One attribute and its value.
+type Pair = (Name, AttributeValue);
+
 /// A call's or a run's attributes, in the order the builder names them; only those with a
 /// value. Written as a JSON object (`{"tenant":"acme","prompt.version":"v3"}`), left out of
 /// the line when empty.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Attributes(pub(crate) Vec<(Name, AttributeValue)>);
+///
+/// A set is made once and shared: the calls of a run, or of a tenant, carry the same one, so
+/// a call's attributes cost neither an allocation nor a reference count that the caller's
+/// thread and the writer's would both write (as [`Name`]s are interned).
+#[derive(Clone, Debug, Default)]
+pub struct Attributes(Set);
+
+#[derive(Clone, Debug, Default)]
+enum Set {
+    #[default]
+    Empty,
+    /// Made immortal, within [`MAX_SETS`] sets.
+    Immortal(&'static [Pair]),
+    /// Past that, counted.
+    Shared(Arc<[Pair]>),
+}
+
+impl PartialEq for Attributes {
+    fn eq(&self, other: &Self) -> bool {
+        self.pairs() == other.pairs()
+    }
+}
 
 impl Attributes {
+    /// Attributes from (name, value) pairs.
+    pub(crate) fn from_pairs(pairs: Vec<Pair>) -> Self {
+        if pairs.is_empty() {
+            Self(Set::Empty)
+        } else {
+            Self(Set::Shared(Arc::from(pairs)))
+        }
+    }
+
+    fn pairs(&self) -> &[Pair] {
+        match &self.0 {
+            Set::Empty => &[],
+            Set::Immortal(p) => p,
+            Set::Shared(p) => p,
+        }
+    }
+
     /// Whether no attribute has a value.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.pairs().is_empty()
     }
 
     /// The value of `key`, if it has one.
     pub fn get(&self, key: &str) -> Option<&AttributeValue> {
-        self.0.iter().find(|(k, _)| &**k == key).map(|(_, v)| v)
+        self.pairs()
+            .iter()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, v)| v)
     }
 
     /// The (name, value) pairs.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &AttributeValue)> {
-        self.0.iter().map(|(k, v)| (&**k, v))
+        self.pairs().iter().map(|(k, v)| (&**k, v))
     }
 }
 
 impl Serialize for Attributes {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
+        let mut map = s.serialize_map(Some(self.pairs().len()))?;
+        for (k, v) in self.pairs() {
             map.serialize_entry(&**k, v)?;
         }
         map.end()
@@ -131,7 +174,7 @@ impl Serialize for Attributes {
 impl<'de> serde::Deserialize<'de> for Attributes {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let pairs: Vec<(String, AttributeValue)> = crate::format::decode::ordered_map(d)?;
-        Ok(Attributes(
+        Ok(Attributes::from_pairs(
             pairs
                 .into_iter()
                 .map(|(k, v)| (Name::from(k.as_str()), v))
@@ -180,8 +223,8 @@ impl AttributeKeys {
             }
             out.push(crate::intern::intern(n));
         }
-        if out.len() > usize::from(u8::MAX) {
-            return Err("more than 255 attributes".into());
+        if out.len() > 64 {
+            return Err("more than 64 attributes".into());
         }
         Ok(Self {
             id: if out.is_empty() {
@@ -266,18 +309,6 @@ impl Slots {
             *s = Some(Slot { value, cut_from });
         }
     }
-
-    /// The value of key `i`.
-    pub(crate) fn get(&self, i: usize) -> Option<&Slot> {
-        self.0.as_ref()?.get(i)?.as_ref()
-    }
-
-    /// Whether any value is recorded.
-    pub(crate) fn any(&self) -> bool {
-        self.0
-            .as_ref()
-            .is_some_and(|s| s.iter().any(Option::is_some))
-    }
 }
 
 /// A text value past [`MAX_VALUE_CHARS`] characters is cut there.
@@ -292,64 +323,163 @@ fn cut(value: AttributeValue) -> (AttributeValue, Option<usize>) {
                 .char_indices()
                 .nth(MAX_VALUE_CHARS)
                 .map_or(s.len(), |(i, _)| i);
-            (AttributeValue::Str(Arc::from(&s[..end])), Some(chars))
+            (
+                AttributeValue::Str(crate::intern::intern_value(&s[..end])),
+                Some(chars),
+            )
         }
         other => (other, None),
     }
 }
 
 /// Gathers a call's attributes: its own values first, then each ancestor's for the keys still
-/// missing.
+/// missing. No allocation but the result's, made at the first value found.
 pub(crate) struct Gather<'k> {
     keys: &'k AttributeKeys,
-    found: Vec<Option<Slot>>,
-    missing: usize,
+    /// Bit `i`: key `i` has its value.
+    found: u64,
+    all: u64,
+    out: smallvec::SmallVec<[Pair; 4]>,
+    /// Warnings for values that were cut.
+    cut: Vec<String>,
 }
 
 impl<'k> Gather<'k> {
     pub(crate) fn new(keys: &'k AttributeKeys) -> Self {
+        let n = keys.len().min(64);
         Self {
             keys,
-            found: vec![None; keys.len()],
-            missing: keys.len(),
+            found: 0,
+            all: if n == 64 { u64::MAX } else { (1u64 << n) - 1 },
+            out: smallvec::SmallVec::new(),
+            cut: Vec::new(),
         }
     }
 
     /// Whether every key has a value.
     pub(crate) fn done(&self) -> bool {
-        self.missing == 0
+        self.found == self.all
     }
 
     /// Takes the values of `slots` for the keys still missing.
     pub(crate) fn take_from(&mut self, slots: &Slots) {
-        if self.missing == 0 || !slots.any() {
+        let Some(values) = &slots.0 else {
+            return;
+        };
+        if self.done() {
             return;
         }
-        for (i, f) in self.found.iter_mut().enumerate() {
-            if f.is_none() {
-                if let Some(s) = slots.get(i) {
-                    *f = Some(s.clone());
-                    self.missing -= 1;
-                }
+        for (i, slot) in values.iter().enumerate().take(64) {
+            let bit = 1u64 << i;
+            let Some(slot) = slot else { continue };
+            if self.found & bit != 0 {
+                continue;
             }
+            self.found |= bit;
+            let name = &self.keys.names[i];
+            if let Some(chars) = slot.cut_from {
+                self.cut.push(format!(
+                    "attribute {name}: a value of {chars} characters was cut to {MAX_VALUE_CHARS}"
+                ));
+            }
+            self.out.push((name.clone(), slot.value.clone()));
         }
     }
 
-    /// The attributes, and a warning per value that was cut.
-    pub(crate) fn finish(self, warnings: &mut Vec<String>) -> Attributes {
-        let mut out = Vec::with_capacity(self.keys.len() - self.missing);
-        for (name, slot) in self.keys.names.iter().zip(self.found) {
-            if let Some(slot) = slot {
-                if let Some(chars) = slot.cut_from {
-                    warnings.push(format!(
-                        "attribute {name}: a value of {chars} characters was cut to \
-                         {MAX_VALUE_CHARS}"
-                    ));
-                }
-                out.push((name.clone(), slot.value));
-            }
+    /// The attributes in the builder's order, and a warning per value that was cut.
+    pub(crate) fn finish(mut self, warnings: &mut Vec<String>) -> Attributes {
+        warnings.append(&mut self.cut);
+        if self.out.is_empty() {
+            return Attributes(Set::Empty);
         }
-        Attributes(out)
+        if self.out.len() > 1 {
+            let keys = self.keys;
+            self.out
+                .sort_by_key(|(n, _)| keys.index(n).unwrap_or(usize::MAX));
+        }
+        Attributes(shared(&self.out))
+    }
+}
+
+/// Attribute sets made immortal, at most (past that, a set is a counted one per call).
+const MAX_SETS: usize = 4096;
+/// Pairs held by the immortal sets, at most.
+const MAX_SET_PAIRS: usize = 64 * 1024;
+const SET_SLOTS: usize = 64;
+
+thread_local! {
+    /// The immortal sets this thread used lately, by hash.
+    static SETS: [Cell<Option<&'static [Pair]>>; SET_SLOTS] =
+        const { [const { Cell::new(None) }; SET_SLOTS] };
+}
+
+/// The immortal sets by hash, and the pairs they hold.
+type SetTable = (
+    Option<hashbrown::HashMap<u64, Vec<&'static [Pair]>>>,
+    usize,
+    usize,
+);
+static IMMORTAL_SETS: std::sync::Mutex<SetTable> = std::sync::Mutex::new((None, 0, 0));
+
+fn set_hash(pairs: &[Pair]) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = hashbrown::DefaultHashBuilder::default().build_hasher();
+    for (k, v) in pairs {
+        k.as_str().hash(&mut h);
+        match v {
+            AttributeValue::Str(s) => (0u8, s.as_str()).hash(&mut h),
+            AttributeValue::Int(i) => (1u8, *i).hash(&mut h),
+            AttributeValue::UInt(u) => (2u8, *u).hash(&mut h),
+            AttributeValue::Float(f) => (3u8, f.to_bits()).hash(&mut h),
+            AttributeValue::Bool(b) => (4u8, *b).hash(&mut h),
+        }
+    }
+    h.finish()
+}
+
+/// The process-wide immortal set equal to `pairs`, while the table has room.
+fn immortal_set(hash: u64, pairs: &[Pair]) -> Option<&'static [Pair]> {
+    let mut table = IMMORTAL_SETS.lock().ok()?;
+    let (sets, count, held) = &mut *table;
+    let sets = sets.get_or_insert_with(hashbrown::HashMap::new);
+    let same = sets.entry(hash).or_default();
+    if let Some(known) = same.iter().find(|s| **s == pairs) {
+        return Some(known);
+    }
+    if *count >= MAX_SETS || *held + pairs.len() > MAX_SET_PAIRS {
+        return None;
+    }
+    // Leaked on purpose, within the bounds above: an immortal set needs no count.
+    let leaked: &'static [Pair] = Box::leak(pairs.to_vec().into_boxed_slice());
+    same.push(leaked);
+    *count += 1;
+    *held += pairs.len();
+    Some(leaked)
+}
+
+/// `pairs` as a shared set: an immortal one when there is room (the same for every call that
+/// carries these values), else a counted one.
+fn shared(pairs: &[Pair]) -> Set {
+    let hash = set_hash(pairs);
+    let slot = (hash as usize) % SET_SLOTS;
+    let cached = SETS
+        .try_with(|sets| {
+            let cell = &sets[slot];
+            match cell.get() {
+                Some(hit) if hit == pairs => Some(hit),
+                _ => {
+                    let fresh = immortal_set(hash, pairs);
+                    if fresh.is_some() {
+                        cell.set(fresh);
+                    }
+                    fresh
+                }
+            }
+        })
+        .unwrap_or_else(|_| immortal_set(hash, pairs));
+    match cached {
+        Some(set) => Set::Immortal(set),
+        None => Set::Shared(Arc::from(pairs)),
     }
 }
 
@@ -360,11 +490,11 @@ mod tests {
     #[test]
     fn long_text_is_cut_at_a_character_boundary() {
         let long: String = "é".repeat(300);
-        let (v, cut_from) = cut(AttributeValue::Str(Arc::from(long.as_str())));
+        let (v, cut_from) = cut(AttributeValue::Str(Name::from(long.as_str())));
         assert_eq!(cut_from, Some(300));
         assert_eq!(v.to_string().chars().count(), MAX_VALUE_CHARS);
         // 200 two-byte characters: 400 bytes but not too long.
-        let (_, cut_from) = cut(AttributeValue::Str(Arc::from("é".repeat(200).as_str())));
+        let (_, cut_from) = cut(AttributeValue::Str(Name::from("é".repeat(200).as_str())));
         assert_eq!(cut_from, None);
     }
 

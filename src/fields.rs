@@ -205,17 +205,19 @@ impl Raw<'_> {
             },
             Raw::U128(v) => match u64::try_from(v) {
                 Ok(u) => AttributeValue::UInt(u),
-                Err(_) => AttributeValue::Str(Arc::from(v.to_string())),
+                Err(_) => AttributeValue::Str(Name::from(v.to_string().as_str())),
             },
             Raw::I128(v) => match (u64::try_from(v), i64::try_from(v)) {
                 (Ok(u), _) => AttributeValue::UInt(u),
                 (_, Ok(i)) => AttributeValue::Int(i),
-                _ => AttributeValue::Str(Arc::from(v.to_string())),
+                _ => AttributeValue::Str(Name::from(v.to_string().as_str())),
             },
             Raw::F64(v) if v.is_finite() => AttributeValue::Float(v),
-            Raw::F64(v) => AttributeValue::Str(Arc::from(v.to_string())),
+            Raw::F64(v) => AttributeValue::Str(Name::from(v.to_string().as_str())),
             Raw::Bool(v) => AttributeValue::Bool(v),
-            Raw::Str(s) => AttributeValue::Str(Arc::from(s)),
+            // Interned (in a table of their own): a tenant or a prompt version repeats call
+            // after call, and a call's line then moves no allocation between threads.
+            Raw::Str(s) => AttributeValue::Str(crate::intern::intern_value(s)),
         }
     }
 }

@@ -125,7 +125,7 @@ impl UsageHandle {
             groups
                 .into_iter()
                 .map(|(key, usage)| GroupUsage {
-                    key: Some(crate::Name::from(&*key)),
+                    key: Some(key),
                     usage,
                 })
                 .collect(),

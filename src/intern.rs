@@ -21,25 +21,42 @@ const MAX_NAMES: usize = 16 * 1024;
 /// Bytes of text made immortal, at most.
 const MAX_BYTES: usize = 1 << 20;
 
+/// Attribute values made immortal, at most (a table of their own: a user id per call must not
+/// crowd the model and step names out of theirs).
+const MAX_VALUES: usize = 4 * 1024;
+/// Bytes of attribute values made immortal, at most.
+const MAX_VALUE_BYTES: usize = 256 << 10;
+
+/// A per-thread cache of immortal strings (a counted one is not cached): plain pointers, no
+/// borrow flag and no reference count to maintain on a hit.
+type Cache = [Cell<Option<&'static str>>; SLOTS];
+
 thread_local! {
-    /// Immortal names only (a counted one is not cached): plain pointers, no borrow flag and
-    /// no reference count to maintain on a hit.
-    static CACHE: [Cell<Option<&'static str>>; SLOTS] =
-        const { [const { Cell::new(None) }; SLOTS] };
+    static CACHE: Cache = const { [const { Cell::new(None) }; SLOTS] };
+    static VALUE_CACHE: Cache = const { [const { Cell::new(None) }; SLOTS] };
 }
 
-/// The immortal names, and the bytes they hold.
-static IMMORTAL: Mutex<(Option<HashSet<&'static str>>, usize)> = Mutex::new((None, 0));
+/// Immortal strings, and the bytes they hold.
+type Table = Mutex<(Option<HashSet<&'static str>>, usize)>;
+
+/// The immortal names.
+static IMMORTAL: Table = Mutex::new((None, 0));
+/// The immortal attribute values.
+static IMMORTAL_VALUES: Table = Mutex::new((None, 0));
 
 /// The process-wide immortal string for `s`, while the table has room.
 fn intern_global(s: &str) -> Option<&'static str> {
-    let mut table = IMMORTAL.lock().ok()?;
+    intern_in(&IMMORTAL, s, MAX_NAMES, MAX_BYTES)
+}
+
+fn intern_in(table: &Table, s: &str, max_names: usize, max_bytes: usize) -> Option<&'static str> {
+    let mut table = table.lock().ok()?;
     let (names, bytes) = &mut *table;
     let names = names.get_or_insert_with(HashSet::new);
     if let Some(&known) = names.get(s) {
         return Some(known);
     }
-    if names.len() >= MAX_NAMES || *bytes + s.len() > MAX_BYTES {
+    if names.len() >= max_names || *bytes + s.len() > max_bytes {
         return None;
     }
     // Leaked on purpose, within the bounds above: an immortal string needs no count.
@@ -69,17 +86,32 @@ fn slot(s: &str) -> usize {
 
 /// The interned name for `s`.
 pub(crate) fn intern(s: &str) -> Name {
+    intern_with(&CACHE, s, intern_global)
+}
+
+/// The interned attribute value `s`, from a table of their own.
+pub(crate) fn intern_value(s: &str) -> Name {
+    intern_with(&VALUE_CACHE, s, |s| {
+        intern_in(&IMMORTAL_VALUES, s, MAX_VALUES, MAX_VALUE_BYTES)
+    })
+}
+
+fn intern_with(
+    cache: &'static std::thread::LocalKey<Cache>,
+    s: &str,
+    global: impl Fn(&str) -> Option<&'static str>,
+) -> Name {
     if s.len() > MAX_LEN {
         return Name::from(s);
     }
     let i = slot(s);
-    let cached = CACHE
+    let cached = cache
         .try_with(|cache| {
             let cell = &cache[i];
             match cell.get() {
                 Some(hit) if hit == s => Some(hit),
                 _ => {
-                    let fresh = intern_global(s);
+                    let fresh = global(s);
                     if fresh.is_some() {
                         cell.set(fresh);
                     }
@@ -87,7 +119,7 @@ pub(crate) fn intern(s: &str) -> Name {
                 }
             }
         })
-        .unwrap_or_else(|_| intern_global(s));
+        .unwrap_or_else(|_| global(s));
     match cached {
         Some(immortal) => Name::from_static(immortal),
         // The table is full: a counted string, as without interning.

@@ -322,6 +322,14 @@ pub fn ours_attributed(dir: &Path) -> (Dispatch, Guards) {
     })
 }
 
+/// [`ours_attributed`] with the lines discarded by the writer thread.
+pub fn ours_attributed_discarding() -> (Dispatch, Guards) {
+    ours_with(Stages::FULL, |b| {
+        b.jsonl_writer(std::io::sink)
+            .attributes(["tenant", "feature", "prompt.version"])
+    })
+}
+
 /// Our layer with the given stages, the JSONL lines discarded by the writer thread
 /// (`std::io::sink`): our own cost, without the kernel's copy of the lines into the page cache.
 pub fn ours_discarding(stages: Stages) -> (Dispatch, Guards) {

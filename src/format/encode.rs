@@ -98,9 +98,16 @@ pub(crate) fn call(rec: &CallRecord, out: &mut Vec<u8>) {
         uint(out, rec.cache_write_1h);
     }
     if !rec.attributes.is_empty() {
-        out.extend_from_slice(b",\"attributes\":");
-        // serde's output, which cannot fail into a Vec (string keys, scalar values).
-        let _ = serde_json::to_writer(&mut *out, &rec.attributes);
+        out.extend_from_slice(b",\"attributes\":{");
+        for (i, (k, v)) in rec.attributes.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            string(out, k);
+            out.push(b':');
+            attribute(out, v);
+        }
+        out.push(b'}');
     }
     out.extend_from_slice(b"}\n");
 }
@@ -175,6 +182,18 @@ fn needs_escape(b: &[u8]) -> bool {
     at < b.len() && special(word(b.len() - 8))
 }
 
+fn attribute(out: &mut Vec<u8>, v: &crate::attributes::AttributeValue) {
+    use crate::attributes::AttributeValue as V;
+    match v {
+        V::Str(s) => string(out, s),
+        V::UInt(u) => uint(out, *u),
+        V::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+        V::Float(f) => float(out, *f),
+        V::Bool(true) => out.extend_from_slice(b"true"),
+        V::Bool(false) => out.extend_from_slice(b"false"),
+    }
+}
+
 fn uint(out: &mut Vec<u8>, v: u64) {
     // Zero is the most common count (cache and reasoning tokens): no copy call for it.
     if v < 10 {
@@ -238,9 +257,9 @@ pub(crate) mod tests {
     /// One attribute of each kind of value.
     pub(crate) fn attributes() -> crate::attributes::Attributes {
         use crate::attributes::AttributeValue as V;
-        crate::attributes::Attributes(vec![
-            (Name::from("tenant"), V::Str(Arc::from("acme"))),
-            (Name::from("prompt.version"), V::Str(Arc::from("v3"))),
+        crate::attributes::Attributes::from_pairs(vec![
+            (Name::from("tenant"), V::Str(Name::from("acme"))),
+            (Name::from("prompt.version"), V::Str(Name::from("v3"))),
             (Name::from("seats"), V::UInt(3)),
             (Name::from("offset"), V::Int(-2)),
             (Name::from("ratio"), V::Float(0.5)),
@@ -274,9 +293,9 @@ pub(crate) mod tests {
             }],
             prompt_breakdown: PromptBreakdown(vec![(Arc::from("system"), 900)]),
             warnings: vec!["a warning".into()],
-            attributes: crate::attributes::Attributes(vec![(
+            attributes: crate::attributes::Attributes::from_pairs(vec![(
                 Name::from("tenant"),
-                crate::attributes::AttributeValue::Str(Arc::from("acme")),
+                crate::attributes::AttributeValue::Str(Name::from("acme")),
             )]),
         }
     }

@@ -3,7 +3,7 @@
 //! past that, new values are added to [`OTHER`](super::OTHER), and counted.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use hashbrown::HashMap;
 
@@ -16,7 +16,7 @@ use crate::shard::thread_shard;
 const SHARDS: usize = 8;
 
 /// One shard: per attribute, value text → totals.
-type ShardData = Vec<HashMap<Arc<str>, Totals>>;
+type ShardData = Vec<HashMap<Name, Totals>>;
 
 pub(crate) struct AttributeTotals {
     names: Box<[Name]>,
@@ -27,14 +27,14 @@ pub(crate) struct AttributeTotals {
     cap: usize,
     /// Calls whose value went to `__other__`.
     pub(crate) overflowed: AtomicU64,
-    other: Arc<str>,
+    other: Name,
 }
 
-/// The text a value is grouped under.
-fn text(v: &AttributeValue) -> Arc<str> {
+/// The text a value is grouped under (a text value's own name: no copy).
+fn text(v: &AttributeValue) -> Name {
     match v {
         AttributeValue::Str(s) => s.clone(),
-        other => Arc::from(other.to_string()),
+        other => Name::from(other.to_string().as_str()),
     }
 }
 
@@ -48,7 +48,7 @@ impl AttributeTotals {
             distinct: names.iter().map(|_| AtomicUsize::new(0)).collect(),
             cap,
             overflowed: AtomicU64::new(0),
-            other: Arc::from(super::OTHER),
+            other: crate::intern::intern(super::OTHER),
         }
     }
 
@@ -67,7 +67,7 @@ impl AttributeTotals {
             };
             let map = &mut shard[i];
             let key = text(value);
-            if let Some(t) = map.get_mut(&key) {
+            if let Some(t) = map.get_mut(&*key) {
                 t.add(rec);
                 continue;
             }
@@ -83,9 +83,9 @@ impl AttributeTotals {
     }
 
     /// The totals per value of `attribute` (`None` if the builder does not name it).
-    pub(crate) fn of(&self, attribute: &str) -> Option<HashMap<Arc<str>, Totals>> {
+    pub(crate) fn of(&self, attribute: &str) -> Option<HashMap<Name, Totals>> {
         let i = self.names.iter().position(|n| &**n == attribute)?;
-        let mut out: HashMap<Arc<str>, Totals> = HashMap::new();
+        let mut out: HashMap<Name, Totals> = HashMap::new();
         for shard in self.shards.iter() {
             for (k, t) in &Self::lock(shard)[i] {
                 out.entry(k.clone()).or_default().merge(t);
