@@ -71,6 +71,29 @@ impl Acc {
         set_if(&mut self.last, ts, |new, old| new > old);
     }
 
+    /// The sums a database computed for a group of calls.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) fn from_sums(s: &tracing_llm_usage::store::CallSums) -> Self {
+        Acc {
+            calls: s.calls,
+            errors: s.errors,
+            input: s.input,
+            output: s.output,
+            total: s.total,
+            cache_read: s.cache_read,
+            cache_write: s.cache_write,
+            reasoning: s.reasoning,
+            cost: s.cost,
+            priced: s.priced,
+            unpriced: s.calls.saturating_sub(s.priced),
+            no_usage: s.no_usage,
+            provider_priced: s.provider_priced,
+            estimated_tokens: s.estimated_tokens,
+            first: None,
+            last: None,
+        }
+    }
+
     pub(crate) fn merge(&mut self, o: &Acc) {
         self.calls += o.calls;
         self.errors += o.errors;

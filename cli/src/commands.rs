@@ -40,12 +40,12 @@ pub(crate) fn run_count(scan: &Scan) -> u64 {
     scan.agg.run_count.len() + scan.agg.runs.with_calls()
 }
 
-pub(crate) fn stats(scan: &Scan, files: u64) -> Vec<Section<'_>> {
+pub(crate) fn stats(scan: &Scan, files: u64, lines: u64) -> Vec<Section<'_>> {
     let a = &scan.agg.all;
     let mut s = Section::kv("stats");
     let mut kv = |k: &'static str, v: Cell| s.rows.push(vec![Cell::text(k), v]);
     kv("files", Cell::Int(files));
-    kv("lines", Cell::Int(scan.lines));
+    kv("lines", Cell::Int(lines));
     kv("calls", Cell::Int(a.calls));
     kv("runs", Cell::Int(run_count(scan)));
     kv("run_summaries", Cell::Int(scan.agg.summaries));

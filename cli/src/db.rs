@@ -7,9 +7,10 @@
 use std::io::{self, Read};
 use std::sync::mpsc;
 
-use tracing_llm_usage::store::{display_target, Store};
+use tracing_llm_usage::store::{display_target, Field, GroupBy, LineFilter, Store};
 
-use super::read::{self, Input};
+use super::agg::{Acc, Dim};
+use super::read::{self, Filters, Input};
 
 /// How many bytes of lines travel from the database thread at a time.
 const CHUNK: usize = 1 << 20;
@@ -39,15 +40,95 @@ impl Read for DbLines {
     }
 }
 
-/// Streams the lines of the database `target` (which must exist: a report never creates one).
-pub(crate) fn lines(target: &str) -> io::Result<DbLines> {
+/// The conditions of `filters` as the store takes them: every value a bound parameter.
+fn line_filter(filters: &Filters) -> LineFilter {
+    let mut f = LineFilter::default();
+    f.since.clone_from(&filters.since);
+    f.until.clone_from(&filters.until);
+    f.until_exclusive = filters.until_exclusive;
+    for (field, value) in [
+        (Field::RunId, &filters.run),
+        (Field::Model, &filters.model),
+        (Field::Step, &filters.step),
+    ] {
+        if let Some(v) = value {
+            f.fields.push((field, v.clone()));
+        }
+    }
+    for (k, v) in &filters.wheres {
+        match Field::parse(k) {
+            Some(field) => f.fields.push((field, v.clone())),
+            None => f.attributes.push((k.clone(), v.clone())),
+        }
+    }
+    f
+}
+
+/// `by <dim>` summed by the database, when it can give exactly what the lines would: a field
+/// or the day, with no attribute to match; `None` when it cannot (or fails: the report then
+/// reads the lines, and says what is wrong with them).
+pub(crate) fn by(target: &str, filters: &Filters, dim: Dim) -> Option<read::Scan> {
+    let (any, groups) = groups(target, filters, dim)?.ok()?;
+    let mut agg = super::agg::Aggregate::default();
+    agg.by.insert(dim, groups);
+    Some(read::Scan {
+        agg,
+        replay: None,
+        problems: Vec::new(),
+        problem_count: 0,
+        torn: 0,
+        lines: u64::from(any),
+    })
+}
+
+fn groups(
+    target: &str,
+    filters: &Filters,
+    dim: Dim,
+) -> Option<io::Result<(bool, hashbrown::HashMap<String, Acc>)>> {
+    let by = match dim {
+        Dim::Step => GroupBy::Field(Field::Step),
+        Dim::Model => GroupBy::Field(Field::Model),
+        Dim::Provider => GroupBy::Field(Field::Provider),
+        Dim::Task => GroupBy::Field(Field::Task),
+        Dim::Agent => GroupBy::Field(Field::Agent),
+        Dim::Day => GroupBy::Day,
+        Dim::Run => return None,
+    };
+    let filter = line_filter(filters);
+    if !filter.attributes.is_empty() {
+        return None;
+    }
+    let result = (|| {
+        let mut db = open_existing(target)?;
+        let any = db.has_lines().map_err(io::Error::other)?;
+        let sums = db.sum_calls(&filter, by).map_err(io::Error::other)?;
+        Ok((any, sums))
+    })();
+    Some(result.map(|(any, sums)| {
+        let groups = sums
+            .into_iter()
+            .map(|s| {
+                let key = s.key.clone().unwrap_or_else(|| super::agg::NONE.to_owned());
+                (key, Acc::from_sums(&s))
+            })
+            .collect();
+        (any, groups)
+    }))
+}
+
+/// Streams the lines of the database `target` that `filters` may keep (the database
+/// narrows them by its indexes; the report applies `filters` again, exactly). The database
+/// must exist: a report never creates one.
+pub(crate) fn lines(target: &str, filters: &Filters) -> io::Result<DbLines> {
     let mut backend = open_existing(target)?;
+    let filter = line_filter(filters);
     let (tx, rx) = mpsc::sync_channel(4);
     std::thread::Builder::new()
         .name("llm-usage-db".into())
         .spawn(move || {
             let mut chunk = Vec::with_capacity(CHUNK);
-            let result = backend.for_each_line(&mut |line| {
+            let result = backend.for_each_line_where(&filter, &mut |line| {
                 chunk.extend_from_slice(line.as_bytes());
                 chunk.push(b'\n');
                 if chunk.len() >= CHUNK {
@@ -63,11 +144,13 @@ pub(crate) fn lines(target: &str) -> io::Result<DbLines> {
     })
 }
 
-/// How many files were imported into `target`: what `stats` shows as `files`.
-pub(crate) fn imported_files(target: &str) -> io::Result<u64> {
-    open_existing(target)?
-        .imported_files()
-        .map_err(io::Error::other)
+/// How many files were imported into `target`, and how many lines it holds: what `stats`
+/// shows as `files` and `lines`.
+pub(crate) fn imported_files(target: &str) -> io::Result<(u64, u64)> {
+    let mut db = open_existing(target)?;
+    let files = db.imported_files().map_err(io::Error::other)?;
+    let lines = db.line_count().map_err(io::Error::other)?;
+    Ok((files, lines))
 }
 
 fn open_existing(target: &str) -> io::Result<Store> {
@@ -107,7 +190,8 @@ pub(crate) fn import(
         let result = std::thread::scope(|s| {
             let bar = bar.clone();
             let reader = s.spawn(move || {
-                read::open(input, bar).and_then(|mut r| read::split(i, &mut *r, &tx, &pool_rx))
+                read::open(input, bar, &Filters::default())
+                    .and_then(|mut r| read::split(i, &mut *r, &tx, &pool_rx))
             });
             // The reader thread reads and splits the next block while this one is stored.
             let stored = (|| {

@@ -496,9 +496,20 @@ fn main() -> ExitCode {
         }),
         _ => None,
     };
-    let scan = match read::scan(&inputs, &filters, &needs, limits) {
-        Ok(s) => s,
-        Err(e) => return fail(e),
+    // `by` over a database: the database sums the groups when it can, else the lines are read.
+    let summed = match (&cli.command, &c.db, &needs.override_prices) {
+        (Command::By { dimension, .. }, Some(db), None) => match group(dimension) {
+            Group::Dim(d) => by_in_db(db, &filters, d),
+            Group::Attribute(_) => None,
+        },
+        _ => None,
+    };
+    let scan = match summed {
+        Some(scan) => scan,
+        None => match read::scan(&inputs, &filters, &needs, limits) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        },
     };
     for (file, line, reason) in &scan.problems {
         problem(file, *line, reason);
@@ -531,14 +542,16 @@ fn main() -> ExitCode {
 
     let sections = match &cli.command {
         Command::Stats { .. } => {
-            let files = match &c.db {
+            // From a database: the files imported, and every stored line as read (the
+            // filters narrowed what travelled, as they narrow what a file's lines count for).
+            let (files, lines) = match &c.db {
                 Some(db) => match imported_files(db) {
                     Ok(n) => n,
                     Err(e) => return fail(e),
                 },
-                None => inputs.len() as u64,
+                None => (inputs.len() as u64, scan.lines),
             };
-            commands::stats(&scan, files)
+            commands::stats(&scan, files, lines)
         }
         Command::Report {
             html: Some(path), ..
@@ -670,8 +683,19 @@ fn split_compare_args(args: &[PathBuf]) -> (Vec<String>, Vec<PathBuf>) {
     )
 }
 
-/// `files` for `stats --db`: the distinct files imported.
-fn imported_files(db: &str) -> Result<u64, String> {
+/// `by <dim>` summed by the database `db`, when it can.
+fn by_in_db(db: &str, filters: &Filters, dim: Dim) -> Option<read::Scan> {
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    return db::by(db, filters, dim);
+    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+    {
+        let _ = (db, filters, dim);
+        None
+    }
+}
+
+/// `files` and `lines` for `stats --db`: the distinct files imported, the lines stored.
+fn imported_files(db: &str) -> Result<(u64, u64), String> {
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
     return db::imported_files(db).map_err(|e| format!("{db}: {e}"));
     #[cfg(not(any(feature = "sqlite", feature = "postgres")))]

@@ -94,7 +94,7 @@ pub(crate) struct Filters {
 }
 
 /// The fields `--where` names directly; any other key is an attribute.
-const WHERE_FIELDS: [&str; 6] = ["run_id", "step", "model", "provider", "task", "agent"];
+pub(crate) const WHERE_FIELDS: [&str; 6] = ["run_id", "step", "model", "provider", "task", "agent"];
 
 /// `KEY=VALUE` as given to `--where`.
 pub(crate) fn where_clause(text: &str) -> Result<(String, String), String> {
@@ -374,18 +374,23 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
-/// Opens an input as a stream of bytes (gzip decoded; a database's lines one after another).
+/// Opens an input as a stream of bytes (gzip decoded; a database's lines one after another,
+/// only those `filters` may keep).
 pub(crate) fn open(
     input: &Input,
     bar: Option<indicatif::ProgressBar>,
+    filters: &Filters,
 ) -> io::Result<Box<dyn Read + Send>> {
     let raw: Box<dyn Read + Send> = match input {
         Input::Stdin => Box::new(io::stdin()),
         Input::File(p) => Box::new(File::open(p)?),
         #[cfg(any(feature = "sqlite", feature = "postgres"))]
-        Input::Db(target) => Box::new(super::db::lines(target)?),
+        Input::Db(target) => Box::new(super::db::lines(target, filters)?),
         #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
-        Input::Db(_) => return Err(io::Error::other(super::NO_ENGINE)),
+        Input::Db(_) => {
+            let _ = filters;
+            return Err(io::Error::other(super::NO_ENGINE));
+        }
     };
     let counted = Counted { inner: raw, bar };
     let gz = matches!(input, Input::File(p) if p.extension().is_some_and(|e| e == "gz"));
@@ -507,8 +512,8 @@ pub(crate) fn scan(
                 rs.spawn(|| loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(input) = inputs.get(i) else { return };
-                    let read =
-                        open(input, bar.clone()).and_then(|mut r| split(i, &mut *r, &tx, &pool_rx));
+                    let read = open(input, bar.clone(), filters)
+                        .and_then(|mut r| split(i, &mut *r, &tx, &pool_rx));
                     if let (Ok(batches), Some(replay)) = (&read, &replay_tx) {
                         let _ = replay.send(replay::Msg::End {
                             input: i,

@@ -48,6 +48,9 @@ mod store {
             Trial::test("sqlite_attributes_in_sql_and_reports", || {
                 attributes_in_sql_and_reports(&Db::sqlite("attributes"))
             }),
+            Trial::test("sqlite_filters_and_sums_in_sql", || {
+                filters_and_sums_in_sql(&Db::sqlite("pushdown"))
+            }),
             Trial::test("sqlite_reload_adds_exactly_the_new_lines", || {
                 reload_adds_exactly_the_new_lines(&Db::sqlite("reload"))
             }),
@@ -63,7 +66,10 @@ mod store {
             ),
         ];
         type PgTest = fn(&str) -> Result<(), Failed>;
-        let pg_tests: [(&str, PgTest); 7] = [
+        let pg_tests: [(&str, PgTest); 8] = [
+            ("postgres_filters_and_sums_in_sql", |url| {
+                filters_and_sums_in_sql(&Db::postgres(url, "pushdown")?)
+            }),
             ("postgres_attributes_in_sql_and_reports", |url| {
                 attributes_in_sql_and_reports(&Db::postgres(url, "attributes")?)
             }),
@@ -622,6 +628,118 @@ mod store {
             db.strings(runs),
             ["acme", "acme", "globex", "globex", "initech", "initech", "umbrella"]
         );
+        Ok(())
+    }
+
+    /// Reports over `--db` ask the database: the filters are conditions on the rows (a time
+    /// window through the `timestamp` index), `by` sums per group in SQL; every output is the
+    /// files' to the byte, and a hostile value is matched literally or refused.
+    fn filters_and_sums_in_sql(db: &Db) -> Result<(), Failed> {
+        let dir = tempfile::tempdir()?;
+        // Every line kind, unpriced calls, errors, reused run ids, several days, attributes.
+        let log = log_file(dir.path());
+        let attributed = common::attributed_log(dir.path());
+        let mut both = std::fs::read_to_string(&log)?;
+        both.push_str(&std::fs::read_to_string(&attributed)?);
+        let all = dir.path().join("all.jsonl");
+        std::fs::write(&all, both)?;
+        llm_usage(&["import", path(&all), "--db", &db.target]);
+        let mut commands: Vec<Vec<&str>> = Vec::new();
+        for dim in [
+            "step", "model", "provider", "task", "agent", "day", "run", "tenant",
+        ] {
+            for filter in [
+                vec![],
+                vec!["--since", "2026-03-03"],
+                vec!["--since", "2025-12-14T10:30:00Z", "--until", "2026-03-02"],
+                vec!["--until", "2026-03-02T09:00:05.000Z"],
+                vec!["--model", "gpt-4o"],
+                vec![
+                    "--where",
+                    "provider=anthropic",
+                    "--where",
+                    "task=onboarding",
+                ],
+                vec!["--run", "run-a"],
+                vec!["--step", "answer", "--where", "tenant=globex"],
+            ] {
+                let mut args = vec!["by", dim];
+                args.extend(filter);
+                commands.push(args.clone());
+                args.extend(["--format", "json"]);
+                commands.push(args);
+            }
+        }
+        commands.push(vec!["stats", "--since", "2026-03-03"]);
+        commands.push(vec!["report", "--where", "tenant=acme"]);
+        commands.push(vec!["run", "list", "--until", "2026-03-02"]);
+        commands.push(vec!["budget", "--per-day", "0.01", "--since", "2026-03-02"]);
+        for args in &commands {
+            let mut files = args.clone();
+            files.push(path(&all));
+            let mut from_db = args.clone();
+            from_db.extend(["--db", &db.target]);
+            let out = |args: &[&str]| {
+                Command::cargo_bin("llm-usage")
+                    .unwrap()
+                    .args(args)
+                    .output()
+                    .unwrap()
+            };
+            let (want, got) = (out(&files), out(&from_db));
+            assert_eq!(
+                String::from_utf8_lossy(&got.stdout),
+                String::from_utf8_lossy(&want.stdout),
+                "{args:?}"
+            );
+            assert_eq!(got.status.code(), want.status.code(), "{args:?}");
+        }
+
+        // The time window is an index range.
+        let mut filter = tracing_llm_usage::store::LineFilter::default();
+        filter.since = Some("2026-03-03T00:00:00.000Z".into());
+        filter.until = Some("2026-03-04T00:00:00.000Z".into());
+        filter.until_exclusive = true;
+        let mut store = tracing_llm_usage::store::Store::open_existing(&db.target)?;
+        if db.pg {
+            // A small table is scanned whatever its indexes: ask for the plan an index allows.
+            let mut c = postgres::Client::connect(&db.target, postgres::NoTls)?;
+            let name = db.target.rsplit('/').next().unwrap_or("");
+            c.batch_execute(&format!("ALTER DATABASE {name} SET enable_seqscan = off"))?;
+            drop(store);
+            store = tracing_llm_usage::store::Store::open_existing(&db.target)?;
+        }
+        let plan = store.explain_lines(&filter)?;
+        assert!(plan.contains("llm_usage_time"), "{plan}");
+        drop(store);
+
+        // Hostile values are values: matched literally on both engines, the tables intact.
+        for hostile in [
+            "model='; DROP TABLE llm_usage; --",
+            "tenant=$.tenant",
+            "tenant=' OR '1'='1",
+            "step=%",
+        ] {
+            let out = Command::cargo_bin("llm-usage")?
+                .args(["by", "model", "--where", hostile, "--db", &db.target])
+                .output()?;
+            assert!(out.status.success(), "{hostile}");
+            assert!(
+                out.stdout.is_empty(),
+                "{hostile}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        let out = Command::cargo_bin("llm-usage")?
+            .args(["stats", "--where", "a\"b=x", "--db", &db.target])
+            .output()?;
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("cannot be looked up"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(db.count("llm_usage") > 0);
         Ok(())
     }
 

@@ -13,6 +13,7 @@
 //!
 //! A row's `id` is a hash of its line: loading a line that is already there adds nothing.
 
+mod query;
 mod row;
 pub(crate) mod schema;
 pub(crate) mod sink;
@@ -24,6 +25,7 @@ mod postgres_tls;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub use query::{CallSums, Field, GroupBy, LineFilter};
 pub(crate) use row::{Keyer, Row};
 
 /// A database opened for reading or loading LLM usage log lines: what `llm-usage import` and
@@ -155,6 +157,74 @@ impl Store {
         self.backend.lines(each)
     }
 
+    /// Calls `each` with the stored lines `filter` may keep, in the order they were logged:
+    /// the window and the equalities become the query's conditions (bound parameters, the
+    /// time window through the `timestamp` indexes), so only those lines travel. Calls meet
+    /// every condition; run summaries and budget lines the ones their tables hold, and the
+    /// attribute ones also pass a number or boolean value: a report narrows them as it does
+    /// lines from files.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Filter`] for a value no engine can take, else when reading fails.
+    pub fn for_each_line_where(
+        &mut self,
+        filter: &LineFilter,
+        each: &mut dyn FnMut(&str),
+    ) -> Result<(), StoreError> {
+        filter.check()?;
+        let sql = query::lines(self.backend.engine(), filter);
+        self.backend.lines_where(&sql, each)
+    }
+
+    /// The sums of the calls `filter` keeps, per group, computed by the database (attribute
+    /// equalities match text values only).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Filter`] for a value no engine can take, else when the query fails (a sum
+    /// past 2⁶³−1 tokens is one).
+    pub fn sum_calls(
+        &mut self,
+        filter: &LineFilter,
+        by: GroupBy,
+    ) -> Result<Vec<CallSums>, StoreError> {
+        filter.check()?;
+        let sql = query::sums(self.backend.engine(), filter, by);
+        self.backend.sums(&sql)
+    }
+
+    /// How many lines the store holds (calls, run summaries and budget lines).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the query fails.
+    pub fn line_count(&mut self) -> Result<u64, StoreError> {
+        self.backend.line_count()
+    }
+
+    /// Whether the store holds any line.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the query fails.
+    pub fn has_lines(&mut self) -> Result<bool, StoreError> {
+        self.backend.any_line()
+    }
+
+    /// The engine's plan for [`for_each_line_where`](Self::for_each_line_where) (`EXPLAIN
+    /// QUERY PLAN` / `EXPLAIN`), one line per step.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the engine refuses.
+    #[doc(hidden)]
+    pub fn explain_lines(&mut self, filter: &LineFilter) -> Result<String, StoreError> {
+        filter.check()?;
+        let sql = query::lines(self.backend.engine(), filter);
+        self.backend.explain(&sql)
+    }
+
     /// Notes that the file `path` was loaded: `lines` read, `added` rows new.
     ///
     /// # Errors
@@ -205,6 +275,9 @@ pub enum StoreError {
     /// The target names an engine this build does not have.
     #[error("{0}")]
     Unsupported(String),
+    /// A filter value no engine can take (a NUL, a quoted attribute name).
+    #[error("{0}")]
+    Filter(String),
     /// The connection's TLS settings are wrong (an unknown `sslmode`, an unreadable
     /// certificate or key).
     #[cfg(feature = "postgres")]
@@ -242,6 +315,22 @@ pub(crate) trait Backend: Send {
     fn end_bulk(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// The engine, for the statements [`query`] writes.
+    fn engine(&self) -> query::Engine;
+    /// Calls `each` with the lines `sql` (from [`query::lines`]) selects.
+    fn lines_where(
+        &mut self,
+        sql: &query::Sql,
+        each: &mut dyn FnMut(&str),
+    ) -> Result<(), StoreError>;
+    /// The rows of `sql` (from [`query::sums`]).
+    fn sums(&mut self, sql: &query::Sql) -> Result<Vec<CallSums>, StoreError>;
+    /// Whether any table has a row.
+    fn any_line(&mut self) -> Result<bool, StoreError>;
+    /// The rows of the three line tables.
+    fn line_count(&mut self) -> Result<u64, StoreError>;
+    /// The plan of `sql`.
+    fn explain(&mut self, sql: &query::Sql) -> Result<String, StoreError>;
     /// Notes that `path` was imported.
     fn log_import(&mut self, path: &str, lines: u64, added: u64) -> Result<(), StoreError>;
     /// How many distinct files have been imported.

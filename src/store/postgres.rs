@@ -6,7 +6,7 @@ use postgres::{Client, Transaction};
 use crate::format::decode::SummaryUsage;
 
 use super::row::{int, Row, Table};
-use super::{check_version, pending, schema, Backend, StoreError};
+use super::{check_version, pending, query, schema, Backend, CallSums, StoreError};
 
 // One statement per table and chunk: each column travels as an array, `unnest` turns them
 // back into rows. A round trip per chunk instead of one per row.
@@ -175,6 +175,79 @@ impl Backend for Postgres {
         Ok(())
     }
 
+    fn engine(&self) -> query::Engine {
+        query::Engine::Postgres
+    }
+
+    fn lines_where(
+        &mut self,
+        sql: &query::Sql,
+        each: &mut dyn FnMut(&str),
+    ) -> Result<(), StoreError> {
+        let params = params(sql);
+        let mut tx = self.client.transaction()?;
+        let portal = tx.bind(sql.text.as_str(), &params)?;
+        loop {
+            let batch = tx.query_portal(&portal, 10_000)?;
+            if batch.is_empty() {
+                break;
+            }
+            for row in &batch {
+                each(row.try_get::<_, &str>(0)?);
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn sums(&mut self, sql: &query::Sql) -> Result<Vec<CallSums>, StoreError> {
+        let rows = self.client.query(sql.text.as_str(), &params(sql))?;
+        rows.iter()
+            .map(|r| {
+                let n = |i: usize| -> Result<u64, ::postgres::Error> {
+                    Ok(r.try_get::<_, Option<i64>>(i)?
+                        .map_or(0, |v| u64::try_from(v).unwrap_or(0)))
+                };
+                Ok(CallSums {
+                    key: r.try_get(0)?,
+                    calls: n(1)?,
+                    errors: n(2)?,
+                    input: n(3)?,
+                    output: n(4)?,
+                    total: n(5)?,
+                    cache_read: n(6)?,
+                    cache_write: n(7)?,
+                    reasoning: n(8)?,
+                    cost: r.try_get::<_, Option<f64>>(9)?.unwrap_or(0.0),
+                    priced: n(10)?,
+                    no_usage: n(11)?,
+                    provider_priced: n(12)?,
+                    estimated_tokens: n(13)?,
+                })
+            })
+            .collect()
+    }
+
+    fn any_line(&mut self) -> Result<bool, StoreError> {
+        Ok(self.client.query_one(query::ANY_LINE, &[])?.try_get(0)?)
+    }
+
+    fn line_count(&mut self) -> Result<u64, StoreError> {
+        let n: i64 = self.client.query_one(query::LINE_COUNT, &[])?.try_get(0)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn explain(&mut self, sql: &query::Sql) -> Result<String, StoreError> {
+        let rows = self
+            .client
+            .query(format!("EXPLAIN {}", sql.text).as_str(), &params(sql))?;
+        let lines: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<_, String>(0))
+            .collect::<Result<_, _>>()?;
+        Ok(lines.join("\n"))
+    }
+
     fn bulk(&mut self) -> Result<(), StoreError> {
         let empty: bool = self
             .client
@@ -209,6 +282,14 @@ impl Backend for Postgres {
             .get(0);
         Ok(u64::try_from(n).unwrap_or(0))
     }
+}
+
+/// A statement's parameters as the client takes them.
+fn params(sql: &query::Sql) -> Vec<&(dyn postgres::types::ToSql + Sync)> {
+    sql.params
+        .iter()
+        .map(|p| p as &(dyn postgres::types::ToSql + Sync))
+        .collect()
 }
 
 /// The rows of `chunk` that go to `table`.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::row::{int, Row, Table};
-use super::{check_version, pending, schema, Backend, StoreError};
+use super::{check_version, pending, query, schema, Backend, CallSums, StoreError};
 
 const INSERT_USAGE: &str = "INSERT INTO llm_usage (seq, id, timestamp, run_id, step, task,
     agent, provider, model, input_tokens, output_tokens, total_tokens, cache_read_tokens,
@@ -208,6 +208,70 @@ impl Backend for Sqlite {
             each(text);
         }
         Ok(())
+    }
+
+    fn engine(&self) -> query::Engine {
+        query::Engine::Sqlite
+    }
+
+    fn lines_where(
+        &mut self,
+        sql: &query::Sql,
+        each: &mut dyn FnMut(&str),
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare(&sql.text)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(sql.params.iter()))?;
+        while let Some(row) = rows.next()? {
+            let text = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+            each(text);
+        }
+        Ok(())
+    }
+
+    fn sums(&mut self, sql: &query::Sql) -> Result<Vec<CallSums>, StoreError> {
+        let mut stmt = self.conn.prepare(&sql.text)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+            let n = |i: usize| -> rusqlite::Result<u64> {
+                Ok(r.get::<_, Option<i64>>(i)?
+                    .map_or(0, |v| u64::try_from(v).unwrap_or(0)))
+            };
+            Ok(CallSums {
+                key: r.get(0)?,
+                calls: n(1)?,
+                errors: n(2)?,
+                input: n(3)?,
+                output: n(4)?,
+                total: n(5)?,
+                cache_read: n(6)?,
+                cache_write: n(7)?,
+                reasoning: n(8)?,
+                cost: r.get::<_, Option<f64>>(9)?.unwrap_or(0.0),
+                priced: n(10)?,
+                no_usage: n(11)?,
+                provider_priced: n(12)?,
+                estimated_tokens: n(13)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn any_line(&mut self) -> Result<bool, StoreError> {
+        Ok(self.conn.query_row(query::ANY_LINE, [], |r| r.get(0))?)
+    }
+
+    fn line_count(&mut self) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.query_row(query::LINE_COUNT, [], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn explain(&mut self, sql: &query::Sql) -> Result<String, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", sql.text))?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+            r.get::<_, String>(3)
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?.join("\n"))
     }
 
     fn bulk(&mut self) -> Result<(), StoreError> {

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Reports from a database against the engine's own SQL, in one run: a store of CALLS calls
+# (benches/gen-log.py, spread over DAYS daily files) imported into SQLite, and into PostgreSQL
+# when LLM_USAGE_BENCH_POSTGRES is a URL of a database the script may fill. For each engine, the
+# median wall time of RUNS runs of
+#
+#   * `llm-usage by step --db` (whole store) against `SELECT step, count(*), sums GROUP BY step`;
+#   * `llm-usage by step --since D --until D --db` (one day) against the same with
+#     `WHERE timestamp >= D AND timestamp < D+1`;
+#   * `llm-usage stats --since D --until D --db` (read as lines, through the time index);
+#
+# the engine's side timed in process (Python's sqlite3, psql's \timing), and llm-usage's peak
+# RSS. Then the same one-day question on a store of TIMES × CALLS calls (the extra rows on other
+# days): its time over the small store's.
+#
+#   bash benches/db.sh   (BENCH_DIR=/tmp/llm-usage-db CALLS=600000 DAYS=300 RUNS=5 TIMES=10)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DIR=${BENCH_DIR:-/tmp/llm-usage-db}
+CALLS=${CALLS:-600000}
+DAYS=${DAYS:-300}
+RUNS=${RUNS:-5}
+TIMES=${TIMES:-10}
+PG=${LLM_USAGE_BENCH_POSTGRES:-}
+mkdir -p "$DIR"
+[ -d "$DIR/logs" ] || python3 benches/gen-log.py "$DIR/logs" "$CALLS" --days "$DAYS"
+cargo build --release --quiet -p llm-usage
+BIN=$PWD/target/release/llm-usage
+[ -f "$DIR/usage.sqlite" ] || "$BIN" import "$DIR/logs" --db "$DIR/usage.sqlite" > /dev/null
+if [ "$TIMES" != 0 ] && [ ! -f "$DIR/big.sqlite" ]; then
+    # The same store TIMES times over, each copy on days of its own (years apart).
+    python3 - "$DIR" "$TIMES" <<'PY'
+import os, sqlite3, sys
+d, times = sys.argv[1], int(sys.argv[2])
+src = os.path.join(d, "usage.sqlite")
+dst = os.path.join(d, "big.sqlite")
+con = sqlite3.connect(dst)
+con.execute(f"ATTACH '{src}' AS s")
+for t in ("llm_schema", "llm_usage", "llm_runs", "llm_events", "llm_imports"):
+    con.execute(f"CREATE TABLE {t} AS SELECT * FROM s.{t} WHERE 0")
+con.execute("INSERT INTO llm_schema SELECT * FROM s.llm_schema")
+for k in range(times):
+    shift = f"'+{k * 2} years'" if k else "'+0 years'"
+    for t in ("llm_usage", "llm_runs", "llm_events"):
+        cols = [r[1] for r in con.execute(f"PRAGMA s.table_info({t})")]
+        sel = ", ".join(
+            f"strftime('%Y-%m-%dT%H:%M:%fZ', timestamp, {shift})" if c == "timestamp"
+            else (f"id || '-{k}'" if c == "id" else ("seq + %d" % (k * 10**8) if c == "seq" else c))
+            for c in cols)
+        con.execute(f"INSERT INTO {t} ({', '.join(cols)}) SELECT {sel} FROM s.{t}")
+con.commit()
+for stmt in ["CREATE INDEX llm_usage_seq ON llm_usage (seq)", "CREATE INDEX llm_usage_time ON llm_usage (timestamp)",
+             "CREATE INDEX llm_usage_model ON llm_usage (model, timestamp)", "CREATE INDEX llm_usage_provider ON llm_usage (provider, timestamp)",
+             "CREATE INDEX llm_usage_step ON llm_usage (step, task)", "CREATE INDEX llm_usage_run ON llm_usage (run_id)",
+             "CREATE INDEX llm_runs_seq ON llm_runs (seq)", "CREATE INDEX llm_runs_run ON llm_runs (run_id)",
+             "CREATE INDEX llm_events_seq ON llm_events (seq)"]:
+    con.execute(stmt)
+con.commit()
+PY
+fi
+if [ -n "$PG" ]; then
+    psql -q "$PG" -c "DROP TABLE IF EXISTS llm_usage, llm_runs, llm_events, llm_imports, llm_schema; DROP SEQUENCE IF EXISTS llm_seq" > /dev/null
+    "$BIN" import "$DIR/logs" --db "$PG" > /dev/null
+    psql -q "$PG" -c "VACUUM ANALYZE" > /dev/null
+fi
+
+python3 - "$BIN" "$DIR" "$RUNS" "$PG" "$TIMES" <<'PY'
+import os, re, sqlite3, statistics, subprocess, sys, time
+bin_, d, runs, pg, times = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+sqlite_db = os.path.join(d, "usage.sqlite")
+con = sqlite3.connect(sqlite_db)
+day = con.execute("SELECT substr(timestamp, 1, 10) FROM llm_usage ORDER BY seq LIMIT 1 OFFSET "
+                  "(SELECT count(*) / 2 FROM llm_usage)").fetchone()[0]
+calls = con.execute("SELECT count(*) FROM llm_usage").fetchone()[0]
+next_day = con.execute("SELECT date(?, '+1 day')", (day,)).fetchone()[0]
+lo, hi = day + "T00:00:00.000Z", next_day + "T00:00:00.000Z"
+GROUP = """SELECT step, count(*), count(error), sum(input_tokens), sum(output_tokens), sum(total_tokens),
+                  sum(cache_read_tokens), sum(reasoning_tokens), sum(cost_usd), count(cost_usd)
+           FROM llm_usage {where} GROUP BY step"""
+
+def median(f):
+    ts = []
+    for _ in range(runs):
+        t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+def cli(args):
+    return median(lambda: subprocess.run([bin_, *args], check=True, stdout=subprocess.DEVNULL))
+
+def rss(args):
+    r = subprocess.run(["/usr/bin/time", "-v", bin_, *args], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    return int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr).group(1)) / 1024
+
+def sqlite_q(path, sql, params=()):
+    def run():
+        c = sqlite3.connect(path)
+        c.execute(sql, params).fetchall()
+        c.close()
+    return median(run)
+
+def pg_q(sql):
+    def run():
+        subprocess.run(["psql", "-q", "-X", pg, "-c", sql], check=True, stdout=subprocess.DEVNULL)
+    return median(run)
+
+print(f"store: {calls:,} calls; one day: {day}")
+print(f"{'engine':<11}{'question':<26}{'llm-usage s':>12}{'engine s':>10}{'ratio':>7}{'RSS MB':>8}")
+rows = []
+def row(engine, question, args, engine_s):
+    ours = cli(args)
+    print(f"{engine:<11}{question:<26}{ours:>12.3f}{engine_s:>10.3f}{ours / engine_s:>7.2f}{rss(args):>8.1f}", flush=True)
+    return ours
+
+win = ["--since", day, "--until", day]
+row("SQLite", "by step, whole store", ["by", "step", "--db", sqlite_db],
+    sqlite_q(sqlite_db, GROUP.format(where="")))
+small = row("SQLite", "by step, one day", ["by", "step", *win, "--db", sqlite_db],
+    sqlite_q(sqlite_db, GROUP.format(where="WHERE timestamp >= ? AND timestamp < ?"), (lo, hi)))
+row("SQLite", "stats, one day", ["stats", *win, "--db", sqlite_db],
+    sqlite_q(sqlite_db, "SELECT line FROM llm_usage WHERE timestamp >= ? AND timestamp < ?", (lo, hi)))
+big_db = os.path.join(d, "big.sqlite")
+if times and os.path.exists(big_db):
+    big = row("SQLite", f"by step, one day, {times}×", ["by", "step", *win, "--db", big_db],
+              sqlite_q(big_db, GROUP.format(where="WHERE timestamp >= ? AND timestamp < ?"), (lo, hi)))
+    print(f"one day on the {times}× store over the store: {big / small:.2f}")
+if pg:
+    pg_where = f"WHERE timestamp >= '{lo}' AND timestamp < '{hi}'"
+    row("PostgreSQL", "by step, whole store", ["by", "step", "--db", pg], pg_q(GROUP.format(where="")))
+    row("PostgreSQL", "by step, one day", ["by", "step", *win, "--db", pg],
+        pg_q(GROUP.format(where=pg_where)))
+    row("PostgreSQL", "stats, one day", ["stats", *win, "--db", pg],
+        pg_q(f"SELECT line FROM llm_usage {pg_where}"))
+PY

@@ -1,0 +1,356 @@
+//! What a report asks a store for, as SQL: the lines in a time window that match fields and
+//! attributes, or the sums of the calls per group. Nothing from the command line becomes SQL
+//! text: columns come from [`Field`], every value (an attribute's name included) is a bound
+//! parameter, and a value the engines cannot hold (a NUL) is refused.
+
+use super::StoreError;
+
+/// The engine a statement is written for (they differ in placeholders and JSON functions).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// A column of `llm_usage` a filter or a group names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Field {
+    /// `run_id` (every table has it).
+    RunId,
+    /// `step`.
+    Step,
+    /// `model`.
+    Model,
+    /// `provider`.
+    Provider,
+    /// `task`.
+    Task,
+    /// `agent`.
+    Agent,
+}
+
+impl Field {
+    /// The field a line key names (`run_id`, `step`, `model`, `provider`, `task`, `agent`).
+    pub fn parse(name: &str) -> Option<Field> {
+        Some(match name {
+            "run_id" => Field::RunId,
+            "step" => Field::Step,
+            "model" => Field::Model,
+            "provider" => Field::Provider,
+            "task" => Field::Task,
+            "agent" => Field::Agent,
+            _ => return None,
+        })
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            Field::RunId => "run_id",
+            Field::Step => "step",
+            Field::Model => "model",
+            Field::Provider => "provider",
+            Field::Task => "task",
+            Field::Agent => "agent",
+        }
+    }
+}
+
+/// Which stored lines a report reads: a time window (canonical RFC 3339 text, as the lines
+/// and the `timestamp` columns hold it) and equalities. A call must match every one; a run
+/// summary only `run_id` and the attributes; a budget line only `run_id` (a report applies
+/// the rest to them, as it does to files).
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct LineFilter {
+    /// From this instant, inclusive.
+    pub since: Option<String>,
+    /// Up to this instant (exclusive when `until_exclusive`).
+    pub until: Option<String>,
+    /// Whether `until` is excluded.
+    pub until_exclusive: bool,
+    /// Fields that must have these values.
+    pub fields: Vec<(Field, String)>,
+    /// Attributes (by name) that must have these values (their text).
+    pub attributes: Vec<(String, String)>,
+}
+
+impl LineFilter {
+    /// Refuses what no engine can take as a value: a NUL anywhere, an attribute name with a
+    /// `"` or `\` (SQLite's JSON path quotes it) or a control character.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Filter`] naming the value.
+    pub fn check(&self) -> Result<(), StoreError> {
+        let texts = self
+            .since
+            .iter()
+            .chain(&self.until)
+            .chain(self.fields.iter().map(|(_, v)| v))
+            .chain(self.attributes.iter().flat_map(|(k, v)| [k, v]));
+        for t in texts {
+            if t.contains('\0') {
+                return Err(StoreError::Filter(format!("{t:?} holds a NUL character")));
+            }
+        }
+        for (k, _) in &self.attributes {
+            if k.is_empty() || k.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+                return Err(StoreError::Filter(format!(
+                    "attribute name {k:?}: a name with a quote, a backslash or a control \
+                     character cannot be looked up"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a group of calls sums to.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct CallSums {
+    /// The group's value (`None`: calls without one).
+    pub key: Option<String>,
+    /// Calls.
+    pub calls: u64,
+    /// Calls with an error.
+    pub errors: u64,
+    /// Input tokens.
+    pub input: u64,
+    /// Output tokens.
+    pub output: u64,
+    /// Total tokens.
+    pub total: u64,
+    /// Cache-read tokens.
+    pub cache_read: u64,
+    /// Cache-write tokens.
+    pub cache_write: u64,
+    /// Reasoning tokens.
+    pub reasoning: u64,
+    /// The priced calls' cost.
+    pub cost: f64,
+    /// Calls with a cost.
+    pub priced: u64,
+    /// Calls without usage (`cost_source: "no_usage"`).
+    pub no_usage: u64,
+    /// Calls whose cost the provider reported.
+    pub provider_priced: u64,
+    /// Total tokens of the calls whose counts were estimated.
+    pub estimated_tokens: u64,
+}
+
+/// How calls are grouped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GroupBy {
+    /// A field.
+    Field(Field),
+    /// The UTC day (`YYYY-MM-DD`).
+    Day,
+}
+
+/// A statement and its parameters, all text.
+#[derive(Debug)]
+pub(crate) struct Sql {
+    pub(crate) text: String,
+    pub(crate) params: Vec<String>,
+}
+
+impl Sql {
+    fn new() -> Self {
+        Self {
+            text: String::new(),
+            params: Vec::new(),
+        }
+    }
+
+    /// A placeholder for `value`, bound as text.
+    fn param(&mut self, engine: Engine, value: &str) -> String {
+        self.params.push(value.to_owned());
+        let n = self.params.len();
+        match engine {
+            Engine::Sqlite => format!("?{n}"),
+            Engine::Postgres => format!("${n}::text"),
+        }
+    }
+}
+
+/// Which conditions a table takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Table {
+    Usage,
+    Runs,
+    Events,
+}
+
+/// The conditions of `filter` a row of `table` must meet; `exact` for attribute equalities
+/// that must hold as written (else a superset, which the report narrows: an attribute whose
+/// value is a number or a boolean is kept for the report to compare as text).
+fn conditions(
+    sql: &mut Sql,
+    engine: Engine,
+    filter: &LineFilter,
+    table: Table,
+    exact: bool,
+) -> Vec<String> {
+    let mut c = Vec::new();
+    let time = |sql: &mut Sql, bound: &str| match engine {
+        Engine::Sqlite => sql.param(engine, bound),
+        Engine::Postgres => format!("CAST({} AS timestamptz)", sql.param(engine, bound)),
+    };
+    if let Some(since) = &filter.since {
+        c.push(format!("timestamp >= {}", time(sql, since)));
+    }
+    if let Some(until) = &filter.until {
+        let op = if filter.until_exclusive { "<" } else { "<=" };
+        c.push(format!("timestamp {op} {}", time(sql, until)));
+    }
+    for (field, value) in &filter.fields {
+        if *field == Field::RunId || table == Table::Usage {
+            c.push(format!("{} = {}", field.column(), sql.param(engine, value)));
+        }
+    }
+    if table != Table::Events {
+        for (key, value) in &filter.attributes {
+            let v = sql.param(engine, value);
+            c.push(match (engine, exact) {
+                (Engine::Sqlite, _) => {
+                    let path = sql.param(engine, &format!("$.\"{key}\""));
+                    if exact {
+                        format!("json_type(attributes, {path}) = 'text' AND json_extract(attributes, {path}) = {v}")
+                    } else {
+                        format!(
+                            "(json_extract(attributes, {path}) = {v} OR json_type(attributes, \
+                             {path}) IN ('integer', 'real', 'true', 'false'))"
+                        )
+                    }
+                }
+                (Engine::Postgres, _) => {
+                    let k = sql.param(engine, key);
+                    if exact {
+                        format!("jsonb_typeof(attributes -> {k}) = 'string' AND attributes ->> {k} = {v}")
+                    } else {
+                        format!(
+                            "(attributes ->> {k} = {v} OR jsonb_typeof(attributes -> {k}) IN \
+                             ('number', 'boolean'))"
+                        )
+                    }
+                }
+            });
+        }
+    }
+    c
+}
+
+fn where_clause(conditions: &[String]) -> String {
+    if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    }
+}
+
+/// Every stored line `filter` may keep, in the order they were logged.
+pub(crate) fn lines(engine: Engine, filter: &LineFilter) -> Sql {
+    let mut sql = Sql::new();
+    let mut parts = Vec::new();
+    for (table, name) in [
+        (Table::Usage, "llm_usage"),
+        (Table::Runs, "llm_runs"),
+        (Table::Events, "llm_events"),
+    ] {
+        let c = conditions(&mut sql, engine, filter, table, false);
+        parts.push(format!("SELECT seq, line FROM {name}{}", where_clause(&c)));
+    }
+    sql.text = format!(
+        "SELECT line FROM ({}) AS l ORDER BY seq",
+        parts.join(" UNION ALL ")
+    );
+    sql
+}
+
+/// The sums of the calls `filter` keeps, per `by`. Attribute equalities are exact here: only
+/// text values match (a report with a number or boolean to match reads the lines instead).
+pub(crate) fn sums(engine: Engine, filter: &LineFilter, by: GroupBy) -> Sql {
+    let mut sql = Sql::new();
+    let c = conditions(&mut sql, engine, filter, Table::Usage, true);
+    let key = match (by, engine) {
+        (GroupBy::Field(f), _) => f.column().to_owned(),
+        (GroupBy::Day, Engine::Sqlite) => "substr(timestamp, 1, 10)".to_owned(),
+        (GroupBy::Day, Engine::Postgres) => {
+            "to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD')".to_owned()
+        }
+    };
+    // PostgreSQL sums bigints as numeric: back to bigint (an overflow is an error, and the
+    // report then reads the lines).
+    let int = |e: &str| match engine {
+        Engine::Sqlite => format!("sum({e})"),
+        Engine::Postgres => format!("CAST(sum({e}) AS BIGINT)"),
+    };
+    let cols = [
+        "count(*)".to_owned(),
+        "count(error)".to_owned(),
+        int("input_tokens"),
+        int("output_tokens"),
+        int("total_tokens"),
+        int("cache_read_tokens"),
+        int("cache_write_tokens"),
+        int("reasoning_tokens"),
+        "sum(cost_usd)".to_owned(),
+        "count(cost_usd)".to_owned(),
+        int("CASE WHEN cost_source = 'no_usage' THEN 1 ELSE 0 END"),
+        int("CASE WHEN cost_source = 'provider' AND cost_usd IS NOT NULL THEN 1 ELSE 0 END"),
+        int("CASE WHEN estimated THEN total_tokens ELSE 0 END"),
+    ];
+    sql.text = format!(
+        "SELECT {key}, {} FROM llm_usage{} GROUP BY {key}",
+        cols.join(", "),
+        where_clause(&c)
+    );
+    sql
+}
+
+/// The rows of the three line tables.
+pub(crate) const LINE_COUNT: &str = "SELECT (SELECT count(*) FROM llm_usage) + \
+     (SELECT count(*) FROM llm_runs) + (SELECT count(*) FROM llm_events)";
+
+/// Whether the store holds any line at all.
+pub(crate) const ANY_LINE: &str = "SELECT EXISTS (SELECT 1 FROM llm_usage) OR EXISTS \
+     (SELECT 1 FROM llm_runs) OR EXISTS (SELECT 1 FROM llm_events)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_parameters_never_text() {
+        let filter = LineFilter {
+            since: Some("2026-01-01T00:00:00.000Z".into()),
+            fields: vec![(Field::Model, "'; DROP TABLE llm_usage; --".into())],
+            attributes: vec![("tenant".into(), "$.x".into())],
+            ..LineFilter::default()
+        };
+        for engine in [Engine::Sqlite, Engine::Postgres] {
+            for sql in [lines(engine, &filter), sums(engine, &filter, GroupBy::Day)] {
+                assert!(!sql.text.contains("DROP"), "{}", sql.text);
+                assert!(!sql.text.contains("$.x"), "{}", sql.text);
+                assert!(sql.params.iter().any(|p| p.contains("DROP")));
+            }
+        }
+    }
+
+    #[test]
+    fn a_nul_or_a_quoted_name_is_refused() {
+        let mut f = LineFilter {
+            fields: vec![(Field::Step, "a\0b".into())],
+            ..LineFilter::default()
+        };
+        assert!(f.check().is_err());
+        f.fields.clear();
+        f.attributes = vec![("a\"b".into(), "x".into())];
+        assert!(f.check().is_err());
+        f.attributes = vec![("prompt.version".into(), "v'1".into())];
+        assert!(f.check().is_ok());
+    }
+}
