@@ -687,3 +687,46 @@ impl Budgets {
         self.budgets.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attributes::{AttributeValue, Attributes};
+
+    fn call(tenant: &str, tokens: u64) -> CallRecord {
+        let mut rec = crate::format::encode::tests::record();
+        rec.timestamp = Timestamp::from_unix_ms(1_765_708_215_123);
+        rec.cost_usd = Some(0.0);
+        rec.tokens.total = tokens;
+        rec.attributes = Attributes::from_pairs(vec![(
+            crate::Name::from("tenant"),
+            AttributeValue::Str(crate::Name::from(tenant)),
+        )]);
+        rec
+    }
+
+    #[test]
+    fn per_value_totals_stay_within_the_cap_and_the_idle_go_first() {
+        let budgets = Budgets::with_value_cap(
+            vec![Budget::per_day("b")
+                .tokens(100)
+                .each("tenant")
+                .warn_at(None)],
+            4,
+        );
+        // Four tenants fill the books; acme stays busy, a fifth tenant evicts the least
+        // recently seen (globex), not acme.
+        for t in ["globex", "acme", "initech", "umbrella"] {
+            assert!(budgets.add(&call(t, 60)).is_empty());
+        }
+        assert!(budgets.add(&call("acme", 10)).is_empty());
+        assert!(budgets.add(&call("hooli", 60)).is_empty());
+        assert_eq!(budgets.values_evicted(), 1);
+        // acme kept its 70 tokens: 40 more cross; globex starts again from zero.
+        let crossed = budgets.add(&call("acme", 40));
+        assert_eq!(crossed.len(), 1);
+        assert_eq!(crossed[0].attribute_value.as_deref(), Some("acme"));
+        assert_eq!(crossed[0].value, 110.0);
+        assert!(budgets.add(&call("globex", 60)).is_empty());
+    }
+}

@@ -385,3 +385,74 @@ fn an_outage_keeps_what_the_buffer_holds_and_counts_the_rest() {
     drop(otlp);
     rt.shutdown_background();
 }
+
+#[test]
+fn records_carry_every_attribute_with_its_type() {
+    let logs = InMemoryLogExporter::default();
+    let provider = SdkLoggerProvider::builder()
+        .with_simple_exporter(logs.clone())
+        .build();
+    let (layer, guard) = UsageLayer::builder()
+        .logger_provider(&provider)
+        .jsonl_writer(std::io::sink)
+        .attributes(["tenant", "user.id", "seats", "beta"])
+        .budget(Budget::per_run("per-tenant").tokens(100).each("tenant"))
+        .build()
+        .unwrap();
+    let d = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    dispatcher::with_default(&d, || {
+        let run = info_span!("run", run_id = "r-attr", tenant = "acme", seats = 12u64);
+        let _r = run.enter();
+        drop(info_span!(
+            "llm_call",
+            model = "gpt-4o",
+            user.id = "u-7",
+            beta = true,
+            tokens.input = 150u64,
+            tokens.output = 1u64
+        ));
+    });
+    drop(guard);
+    provider.force_flush().unwrap();
+    let records = logs.get_emitted_logs().unwrap();
+    let find = |event: &str| {
+        records
+            .iter()
+            .find(|r| r.record.event_name() == Some(event))
+            .map(|r| attrs(&r.record))
+            .unwrap_or_else(|| panic!("no {event}"))
+    };
+    let call = find(tracing_llm_usage::otel::logs::CALL_EVENT);
+    for (k, v) in [
+        ("tenant", "acme"),
+        ("user.id", "u-7"),
+        ("seats", "12"),
+        ("beta", "true"),
+    ] {
+        assert_eq!(call.get(k).map(String::as_str), Some(v), "{k}: {call:?}");
+    }
+    let typed = records
+        .iter()
+        .find(|r| r.record.event_name() == Some(tracing_llm_usage::otel::logs::CALL_EVENT))
+        .unwrap();
+    let seats = typed
+        .record
+        .attributes_iter()
+        .find(|(k, _)| k.as_str() == "seats")
+        .map(|(_, v)| v.clone());
+    assert_eq!(seats, Some(AnyValue::Int(12)));
+    let summary = find(tracing_llm_usage::otel::logs::RUN_SUMMARY_EVENT);
+    assert_eq!(summary.get("tenant").map(String::as_str), Some("acme"));
+    assert_eq!(summary.get("seats").map(String::as_str), Some("12"));
+    assert!(!summary.contains_key("user.id"), "the run span has no user");
+    let exceeded = find(tracing_llm_usage::otel::logs::BUDGET_EXCEEDED_EVENT);
+    assert_eq!(
+        (
+            exceeded.get("llm.budget.attribute").map(String::as_str),
+            exceeded
+                .get("llm.budget.attribute_value")
+                .map(String::as_str)
+        ),
+        (Some("tenant"), Some("acme"))
+    );
+}
