@@ -159,6 +159,14 @@ impl Attributes {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &AttributeValue)> {
         self.pairs().iter().map(|(k, v)| (&**k, v))
     }
+
+    /// The address of an immortal set: the same for every call that carries it.
+    pub(crate) fn immortal_id(&self) -> Option<usize> {
+        match &self.0 {
+            Set::Immortal(p) => Some(p.as_ptr() as usize),
+            _ => None,
+        }
+    }
 }
 
 impl Serialize for Attributes {
@@ -375,6 +383,8 @@ impl<'k> Gather<'k> {
             if self.found & bit != 0 {
                 continue;
             }
+            // In the builder's order: after the values of the keys before this one.
+            let at = (self.found & (bit - 1)).count_ones() as usize;
             self.found |= bit;
             let name = &self.keys.names[i];
             if let Some(chars) = slot.cut_from {
@@ -382,7 +392,7 @@ impl<'k> Gather<'k> {
                     "attribute {name}: a value of {chars} characters was cut to {MAX_VALUE_CHARS}"
                 ));
             }
-            self.out.push((name.clone(), slot.value.clone()));
+            self.out.insert(at, (name.clone(), slot.value.clone()));
         }
     }
 
@@ -391,11 +401,6 @@ impl<'k> Gather<'k> {
         warnings.append(&mut self.cut);
         if self.out.is_empty() {
             return Attributes(Set::Empty);
-        }
-        if self.out.len() > 1 {
-            let keys = self.keys;
-            self.out
-                .sort_by_key(|(n, _)| keys.index(n).unwrap_or(usize::MAX));
         }
         Attributes(shared(&self.out))
     }

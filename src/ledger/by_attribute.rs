@@ -15,8 +15,20 @@ use crate::shard::thread_shard;
 
 const SHARDS: usize = 8;
 
-/// One shard: per attribute, value text → totals.
-type ShardData = Vec<HashMap<Name, Totals>>;
+/// One shard's groups (an attribute and a value each) and their totals.
+#[derive(Default)]
+struct ShardData {
+    /// Per attribute: value text → index into `totals`.
+    index: Vec<HashMap<Name, usize>>,
+    /// (attribute, value, totals).
+    totals: Vec<(usize, Name, Totals)>,
+    /// An immortal attribute set → the groups its calls add to, and how many of its values
+    /// went to `__other__`: the calls of a run repeat their set, and skip the lookups.
+    by_set: HashMap<usize, (smallvec::SmallVec<[usize; 4]>, u64)>,
+}
+
+/// Sets remembered per shard before the memo starts over.
+const SET_MEMO_CAP: usize = 4096;
 
 pub(crate) struct AttributeTotals {
     names: Box<[Name]>,
@@ -43,7 +55,12 @@ impl AttributeTotals {
         Self {
             names: names.into(),
             shards: (0..if names.is_empty() { 0 } else { SHARDS })
-                .map(|_| Mutex::new(vec![HashMap::new(); names.len()]))
+                .map(|_| {
+                    Mutex::new(ShardData {
+                        index: vec![HashMap::new(); names.len()],
+                        ..ShardData::default()
+                    })
+                })
                 .collect(),
             distinct: names.iter().map(|_| AtomicUsize::new(0)).collect(),
             cap,
@@ -60,25 +77,57 @@ impl AttributeTotals {
         if self.shards.is_empty() || rec.attributes.is_empty() {
             return;
         }
-        let mut shard = Self::lock(&self.shards[thread_shard() % SHARDS]);
+        let mut guard = Self::lock(&self.shards[thread_shard() % SHARDS]);
+        let shard = &mut *guard;
+        let set = rec.attributes.immortal_id();
+        if let Some((groups, other)) = set.and_then(|id| shard.by_set.get(&id)) {
+            for &g in groups {
+                shard.totals[g].2.add(rec);
+            }
+            if *other > 0 {
+                self.overflowed.fetch_add(*other, Ordering::Relaxed);
+            }
+            return;
+        }
+        let mut groups = smallvec::SmallVec::<[usize; 4]>::new();
+        let mut other = 0;
         for (i, name) in self.names.iter().enumerate() {
             let Some(value) = rec.attributes.get(name) else {
                 continue;
             };
-            let map = &mut shard[i];
             let key = text(value);
-            if let Some(t) = map.get_mut(&*key) {
-                t.add(rec);
-                continue;
-            }
-            let key = if self.distinct[i].fetch_add(1, Ordering::Relaxed) < self.cap {
-                key
-            } else {
-                self.distinct[i].fetch_sub(1, Ordering::Relaxed);
-                self.overflowed.fetch_add(1, Ordering::Relaxed);
-                self.other.clone()
+            let g = match shard.index[i].get(&*key) {
+                Some(&g) => g,
+                None => {
+                    let key = if self.distinct[i].fetch_add(1, Ordering::Relaxed) < self.cap {
+                        key
+                    } else {
+                        self.distinct[i].fetch_sub(1, Ordering::Relaxed);
+                        other += 1;
+                        self.other.clone()
+                    };
+                    match shard.index[i].get(&*key) {
+                        Some(&g) => g,
+                        None => {
+                            shard.totals.push((i, key.clone(), Totals::default()));
+                            let g = shard.totals.len() - 1;
+                            shard.index[i].insert(key, g);
+                            g
+                        }
+                    }
+                }
             };
-            map.entry(key).or_default().add(rec);
+            shard.totals[g].2.add(rec);
+            groups.push(g);
+        }
+        if other > 0 {
+            self.overflowed.fetch_add(other, Ordering::Relaxed);
+        }
+        if let Some(id) = set {
+            if shard.by_set.len() >= SET_MEMO_CAP {
+                shard.by_set.clear();
+            }
+            shard.by_set.insert(id, (groups, other));
         }
     }
 
@@ -87,8 +136,10 @@ impl AttributeTotals {
         let i = self.names.iter().position(|n| &**n == attribute)?;
         let mut out: HashMap<Name, Totals> = HashMap::new();
         for shard in self.shards.iter() {
-            for (k, t) in &Self::lock(shard)[i] {
-                out.entry(k.clone()).or_default().merge(t);
+            for (a, k, t) in &Self::lock(shard).totals {
+                if *a == i {
+                    out.entry(k.clone()).or_default().merge(t);
+                }
             }
         }
         Some(out)
