@@ -13,6 +13,9 @@
 # RSS. Then the same one-day question on a store of TIMES × CALLS calls (the extra rows on other
 # days): its time over the small store's.
 #
+# Last, `llm-usage import` of the daily files into a new SQLite file against the loader a user
+# would write instead (Python: `json.loads` + `executemany` into one table without indexes).
+#
 #   bash benches/db.sh   (BENCH_DIR=/tmp/llm-usage-db CALLS=600000 DAYS=300 RUNS=5 TIMES=10)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -131,4 +134,31 @@ if pg:
         pg_q(GROUP.format(where=pg_where)))
     row("PostgreSQL", "stats, one day", ["stats", *win, "--db", pg],
         pg_q(f"SELECT line FROM llm_usage {pg_where}"))
+PY
+
+python3 - "$BIN" "$DIR" <<'PY'
+import glob, json, os, sqlite3, subprocess, sys, tempfile, time
+bin_, d = sys.argv[1], sys.argv[2]
+files = sorted(glob.glob(os.path.join(d, "logs", "*.jsonl")))
+with tempfile.TemporaryDirectory() as tmp:
+    t = time.perf_counter()
+    subprocess.run([bin_, "import", os.path.join(d, "logs"), "--db", os.path.join(tmp, "ours.sqlite")],
+                   check=True, stdout=subprocess.DEVNULL)
+    ours = time.perf_counter() - t
+    t = time.perf_counter()
+    con = sqlite3.connect(os.path.join(tmp, "plain.sqlite"))
+    con.execute("CREATE TABLE lines (event TEXT, timestamp TEXT, run_id TEXT, step TEXT, model TEXT,"
+                " input INTEGER, output INTEGER, cost REAL, line TEXT)")
+    for f in files:
+        rows = []
+        for line in open(f):
+            v = json.loads(line)
+            tok = v.get("tokens") or {}
+            rows.append((v["event"], v["timestamp"], v.get("run_id"), v.get("step"), v.get("model"),
+                         tok.get("input"), tok.get("output"), v.get("cost_usd"), line))
+        con.executemany("INSERT INTO lines VALUES (?,?,?,?,?,?,?,?,?)", rows)
+    con.commit()
+    plain = time.perf_counter() - t
+print(f"import of {len(files)} files into a new SQLite file: llm-usage {ours:.2f} s, "
+      f"a Python loader {plain:.2f} s, ratio {ours / plain:.2f}")
 PY

@@ -284,7 +284,11 @@ impl Backend for Sqlite {
             |r| r.get(0),
         )?;
         if empty {
+            // The `seq` indexes stay: each transaction starts from the largest `seq`, which
+            // without them is a scan of everything loaded so far (a load of many files would
+            // take time in the square of its size), and appending to them costs little.
             let drops: String = index_names()
+                .filter(|n| !n.ends_with("_seq"))
                 .map(|n| format!("DROP INDEX IF EXISTS {n};"))
                 .collect();
             self.conn.execute_batch(&drops)?;
