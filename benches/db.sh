@@ -7,11 +7,14 @@
 #   * `llm-usage by step --db` (whole store) against `SELECT step, count(*), sums GROUP BY step`;
 #   * `llm-usage by step --since D --until D --db` (one day) against the same with
 #     `WHERE timestamp >= D AND timestamp < D+1`;
-#   * `llm-usage stats --since D --until D --db` (read as lines, through the time index);
+#   * `llm-usage by run --db` (whole store) against `GROUP BY run_id`;
+#   * `llm-usage stats --db`, whole store and one day, against the calls' sums and
+#     `count(DISTINCT run_id)` over the same rows;
 #
 # the engine's side timed in process (Python's sqlite3, psql's \timing), and llm-usage's peak
 # RSS. Then the same one-day question on a store of TIMES × CALLS calls (the extra rows on other
-# days): its time over the small store's.
+# days), in SQLite and (a database `<name>_big` beside the given one) PostgreSQL: its time over
+# the small store's.
 #
 # Last, `llm-usage import` of the daily files into a new SQLite file against the loader a user
 # would write instead (Python: `json.loads` + `executemany` into one table without indexes).
@@ -66,10 +69,33 @@ if [ -n "$PG" ]; then
     "$BIN" import "$DIR/logs" --db "$PG" > /dev/null
     psql -q "$PG" -c "VACUUM ANALYZE" > /dev/null
 fi
+PG_BIG=
+if [ -n "$PG" ] && [ "$TIMES" != 0 ]; then
+    # The same store TIMES times over in a database of its own beside it (`<name>_big`),
+    # each copy on days of its own (two years apart), as for SQLite.
+    name=${PG##*/}
+    PG_BIG="${PG%/*}/${name}_big"
+    psql -q "$PG" -c "DROP DATABASE IF EXISTS ${name}_big" -c "CREATE DATABASE ${name}_big" > /dev/null
+    pg_dump "$PG" | psql -q "$PG_BIG" > /dev/null
+    for t in llm_usage llm_runs llm_events; do
+        psql -q "$PG_BIG" > /dev/null <<SQL
+CREATE TEMP TABLE copy AS SELECT * FROM $t;
+DO \$\$ BEGIN
+  FOR k IN 1..$((TIMES - 1)) LOOP
+    UPDATE copy SET seq = seq + 100000000, id = id || '-' || k,
+      timestamp = timestamp + interval '2 years';
+    INSERT INTO $t SELECT * FROM copy;
+  END LOOP;
+END \$\$;
+SQL
+    done
+    psql -q "$PG_BIG" -c "VACUUM ANALYZE" > /dev/null
+fi
 
-python3 - "$BIN" "$DIR" "$RUNS" "$PG" "$TIMES" <<'PY'
+python3 - "$BIN" "$DIR" "$RUNS" "$PG" "$TIMES" "$PG_BIG" <<'PY'
 import os, re, sqlite3, statistics, subprocess, sys, time
 bin_, d, runs, pg, times = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+pg_big = sys.argv[6]
 sqlite_db = os.path.join(d, "usage.sqlite")
 con = sqlite3.connect(sqlite_db)
 day = con.execute("SELECT substr(timestamp, 1, 10) FROM llm_usage ORDER BY seq LIMIT 1 OFFSET "
@@ -80,6 +106,13 @@ lo, hi = day + "T00:00:00.000Z", next_day + "T00:00:00.000Z"
 GROUP = """SELECT step, count(*), count(error), sum(input_tokens), sum(output_tokens), sum(total_tokens),
                   sum(cache_read_tokens), sum(reasoning_tokens), sum(cost_usd), count(cost_usd)
            FROM llm_usage {where} GROUP BY step"""
+
+# What `stats` asks for: the calls' sums and their distinct runs (the other queries it makes
+# are a count of summaries, of budget lines, and two index look-ups).
+TOTALS = """SELECT count(*), count(error), sum(input_tokens), sum(output_tokens), sum(total_tokens),
+                  sum(cache_read_tokens), sum(reasoning_tokens), sum(cost_usd), count(cost_usd),
+                  count(DISTINCT run_id)
+           FROM llm_usage {where}"""
 
 def median(f):
     ts = []
@@ -102,9 +135,10 @@ def sqlite_q(path, sql, params=()):
         c.close()
     return median(run)
 
-def pg_q(sql):
+def pg_q(sql, url=None):
     def run():
-        subprocess.run(["psql", "-q", "-X", pg, "-c", sql], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["psql", "-q", "-X", url or pg, "-c", sql], check=True,
+                       stdout=subprocess.DEVNULL)
     return median(run)
 
 print(f"store: {calls:,} calls; one day: {day}")
@@ -120,20 +154,35 @@ row("SQLite", "by step, whole store", ["by", "step", "--db", sqlite_db],
     sqlite_q(sqlite_db, GROUP.format(where="")))
 small = row("SQLite", "by step, one day", ["by", "step", *win, "--db", sqlite_db],
     sqlite_q(sqlite_db, GROUP.format(where="WHERE timestamp >= ? AND timestamp < ?"), (lo, hi)))
+row("SQLite", "by run, whole store", ["by", "run", "--db", sqlite_db],
+    sqlite_q(sqlite_db, GROUP.replace("step", "run_id").format(where="")))
+row("SQLite", "stats, whole store", ["stats", "--db", sqlite_db],
+    sqlite_q(sqlite_db, TOTALS.format(where="")))
 row("SQLite", "stats, one day", ["stats", *win, "--db", sqlite_db],
-    sqlite_q(sqlite_db, "SELECT line FROM llm_usage WHERE timestamp >= ? AND timestamp < ?", (lo, hi)))
+    sqlite_q(sqlite_db, TOTALS.format(where="WHERE timestamp >= ? AND timestamp < ?"), (lo, hi)))
 big_db = os.path.join(d, "big.sqlite")
 if times and os.path.exists(big_db):
     big = row("SQLite", f"by step, one day, {times}×", ["by", "step", *win, "--db", big_db],
               sqlite_q(big_db, GROUP.format(where="WHERE timestamp >= ? AND timestamp < ?"), (lo, hi)))
     print(f"one day on the {times}× store over the store: {big / small:.2f}")
+    row("SQLite", f"stats, one day, {times}×", ["stats", *win, "--db", big_db],
+        sqlite_q(big_db, TOTALS.format(where="WHERE timestamp >= ? AND timestamp < ?"), (lo, hi)))
 if pg:
     pg_where = f"WHERE timestamp >= '{lo}' AND timestamp < '{hi}'"
     row("PostgreSQL", "by step, whole store", ["by", "step", "--db", pg], pg_q(GROUP.format(where="")))
-    row("PostgreSQL", "by step, one day", ["by", "step", *win, "--db", pg],
-        pg_q(GROUP.format(where=pg_where)))
+    small = row("PostgreSQL", "by step, one day", ["by", "step", *win, "--db", pg],
+                pg_q(GROUP.format(where=pg_where)))
+    if pg_big:
+        big = row("PostgreSQL", f"by step, one day, {times}×", ["by", "step", *win, "--db", pg_big],
+                  pg_q(GROUP.format(where=pg_where), pg_big))
+        print(f"one day on the {times}× store over the store: {big / small:.2f}")
+        row("PostgreSQL", f"stats, one day, {times}×", ["stats", *win, "--db", pg_big],
+            pg_q(TOTALS.format(where=pg_where), pg_big))
+    row("PostgreSQL", "by run, whole store", ["by", "run", "--db", pg],
+        pg_q(GROUP.replace("step", "run_id").format(where="")))
+    row("PostgreSQL", "stats, whole store", ["stats", "--db", pg], pg_q(TOTALS.format(where="")))
     row("PostgreSQL", "stats, one day", ["stats", *win, "--db", pg],
-        pg_q(f"SELECT line FROM llm_usage {pg_where}"))
+        pg_q(TOTALS.format(where=pg_where)))
 PY
 
 python3 - "$BIN" "$DIR" <<'PY'

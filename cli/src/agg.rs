@@ -362,6 +362,8 @@ pub(crate) struct Aggregate {
     pub(crate) summaries: u64,
     /// Budget lines found in the logs.
     pub(crate) budget_lines: Vec<BudgetLine>,
+    /// Budget lines a database counted, per event (`stats --db`: not read one by one).
+    pub(crate) budget_counted: Vec<(String, u64)>,
     /// The calls of the batch being read, for the budget replay.
     pub(crate) spend: Spends,
     /// `report --html`'s breakdowns.
@@ -642,6 +644,7 @@ impl Aggregate {
         }
         self.summaries += o.summaries;
         self.budget_lines.extend(o.budget_lines);
+        self.budget_counted.extend(o.budget_counted);
         self.detail.merge(o.detail);
         for (k, acc) in o.by_attribute {
             self.by_attribute.entry(k).or_default().merge(&acc);

@@ -68,11 +68,13 @@ pub(crate) fn stats(scan: &Scan, files: u64, lines: u64) -> Vec<Section<'_>> {
         Cell::Share(ratio(a.estimated_tokens, a.total)),
     );
     let budget = |kind: &str| {
+        let counted = scan.agg.budget_counted.iter().filter(|(e, _)| e == kind);
         scan.agg
             .budget_lines
             .iter()
             .filter(|b| b.event == kind)
             .count() as u64
+            + counted.map(|(_, n)| n).sum::<u64>()
     };
     kv("budget_warning_lines", Cell::Int(budget("budget_warning")));
     kv(

@@ -496,11 +496,16 @@ fn main() -> ExitCode {
         }),
         _ => None,
     };
-    // `by` over a database: the database sums the groups when it can, else the lines are read.
+    // `by` and `stats` over a database: the database sums when it can, else the lines are read.
     let summed = match (&cli.command, &c.db, &needs.override_prices) {
         (Command::By { dimension, .. }, Some(db), None) => match group(dimension) {
             Group::Dim(d) => by_in_db(db, &filters, d),
             Group::Attribute(_) => None,
+        },
+        (Command::Stats { .. }, Some(db), None) => match stats_in_db(db, &filters) {
+            Some(Ok(scan)) => Some(scan),
+            Some(Err(e)) => return fail(e),
+            None => None,
         },
         _ => None,
     };
@@ -690,6 +695,17 @@ fn by_in_db(db: &str, filters: &Filters, dim: Dim) -> Option<read::Scan> {
     #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
     {
         let _ = (db, filters, dim);
+        None
+    }
+}
+
+/// `stats` computed by the database `db`, when it can.
+fn stats_in_db(db: &str, filters: &Filters) -> Option<Result<read::Scan, String>> {
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    return db::stats(db, filters);
+    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+    {
+        let _ = (db, filters);
         None
     }
 }

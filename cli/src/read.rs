@@ -172,7 +172,7 @@ fn canonical(ts: &str) -> std::borrow::Cow<'_, str> {
 }
 
 impl Filters {
-    fn keep(&self, l: &line::Line<'_>) -> bool {
+    pub(crate) fn keep(&self, l: &line::Line<'_>) -> bool {
         if self.since.is_some() || self.until.is_some() {
             let ts = canonical(&l.timestamp);
             if self.since.as_deref().is_some_and(|s| *ts < *s) {

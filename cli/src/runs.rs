@@ -21,9 +21,19 @@ pub(crate) struct RunCount {
     last: Option<u64>,
     /// Other workers' vectors, each sorted and deduplicated.
     others: Vec<Vec<u64>>,
+    /// Runs a database counted (distinct from every hash here: a count has no hashes).
+    counted: u64,
 }
 
 impl RunCount {
+    /// A count a database made (`count(DISTINCT run_id)`).
+    pub(crate) fn counted(n: u64) -> Self {
+        RunCount {
+            counted: n,
+            ..RunCount::default()
+        }
+    }
+
     pub(crate) fn add(&mut self, id: &str) {
         let h = xxh3_64(id.as_bytes());
         if self.last == Some(h) {
@@ -47,6 +57,7 @@ impl RunCount {
     }
 
     pub(crate) fn merge(&mut self, mut o: RunCount) {
+        self.counted += o.counted;
         o.compact();
         self.others.push(o.hashes);
         self.others.append(&mut o.others);
@@ -65,7 +76,7 @@ impl RunCount {
             .filter(|l| !l.is_empty())
             .collect();
         let mut at = vec![0usize; lists.len()];
-        let mut n = 0u64;
+        let mut n = self.counted;
         loop {
             let next = lists
                 .iter()
@@ -347,6 +358,20 @@ pub(crate) struct RunSums<S> {
 impl<S> RunSums<S> {
     pub(crate) fn priced(&self) -> bool {
         self.unpriced < self.calls
+    }
+
+    /// The run's calls as a database summed them.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) fn set_sums(&mut self, s: &tracing_llm_usage::store::CallSums) {
+        let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        self.calls = count(s.calls);
+        self.unpriced = count(s.calls.saturating_sub(s.priced));
+        self.input = s.input;
+        self.output = s.output;
+        self.total = s.total;
+        self.cache_read = s.cache_read;
+        self.reasoning = s.reasoning;
+        self.cost = s.cost;
     }
 }
 

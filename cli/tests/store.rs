@@ -61,6 +61,10 @@ mod store {
                 missing_database_fails()
             }),
             Trial::test(
+                "sqlite_import_into_a_new_file_appears_whole_or_not_at_all",
+                new_file_whole_or_not_at_all,
+            ),
+            Trial::test(
                 "postgres_require_against_a_server_without_tls_fails",
                 require_without_tls_fails,
             ),
@@ -646,7 +650,7 @@ mod store {
         llm_usage(&["import", path(&all), "--db", &db.target]);
         let mut commands: Vec<Vec<&str>> = Vec::new();
         for dim in [
-            "step", "model", "provider", "task", "agent", "day", "run", "tenant",
+            "step", "model", "provider", "task", "agent", "day", "run", "tenant", "",
         ] {
             for filter in [
                 vec![],
@@ -663,14 +667,25 @@ mod store {
                 vec!["--run", "run-a"],
                 vec!["--step", "answer", "--where", "tenant=globex"],
             ] {
-                let mut args = vec!["by", dim];
+                // `stats` where the dimension is empty.
+                let mut args = if dim.is_empty() {
+                    vec!["stats"]
+                } else {
+                    vec!["by", dim]
+                };
                 args.extend(filter);
                 commands.push(args.clone());
                 args.extend(["--format", "json"]);
                 commands.push(args);
             }
         }
-        commands.push(vec!["stats", "--since", "2026-03-03"]);
+        commands.push(vec![
+            "stats",
+            "--where",
+            "run_id=run-b",
+            "--since",
+            "2026-03-02",
+        ]);
         commands.push(vec!["report", "--where", "tenant=acme"]);
         commands.push(vec!["run", "list", "--until", "2026-03-02"]);
         commands.push(vec!["budget", "--per-day", "0.01", "--since", "2026-03-02"]);
@@ -740,6 +755,123 @@ mod store {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(db.count("llm_usage") > 0);
+
+        // `stats` and `by` are the columns' sums: lines changed behind the columns' back
+        // change a report that reads lines, not them.
+        let run = |args: &[&str], source: &str| {
+            let mut args = args.to_vec();
+            args.extend(["--format", "json"]);
+            if source == "db" {
+                args.extend(["--db", &db.target]);
+            } else {
+                args.push(source);
+            }
+            let out = Command::cargo_bin("llm-usage")
+                .unwrap()
+                .args(args)
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let report_before = run(&["report"], "db");
+        db.execute("UPDATE llm_usage SET line = replace(line, '\"input\":', '\"in\":')");
+        assert_ne!(run(&["report"], "db"), report_before);
+        for args in [
+            &["stats"][..],
+            &["by", "run"],
+            &["by", "step"],
+            &["by", "day"],
+        ] {
+            assert_eq!(run(args, "db"), run(args, path(&all)), "{args:?}");
+        }
+        Ok(())
+    }
+
+    /// A new SQLite file is loaded beside its place and moved there when complete: a load
+    /// that fails leaves neither the file nor its scratch copy; one that succeeds, the file
+    /// alone, each input counted in its own line however the transactions fell.
+    fn new_file_whole_or_not_at_all() -> Result<(), Failed> {
+        let dir = tempfile::tempdir()?;
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs)?;
+        let fixture = std::fs::read_to_string(fixture().join("usage.jsonl"))?;
+        let lines: Vec<&str> = fixture.lines().collect();
+        // Three files, the middle one empty.
+        std::fs::write(logs.join("a.jsonl"), lines[..10].join("\n") + "\n")?;
+        std::fs::write(logs.join("b.jsonl"), "")?;
+        std::fs::write(logs.join("c.jsonl"), lines[10..].join("\n") + "\n")?;
+        let names = |d: &Path| -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+
+        // The second input is not gzip: the load fails after storing the first.
+        let broken = dir.path().join("broken");
+        std::fs::create_dir(&broken)?;
+        std::fs::write(broken.join("a.jsonl"), lines[..10].join("\n") + "\n")?;
+        std::fs::write(broken.join("b.jsonl.gz"), "not gzip at all")?;
+        let target = dir.path().join("db").join("usage.sqlite");
+        std::fs::create_dir(dir.path().join("db"))?;
+        let out = Command::cargo_bin("llm-usage")?
+            .args(["import", path(&broken), "--db", path(&target)])
+            .output()?;
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("b.jsonl.gz"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(names(&dir.path().join("db")).is_empty());
+
+        let out = Command::cargo_bin("llm-usage")?
+            .args(["import", path(&logs), "--db", path(&target)])
+            .output()?;
+        assert!(out.status.success());
+        let stdout = String::from_utf8(out.stdout)?;
+        let n = lines.len() - 10;
+        assert_eq!(
+            stdout,
+            format!(
+                "{a}: 10 lines, 10 rows added, 0 already there, 0 skipped\n\
+                 {b}: 0 lines, 0 rows added, 0 already there, 0 skipped\n\
+                 {c}: {n} lines, {n} rows added, 0 already there, 0 skipped\n",
+                a = logs.join("a.jsonl").display(),
+                b = logs.join("b.jsonl").display(),
+                c = logs.join("c.jsonl").display(),
+            )
+        );
+        assert_eq!(names(&dir.path().join("db")), ["usage.sqlite"]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&target)?.permissions().mode() & 0o777;
+            // As a store the library makes (the JSONL files' mode).
+            assert_eq!(mode, 0o640);
+        }
+        let db = Db {
+            target: path(&target).to_owned(),
+            pg: false,
+            _dir: None,
+        };
+        assert_eq!(
+            db.count("llm_usage") + db.count("llm_runs") + db.count("llm_events"),
+            lines.len() as u64
+        );
+        assert_eq!(
+            db.numbers("SELECT count(DISTINCT path) FROM llm_imports"),
+            [3.0]
+        );
+        // The moved file is an ordinary store: a report reads it, and loading again adds
+        // nothing.
+        let again = Command::cargo_bin("llm-usage")?
+            .args(["import", path(&logs), "--db", path(&target)])
+            .output()?;
+        assert!(String::from_utf8(again.stdout)?
+            .contains(&format!("{n} lines, 0 rows added, {n} already there")));
         Ok(())
     }
 

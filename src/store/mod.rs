@@ -25,7 +25,7 @@ mod postgres_tls;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
-pub use query::{CallSums, Field, GroupBy, LineFilter};
+pub use query::{CallSums, Field, GroupBy, LineFilter, Totals};
 pub(crate) use row::{Keyer, Row};
 
 /// A database opened for reading or loading LLM usage log lines: what `llm-usage import` and
@@ -116,6 +116,19 @@ impl Store {
         self.backend.bulk()
     }
 
+    /// Writes without a journal and without syncs (SQLite; nothing for PostgreSQL): for a new
+    /// file that nobody reads until the load is complete, and that is deleted if it fails, as
+    /// `llm-usage import` does when it makes a new database (it loads a file beside the target
+    /// and moves it into place at the end). A crash leaves that file unusable: never use this
+    /// on a database that holds anything.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the database refuses the settings.
+    pub fn write_unjournaled(&mut self) -> Result<(), StoreError> {
+        self.backend.unjournaled()
+    }
+
     /// Ends a large load begun with [`prepare_bulk`](Self::prepare_bulk).
     ///
     /// # Errors
@@ -136,16 +149,37 @@ impl Store {
     ///
     /// [`StoreError`] when the transaction fails: nothing of it is stored.
     pub fn insert(&mut self, lines: &[&str]) -> Result<Inserted, StoreError> {
-        let mut rows = Vec::with_capacity(lines.len());
-        let mut rejected = Vec::new();
-        for (i, text) in lines.iter().enumerate() {
-            match self.keyer.row(text) {
-                Ok(r) => rows.push(r),
-                Err(e) => rejected.push((i, e)),
+        Ok(self.insert_parts(&[lines])?.pop().unwrap_or_default())
+    }
+
+    /// Stores several parts of lines (each a run of one file's lines, say) in one
+    /// transaction, and says what each part added and rejected, as [`insert`](Self::insert)
+    /// does for one: fewer, larger transactions load faster (each commit writes the index
+    /// pages it touched).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the transaction fails: nothing of it is stored.
+    pub fn insert_parts(&mut self, parts: &[&[&str]]) -> Result<Vec<Inserted>, StoreError> {
+        let mut rows = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+        let mut ends = Vec::with_capacity(parts.len());
+        let mut done: Vec<Inserted> = Vec::with_capacity(parts.len());
+        for lines in parts {
+            let mut part = Inserted::default();
+            for (i, text) in lines.iter().enumerate() {
+                match self.keyer.row(text) {
+                    Ok(r) => rows.push(r),
+                    Err(e) => part.rejected.push((i, e)),
+                }
             }
+            ends.push(rows.len());
+            done.push(part);
         }
-        let added = self.backend.insert(&rows)?;
-        Ok(Inserted { added, rejected })
+        let added = self.backend.insert(&rows, &ends)?;
+        for (part, n) in done.iter_mut().zip(added) {
+            part.added = n;
+        }
+        Ok(done)
     }
 
     /// Calls `each` with every stored line, in the order they were logged.
@@ -173,7 +207,24 @@ impl Store {
         each: &mut dyn FnMut(&str),
     ) -> Result<(), StoreError> {
         filter.check()?;
-        let sql = query::lines(self.backend.engine(), filter);
+        let sql = query::lines(self.backend.engine(), filter, false);
+        self.backend.lines_where(&sql, each)
+    }
+
+    /// Calls `each` with the budget lines `filter`'s time window and `run_id` keep, in the
+    /// order they were logged (the other conditions are the caller's to apply: a budget
+    /// line's step, model or attribute is in its line only).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Filter`] for a value no engine can take, else when reading fails.
+    pub fn for_each_budget_line(
+        &mut self,
+        filter: &LineFilter,
+        each: &mut dyn FnMut(&str),
+    ) -> Result<(), StoreError> {
+        filter.check()?;
+        let sql = query::lines(self.backend.engine(), filter, true);
         self.backend.lines_where(&sql, each)
     }
 
@@ -189,9 +240,71 @@ impl Store {
         filter: &LineFilter,
         by: GroupBy,
     ) -> Result<Vec<CallSums>, StoreError> {
+        let mut all = Vec::new();
+        self.for_each_sum(filter, by, &mut |s| all.push(s))?;
+        Ok(all)
+    }
+
+    /// Calls `each` with the sums of the calls `filter` keeps, per group, as the database
+    /// gives them (a group per run can be millions: they are streamed, not collected).
+    ///
+    /// # Errors
+    ///
+    /// As [`sum_calls`](Self::sum_calls).
+    pub fn for_each_sum(
+        &mut self,
+        filter: &LineFilter,
+        by: GroupBy,
+        each: &mut dyn FnMut(CallSums),
+    ) -> Result<(), StoreError> {
         filter.check()?;
         let sql = query::sums(self.backend.engine(), filter, by);
-        self.backend.sums(&sql)
+        self.backend.sums(&sql, each)
+    }
+
+    /// What the lines `filter` keeps add up to, computed by the database: the calls' sums and
+    /// distinct runs, the first and last call, the run summaries and the budget lines per
+    /// event. Each is one indexed query (the window through the `timestamp` indexes); no line
+    /// travels but the first and the last call's.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Filter`] for a value no engine can take, else when a query fails.
+    pub fn totals(&mut self, filter: &LineFilter) -> Result<Totals, StoreError> {
+        filter.check()?;
+        let engine = self.backend.engine();
+        let mut calls = CallSums::default();
+        self.backend
+            .sums(&query::totals(engine, filter), &mut |s| calls = s)?;
+        let count = |v: Option<&Option<String>>| -> u64 {
+            v.and_then(|v| v.as_deref()?.parse().ok()).unwrap_or(0)
+        };
+        let summaries = self.backend.texts(&query::summary_count(engine, filter))?;
+        let summaries = count(summaries.first().and_then(|r| r.first()));
+        let events = self
+            .backend
+            .texts(&query::event_counts(engine, filter))?
+            .into_iter()
+            .filter_map(|r| Some((r.first()?.clone()?, count(r.get(1)))))
+            .collect();
+        let mut edge = |latest: bool| -> Result<Option<String>, StoreError> {
+            let rows = self
+                .backend
+                .texts(&query::edge_call(engine, filter, latest))?;
+            Ok(rows
+                .first()
+                .and_then(|r| r.first()?.as_deref())
+                .and_then(|line| crate::format::decode::parse_str(line).ok())
+                .map(|l| l.timestamp.into_owned()))
+        };
+        let (first, last) = (edge(false)?, edge(true)?);
+        Ok(Totals {
+            calls,
+            summaries,
+            first,
+            last,
+            events,
+        })
     }
 
     /// How many lines the store holds (calls, run summaries and budget lines).
@@ -221,7 +334,7 @@ impl Store {
     #[doc(hidden)]
     pub fn explain_lines(&mut self, filter: &LineFilter) -> Result<String, StoreError> {
         filter.check()?;
-        let sql = query::lines(self.backend.engine(), filter);
+        let sql = query::lines(self.backend.engine(), filter, false);
         self.backend.explain(&sql)
     }
 
@@ -303,12 +416,17 @@ fn chain(e: &::postgres::Error) -> String {
 
 /// What a database can do for the layer and [`Store`].
 pub(crate) trait Backend: Send {
-    /// Inserts `rows` in one transaction; returns how many were new (the others were there).
-    fn insert(&mut self, rows: &[Row<'_>]) -> Result<u64, StoreError>;
+    /// Inserts `rows` in one transaction; returns how many were new (the others were there)
+    /// in each part: `ends` are the parts' ends, the last one `rows.len()`.
+    fn insert(&mut self, rows: &[Row<'_>], ends: &[usize]) -> Result<Vec<u64>, StoreError>;
     /// Calls `each` with every stored line, in the order they were logged.
     fn lines(&mut self, each: &mut dyn FnMut(&str)) -> Result<(), StoreError>;
     /// Readies the connection for a large load (`import`): more cache, worth it only there.
     fn bulk(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// No journal, no syncs: for a file that is discarded if the load fails.
+    fn unjournaled(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
     /// Ends a large load: what `bulk` put off is done now.
@@ -323,8 +441,11 @@ pub(crate) trait Backend: Send {
         sql: &query::Sql,
         each: &mut dyn FnMut(&str),
     ) -> Result<(), StoreError>;
-    /// The rows of `sql` (from [`query::sums`]).
-    fn sums(&mut self, sql: &query::Sql) -> Result<Vec<CallSums>, StoreError>;
+    /// Calls `each` with the rows of `sql` (from [`query::sums`] or [`query::totals`]), as
+    /// they come.
+    fn sums(&mut self, sql: &query::Sql, each: &mut dyn FnMut(CallSums)) -> Result<(), StoreError>;
+    /// The rows of `sql`, whose every column is text (or `NULL`).
+    fn texts(&mut self, sql: &query::Sql) -> Result<Vec<Vec<Option<String>>>, StoreError>;
     /// Whether any table has a row.
     fn any_line(&mut self) -> Result<bool, StoreError>;
     /// The rows of the three line tables.

@@ -1,6 +1,7 @@
 //! PostgreSQL: a synchronous client (the `postgres` crate), one transaction per batch with
 //! prepared inserts; `seq` comes from one sequence shared by the tables.
 
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, Transaction};
 
 use crate::format::decode::SummaryUsage;
@@ -107,10 +108,28 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
     Ok(())
 }
 
+impl Postgres {
+    /// Calls `each` with the rows of `sql` as they come off the connection, never held whole.
+    /// Not through a portal: PostgreSQL plans a query a portal may suspend without parallel
+    /// workers, and a whole-table sum wants them.
+    fn stream(
+        &mut self,
+        sql: &query::Sql,
+        each: &mut dyn FnMut(&::postgres::Row) -> Result<(), ::postgres::Error>,
+    ) -> Result<(), StoreError> {
+        let mut rows = self.client.query_raw(sql.text.as_str(), params(sql))?;
+        while let Some(row) = rows.next()? {
+            each(&row)?;
+        }
+        Ok(())
+    }
+}
+
 impl Backend for Postgres {
-    fn insert(&mut self, rows: &[Row<'_>]) -> Result<u64, StoreError> {
+    fn insert(&mut self, rows: &[Row<'_>], ends: &[usize]) -> Result<Vec<u64>, StoreError> {
+        let mut added = vec![0; ends.len()];
         if rows.is_empty() {
-            return Ok(0);
+            return Ok(added);
         }
         let mut tx = self.client.transaction()?;
         // A block of `seq` numbers, so the lines keep their order across the tables.
@@ -118,9 +137,16 @@ impl Backend for Postgres {
         let first: i64 = tx.query_one("SELECT nextval('llm_seq')", &[])?.get(0);
         let n = i64::try_from(rows.len()).unwrap_or(i64::MAX);
         tx.execute("SELECT setval('llm_seq', $1)", &[&(first + n - 1)])?;
-        let mut added = 0;
         let numbered: Vec<(i64, &Row<'_>)> = (first..).zip(rows).collect();
-        for chunk in numbered.chunks(CHUNK) {
+        let parts = ends.iter().scan(0, |start, &end| {
+            let part = numbered.get(*start..end).unwrap_or_default();
+            *start = end;
+            Some(part)
+        });
+        for (part, chunk) in parts
+            .enumerate()
+            .flat_map(|(p, rows)| rows.chunks(CHUNK).map(move |c| (p, c)))
+        {
             let new;
             let chunk = if self.bulk && (self.probing || self.unprobed >= 8) {
                 let ids = |t: Table| -> Vec<&str> {
@@ -150,29 +176,20 @@ impl Backend for Postgres {
                 self.unprobed += 1;
                 chunk
             };
-            added += insert_usage(&mut tx, chunk)?;
-            added += insert_runs(&mut tx, chunk)?;
-            added += insert_events(&mut tx, chunk)?;
+            added[part] += insert_usage(&mut tx, chunk)?
+                + insert_runs(&mut tx, chunk)?
+                + insert_events(&mut tx, chunk)?;
         }
         tx.commit()?;
         Ok(added)
     }
 
     fn lines(&mut self, each: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
-        // Streamed: a portal inside a transaction, so a large table is never held whole.
-        let mut tx = self.client.transaction()?;
-        let portal = tx.bind(schema::ALL_LINES, &[])?;
-        loop {
-            let batch = tx.query_portal(&portal, 10_000)?;
-            if batch.is_empty() {
-                break;
-            }
-            for row in &batch {
-                each(row.try_get::<_, &str>(0)?);
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        let all = query::Sql {
+            text: schema::ALL_LINES.to_owned(),
+            params: Vec::new(),
+        };
+        self.lines_where(&all, each)
     }
 
     fn engine(&self) -> query::Engine {
@@ -184,48 +201,46 @@ impl Backend for Postgres {
         sql: &query::Sql,
         each: &mut dyn FnMut(&str),
     ) -> Result<(), StoreError> {
-        let params = params(sql);
-        let mut tx = self.client.transaction()?;
-        let portal = tx.bind(sql.text.as_str(), &params)?;
-        loop {
-            let batch = tx.query_portal(&portal, 10_000)?;
-            if batch.is_empty() {
-                break;
-            }
-            for row in &batch {
-                each(row.try_get::<_, &str>(0)?);
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        self.stream(sql, &mut |row| {
+            each(row.try_get::<_, &str>(0)?);
+            Ok(())
+        })
     }
 
-    fn sums(&mut self, sql: &query::Sql) -> Result<Vec<CallSums>, StoreError> {
+    fn sums(&mut self, sql: &query::Sql, each: &mut dyn FnMut(CallSums)) -> Result<(), StoreError> {
+        // A group per run may be millions of rows.
+        self.stream(sql, &mut |r| {
+            let n = |i: usize| -> Result<u64, ::postgres::Error> {
+                Ok(r.try_get::<_, Option<i64>>(i)?
+                    .map_or(0, |v| u64::try_from(v).unwrap_or(0)))
+            };
+            each(CallSums {
+                key: r.try_get(0)?,
+                calls: n(1)?,
+                errors: n(2)?,
+                input: n(3)?,
+                output: n(4)?,
+                total: n(5)?,
+                cache_read: n(6)?,
+                cache_write: n(7)?,
+                reasoning: n(8)?,
+                cost: r.try_get::<_, Option<f64>>(9)?.unwrap_or(0.0),
+                priced: n(10)?,
+                no_usage: n(11)?,
+                provider_priced: n(12)?,
+                estimated_tokens: n(13)?,
+                runs: if r.len() > 14 { n(14)? } else { 0 },
+            });
+            Ok(())
+        })
+    }
+
+    fn texts(&mut self, sql: &query::Sql) -> Result<Vec<Vec<Option<String>>>, StoreError> {
         let rows = self.client.query(sql.text.as_str(), &params(sql))?;
-        rows.iter()
-            .map(|r| {
-                let n = |i: usize| -> Result<u64, ::postgres::Error> {
-                    Ok(r.try_get::<_, Option<i64>>(i)?
-                        .map_or(0, |v| u64::try_from(v).unwrap_or(0)))
-                };
-                Ok(CallSums {
-                    key: r.try_get(0)?,
-                    calls: n(1)?,
-                    errors: n(2)?,
-                    input: n(3)?,
-                    output: n(4)?,
-                    total: n(5)?,
-                    cache_read: n(6)?,
-                    cache_write: n(7)?,
-                    reasoning: n(8)?,
-                    cost: r.try_get::<_, Option<f64>>(9)?.unwrap_or(0.0),
-                    priced: n(10)?,
-                    no_usage: n(11)?,
-                    provider_priced: n(12)?,
-                    estimated_tokens: n(13)?,
-                })
-            })
-            .collect()
+        Ok(rows
+            .iter()
+            .map(|r| (0..r.len()).map(|i| r.try_get(i)).collect())
+            .collect::<Result<_, _>>()?)
     }
 
     fn any_line(&mut self) -> Result<bool, StoreError> {

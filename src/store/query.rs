@@ -138,6 +138,26 @@ pub struct CallSums {
     pub provider_priced: u64,
     /// Total tokens of the calls whose counts were estimated.
     pub estimated_tokens: u64,
+    /// Distinct run ids among the calls ([`Store::totals`](super::Store::totals) counts
+    /// them; 0 in a group).
+    pub runs: u64,
+}
+
+/// What the lines a filter keeps add up to: a summary of a time window, computed by the
+/// database ([`Store::totals`](super::Store::totals)).
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Totals {
+    /// The calls' sums, and their distinct runs (`key` is `None`).
+    pub calls: CallSums,
+    /// Run summaries kept (by the time window, `run_id` and the attributes).
+    pub summaries: u64,
+    /// The earliest call's timestamp, as its line has it.
+    pub first: Option<String>,
+    /// The latest call's timestamp, as its line has it.
+    pub last: Option<String>,
+    /// Budget lines per event (`budget_warning`, ...) kept by the time window and `run_id`.
+    pub events: Vec<(String, u64)>,
 }
 
 /// How calls are grouped.
@@ -251,8 +271,9 @@ fn where_clause(conditions: &[String]) -> String {
     }
 }
 
-/// Every stored line `filter` may keep, in the order they were logged.
-pub(crate) fn lines(engine: Engine, filter: &LineFilter) -> Sql {
+/// Every stored line `filter` may keep, in the order they were logged; only budget lines
+/// when `budget_only`.
+pub(crate) fn lines(engine: Engine, filter: &LineFilter, budget_only: bool) -> Sql {
     let mut sql = Sql::new();
     let mut parts = Vec::new();
     for (table, name) in [
@@ -260,6 +281,9 @@ pub(crate) fn lines(engine: Engine, filter: &LineFilter) -> Sql {
         (Table::Runs, "llm_runs"),
         (Table::Events, "llm_events"),
     ] {
+        if budget_only && table != Table::Events {
+            continue;
+        }
         let c = conditions(&mut sql, engine, filter, table, false);
         parts.push(format!("SELECT seq, line FROM {name}{}", where_clause(&c)));
     }
@@ -282,13 +306,36 @@ pub(crate) fn sums(engine: Engine, filter: &LineFilter, by: GroupBy) -> Sql {
             "to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD')".to_owned()
         }
     };
+    sql.text = format!(
+        "SELECT {key}, {} FROM llm_usage{} GROUP BY {key}",
+        sum_columns(engine).join(", "),
+        where_clause(&c)
+    );
+    sql
+}
+
+/// The sums of every call `filter` keeps as one row (its key `NULL`), and after them the
+/// distinct run ids among those calls.
+pub(crate) fn totals(engine: Engine, filter: &LineFilter) -> Sql {
+    let mut sql = Sql::new();
+    let c = conditions(&mut sql, engine, filter, Table::Usage, true);
+    sql.text = format!(
+        "SELECT CAST(NULL AS TEXT), {}, count(DISTINCT run_id) FROM llm_usage{}",
+        sum_columns(engine).join(", "),
+        where_clause(&c)
+    );
+    sql
+}
+
+/// What [`CallSums`] reads after the key, in its order.
+fn sum_columns(engine: Engine) -> [String; 13] {
     // PostgreSQL sums bigints as numeric: back to bigint (an overflow is an error, and the
     // report then reads the lines).
     let int = |e: &str| match engine {
         Engine::Sqlite => format!("sum({e})"),
         Engine::Postgres => format!("CAST(sum({e}) AS BIGINT)"),
     };
-    let cols = [
+    [
         "count(*)".to_owned(),
         "count(error)".to_owned(),
         int("input_tokens"),
@@ -302,11 +349,47 @@ pub(crate) fn sums(engine: Engine, filter: &LineFilter, by: GroupBy) -> Sql {
         int("CASE WHEN cost_source = 'no_usage' THEN 1 ELSE 0 END"),
         int("CASE WHEN cost_source = 'provider' AND cost_usd IS NOT NULL THEN 1 ELSE 0 END"),
         int("CASE WHEN estimated THEN total_tokens ELSE 0 END"),
-    ];
+    ]
+}
+
+/// How many run summaries `filter` keeps (time, `run_id`, text attributes), as text.
+pub(crate) fn summary_count(engine: Engine, filter: &LineFilter) -> Sql {
+    let mut sql = Sql::new();
+    let c = conditions(&mut sql, engine, filter, Table::Runs, true);
     sql.text = format!(
-        "SELECT {key}, {} FROM llm_usage{} GROUP BY {key}",
-        cols.join(", "),
+        "SELECT CAST(count(*) AS TEXT) FROM llm_runs{}",
         where_clause(&c)
+    );
+    sql
+}
+
+/// How many budget lines of each event `filter`'s time window and `run_id` keep, as text
+/// (a budget line's other fields are in its line only).
+pub(crate) fn event_counts(engine: Engine, filter: &LineFilter) -> Sql {
+    let mut sql = Sql::new();
+    let c = conditions(&mut sql, engine, filter, Table::Events, true);
+    sql.text = format!(
+        "SELECT event, CAST(count(*) AS TEXT) FROM llm_events{} GROUP BY event",
+        where_clause(&c)
+    );
+    sql
+}
+
+/// The line of the earliest (or the latest) call `filter` keeps, the first logged of those
+/// at that instant: two look-ups in the time index (a sort by time and `seq` would read every
+/// row).
+pub(crate) fn edge_call(engine: Engine, filter: &LineFilter, latest: bool) -> Sql {
+    let mut sql = Sql::new();
+    let inner = conditions(&mut sql, engine, filter, Table::Usage, true);
+    let mut outer = conditions(&mut sql, engine, filter, Table::Usage, true);
+    let f = if latest { "max" } else { "min" };
+    outer.push(format!(
+        "timestamp = (SELECT {f}(timestamp) FROM llm_usage{})",
+        where_clause(&inner)
+    ));
+    sql.text = format!(
+        "SELECT line FROM llm_usage{} ORDER BY seq LIMIT 1",
+        where_clause(&outer)
     );
     sql
 }
@@ -327,12 +410,22 @@ mod tests {
     fn values_are_parameters_never_text() {
         let filter = LineFilter {
             since: Some("2026-01-01T00:00:00.000Z".into()),
-            fields: vec![(Field::Model, "'; DROP TABLE llm_usage; --".into())],
+            fields: vec![
+                (Field::Model, "'; DROP TABLE llm_usage; --".into()),
+                (Field::RunId, "'; DROP TABLE llm_runs; --".into()),
+            ],
             attributes: vec![("tenant".into(), "$.x".into())],
             ..LineFilter::default()
         };
         for engine in [Engine::Sqlite, Engine::Postgres] {
-            for sql in [lines(engine, &filter), sums(engine, &filter, GroupBy::Day)] {
+            for sql in [
+                lines(engine, &filter, false),
+                sums(engine, &filter, GroupBy::Day),
+                totals(engine, &filter),
+                summary_count(engine, &filter),
+                event_counts(engine, &filter),
+                edge_call(engine, &filter, true),
+            ] {
                 assert!(!sql.text.contains("DROP"), "{}", sql.text);
                 assert!(!sql.text.contains("$.x"), "{}", sql.text);
                 assert!(sql.params.iter().any(|p| p.contains("DROP")));

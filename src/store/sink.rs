@@ -80,7 +80,7 @@ impl Destination<Records> for DbSink {
                     }
                 },
             };
-            match backend.insert(&rows) {
+            match backend.insert(&rows, &[rows.len()]) {
                 Ok(_) => return Ok(()),
                 Err(e) => {
                     st.backend = None;

@@ -93,7 +93,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 impl Backend for Sqlite {
-    fn insert(&mut self, rows: &[Row<'_>]) -> Result<u64, StoreError> {
+    fn insert(&mut self, rows: &[Row<'_>], ends: &[usize]) -> Result<Vec<u64>, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -102,7 +102,7 @@ impl Backend for Sqlite {
         // touch the id index page after page instead of at random.
         let mut order: Vec<usize> = (0..rows.len()).collect();
         order.sort_unstable_by(|&a, &b| rows[a].id.cmp(&rows[b].id));
-        let mut added = 0;
+        let mut added = vec![0; ends.len()];
         {
             let mut usage = tx.prepare_cached(INSERT_USAGE)?;
             let mut runs = tx.prepare_cached(INSERT_RUN)?;
@@ -193,7 +193,10 @@ impl Backend for Sqlite {
                         r.line,
                     ])?,
                 };
-                added += n as u64;
+                let part = ends.partition_point(|&end| end <= i);
+                if let Some(a) = added.get_mut(part) {
+                    *a += n as u64;
+                }
             }
         }
         tx.commit()?;
@@ -228,14 +231,16 @@ impl Backend for Sqlite {
         Ok(())
     }
 
-    fn sums(&mut self, sql: &query::Sql) -> Result<Vec<CallSums>, StoreError> {
+    fn sums(&mut self, sql: &query::Sql, each: &mut dyn FnMut(CallSums)) -> Result<(), StoreError> {
         let mut stmt = self.conn.prepare(&sql.text)?;
-        let rows = stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+        let columns = stmt.column_count();
+        let mut rows = stmt.query(rusqlite::params_from_iter(sql.params.iter()))?;
+        while let Some(r) = rows.next()? {
             let n = |i: usize| -> rusqlite::Result<u64> {
                 Ok(r.get::<_, Option<i64>>(i)?
                     .map_or(0, |v| u64::try_from(v).unwrap_or(0)))
             };
-            Ok(CallSums {
+            each(CallSums {
                 key: r.get(0)?,
                 calls: n(1)?,
                 errors: n(2)?,
@@ -250,7 +255,19 @@ impl Backend for Sqlite {
                 no_usage: n(11)?,
                 provider_priced: n(12)?,
                 estimated_tokens: n(13)?,
-            })
+                runs: if columns > 14 { n(14)? } else { 0 },
+            });
+        }
+        Ok(())
+    }
+
+    fn texts(&mut self, sql: &query::Sql) -> Result<Vec<Vec<Option<String>>>, StoreError> {
+        let mut stmt = self.conn.prepare(&sql.text)?;
+        let columns = stmt.column_count();
+        let rows = stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+            (0..columns)
+                .map(|i| r.get::<_, Option<String>>(i))
+                .collect()
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -295,6 +312,15 @@ impl Backend for Sqlite {
             self.unindexed = true;
         }
         self.probe = !empty;
+        Ok(())
+    }
+
+    fn unjournaled(&mut self) -> Result<(), StoreError> {
+        // `journal_mode` answers with the mode it set: a query, not an update.
+        let _: String = self
+            .conn
+            .query_row("PRAGMA journal_mode = OFF", [], |r| r.get(0))?;
+        self.conn.pragma_update(None, "synchronous", "OFF")?;
         Ok(())
     }
 
