@@ -54,6 +54,8 @@ for k in range(times):
             else (f"id || '-{k}'" if c == "id" else ("seq + %d" % (k * 10**8) if c == "seq" else c))
             for c in cols)
         con.execute(f"INSERT INTO {t} ({', '.join(cols)}) SELECT {sel} FROM s.{t}")
+con.execute("CREATE TABLE llm_counts AS SELECT (SELECT count(*) FROM llm_usage) + "
+            "(SELECT count(*) FROM llm_runs) + (SELECT count(*) FROM llm_events) AS lines")
 con.commit()
 for stmt in ["CREATE INDEX llm_usage_seq ON llm_usage (seq)", "CREATE INDEX llm_usage_time ON llm_usage (timestamp)",
              "CREATE INDEX llm_usage_model ON llm_usage (model, timestamp)", "CREATE INDEX llm_usage_provider ON llm_usage (provider, timestamp)",

@@ -224,6 +224,24 @@ mod store {
             }
         }
 
+        /// Takes migration 5 back: the line count and its triggers.
+        fn undo_line_counts(&self) {
+            if self.pg {
+                self.execute(
+                    "DROP TABLE llm_counts; DROP FUNCTION llm_count_added, llm_count_removed, \
+                     llm_recount CASCADE",
+                );
+            } else {
+                let mut sql = String::from("DROP TABLE llm_counts;");
+                for t in ["llm_usage", "llm_runs", "llm_events"] {
+                    sql.push_str(&format!(
+                        "DROP TRIGGER {t}_counted; DROP TRIGGER {t}_uncounted;"
+                    ));
+                }
+                self.execute(&sql);
+            }
+        }
+
         fn count(&self, table: &str) -> u64 {
             self.numbers(&format!(
                 "SELECT CAST(count(*) AS DOUBLE PRECISION) FROM {table}"
@@ -617,6 +635,7 @@ mod store {
 
         // The previous schema: no attribute columns, version 3. The next open adds them and
         // fills them from the stored lines.
+        db.undo_line_counts();
         db.execute(
             "ALTER TABLE llm_usage DROP COLUMN attributes; ALTER TABLE llm_runs DROP COLUMN attributes;
              UPDATE llm_schema SET version = 3",
@@ -625,7 +644,7 @@ mod store {
         assert!(out.contains("0 rows added"), "{out}");
         assert_eq!(
             db.numbers("SELECT CAST(version AS DOUBLE PRECISION) FROM llm_schema"),
-            [4.0]
+            [5.0]
         );
         assert_eq!(per_tenant(sql)[..3], want[..]);
         assert_eq!(
@@ -960,20 +979,20 @@ mod store {
         let c = rusqlite::Connection::open(&db.target)?;
         assert_eq!(
             c.query_row("SELECT version FROM llm_schema", [], |r| r.get::<_, i64>(0))?,
-            4
+            5
         );
-        c.execute("UPDATE llm_schema SET version = 5", [])?;
+        c.execute("UPDATE llm_schema SET version = 6", [])?;
         let err = db.builder().build().err().unwrap();
         assert_eq!(
             err.to_string(),
-            "usage database: the database is at schema version 5, newer than the 4 this build \
+            "usage database: the database is at schema version 6, newer than the 5 this build \
              knows: use a newer tracing-llm-usage"
         );
         let out = Command::cargo_bin("llm-usage")?
             .args(["stats", "--db", &db.target])
             .output()?;
         assert_eq!(out.status.code(), Some(1));
-        assert!(String::from_utf8(out.stderr)?.contains("schema version 5"));
+        assert!(String::from_utf8(out.stderr)?.contains("schema version 6"));
         Ok(())
     }
 
@@ -1137,6 +1156,7 @@ mod store {
         let first = std::fs::read_to_string(fixture().join("usage.jsonl"))?;
         std::fs::write(&log, format!("{}\n", first.lines().next().unwrap()))?;
         llm_usage(&["import", path(&log), "--db", &db.target]);
+        db.undo_line_counts();
         db.execute(
             "ALTER TABLE llm_usage DROP COLUMN stream; ALTER TABLE llm_usage DROP COLUMN ttft_ms;
              ALTER TABLE llm_usage DROP COLUMN modality; ALTER TABLE llm_usage DROP COLUMN attributes;
@@ -1157,20 +1177,25 @@ mod store {
         );
         assert_eq!(
             db.numbers("SELECT CAST(version AS DOUBLE PRECISION) FROM llm_schema"),
-            [4.0]
+            [5.0]
         );
         assert_eq!(db.count("llm_events"), 0);
         assert_eq!(db.count("llm_imports"), 1);
         assert_eq!(db.count("llm_usage"), 1);
+        // Migration 5 counted the rows already there.
+        assert_eq!(
+            db.numbers("SELECT CAST(lines AS DOUBLE PRECISION) FROM llm_counts"),
+            [1.0]
+        );
 
-        db.execute("UPDATE llm_schema SET version = 5");
+        db.execute("UPDATE llm_schema SET version = 6");
         let out = Command::cargo_bin("llm-usage")?
             .args(["import", path(&log), "--db", &db.target])
             .output()?;
         assert_eq!(out.status.code(), Some(1));
         let err = String::from_utf8(out.stderr)?;
         assert!(
-            err.contains("the database is at schema version 5, newer than the 4"),
+            err.contains("the database is at schema version 6, newer than the 5"),
             "{err}"
         );
         Ok(())

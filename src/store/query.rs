@@ -394,9 +394,9 @@ pub(crate) fn edge_call(engine: Engine, filter: &LineFilter, latest: bool) -> Sq
     sql
 }
 
-/// The rows of the three line tables.
-pub(crate) const LINE_COUNT: &str = "SELECT (SELECT count(*) FROM llm_usage) + \
-     (SELECT count(*) FROM llm_runs) + (SELECT count(*) FROM llm_events)";
+/// The rows of the three line tables, as the triggers count them.
+pub(crate) const LINE_COUNT: &str =
+    "SELECT CAST(coalesce(sum(lines), 0) AS BIGINT) FROM llm_counts";
 
 /// Whether the store holds any line at all.
 pub(crate) const ANY_LINE: &str = "SELECT EXISTS (SELECT 1 FROM llm_usage) OR EXISTS \

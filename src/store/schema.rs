@@ -3,7 +3,9 @@
 //!
 //! Migration 1 made the two tables of the design; migration 2 added the indexes, the budget
 //! events and the import log; migration 3 the streaming and modality columns of a call;
-//! migration 4 the attributes of calls and runs (filled from the stored lines).
+//! migration 4 the attributes of calls and runs (filled from the stored lines); migration 5
+//! `llm_counts`, the stored lines' count, kept by triggers (so `stats` never counts a whole
+//! store).
 //! Never edit a released migration: add one.
 
 /// Migration 2's indexes, the same in both engines.
@@ -20,17 +22,62 @@ macro_rules! indexes {
     };
 }
 
+/// Migration 5's count of the stored lines (one row).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+macro_rules! count_lines {
+    () => {
+        "INSERT INTO llm_counts (lines) SELECT (SELECT count(*) FROM llm_usage)
+            + (SELECT count(*) FROM llm_runs) + (SELECT count(*) FROM llm_events);"
+    };
+}
+
+/// Migration 5's SQLite triggers on a line table: a row in, a row out (a `DELETE` of every
+/// row goes row by row too: SQLite skips its truncation shortcut for a table with triggers).
+#[cfg(feature = "sqlite")]
+macro_rules! counted {
+    ($t:literal) => {
+        concat!(
+            "CREATE TRIGGER ",
+            $t,
+            "_counted AFTER INSERT ON ",
+            $t,
+            " BEGIN UPDATE llm_counts SET lines = lines + 1; END;
+            CREATE TRIGGER ",
+            $t,
+            "_uncounted AFTER DELETE ON ",
+            $t,
+            " BEGIN UPDATE llm_counts SET lines = lines - 1; END;"
+        )
+    };
+}
+
+/// Migration 5's PostgreSQL triggers on a line table: the rows a statement added or removed,
+/// and a recount after a `TRUNCATE` (which fires no delete trigger).
+#[cfg(feature = "postgres")]
+macro_rules! pg_counted {
+    ($t:literal) => {
+        concat!(
+            "CREATE TRIGGER ", $t, "_counted AFTER INSERT ON ", $t,
+            " REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION llm_count_added();
+            CREATE TRIGGER ", $t, "_uncounted AFTER DELETE ON ", $t,
+            " REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION llm_count_removed();
+            CREATE TRIGGER ", $t, "_truncated AFTER TRUNCATE ON ", $t,
+            " FOR EACH STATEMENT EXECUTE FUNCTION llm_recount();"
+        )
+    };
+}
+
 /// Migration 2's indexes, made again after a bulk load that went without them.
 #[cfg(feature = "sqlite")]
 pub(crate) const INDEXES: &str = indexes!();
 
 /// The version this build writes.
-pub(crate) const VERSION: i64 = 4;
+pub(crate) const VERSION: i64 = 5;
 
 /// SQLite: timestamps are canonical RFC 3339 text (which sorts), booleans 0/1, the modality
 /// breakdown as JSON text.
 #[cfg(feature = "sqlite")]
-pub(crate) const SQLITE: [&str; 4] = [
+pub(crate) const SQLITE: [&str; 5] = [
     "CREATE TABLE llm_usage (
         seq INTEGER NOT NULL,
         id TEXT PRIMARY KEY,
@@ -76,12 +123,19 @@ pub(crate) const SQLITE: [&str; 4] = [
         WHERE instr(line, '\"attributes\":') > 0;
     UPDATE llm_runs SET attributes = json_extract(line, '$.attributes')
         WHERE instr(line, '\"attributes\":') > 0;",
+    concat!(
+        "CREATE TABLE llm_counts (lines INTEGER NOT NULL);",
+        count_lines!(),
+        counted!("llm_usage"),
+        counted!("llm_runs"),
+        counted!("llm_events"),
+    ),
 ];
 
 /// PostgreSQL: `timestamptz`, `boolean`, `jsonb` for the modality breakdown, and one sequence
 /// that orders lines across tables.
 #[cfg(feature = "postgres")]
-pub(crate) const POSTGRES: [&str; 4] = [
+pub(crate) const POSTGRES: [&str; 5] = [
     "CREATE SEQUENCE llm_seq;
     CREATE TABLE llm_usage (
         seq BIGINT NOT NULL DEFAULT nextval('llm_seq'),
@@ -129,6 +183,25 @@ pub(crate) const POSTGRES: [&str; 4] = [
         WHERE strpos(line, '\"attributes\":') > 0;
     UPDATE llm_runs SET attributes = CAST(line AS jsonb) -> 'attributes'
         WHERE strpos(line, '\"attributes\":') > 0;",
+    // Statement triggers with transition tables: one update a statement, however many rows
+    // it added (the inserts already take a lock that orders them).
+    concat!(
+        "CREATE TABLE llm_counts (lines BIGINT NOT NULL);",
+        count_lines!(),
+        "CREATE FUNCTION llm_count_added() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN UPDATE llm_counts SET lines = lines + (SELECT count(*) FROM added); RETURN NULL;
+        END $$;
+        CREATE FUNCTION llm_count_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN UPDATE llm_counts SET lines = lines - (SELECT count(*) FROM removed); RETURN NULL;
+        END $$;
+        CREATE FUNCTION llm_recount() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN DELETE FROM llm_counts;",
+        count_lines!(),
+        "RETURN NULL; END $$;",
+        pg_counted!("llm_usage"),
+        pg_counted!("llm_runs"),
+        pg_counted!("llm_events"),
+    ),
 ];
 
 /// Creates the version table (one row) if missing.
