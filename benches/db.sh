@@ -61,13 +61,14 @@ for stmt in ["CREATE INDEX llm_usage_seq ON llm_usage (seq)", "CREATE INDEX llm_
              "CREATE INDEX llm_usage_model ON llm_usage (model, timestamp)", "CREATE INDEX llm_usage_provider ON llm_usage (provider, timestamp)",
              "CREATE INDEX llm_usage_step ON llm_usage (step, task)", "CREATE INDEX llm_usage_run ON llm_usage (run_id)",
              "CREATE INDEX llm_runs_seq ON llm_runs (seq)", "CREATE INDEX llm_runs_run ON llm_runs (run_id)",
-             "CREATE INDEX llm_events_seq ON llm_events (seq)"]:
+             "CREATE INDEX llm_events_seq ON llm_events (seq)",
+             "CREATE INDEX llm_runs_time ON llm_runs (timestamp)", "CREATE INDEX llm_events_time ON llm_events (timestamp)"]:
     con.execute(stmt)
 con.commit()
 PY
 fi
 if [ -n "$PG" ]; then
-    psql -q "$PG" -c "DROP TABLE IF EXISTS llm_usage, llm_runs, llm_events, llm_imports, llm_schema; DROP SEQUENCE IF EXISTS llm_seq" > /dev/null
+    psql -q "$PG" -c "DROP TABLE IF EXISTS llm_usage, llm_runs, llm_events, llm_imports, llm_schema, llm_counts; DROP SEQUENCE IF EXISTS llm_seq; DROP FUNCTION IF EXISTS llm_count_added, llm_count_removed, llm_recount" > /dev/null
     "$BIN" import "$DIR/logs" --db "$PG" > /dev/null
     psql -q "$PG" -c "VACUUM ANALYZE" > /dev/null
 fi

@@ -224,8 +224,9 @@ mod store {
             }
         }
 
-        /// Takes migration 5 back: the line count and its triggers.
-        fn undo_line_counts(&self) {
+        /// Takes migration 5 back: the time indexes, the line count and its triggers.
+        fn undo_migration_5(&self) {
+            self.execute("DROP INDEX llm_runs_time; DROP INDEX llm_events_time");
             if self.pg {
                 self.execute(
                     "DROP TABLE llm_counts; DROP FUNCTION llm_count_added, llm_count_removed, \
@@ -635,7 +636,7 @@ mod store {
 
         // The previous schema: no attribute columns, version 3. The next open adds them and
         // fills them from the stored lines.
-        db.undo_line_counts();
+        db.undo_migration_5();
         db.execute(
             "ALTER TABLE llm_usage DROP COLUMN attributes; ALTER TABLE llm_runs DROP COLUMN attributes;
              UPDATE llm_schema SET version = 3",
@@ -744,7 +745,9 @@ mod store {
             store = tracing_llm_usage::store::Store::open_existing(&db.target)?;
         }
         let plan = store.explain_lines(&filter)?;
-        assert!(plan.contains("llm_usage_time"), "{plan}");
+        for index in ["llm_usage_time", "llm_runs_time", "llm_events_time"] {
+            assert!(plan.contains(index), "{index}: {plan}");
+        }
         drop(store);
 
         // Hostile values are values: matched literally on both engines, the tables intact.
@@ -1156,7 +1159,7 @@ mod store {
         let first = std::fs::read_to_string(fixture().join("usage.jsonl"))?;
         std::fs::write(&log, format!("{}\n", first.lines().next().unwrap()))?;
         llm_usage(&["import", path(&log), "--db", &db.target]);
-        db.undo_line_counts();
+        db.undo_migration_5();
         db.execute(
             "ALTER TABLE llm_usage DROP COLUMN stream; ALTER TABLE llm_usage DROP COLUMN ttft_ms;
              ALTER TABLE llm_usage DROP COLUMN modality; ALTER TABLE llm_usage DROP COLUMN attributes;

@@ -4,8 +4,8 @@
 //! Migration 1 made the two tables of the design; migration 2 added the indexes, the budget
 //! events and the import log; migration 3 the streaming and modality columns of a call;
 //! migration 4 the attributes of calls and runs (filled from the stored lines); migration 5
-//! `llm_counts`, the stored lines' count, kept by triggers (so `stats` never counts a whole
-//! store).
+//! time indexes on run summaries and budget lines, and `llm_counts`, the stored lines' count,
+//! kept by triggers (so `stats` never counts a whole store).
 //! Never edit a released migration: add one.
 
 /// Migration 2's indexes, the same in both engines.
@@ -19,6 +19,16 @@ macro_rules! indexes {
         CREATE INDEX llm_usage_run ON llm_usage (run_id);
         CREATE INDEX llm_runs_seq ON llm_runs (seq);
         CREATE INDEX llm_runs_run ON llm_runs (run_id);"
+    };
+}
+
+/// Migration 5's time indexes of run summaries and budget lines: a report's window reads
+/// them through these, not by a scan.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+macro_rules! time_indexes {
+    () => {
+        "CREATE INDEX llm_runs_time ON llm_runs (timestamp);
+        CREATE INDEX llm_events_time ON llm_events (timestamp);"
     };
 }
 
@@ -51,6 +61,27 @@ macro_rules! counted {
     };
 }
 
+/// Migration 5's SQLite triggers on the three line tables.
+#[cfg(feature = "sqlite")]
+macro_rules! count_triggers {
+    () => {
+        concat!(
+            counted!("llm_usage"),
+            counted!("llm_runs"),
+            counted!("llm_events")
+        )
+    };
+}
+
+/// The SQLite count triggers, dropped by a bulk load into an empty database and made again
+/// after it with a recount ([`RECOUNT`]).
+#[cfg(feature = "sqlite")]
+pub(crate) const COUNT_TRIGGERS: &str = count_triggers!();
+
+/// Counts the stored lines again.
+#[cfg(feature = "sqlite")]
+pub(crate) const RECOUNT: &str = concat!("DELETE FROM llm_counts;", count_lines!());
+
 /// Migration 5's PostgreSQL triggers on a line table: the rows a statement added or removed,
 /// and a recount after a `TRUNCATE` (which fires no delete trigger).
 #[cfg(feature = "postgres")]
@@ -67,9 +98,10 @@ macro_rules! pg_counted {
     };
 }
 
-/// Migration 2's indexes, made again after a bulk load that went without them.
+/// The secondary indexes (migrations 2 and 5), made again after a bulk load that went
+/// without them.
 #[cfg(feature = "sqlite")]
-pub(crate) const INDEXES: &str = indexes!();
+pub(crate) const INDEXES: &str = concat!(indexes!(), time_indexes!());
 
 /// The version this build writes.
 pub(crate) const VERSION: i64 = 5;
@@ -124,11 +156,10 @@ pub(crate) const SQLITE: [&str; 5] = [
     UPDATE llm_runs SET attributes = json_extract(line, '$.attributes')
         WHERE instr(line, '\"attributes\":') > 0;",
     concat!(
+        time_indexes!(),
         "CREATE TABLE llm_counts (lines INTEGER NOT NULL);",
         count_lines!(),
-        counted!("llm_usage"),
-        counted!("llm_runs"),
-        counted!("llm_events"),
+        count_triggers!(),
     ),
 ];
 
@@ -186,6 +217,7 @@ pub(crate) const POSTGRES: [&str; 5] = [
     // Statement triggers with transition tables: one update a statement, however many rows
     // it added (the inserts already take a lock that orders them).
     concat!(
+        time_indexes!(),
         "CREATE TABLE llm_counts (lines BIGINT NOT NULL);",
         count_lines!(),
         "CREATE FUNCTION llm_count_added() RETURNS trigger LANGUAGE plpgsql AS $$

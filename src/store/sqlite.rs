@@ -46,8 +46,21 @@ impl Sqlite {
         // 16 MB of page cache (SQLite's default is 2 MB): the indexes' hot pages stay in memory.
         conn.pragma_update(None, "cache_size", -16384)?;
         migrate(&mut conn)?;
-        // A bulk load that never finished left its indexes to be made: cheap when they exist.
+        // A bulk load that never finished left its indexes to be made (cheap when they
+        // exist), and its count triggers.
         conn.execute_batch(&if_missing())?;
+        let names: Vec<String> = trigger_names().map(|n| format!("'{n}'")).collect();
+        let have: i64 = conn.query_row(
+            &format!(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN ({})",
+                names.join(", ")
+            ),
+            [],
+            |r| r.get(0),
+        )?;
+        if usize::try_from(have).ok() != Some(names.len()) {
+            recount(&mut conn)?;
+        }
         Ok(Self {
             conn,
             unindexed: false,
@@ -61,6 +74,25 @@ fn index_names() -> impl Iterator<Item = &'static str> {
     schema::INDEXES
         .split(';')
         .filter_map(|stmt| stmt.split_whitespace().nth(2))
+}
+
+/// The count triggers' names.
+fn trigger_names() -> impl Iterator<Item = &'static str> {
+    schema::COUNT_TRIGGERS
+        .split("CREATE TRIGGER ")
+        .filter_map(|stmt| stmt.split_whitespace().next())
+}
+
+/// Counts the lines again and makes the count triggers, in one transaction.
+fn recount(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for n in trigger_names() {
+        tx.execute_batch(&format!("DROP TRIGGER IF EXISTS {n};"))?;
+    }
+    tx.execute_batch(schema::RECOUNT)?;
+    tx.execute_batch(schema::COUNT_TRIGGERS)?;
+    tx.commit()?;
+    Ok(())
 }
 
 /// The secondary indexes, each made unless it exists.
@@ -304,9 +336,11 @@ impl Backend for Sqlite {
             // The `seq` indexes stay: each transaction starts from the largest `seq`, which
             // without them is a scan of everything loaded so far (a load of many files would
             // take time in the square of its size), and appending to them costs little.
+            // The count triggers too: a row trigger a row costs more than one count at the end.
             let drops: String = index_names()
                 .filter(|n| !n.ends_with("_seq"))
                 .map(|n| format!("DROP INDEX IF EXISTS {n};"))
+                .chain(trigger_names().map(|n| format!("DROP TRIGGER IF EXISTS {n};")))
                 .collect();
             self.conn.execute_batch(&drops)?;
             self.unindexed = true;
@@ -328,6 +362,7 @@ impl Backend for Sqlite {
         self.probe = false;
         if std::mem::take(&mut self.unindexed) {
             self.conn.execute_batch(&if_missing())?;
+            recount(&mut self.conn)?;
         }
         Ok(())
     }
@@ -438,7 +473,9 @@ mod bulk_tests {
         );
         drop(Store::open(fresh.to_str().unwrap()).unwrap());
         let want = indexes(&fresh);
-        assert_eq!(want.len(), 12, "{want:?}");
+        assert_eq!(want.len(), 14, "{want:?}");
+        let want_triggers = triggers(&fresh);
+        assert_eq!(want_triggers.len(), 6, "{want_triggers:?}");
         let line = r#"{"timestamp":"2025-12-14T10:30:15.123Z","event":"llm_call","run_id":"r","tokens":{"input":7,"output":2}}"#;
         for (path, finish) in [(&loaded, true), (&cut, false)] {
             let mut db = Store::open(path.to_str().unwrap()).unwrap();
@@ -447,14 +484,32 @@ mod bulk_tests {
             if finish {
                 db.finish_bulk().unwrap();
                 assert_eq!(indexes(path), want);
+                assert_eq!(triggers(path), want_triggers);
             } else {
-                // A load cut short: the next open makes what is missing.
+                // A load cut short: the next open makes what is missing, and counts.
                 assert!(indexes(path).len() < want.len());
+                assert!(triggers(path).is_empty());
             }
             drop(db);
             drop(Store::open(path.to_str().unwrap()).unwrap());
             assert_eq!(indexes(path), want);
+            assert_eq!(triggers(path), want_triggers);
+            let mut db = Store::open(path.to_str().unwrap()).unwrap();
+            assert_eq!(db.line_count().unwrap(), 1);
+            // The triggers count from there.
+            db.insert(&[&line.replace("\"input\":7", "\"input\":8")])
+                .unwrap();
+            assert_eq!(db.line_count().unwrap(), 2);
         }
+    }
+
+    fn triggers(path: &Path) -> Vec<String> {
+        let c = Connection::open(path).unwrap();
+        let mut st = c
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name")
+            .unwrap();
+        let names = st.query_map([], |r| r.get::<_, String>(0)).unwrap();
+        names.map(Result::unwrap).collect()
     }
 
     /// `n` distinct lines of every kind, from `from`.
