@@ -316,8 +316,9 @@ fn new_sqlite_file(target: &str) -> Option<(tempfile::TempPath, String)> {
     if tracing_llm_usage::store::is_postgres(target) {
         return None;
     }
-    let place = std::path::Path::new(target.strip_prefix("sqlite:").unwrap_or(target));
-    if place.symlink_metadata().is_ok() || place.file_name().is_none() {
+    let path = target.strip_prefix("sqlite:").unwrap_or(target);
+    let place = std::path::Path::new(path);
+    if path == ":memory:" || place.symlink_metadata().is_ok() || place.file_name().is_none() {
         return None;
     }
     let dir = match place.parent() {
