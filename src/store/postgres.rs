@@ -214,23 +214,12 @@ impl Backend for Postgres {
                 Ok(r.try_get::<_, Option<i64>>(i)?
                     .map_or(0, |v| u64::try_from(v).unwrap_or(0)))
             };
-            each(CallSums {
-                key: r.try_get(0)?,
-                calls: n(1)?,
-                errors: n(2)?,
-                input: n(3)?,
-                output: n(4)?,
-                total: n(5)?,
-                cache_read: n(6)?,
-                cache_write: n(7)?,
-                reasoning: n(8)?,
-                cost: r.try_get::<_, Option<f64>>(9)?.unwrap_or(0.0),
-                priced: n(10)?,
-                no_usage: n(11)?,
-                provider_priced: n(12)?,
-                estimated_tokens: n(13)?,
-                runs: if r.len() > 14 { n(14)? } else { 0 },
-            });
+            each(query::call_sums(
+                r.try_get(0)?,
+                r.try_get(query::COST_COLUMN)?,
+                r.len(),
+                n,
+            )?);
             Ok(())
         })
     }

@@ -327,6 +327,37 @@ pub(crate) fn totals(engine: Engine, filter: &LineFilter) -> Sql {
     sql
 }
 
+/// A row of [`sums`] or [`totals`] as [`CallSums`]: the key, then the counts `count(i)` reads
+/// (column `i`, a `NULL` sum as 0) and the cost, in [`sum_columns`]' order; the distinct runs
+/// when the row has `columns` past them.
+pub(crate) fn call_sums<E>(
+    key: Option<String>,
+    cost: Option<f64>,
+    columns: usize,
+    count: impl Fn(usize) -> Result<u64, E>,
+) -> Result<CallSums, E> {
+    Ok(CallSums {
+        key,
+        calls: count(1)?,
+        errors: count(2)?,
+        input: count(3)?,
+        output: count(4)?,
+        total: count(5)?,
+        cache_read: count(6)?,
+        cache_write: count(7)?,
+        reasoning: count(8)?,
+        cost: cost.unwrap_or(0.0),
+        priced: count(10)?,
+        no_usage: count(11)?,
+        provider_priced: count(12)?,
+        estimated_tokens: count(13)?,
+        runs: if columns > 14 { count(14)? } else { 0 },
+    })
+}
+
+/// The column of [`CallSums::cost`] in a row of [`sums`] or [`totals`].
+pub(crate) const COST_COLUMN: usize = 9;
+
 /// What [`CallSums`] reads after the key, in its order.
 fn sum_columns(engine: Engine) -> [String; 13] {
     // PostgreSQL sums bigints as numeric: back to bigint (an overflow is an error, and the
