@@ -23,6 +23,10 @@ const INSERT_EVENT: &str = "INSERT INTO llm_events (seq, id, timestamp, event, r
 const MAX_SEQ: &str = "SELECT max(coalesce((SELECT max(seq) FROM llm_usage), 0),
     coalesce((SELECT max(seq) FROM llm_runs), 0), coalesce((SELECT max(seq) FROM llm_events), 0))";
 
+/// The page cache of a connection, in KiB as `cache_size` takes it when negative: 16 MB
+/// (SQLite's default is 2 MB), so the indexes' hot pages stay in memory.
+const CACHE_KB: i64 = -16384;
+
 /// A SQLite database file.
 pub(crate) struct Sqlite {
     conn: Connection,
@@ -43,12 +47,11 @@ impl Sqlite {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(Duration::from_secs(10))?;
-        // 16 MB of page cache (SQLite's default is 2 MB): the indexes' hot pages stay in memory.
-        conn.pragma_update(None, "cache_size", -16384)?;
+        conn.pragma_update(None, "cache_size", CACHE_KB)?;
         migrate(&mut conn)?;
         // A bulk load that never finished left its indexes to be made (cheap when they
         // exist), and its count triggers.
-        conn.execute_batch(&if_missing())?;
+        make_indexes(&conn)?;
         let names: Vec<String> = trigger_names().map(|n| format!("'{n}'")).collect();
         let have: i64 = conn.query_row(
             &format!(
@@ -98,6 +101,20 @@ fn recount(conn: &mut Connection) -> Result<(), StoreError> {
 /// The secondary indexes, each made unless it exists.
 fn if_missing() -> String {
     schema::INDEXES.replace("CREATE INDEX ", "CREATE INDEX IF NOT EXISTS ")
+}
+
+/// Makes the secondary indexes a database lacks, and leaves the connection's cache as
+/// [`CACHE_KB`]. SQLite sorts an index's keys in runs the size of its cache, on worker
+/// threads, and merges them: a small cache and a thread a core make the indexes of a million
+/// rows about twice as fast as one sort in a large cache.
+fn make_indexes(conn: &Connection) -> Result<(), StoreError> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    conn.pragma_update(None, "cache_size", -2000)?;
+    conn.pragma_update(None, "threads", i64::try_from(cores.min(4)).unwrap_or(1))?;
+    let made = conn.execute_batch(&if_missing());
+    conn.pragma_update(None, "threads", 0)?;
+    conn.pragma_update(None, "cache_size", CACHE_KB)?;
+    Ok(made?)
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -313,14 +330,17 @@ impl Backend for Sqlite {
     }
 
     fn bulk(&mut self) -> Result<(), StoreError> {
-        // The id index takes inserts all over: 256 MB of cache keeps it in memory for a load
-        // of a few million rows.
-        self.conn.pragma_update(None, "cache_size", -262_144)?;
         let empty: bool = self.conn.query_row(
             "SELECT NOT EXISTS (SELECT 1 FROM llm_usage) AND NOT EXISTS (SELECT 1 FROM llm_runs)",
             [],
             |r| r.get(0),
         )?;
+        if !empty {
+            // Ids are looked up and inserted all over a big id index: 256 MB of cache keeps
+            // it in memory for a load of a few million rows. (Into an empty store, a
+            // transaction's rows go in id order, page after page: the usual cache does.)
+            self.conn.pragma_update(None, "cache_size", -262_144)?;
+        }
         if empty {
             // The `seq` indexes stay: each transaction starts from the largest `seq`, which
             // without them is a scan of everything loaded so far (a load of many files would
@@ -350,9 +370,10 @@ impl Backend for Sqlite {
     fn end_bulk(&mut self) -> Result<(), StoreError> {
         self.probe = false;
         if std::mem::take(&mut self.unindexed) {
-            self.conn.execute_batch(&if_missing())?;
+            make_indexes(&self.conn)?;
             recount(&mut self.conn)?;
         }
+        self.conn.pragma_update(None, "cache_size", CACHE_KB)?;
         Ok(())
     }
 
