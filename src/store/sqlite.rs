@@ -377,6 +377,11 @@ impl Backend for Sqlite {
         Ok(())
     }
 
+    fn reading(&mut self) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "cache_size", -2000)?;
+        Ok(())
+    }
+
     fn log_import(&mut self, path: &str, lines: u64, added: u64) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO llm_imports (path, imported_at, lines, added) VALUES (?1, ?2, ?3, ?4)",
