@@ -6,7 +6,7 @@
 
 use hashbrown::HashMap;
 
-use tracing_llm_usage::pricing::PriceTable;
+use tracing_llm_usage::pricing::{CostSum, PriceTable};
 use tracing_llm_usage::record::Tokens;
 
 use tracing_llm_usage::format::decode::Line;
@@ -28,7 +28,8 @@ pub(crate) struct Acc {
     pub(crate) cache_read: u64,
     pub(crate) cache_write: u64,
     pub(crate) reasoning: u64,
-    pub(crate) cost: f64,
+    /// The priced calls' cost.
+    pub(crate) cost: CostSum,
     pub(crate) priced: u64,
     pub(crate) unpriced: u64,
     /// Calls with no usage recorded (`cost_source: "no_usage"`), among the unpriced.
@@ -52,7 +53,7 @@ impl Acc {
         self.reasoning = self.reasoning.saturating_add(t.reasoning);
         match l.cost_usd {
             Some(c) if c.is_finite() => {
-                self.cost += c;
+                self.cost.add(c);
                 self.priced += 1;
                 if l.cost_source.as_deref() == Some("provider") {
                     self.provider_priced += 1;
@@ -103,7 +104,7 @@ impl Acc {
         self.cache_read = self.cache_read.saturating_add(o.cache_read);
         self.cache_write = self.cache_write.saturating_add(o.cache_write);
         self.reasoning = self.reasoning.saturating_add(o.reasoning);
-        self.cost += o.cost;
+        self.cost.merge(o.cost);
         self.priced += o.priced;
         self.unpriced += o.unpriced;
         self.no_usage += o.no_usage;
@@ -257,7 +258,7 @@ pub(crate) struct Small {
     pub(crate) tokens: u64,
     pub(crate) input: u64,
     pub(crate) output: u64,
-    pub(crate) cost: f64,
+    pub(crate) cost: CostSum,
     /// Calls without a cost, which `cost` leaves out.
     pub(crate) unpriced: u64,
 }
@@ -269,7 +270,7 @@ impl Small {
         self.input = self.input.saturating_add(l.tokens.input);
         self.output = self.output.saturating_add(l.tokens.output);
         match l.cost_usd.filter(|c| c.is_finite()) {
-            Some(c) => self.cost += c,
+            Some(c) => self.cost.add(c),
             None => self.unpriced += 1,
         }
     }
@@ -279,13 +280,13 @@ impl Small {
         self.tokens = self.tokens.saturating_add(o.tokens);
         self.input = self.input.saturating_add(o.input);
         self.output = self.output.saturating_add(o.output);
-        self.cost += o.cost;
+        self.cost.merge(o.cost);
         self.unpriced += o.unpriced;
     }
 
     /// Its cost as a person reads it (`unpriced`, `≥$x` or `$x`).
     pub(crate) fn shown(&self) -> String {
-        super::output::spend(self.cost, self.calls - self.unpriced, self.unpriced)
+        super::output::spend(self.cost.usd(), self.calls - self.unpriced, self.unpriced)
     }
 }
 

@@ -4,9 +4,10 @@ use super::agg::{Acc, Dim, NONE};
 use super::output::{Cell, Section};
 use super::read::Scan;
 use super::runs::ListedRun;
+use tracing_llm_usage::pricing::CostSum;
 
 fn cost(acc: &Acc) -> Option<f64> {
-    (acc.priced > 0).then_some(acc.cost)
+    (acc.priced > 0).then_some(acc.cost.usd())
 }
 
 /// A budget line's limit or value: dollars for a USD budget, a count for a token one.
@@ -27,8 +28,7 @@ pub(crate) fn sorted(groups: Option<&hashbrown::HashMap<String, Acc>>) -> Vec<(&
     let mut v: Vec<_> = groups.map(|g| g.iter().collect()).unwrap_or_default();
     v.sort_by(|(ka, a), (kb, b)| {
         b.cost
-            .partial_cmp(&a.cost)
-            .unwrap_or(std::cmp::Ordering::Equal)
+            .cmp(&a.cost)
             .then(b.total.cmp(&a.total))
             .then_with(|| ka.cmp(kb))
     });
@@ -362,7 +362,7 @@ impl Figures {
             input_per_call: ratio(a.input, a.calls),
             output_per_call: ratio(a.output, a.calls),
             // Over the priced calls: an unpriced call is not a free one.
-            cost_per_call: (a.priced > 0).then(|| a.cost / a.priced as f64),
+            cost_per_call: (a.priced > 0).then(|| a.cost.usd() / a.priced as f64),
             unpriced: a.unpriced,
             cache_read_share: ratio(a.cache_read, a.input),
             output_input_ratio: ratio(a.output, a.input),
@@ -505,14 +505,11 @@ fn by_run<'a>(scan: &'a Scan, s: Section<'a>) -> Vec<Section<'a>> {
             (e.cost, e.total, runs.id(e))
         }
         (_, Some(acc)) => (acc.cost, acc.total, NONE),
-        (_, None) => (0.0, 0, NONE),
+        (_, None) => (CostSum::default(), 0, NONE),
     };
     v.sort_unstable_by(|a, b| {
         let (a, b) = (key(a), key(b));
-        b.0.partial_cmp(&a.0)
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(b.1.cmp(&a.1))
-            .then_with(|| a.2.cmp(b.2))
+        b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then_with(|| a.2.cmp(b.2))
     });
     let s = s.lazy(v.len(), move |i| match (v[i], none) {
         (n, _) if n != no_run => {
@@ -525,7 +522,7 @@ fn by_run<'a>(scan: &'a Scan, s: Section<'a>) -> Vec<Section<'a>> {
                 Cell::Int(e.total),
                 Cell::Int(e.cache_read),
                 Cell::Int(e.reasoning),
-                Cell::Usd(e.priced().then_some(e.cost)),
+                Cell::Usd(e.priced().then_some(e.cost.usd())),
                 Cell::Int(u64::from(e.unpriced)),
             ]
         }
@@ -569,7 +566,7 @@ pub(crate) fn run_list(scan: &Scan) -> Vec<Section<'_>> {
             Cell::Int(u64::from(e.calls)),
             Cell::Int(e.input),
             Cell::Int(e.output),
-            Cell::Usd(e.priced().then_some(e.cost)),
+            Cell::Usd(e.priced().then_some(e.cost.usd())),
             Cell::Int(u64::from(all.unpriced(runs.id(e)))),
             Cell::Text(e.first()),
             Cell::Text(e.last()),

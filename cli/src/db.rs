@@ -9,7 +9,7 @@ use std::sync::mpsc;
 
 use tracing_llm_usage::store::{display_target, Field, GroupBy, LineFilter, Store};
 
-use super::agg::{Acc, Dim};
+use super::agg::{Acc, Dim, Needs};
 use super::read::{self, Filters, Input};
 
 /// How many bytes of lines travel from the database thread at a time.
@@ -166,6 +166,41 @@ pub(crate) fn by(target: &str, filters: &Filters, dim: Dim) -> Option<read::Scan
     if !groups.is_empty() {
         agg.by.insert(dim, groups);
     }
+    Some(summed(agg, any))
+}
+
+/// `run list` computed by the database, when it can give exactly what the lines would (no
+/// attribute to match): each run's calls summed by a `GROUP BY run_id`, and its summaries
+/// (a line a run) read and kept as from files. `None` when it cannot, or a query fails: the
+/// report then reads the lines, and says what is wrong with them.
+pub(crate) fn run_list(target: &str, filters: &Filters, needs: &Needs) -> Option<read::Scan> {
+    let filter = line_filter(filters);
+    if !filter.attributes.is_empty() {
+        return None;
+    }
+    let mut agg = super::agg::Aggregate::default();
+    let any = (|| {
+        let mut db = open_existing(target).ok()?;
+        let any = db.has_lines().ok()?;
+        db.for_each_sum(&filter, GroupBy::RunSpan, &mut |s| {
+            if let Some(id) = &s.key {
+                agg.runs.set_listed(id, &s);
+            }
+        })
+        .ok()?;
+        let mut n = 0;
+        db.for_each_summary_line(&filter, &mut |text| {
+            if let Ok(l) = tracing_llm_usage::format::decode::parse_str(text) {
+                if filters.keep(&l) {
+                    agg.add(&l, (0, 0, n), needs);
+                }
+            }
+            n += 1;
+        })
+        .ok()?;
+        Some(any)
+    })()?;
+    agg.runs.seal();
     Some(summed(agg, any))
 }
 

@@ -9,6 +9,7 @@ use super::agg::{Acc, Dim, Small, NONE};
 use super::output::{dollars as usd, thousands};
 use super::read::Scan;
 use super::runs::{Latest, RunSums};
+use tracing_llm_usage::pricing::CostSum;
 
 /// Colour-blind-safe series colours (Okabe and Ito), the last for "other".
 const COLOURS: [&str; 8] = [
@@ -61,7 +62,7 @@ fn plural(n: u64, one: &str) -> String {
 }
 
 fn cost(acc: &Acc) -> Option<f64> {
-    (acc.priced > 0).then_some(acc.cost)
+    (acc.priced > 0).then_some(acc.cost.usd())
 }
 
 fn opt_usd(v: Option<f64>) -> String {
@@ -319,20 +320,16 @@ struct PerDay {
 impl PerDay {
     /// From (day, series, sums) entries.
     fn of(entries: &[(&str, &str, &Small)]) -> Self {
-        let mut series_cost: HashMap<&str, f64> = HashMap::new();
+        let mut series_cost: HashMap<&str, CostSum> = HashMap::new();
         let mut days: Vec<String> = Vec::new();
         for (day, series, s) in entries {
-            *series_cost.entry(series).or_default() += s.cost;
+            series_cost.entry(series).or_default().merge(s.cost);
             days.push((*day).to_owned());
         }
         days.sort();
         days.dedup();
-        let mut ranked: Vec<(&str, f64)> = series_cost.into_iter().collect();
-        ranked.sort_by(|x, y| {
-            y.1.partial_cmp(&x.1)
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then(x.0.cmp(y.0))
-        });
+        let mut ranked: Vec<(&str, CostSum)> = series_cost.into_iter().collect();
+        ranked.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(y.0)));
         let shown: Vec<&str> = ranked.iter().take(SERIES).map(|m| m.0).collect();
         let mut names: Vec<String> = shown.iter().map(|m| plain(m)).collect();
         if ranked.len() > SERIES {
@@ -355,7 +352,7 @@ impl PerDay {
         };
         for (day, series, s) in entries {
             let (d, m) = (day_of[day], series_of(series).min(n.saturating_sub(1)));
-            p.spend[m][d] += s.cost;
+            p.spend[m][d] += s.cost.usd();
             p.tokens[m][d] += s.tokens as f64;
             p.cells[m][d].merge(s);
             p.per_day[d].merge(s);
@@ -438,7 +435,7 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
         ("output tokens", thousands(a.output), a.output.to_string()),
         (
             "cost",
-            super::output::spend(a.cost, a.priced, a.unpriced),
+            super::output::spend(a.cost.usd(), a.priced, a.unpriced),
             cost(a).map_or_else(String::new, |c| format!("{:.9}", c)),
         ),
         (
@@ -503,7 +500,7 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
         let g = groups(scan, dim);
         let items: Vec<(String, f64, String)> = g
             .iter()
-            .map(|(k, a)| (plain(k), a.cost, opt_usd(cost(a))))
+            .map(|(k, a)| (plain(k), a.cost.usd(), opt_usd(cost(a))))
             .collect();
         body.push_str(&section(
             id,
@@ -522,7 +519,7 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
         .iter()
         .map(|(k, a)| {
             let shown = format!("{}, {}", opt_usd(cost(a)), plural(a.total, "token"));
-            (plain(k), a.cost, shown)
+            (plain(k), a.cost.usd(), shown)
         })
         .collect();
     let mut components = scan.agg.prompt.clone();
@@ -600,7 +597,7 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
                     num(&thousands(t.output)),
                     num(&thousands(t.unpriced)),
                     if t.calls > t.unpriced {
-                        format!("{:.9}", t.cost)
+                        format!("{:.9}", t.cost.usd())
                     } else {
                         String::new()
                     },
@@ -649,8 +646,8 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
         .map(|e| {
             (
                 runs.id(e).to_owned(),
-                e.cost,
-                opt_usd(e.priced().then_some(e.cost)),
+                e.cost.usd(),
+                opt_usd(e.priced().then_some(e.cost.usd())),
             )
         })
         .collect();
@@ -685,7 +682,7 @@ pub(crate) fn page(scan: &Scan, scope: &str, run_count: u64) -> String {
                 e.summaries.status().unwrap_or("-"),
                 num(&thousands(u64::from(e.calls))),
                 num(&thousands(e.total)),
-                num(&opt_usd(e.priced().then_some(e.cost))),
+                num(&opt_usd(e.priced().then_some(e.cost.usd()))),
                 list.join("<br>")
             )
         })

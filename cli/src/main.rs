@@ -496,7 +496,8 @@ fn main() -> ExitCode {
         }),
         _ => None,
     };
-    // `by` and `stats` over a database: the database sums when it can, else the lines are read.
+    // `by`, `stats` and `run list` over a database: the database sums when it can, else the
+    // lines are read.
     let summed = match (&cli.command, &c.db, &needs.override_prices) {
         (Command::By { dimension, .. }, Some(db), None) => match group(dimension) {
             Group::Dim(d) => by_in_db(db, &filters, d),
@@ -507,6 +508,13 @@ fn main() -> ExitCode {
             Some(Err(e)) => return fail(e),
             None => None,
         },
+        (
+            Command::Run {
+                command: RunCommand::List { .. },
+            },
+            Some(db),
+            None,
+        ) => run_list_in_db(db, &filters, &needs),
         _ => None,
     };
     let scan = match summed {
@@ -695,6 +703,17 @@ fn by_in_db(db: &str, filters: &Filters, dim: Dim) -> Option<read::Scan> {
     #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
     {
         let _ = (db, filters, dim);
+        None
+    }
+}
+
+/// `run list` computed by the database `db`, when it can.
+fn run_list_in_db(db: &str, filters: &Filters, needs: &Needs) -> Option<read::Scan> {
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    return db::run_list(db, filters, needs);
+    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+    {
+        let _ = (db, filters, needs);
         None
     }
 }

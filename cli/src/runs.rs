@@ -6,6 +6,7 @@ use hashbrown::HashTable;
 use xxhash_rust::xxh3::xxh3_64;
 
 use tracing_llm_usage::format::decode::Line;
+use tracing_llm_usage::pricing::CostSum;
 use tracing_llm_usage::record::Timestamp;
 
 /// Distinct run ids, by their 64-bit xxh3 hash, in sorted vectors (8 bytes a run, and at most
@@ -242,7 +243,7 @@ pub(crate) struct ListedRun {
     flags: u32,
     pub(crate) input: u64,
     pub(crate) output: u64,
-    pub(crate) cost: f64,
+    pub(crate) cost: CostSum,
     /// Unix ms of the first and last call (`i64::MAX`/`MIN` when none).
     pub(crate) first_ms: i64,
     pub(crate) last_ms: i64,
@@ -275,6 +276,27 @@ impl ListedRun {
         (self.last_ms != i64::MIN).then(|| Timestamp::from_unix_ms(self.last_ms).to_string())
     }
 
+    /// The run's calls as a database summed them.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    fn set_sums(&mut self, s: &tracing_llm_usage::store::CallSums) {
+        self.calls = u32::try_from(s.calls).unwrap_or(u32::MAX);
+        self.input = s.input;
+        self.output = s.output;
+        self.cost = s.cost;
+        if s.priced > 0 {
+            self.flags |= 1;
+        }
+        let ms = |t: &Option<String>| {
+            t.as_deref()
+                .and_then(Timestamp::parse)
+                .map(Timestamp::unix_ms)
+        };
+        if let (Some(first), Some(last)) = (ms(&s.first), ms(&s.last)) {
+            self.first_ms = first;
+            self.last_ms = last;
+        }
+    }
+
     fn add_finals(&mut self, n: u32) {
         let finals = self.finals().saturating_add(n).min(u32::MAX >> 1);
         self.flags = (finals << 1) | (self.flags & 1);
@@ -289,7 +311,7 @@ impl Keyed for ListedRun {
             flags: 0,
             input: 0,
             output: 0,
-            cost: 0.0,
+            cost: CostSum::default(),
             first_ms: i64::MAX,
             last_ms: i64::MIN,
             latest: Latest::NONE,
@@ -306,7 +328,7 @@ impl RunFacts for ListedRun {
         self.input = self.input.saturating_add(l.tokens.input);
         self.output = self.output.saturating_add(l.tokens.output);
         if let Some(c) = l.cost_usd.filter(|c| c.is_finite()) {
-            self.cost += c;
+            self.cost.add(c);
             self.flags |= 1;
         }
         if let Some(ms) = ms {
@@ -328,7 +350,7 @@ impl RunFacts for ListedRun {
         self.add_finals(o.finals());
         self.input = self.input.saturating_add(o.input);
         self.output = self.output.saturating_add(o.output);
-        self.cost += o.cost;
+        self.cost.merge(o.cost);
         self.first_ms = self.first_ms.min(o.first_ms);
         self.last_ms = self.last_ms.max(o.last_ms);
         self.latest.merge(&o.latest);
@@ -351,7 +373,7 @@ pub(crate) struct RunSums<S> {
     pub(crate) total: u64,
     pub(crate) cache_read: u64,
     pub(crate) reasoning: u64,
-    pub(crate) cost: f64,
+    pub(crate) cost: CostSum,
     pub(crate) summaries: S,
 }
 
@@ -386,7 +408,7 @@ impl<S: Summaries> Keyed for RunSums<S> {
             total: 0,
             cache_read: 0,
             reasoning: 0,
-            cost: 0.0,
+            cost: CostSum::default(),
             summaries: S::NONE,
         }
     }
@@ -405,7 +427,7 @@ impl<S: Summaries> RunFacts for RunSums<S> {
         self.cache_read = self.cache_read.saturating_add(t.cache_read);
         self.reasoning = self.reasoning.saturating_add(t.reasoning);
         match l.cost_usd {
-            Some(c) if c.is_finite() => self.cost += c,
+            Some(c) if c.is_finite() => self.cost.add(c),
             _ => self.unpriced = self.unpriced.saturating_add(1),
         }
     }
@@ -422,7 +444,7 @@ impl<S: Summaries> RunFacts for RunSums<S> {
         self.total = self.total.saturating_add(o.total);
         self.cache_read = self.cache_read.saturating_add(o.cache_read);
         self.reasoning = self.reasoning.saturating_add(o.reasoning);
-        self.cost += o.cost;
+        self.cost.merge(o.cost);
         self.summaries.merge(&o.summaries);
     }
 
@@ -651,7 +673,19 @@ impl Runs {
         }
     }
 
-    /// Adds `o`'s runs.
+    /// A listed run's calls as a database summed them.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub(crate) fn set_listed(&mut self, id: &str, s: &tracing_llm_usage::store::CallSums) {
+        self.listed.upsert(id).set_sums(s);
+        let unpriced = s.calls.saturating_sub(s.priced);
+        if unpriced > 0 {
+            self.unpriced.insert(
+                xxh3_64(id.as_bytes()),
+                u32::try_from(unpriced).unwrap_or(u32::MAX),
+            );
+        }
+    }
+
     /// The listed run's calls without a cost.
     pub(crate) fn unpriced(&self, id: &str) -> u32 {
         self.unpriced
@@ -762,7 +796,7 @@ mod tests {
         let e = one.listed.get("r").expect("the run");
         assert_eq!((e.status(), e.elapsed()), (Some("error"), Some(19.0)));
         assert_eq!((e.calls, e.finals(), e.priced()), (2, 2, true));
-        assert_eq!((e.input, e.output, e.cost), (6, 8, 0.25));
+        assert_eq!((e.input, e.output, e.cost.usd()), (6, 8, 0.25));
         assert_eq!(e.first().as_deref(), Some("2026-01-01T00:00:01.000Z"));
         assert_eq!(e.last().as_deref(), Some("2026-01-01T00:00:09.500Z"));
 
@@ -776,7 +810,7 @@ mod tests {
             all.merge_from(&b);
             let m = all.listed.get("r").expect("the run");
             assert_eq!((m.status(), m.elapsed()), (Some("error"), Some(19.0)));
-            assert_eq!((m.calls, m.finals(), m.cost), (2, 2, 0.25));
+            assert_eq!((m.calls, m.finals(), m.cost.usd()), (2, 2, 0.25));
             assert_eq!((m.first_ms, m.last_ms), (e.first_ms, e.last_ms));
         }
 

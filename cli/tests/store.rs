@@ -670,7 +670,7 @@ mod store {
         llm_usage(&["import", path(&all), "--db", &db.target]);
         let mut commands: Vec<Vec<&str>> = Vec::new();
         for dim in [
-            "step", "model", "provider", "task", "agent", "day", "run", "tenant", "",
+            "step", "model", "provider", "task", "agent", "day", "run", "tenant", "", "list",
         ] {
             for filter in [
                 vec![],
@@ -687,11 +687,11 @@ mod store {
                 vec!["--run", "run-a"],
                 vec!["--step", "answer", "--where", "tenant=globex"],
             ] {
-                // `stats` where the dimension is empty.
-                let mut args = if dim.is_empty() {
-                    vec!["stats"]
-                } else {
-                    vec!["by", dim]
+                // `stats` where the dimension is empty, `run list` for "list".
+                let mut args = match dim {
+                    "" => vec!["stats"],
+                    "list" => vec!["run", "list"],
+                    _ => vec!["by", dim],
                 };
                 args.extend(filter);
                 commands.push(args.clone());
@@ -778,8 +778,8 @@ mod store {
         );
         assert!(db.count("llm_usage") > 0);
 
-        // `stats` and `by` are the columns' sums: lines changed behind the columns' back
-        // change a report that reads lines, not them.
+        // `stats`, `by` and `run list` are the columns' sums: lines changed behind the
+        // columns' back change a report that reads lines, not them.
         let run = |args: &[&str], source: &str| {
             let mut args = args.to_vec();
             args.extend(["--format", "json"]);
@@ -803,8 +803,40 @@ mod store {
             &["by", "run"],
             &["by", "step"],
             &["by", "day"],
+            &["run", "list"],
+            &["run", "list", "--until", "2026-03-02"],
         ] {
             assert_eq!(run(args, "db"), run(args, path(&all)), "{args:?}");
+        }
+
+        // Costs are summed in nano-dollars, in any order the same: these three add up to
+        // exactly $0.09875 (as doubles, in this order, to 0.09874999999999999: $0.0987).
+        let exact = dir.path().join("exact.jsonl");
+        let call = |second: u32, cost: &str| {
+            format!(
+                r#"{{"timestamp":"2027-01-01T00:00:0{second}.000Z","event":"llm_call","run_id":"run-exact","step":"s","model":"m","tokens":{{"input":1,"output":1,"total":2}},"cost_usd":{cost}}}"#
+            )
+        };
+        let lines = [
+            call(1, "0.019545649"),
+            call(2, "0.077728337"),
+            call(3, "0.001476014"),
+        ];
+        std::fs::write(&exact, lines.join("\n") + "\n")?;
+        llm_usage(&["import", path(&exact), "--db", &db.target]);
+        for args in [
+            &["by", "run", "--run", "run-exact"][..],
+            &["by", "step", "--run", "run-exact"],
+            &["run", "list", "--run", "run-exact"],
+            &["by", "model", "--since", "2027-01-01"],
+        ] {
+            let mut files = args.to_vec();
+            files.push(path(&exact));
+            let mut from_db = args.to_vec();
+            from_db.extend(["--db", &db.target]);
+            let want = llm_usage(&files);
+            assert!(want.contains("$0.0988"), "{args:?}: {want}");
+            assert_eq!(llm_usage(&from_db), want, "{args:?}");
         }
         Ok(())
     }

@@ -23,6 +23,7 @@ mod litellm;
 mod memo;
 mod overrides;
 mod rates;
+mod sum;
 
 use memo::{Memo, MemoKey, MemoRef, MEMO_CAP};
 
@@ -33,6 +34,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 pub use rates::{ModelPrice, Rates, ServiceTier};
+pub use sum::CostSum;
 
 use crate::record::Tokens;
 

@@ -211,7 +211,7 @@ impl Store {
         each: &mut dyn FnMut(&str),
     ) -> Result<(), StoreError> {
         filter.check()?;
-        let sql = query::lines(self.backend.engine(), filter, false);
+        let sql = query::lines(self.backend.engine(), filter, query::Lines::All);
         self.backend.lines_where(&sql, each)
     }
 
@@ -228,7 +228,24 @@ impl Store {
         each: &mut dyn FnMut(&str),
     ) -> Result<(), StoreError> {
         filter.check()?;
-        let sql = query::lines(self.backend.engine(), filter, true);
+        let sql = query::lines(self.backend.engine(), filter, query::Lines::Budget);
+        self.backend.lines_where(&sql, each)
+    }
+
+    /// Calls `each` with the run summaries `filter`'s time window, `run_id` and attributes
+    /// may keep, in the order they were logged (a number or boolean attribute value passes
+    /// too: the caller narrows them as it does lines from files).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Filter`] for a value no engine can take, else when reading fails.
+    pub fn for_each_summary_line(
+        &mut self,
+        filter: &LineFilter,
+        each: &mut dyn FnMut(&str),
+    ) -> Result<(), StoreError> {
+        filter.check()?;
+        let sql = query::lines(self.backend.engine(), filter, query::Lines::Summaries);
         self.backend.lines_where(&sql, each)
     }
 
@@ -338,7 +355,7 @@ impl Store {
     #[doc(hidden)]
     pub fn explain_lines(&mut self, filter: &LineFilter) -> Result<String, StoreError> {
         filter.check()?;
-        let sql = query::lines(self.backend.engine(), filter, false);
+        let sql = query::lines(self.backend.engine(), filter, query::Lines::All);
         self.backend.explain(&sql)
     }
 

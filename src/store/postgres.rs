@@ -185,10 +185,8 @@ impl Backend for Postgres {
     }
 
     fn lines(&mut self, each: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
-        let all = query::Sql {
-            text: schema::ALL_LINES.to_owned(),
-            params: Vec::new(),
-        };
+        let mut all = query::Sql::new();
+        all.text = schema::ALL_LINES.to_owned();
         self.lines_where(&all, each)
     }
 
@@ -217,8 +215,9 @@ impl Backend for Postgres {
             each(query::call_sums(
                 r.try_get(0)?,
                 r.try_get(query::COST_COLUMN)?,
-                r.len(),
+                sql.tail,
                 n,
+                |i| r.try_get(i),
             )?);
             Ok(())
         })

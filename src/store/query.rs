@@ -128,8 +128,8 @@ pub struct CallSums {
     pub cache_write: u64,
     /// Reasoning tokens.
     pub reasoning: u64,
-    /// The priced calls' cost.
-    pub cost: f64,
+    /// The priced calls' cost, summed in nano-dollars.
+    pub cost: crate::pricing::CostSum,
     /// Calls with a cost.
     pub priced: u64,
     /// Calls without usage (`cost_source: "no_usage"`).
@@ -141,6 +141,11 @@ pub struct CallSums {
     /// Distinct run ids among the calls ([`Store::totals`](super::Store::totals) counts
     /// them; 0 in a group).
     pub runs: u64,
+    /// The earliest call's time, canonical RFC 3339 (`2025-12-14T10:30:15.123Z`), for
+    /// [`GroupBy::RunSpan`]; else `None`.
+    pub first: Option<String>,
+    /// The latest call's time, as `first`.
+    pub last: Option<String>,
 }
 
 /// What the lines a filter keeps add up to: a summary of a time window, computed by the
@@ -168,6 +173,20 @@ pub enum GroupBy {
     Field(Field),
     /// The UTC day (`YYYY-MM-DD`).
     Day,
+    /// The run id, as `Field(Field::RunId)`, with each run's first and last call's time
+    /// ([`CallSums::first`], [`CallSums::last`]).
+    RunSpan,
+}
+
+/// What a row of [`sums`] or [`totals`] holds after the sums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tail {
+    /// Nothing.
+    None,
+    /// The distinct run ids.
+    Runs,
+    /// The first and the last call's time.
+    Span,
 }
 
 /// A statement and its parameters, all text.
@@ -175,13 +194,16 @@ pub enum GroupBy {
 pub(crate) struct Sql {
     pub(crate) text: String,
     pub(crate) params: Vec<String>,
+    /// What a row of sums holds after them.
+    pub(crate) tail: Tail,
 }
 
 impl Sql {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             text: String::new(),
             params: Vec::new(),
+            tail: Tail::None,
         }
     }
 
@@ -271,9 +293,19 @@ fn where_clause(conditions: &[String]) -> String {
     }
 }
 
-/// Every stored line `filter` may keep, in the order they were logged; only budget lines
-/// when `budget_only`.
-pub(crate) fn lines(engine: Engine, filter: &LineFilter, budget_only: bool) -> Sql {
+/// Which of the line tables a query reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lines {
+    /// Calls, run summaries and budget lines.
+    All,
+    /// Run summaries.
+    Summaries,
+    /// Budget lines.
+    Budget,
+}
+
+/// Every stored line of `which` tables `filter` may keep, in the order they were logged.
+pub(crate) fn lines(engine: Engine, filter: &LineFilter, which: Lines) -> Sql {
     let mut sql = Sql::new();
     let mut parts = Vec::new();
     for (table, name) in [
@@ -281,7 +313,12 @@ pub(crate) fn lines(engine: Engine, filter: &LineFilter, budget_only: bool) -> S
         (Table::Runs, "llm_runs"),
         (Table::Events, "llm_events"),
     ] {
-        if budget_only && table != Table::Events {
+        let read = match which {
+            Lines::All => true,
+            Lines::Summaries => table == Table::Runs,
+            Lines::Budget => table == Table::Events,
+        };
+        if !read {
             continue;
         }
         let c = conditions(&mut sql, engine, filter, table, false);
@@ -301,14 +338,25 @@ pub(crate) fn sums(engine: Engine, filter: &LineFilter, by: GroupBy) -> Sql {
     let c = conditions(&mut sql, engine, filter, Table::Usage, true);
     let key = match (by, engine) {
         (GroupBy::Field(f), _) => f.column().to_owned(),
+        (GroupBy::RunSpan, _) => Field::RunId.column().to_owned(),
         (GroupBy::Day, Engine::Sqlite) => "substr(timestamp, 1, 10)".to_owned(),
         (GroupBy::Day, Engine::Postgres) => {
             "to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD')".to_owned()
         }
     };
+    let mut columns = sum_columns(engine).to_vec();
+    if by == GroupBy::RunSpan {
+        sql.tail = Tail::Span;
+        columns.extend(["min", "max"].map(|f| match engine {
+            Engine::Sqlite => format!("{f}(timestamp)"),
+            Engine::Postgres => format!(
+                "to_char({f}(timestamp) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+            ),
+        }));
+    }
     sql.text = format!(
         "SELECT {key}, {} FROM llm_usage{} GROUP BY {key}",
-        sum_columns(engine).join(", "),
+        columns.join(", "),
         where_clause(&c)
     );
     sql
@@ -319,6 +367,7 @@ pub(crate) fn sums(engine: Engine, filter: &LineFilter, by: GroupBy) -> Sql {
 pub(crate) fn totals(engine: Engine, filter: &LineFilter) -> Sql {
     let mut sql = Sql::new();
     let c = conditions(&mut sql, engine, filter, Table::Usage, true);
+    sql.tail = Tail::Runs;
     sql.text = format!(
         "SELECT CAST(NULL AS TEXT), {}, count(DISTINCT run_id) FROM llm_usage{}",
         sum_columns(engine).join(", "),
@@ -328,14 +377,20 @@ pub(crate) fn totals(engine: Engine, filter: &LineFilter) -> Sql {
 }
 
 /// A row of [`sums`] or [`totals`] as [`CallSums`]: the key, then the counts `count(i)` reads
-/// (column `i`, a `NULL` sum as 0) and the cost, in [`sum_columns`]' order; the distinct runs
-/// when the row has `columns` past them.
+/// (column `i`, a `NULL` sum as 0) and the cost, in [`sum_columns`]' order; after them what
+/// `tail` says, the times read by `text(i)`.
 pub(crate) fn call_sums<E>(
     key: Option<String>,
-    cost: Option<f64>,
-    columns: usize,
+    cost: Option<i64>,
+    tail: Tail,
     count: impl Fn(usize) -> Result<u64, E>,
+    text: impl Fn(usize) -> Result<Option<String>, E>,
 ) -> Result<CallSums, E> {
+    let (first, last) = if tail == Tail::Span {
+        (text(14)?, text(15)?)
+    } else {
+        (None, None)
+    };
     Ok(CallSums {
         key,
         calls: count(1)?,
@@ -346,12 +401,14 @@ pub(crate) fn call_sums<E>(
         cache_read: count(6)?,
         cache_write: count(7)?,
         reasoning: count(8)?,
-        cost: cost.unwrap_or(0.0),
+        cost: crate::pricing::CostSum::from_nanos(cost.unwrap_or(0)),
         priced: count(10)?,
         no_usage: count(11)?,
         provider_priced: count(12)?,
         estimated_tokens: count(13)?,
-        runs: if columns > 14 { count(14)? } else { 0 },
+        runs: if tail == Tail::Runs { count(14)? } else { 0 },
+        first,
+        last,
     })
 }
 
@@ -375,7 +432,23 @@ fn sum_columns(engine: Engine) -> [String; 13] {
         int("cache_read_tokens"),
         int("cache_write_tokens"),
         int("reasoning_tokens"),
-        "sum(cost_usd)".to_owned(),
+        // Nano-dollars, rounded as `CostSum::nanos_of` rounds them (in double precision):
+        // integer sums, equal in any order.
+        match engine {
+            Engine::Sqlite => "sum(CASE WHEN cost_usd < 0 THEN -CAST(-cost_usd * 1e9 + 0.5 AS \
+                 INTEGER) ELSE CAST(cost_usd * 1e9 + 0.5 AS INTEGER) END)"
+                .to_owned(),
+            Engine::Postgres => {
+                let n = |c: &str| {
+                    format!("CAST(floor({c} * CAST(1e9 AS DOUBLE PRECISION) + 0.5) AS BIGINT)")
+                };
+                format!(
+                    "CAST(sum(CASE WHEN cost_usd < 0 THEN -{} ELSE {} END) AS BIGINT)",
+                    n("-cost_usd"),
+                    n("cost_usd")
+                )
+            }
+        },
         "count(cost_usd)".to_owned(),
         int("CASE WHEN cost_source = 'no_usage' THEN 1 ELSE 0 END"),
         int("CASE WHEN cost_source = 'provider' AND cost_usd IS NOT NULL THEN 1 ELSE 0 END"),
@@ -450,8 +523,9 @@ mod tests {
         };
         for engine in [Engine::Sqlite, Engine::Postgres] {
             for sql in [
-                lines(engine, &filter, false),
+                lines(engine, &filter, Lines::All),
                 sums(engine, &filter, GroupBy::Day),
+                sums(engine, &filter, GroupBy::RunSpan),
                 totals(engine, &filter),
                 summary_count(engine, &filter),
                 event_counts(engine, &filter),

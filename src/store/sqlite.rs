@@ -282,7 +282,6 @@ impl Backend for Sqlite {
 
     fn sums(&mut self, sql: &query::Sql, each: &mut dyn FnMut(CallSums)) -> Result<(), StoreError> {
         let mut stmt = self.conn.prepare(&sql.text)?;
-        let columns = stmt.column_count();
         let mut rows = stmt.query(rusqlite::params_from_iter(sql.params.iter()))?;
         while let Some(r) = rows.next()? {
             let n = |i: usize| -> rusqlite::Result<u64> {
@@ -292,8 +291,9 @@ impl Backend for Sqlite {
             each(query::call_sums(
                 r.get(0)?,
                 r.get(query::COST_COLUMN)?,
-                columns,
+                sql.tail,
                 n,
+                |i| r.get(i),
             )?);
         }
         Ok(())
