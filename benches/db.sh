@@ -117,6 +117,11 @@ TOTALS = """SELECT count(*), count(error), sum(input_tokens), sum(output_tokens)
                   count(DISTINCT run_id)
            FROM llm_usage {where}"""
 
+# What `run list` asks for: each run's sums and first and last call, then the summaries' lines.
+RUN_LIST = ["""SELECT run_id, count(*), sum(input_tokens), sum(output_tokens), sum(cost_usd), count(cost_usd),
+                     min(timestamp), max(timestamp) FROM llm_usage GROUP BY run_id""",
+            "SELECT line FROM llm_runs ORDER BY seq"]
+
 def median(f):
     ts = []
     for _ in range(runs):
@@ -135,6 +140,14 @@ def sqlite_q(path, sql, params=()):
     def run():
         c = sqlite3.connect(path)
         c.execute(sql, params).fetchall()
+        c.close()
+    return median(run)
+
+def sqlite_qs(path, sqls):
+    def run():
+        c = sqlite3.connect(path)
+        for sql in sqls:
+            c.execute(sql).fetchall()
         c.close()
     return median(run)
 
@@ -159,6 +172,8 @@ small = row("SQLite", "by step, one day", ["by", "step", *win, "--db", sqlite_db
     sqlite_q(sqlite_db, GROUP.format(where="WHERE timestamp >= ? AND timestamp < ?"), (lo, hi)))
 row("SQLite", "by run, whole store", ["by", "run", "--db", sqlite_db],
     sqlite_q(sqlite_db, GROUP.replace("step", "run_id").format(where="")))
+row("SQLite", "run list, whole store", ["run", "list", "--db", sqlite_db],
+    sqlite_qs(sqlite_db, RUN_LIST))
 row("SQLite", "stats, whole store", ["stats", "--db", sqlite_db],
     sqlite_q(sqlite_db, TOTALS.format(where="")))
 row("SQLite", "stats, one day", ["stats", *win, "--db", sqlite_db],
@@ -183,6 +198,7 @@ if pg:
             pg_q(TOTALS.format(where=pg_where), pg_big))
     row("PostgreSQL", "by run, whole store", ["by", "run", "--db", pg],
         pg_q(GROUP.replace("step", "run_id").format(where="")))
+    row("PostgreSQL", "run list, whole store", ["run", "list", "--db", pg], pg_q("; ".join(RUN_LIST)))
     row("PostgreSQL", "stats, whole store", ["stats", "--db", pg], pg_q(TOTALS.format(where="")))
     row("PostgreSQL", "stats, one day", ["stats", *win, "--db", pg],
         pg_q(TOTALS.format(where=pg_where)))

@@ -354,8 +354,16 @@ pub(crate) fn sums(engine: Engine, filter: &LineFilter, by: GroupBy) -> Sql {
             ),
         }));
     }
+    // SQLite would group a whole table by walking the key's index, reading the rows in the
+    // index's order: a random read a row. `+key` is an expression no index holds, so SQLite
+    // reads the table in its order and groups with a sorter, about twice as fast (a window
+    // still reads its range through the `timestamp` index).
+    let group = match engine {
+        Engine::Sqlite => format!("+{key}"),
+        Engine::Postgres => key.clone(),
+    };
     sql.text = format!(
-        "SELECT {key}, {} FROM llm_usage{} GROUP BY {key}",
+        "SELECT {key}, {} FROM llm_usage{} GROUP BY {group}",
         columns.join(", "),
         where_clause(&c)
     );
