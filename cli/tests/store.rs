@@ -671,6 +671,7 @@ mod store {
         let mut commands: Vec<Vec<&str>> = Vec::new();
         for dim in [
             "step", "model", "provider", "task", "agent", "day", "run", "tenant", "", "list",
+            "report", "compare", "budget", "export", "show",
         ] {
             for filter in [
                 vec![],
@@ -687,10 +688,15 @@ mod store {
                 vec!["--run", "run-a"],
                 vec!["--step", "answer", "--where", "tenant=globex"],
             ] {
-                // `stats` where the dimension is empty, `run list` for "list".
+                // `stats` where the dimension is empty; then every other report.
                 let mut args = match dim {
                     "" => vec!["stats"],
                     "list" => vec!["run", "list"],
+                    "report" => vec!["report"],
+                    "compare" => vec!["compare", "tenant"],
+                    "budget" => vec!["budget", "--per-day", "0.01", "--per-run", "0.005"],
+                    "export" => vec!["export"],
+                    "show" => vec!["run", "show", "run-a"],
                     _ => vec!["by", dim],
                 };
                 args.extend(filter);
