@@ -285,14 +285,24 @@ impl Store {
 
     /// What the lines `filter` keeps add up to, computed by the database: the calls' sums and
     /// distinct runs, the first and last call, the run summaries and the budget lines per
-    /// event. Each is one indexed query (the window through the `timestamp` indexes); no line
-    /// travels but the first and the last call's.
+    /// event. Each is one indexed query (the window through the `timestamp` indexes), all in
+    /// one read transaction (one snapshot of a store being written); no line travels but the
+    /// first and the last call's.
     ///
     /// # Errors
     ///
     /// [`StoreError::Filter`] for a value no engine can take, else when a query fails.
     pub fn totals(&mut self, filter: &LineFilter) -> Result<Totals, StoreError> {
         filter.check()?;
+        self.backend.begin_read()?;
+        let totals = self.totals_read(filter);
+        let ended = self.backend.end_read();
+        let totals = totals?;
+        ended?;
+        Ok(totals)
+    }
+
+    fn totals_read(&mut self, filter: &LineFilter) -> Result<Totals, StoreError> {
         let engine = self.backend.engine();
         let mut calls = CallSums::default();
         self.backend
@@ -300,6 +310,8 @@ impl Store {
         let count = |v: Option<&Option<String>>| -> u64 {
             v.and_then(|v| v.as_deref()?.parse().ok()).unwrap_or(0)
         };
+        let runs = self.backend.texts(&query::distinct_runs(engine, filter))?;
+        calls.runs = count(runs.first().and_then(|r| r.first()));
         let summaries = self.backend.texts(&query::summary_count(engine, filter))?;
         let summaries = count(summaries.first().and_then(|r| r.first()));
         let events = self
@@ -458,6 +470,11 @@ pub(crate) trait Backend: Send {
     fn reading(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Starts a read transaction: the statements until [`end_read`](Self::end_read) see one
+    /// snapshot of the store.
+    fn begin_read(&mut self) -> Result<(), StoreError>;
+    /// Ends the read transaction.
+    fn end_read(&mut self) -> Result<(), StoreError>;
     /// The engine, for the statements [`query`] writes.
     fn engine(&self) -> query::Engine;
     /// Calls `each` with the lines `sql` (from [`query::lines`]) selects.

@@ -231,6 +231,19 @@ impl Backend for Postgres {
             .collect::<Result<_, _>>()?)
     }
 
+    fn begin_read(&mut self) -> Result<(), StoreError> {
+        // Repeatable read: every statement sees the snapshot of the first (parallel
+        // workers included; serializable would forbid them).
+        self.client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+        Ok(())
+    }
+
+    fn end_read(&mut self) -> Result<(), StoreError> {
+        self.client.batch_execute("COMMIT")?;
+        Ok(())
+    }
+
     fn any_line(&mut self) -> Result<bool, StoreError> {
         Ok(self.client.query_one(query::ANY_LINE, &[])?.try_get(0)?)
     }

@@ -183,8 +183,6 @@ pub enum GroupBy {
 pub(crate) enum Tail {
     /// Nothing.
     None,
-    /// The distinct run ids.
-    Runs,
     /// The first and the last call's time.
     Span,
 }
@@ -370,15 +368,28 @@ pub(crate) fn sums(engine: Engine, filter: &LineFilter, by: GroupBy) -> Sql {
     sql
 }
 
-/// The sums of every call `filter` keeps as one row (its key `NULL`), and after them the
-/// distinct run ids among those calls.
+/// The sums of every call `filter` keeps as one row (its key `NULL`).
 pub(crate) fn totals(engine: Engine, filter: &LineFilter) -> Sql {
     let mut sql = Sql::new();
     let c = conditions(&mut sql, engine, filter, Table::Usage, true);
-    sql.tail = Tail::Runs;
     sql.text = format!(
-        "SELECT CAST(NULL AS TEXT), {}, count(DISTINCT run_id) FROM llm_usage{}",
+        "SELECT CAST(NULL AS TEXT), {} FROM llm_usage{}",
         sum_columns(engine).join(", "),
+        where_clause(&c)
+    );
+    sql
+}
+
+/// How many distinct run ids the calls `filter` keeps have, as text. A statement of its own:
+/// beside the sums, a `count(DISTINCT run_id)` keeps PostgreSQL from summing with parallel
+/// workers and SQLite from reading only the `run_id` index (whole store: 0.03 s against the
+/// 0.3 s it adds to the sums' scan).
+pub(crate) fn distinct_runs(engine: Engine, filter: &LineFilter) -> Sql {
+    let mut sql = Sql::new();
+    let mut c = conditions(&mut sql, engine, filter, Table::Usage, true);
+    c.push("run_id IS NOT NULL".to_owned());
+    sql.text = format!(
+        "SELECT CAST(count(*) AS TEXT) FROM (SELECT DISTINCT run_id FROM llm_usage{}) AS r",
         where_clause(&c)
     );
     sql
@@ -414,7 +425,7 @@ pub(crate) fn call_sums<E>(
         no_usage: count(11)?,
         provider_priced: count(12)?,
         estimated_tokens: count(13)?,
-        runs: if tail == Tail::Runs { count(14)? } else { 0 },
+        runs: 0,
         first,
         last,
     })
@@ -535,6 +546,7 @@ mod tests {
                 sums(engine, &filter, GroupBy::Day),
                 sums(engine, &filter, GroupBy::RunSpan),
                 totals(engine, &filter),
+                distinct_runs(engine, &filter),
                 summary_count(engine, &filter),
                 event_counts(engine, &filter),
                 edge_call(engine, &filter, true),

@@ -377,6 +377,17 @@ impl Backend for Sqlite {
         Ok(())
     }
 
+    fn begin_read(&mut self) -> Result<(), StoreError> {
+        // Deferred: the first read takes the snapshot (in WAL mode, writers go on).
+        self.conn.execute_batch("BEGIN")?;
+        Ok(())
+    }
+
+    fn end_read(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("COMMIT")?;
+        Ok(())
+    }
+
     fn reading(&mut self) -> Result<(), StoreError> {
         self.conn.pragma_update(None, "cache_size", -2000)?;
         Ok(())
