@@ -81,7 +81,7 @@ pub(crate) fn stats(target: &str, filters: &Filters) -> Option<Result<read::Scan
     let fields = filters.model.is_some()
         || filters.step.is_some()
         || filters.wheres.iter().any(|(k, _)| k != "run_id");
-    let (any, totals, budget) = (|| {
+    let read = db.snapshot(|db| {
         let totals = db.totals(&filter).ok()?;
         let mut budget = Vec::new();
         if fields {
@@ -102,7 +102,8 @@ pub(crate) fn stats(target: &str, filters: &Filters) -> Option<Result<read::Scan
             budget.clone_from(&totals.events);
         }
         Some((db.has_lines().ok()?, totals, budget))
-    })()?;
+    });
+    let (any, totals, budget) = read.ok().flatten()?;
     let mut all = Acc::from_sums(&totals.calls);
     all.first = totals.first;
     all.last = totals.last;
@@ -179,8 +180,9 @@ pub(crate) fn run_list(target: &str, filters: &Filters, needs: &Needs) -> Option
         return None;
     }
     let mut agg = super::agg::Aggregate::default();
-    let any = (|| {
-        let mut db = open_existing(target).ok()?;
+    let mut db = open_existing(target).ok()?;
+    // The runs' sums and their summaries as of one moment of a store being written.
+    let read = db.snapshot(|db| {
         let any = db.has_lines().ok()?;
         db.for_each_sum(&filter, GroupBy::RunSpan, &mut |s| {
             if let Some(id) = &s.key {
@@ -199,7 +201,8 @@ pub(crate) fn run_list(target: &str, filters: &Filters, needs: &Needs) -> Option
         })
         .ok()?;
         Some(any)
-    })()?;
+    });
+    let any = read.ok().flatten()?;
     agg.runs.seal();
     Some(summed(agg, any))
 }

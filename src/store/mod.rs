@@ -55,6 +55,8 @@ pub(crate) use row::{Keyer, Row};
 pub struct Store {
     backend: Box<dyn Backend>,
     keyer: Keyer,
+    /// Whether a read transaction ([`snapshot`](Store::snapshot)) is open.
+    in_snapshot: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -86,6 +88,7 @@ impl Store {
         Ok(Self {
             backend: open(target)?,
             keyer: Keyer::default(),
+            in_snapshot: false,
         })
     }
 
@@ -294,12 +297,27 @@ impl Store {
     /// [`StoreError::Filter`] for a value no engine can take, else when a query fails.
     pub fn totals(&mut self, filter: &LineFilter) -> Result<Totals, StoreError> {
         filter.check()?;
+        self.snapshot(|s| s.totals_read(filter))?
+    }
+
+    /// Runs `read` in one read transaction: every query it makes sees the same state of a
+    /// store that is being written (an import or a live sink commits between them). Within
+    /// another snapshot, it is that one.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the transaction cannot be started or ended; `read`'s own result
+    /// is returned as it is.
+    pub fn snapshot<T>(&mut self, read: impl FnOnce(&mut Self) -> T) -> Result<T, StoreError> {
+        if self.in_snapshot {
+            return Ok(read(self));
+        }
         self.backend.begin_read()?;
-        let totals = self.totals_read(filter);
-        let ended = self.backend.end_read();
-        let totals = totals?;
-        ended?;
-        Ok(totals)
+        self.in_snapshot = true;
+        let out = read(self);
+        self.in_snapshot = false;
+        self.backend.end_read()?;
+        Ok(out)
     }
 
     fn totals_read(&mut self, filter: &LineFilter) -> Result<Totals, StoreError> {

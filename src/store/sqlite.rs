@@ -490,6 +490,33 @@ mod bulk_tests {
     }
 
     #[test]
+    fn a_snapshot_reads_one_state_while_another_connection_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("usage.db");
+        let path = path.to_str().unwrap();
+        let line = |input: u32| {
+            format!(
+                r#"{{"timestamp":"2025-12-14T10:30:15.123Z","event":"llm_call","run_id":"r{input}","tokens":{{"input":{input},"output":2}}}}"#
+            )
+        };
+        let mut writer = Store::open(path).unwrap();
+        let mut reader = Store::open_existing(path).unwrap();
+        writer.insert(&[&line(7)]).unwrap();
+        let all = crate::store::LineFilter::default();
+        let seen = reader
+            .snapshot(|r| {
+                let before = r.totals(&all).unwrap().calls;
+                assert_eq!(writer.insert(&[&line(5)]).unwrap().added, 1);
+                let after = r.totals(&all).unwrap().calls;
+                (before.input, after.input, after.runs)
+            })
+            .unwrap();
+        assert_eq!(seen, (7, 7, 1));
+        let now = reader.totals(&all).unwrap().calls;
+        assert_eq!((now.input, now.runs), (12, 2));
+    }
+
+    #[test]
     fn a_bulk_load_into_an_empty_database_ends_with_every_index() {
         let dir = tempfile::tempdir().unwrap();
         let (fresh, loaded, cut) = (
