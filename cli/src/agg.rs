@@ -174,6 +174,8 @@ pub(crate) struct Row {
     pub(crate) latency_ms: Option<u64>,
     pub(crate) estimated: bool,
     pub(crate) error: Option<String>,
+    /// The line's `attributes` object as written (JSON), when it has one.
+    pub(crate) attributes: Option<String>,
 }
 
 /// Old and new cost per model, for `reprice`.
@@ -589,6 +591,7 @@ impl Aggregate {
                 latency_ms: l.latency_ms,
                 estimated: l.estimated,
                 error: l.error.as_deref().map(str::to_owned),
+                attributes: l.attributes.as_deref().map(str::to_owned),
             });
         }
     }

@@ -644,7 +644,7 @@ pub(crate) fn run_show<'a>(scan: &'a Scan, id: &str) -> Option<Vec<Section<'a>>>
 }
 
 /// The columns of `export`.
-pub(crate) const EXPORT_COLUMNS: [&str; 18] = [
+pub(crate) const EXPORT_COLUMNS: [&str; 19] = [
     "timestamp",
     "run_id",
     "step",
@@ -663,6 +663,7 @@ pub(crate) const EXPORT_COLUMNS: [&str; 18] = [
     "latency_ms",
     "estimated",
     "error",
+    "attributes",
 ];
 
 pub(crate) fn export(scan: &Scan) -> Vec<Section<'_>> {
@@ -688,6 +689,7 @@ pub(crate) fn export(scan: &Scan) -> Vec<Section<'_>> {
             r.latency_ms.map_or(Cell::Text(None), Cell::Int),
             Cell::text(if r.estimated { "true" } else { "false" }),
             Cell::Text(r.error.clone()),
+            Cell::Text(r.attributes.clone()),
         ]);
     }
     vec![s]

@@ -102,6 +102,20 @@ fn by_attribute_and_where_give_exact_totals() {
             l["model"] == "model-b" && l["attributes"]["prompt.version"] == "v2"
         }),
     );
+    // `export` ends each call's row with its attributes as logged: a CSV field per call
+    // whose JSON is the line's object.
+    let (csv, _) = common::llm_usage_ok(&["export", p]);
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    assert_eq!(reader.headers().unwrap().iter().last(), Some("attributes"));
+    let exported: Vec<Value> = reader
+        .records()
+        .map(|r| serde_json::from_str(&r.unwrap()[18]).unwrap())
+        .collect();
+    let logged: Vec<Value> = common::calls(&all)
+        .iter()
+        .map(|l| l["attributes"].clone())
+        .collect();
+    assert_eq!(exported, logged);
     // A value nobody has: nothing matches (said on stderr), exit 0.
     let (out, err) = common::llm_usage_ok(&["by", "model", "--where", "tenant=umbrella", p]);
     assert!(out.is_empty(), "{out}");

@@ -85,7 +85,7 @@ fn exported_csv_parses_back_to_the_same_totals() {
     assert_eq!(code, 0, "{err}");
     let mut r = csv::Reader::from_path(&csv_path).unwrap();
     let headers = r.headers().unwrap().clone();
-    assert_eq!(headers.len(), 18);
+    assert_eq!(headers.len(), 19);
     let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
     let (mut calls, mut input, mut output, mut cost) = (0u64, 0u64, 0u64, 0f64);
     for rec in r.records() {
