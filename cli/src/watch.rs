@@ -15,6 +15,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::widgets::{Block, Paragraph, Row, Sparkline, Table};
 use tracing_llm_usage::__private::terminal;
 use tracing_llm_usage::format::decode::{self, Line};
+use tracing_llm_usage::pricing::CostSum;
 use tracing_llm_usage::record::Timestamp;
 
 use unicode_width::UnicodeWidthStr;
@@ -128,7 +129,8 @@ impl Follower {
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct Spend {
     calls: u64,
-    cost: f64,
+    /// Summed as the reports sum it: the live figure is theirs to the last digit.
+    cost: CostSum,
     unpriced: u64,
 }
 
@@ -136,14 +138,14 @@ impl Spend {
     fn add(&mut self, cost: Option<f64>) {
         self.calls += 1;
         match cost {
-            Some(c) => self.cost += c,
+            Some(c) => self.cost.add(c),
             None => self.unpriced += 1,
         }
     }
 
     /// `$x`, `≥$x` when some calls had no cost, `unpriced` when none had one.
     fn shown(&self) -> String {
-        spend(self.cost, self.calls - self.unpriced, self.unpriced)
+        spend(self.cost.usd(), self.calls - self.unpriced, self.unpriced)
     }
 }
 
@@ -240,7 +242,7 @@ impl Live {
         // (lines of older versions), and every call when it has no cost at all.
         let spend = l.usage.as_ref().map_or(open.spend, |u| Spend {
             calls: u.call_count,
-            cost: u.cost_usd.unwrap_or(0.0),
+            cost: CostSum::from_nanos(u.cost_usd.map_or(0, CostSum::nanos_of)),
             unpriced: match u.cost_usd {
                 None => u.call_count,
                 Some(_) if u.unpriced_calls > 0 => u.unpriced_calls,
@@ -260,7 +262,7 @@ impl Live {
         (now_min - MINUTES + 1..=now_min)
             .map(|m| {
                 let (c, t) = self.minutes.get(&m).copied().unwrap_or_default();
-                ((c.cost * 1e6).round() as u64, t)
+                ((c.cost.usd() * 1e6).round() as u64, t)
             })
             .unzip()
     }
@@ -293,12 +295,7 @@ impl Live {
 
 fn top(map: &HashMap<String, Spend>, n: usize) -> Vec<(&String, Spend)> {
     let mut v: Vec<_> = map.iter().map(|(k, v)| (k, *v)).collect();
-    v.sort_by(|a, b| {
-        b.1.cost
-            .partial_cmp(&a.1.cost)
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then_with(|| a.0.cmp(b.0))
-    });
+    v.sort_by(|a, b| b.1.cost.cmp(&a.1.cost).then_with(|| a.0.cmp(b.0)));
     v.truncate(n);
     v
 }
@@ -617,7 +614,7 @@ mod tests {
         live.add(call);
         live.add(call);
         assert_eq!((live.spend.calls, live.tokens, live.open.len()), (2, 24, 1));
-        assert!((live.spend.cost - 1.0).abs() < 1e-12);
+        assert_eq!(live.spend.cost.usd(), 1.0);
         live.add(br#"{"timestamp":"2025-12-01T10:00:01.000Z","event":"run_summary","run_id":"r1","status":"success","usage":{"call_count":2,"cost_usd":1.0}}"#);
         assert_eq!(live.open.len(), 0);
         assert_eq!(live.recent[0].status, "success");
