@@ -106,7 +106,10 @@ fn by_attribute_and_where_give_exact_totals() {
     // whose JSON is the line's object.
     let (csv, _) = common::llm_usage_ok(&["export", p]);
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
-    assert_eq!(reader.headers().unwrap().iter().next_back(), Some("attributes"));
+    assert_eq!(
+        reader.headers().unwrap().iter().next_back(),
+        Some("attributes")
+    );
     let exported: Vec<Value> = reader
         .records()
         .map(|r| serde_json::from_str(&r.unwrap()[18]).unwrap())

@@ -213,9 +213,7 @@ impl Store {
         filter: &LineFilter,
         each: &mut dyn FnMut(&str),
     ) -> Result<(), StoreError> {
-        filter.check()?;
-        let sql = query::lines(self.backend.engine(), filter, query::Lines::All);
-        self.backend.lines_where(&sql, each)
+        self.read_lines(filter, query::Lines::All, each)
     }
 
     /// Calls `each` with the budget lines `filter`'s time window and `run_id` keep, in the
@@ -230,9 +228,7 @@ impl Store {
         filter: &LineFilter,
         each: &mut dyn FnMut(&str),
     ) -> Result<(), StoreError> {
-        filter.check()?;
-        let sql = query::lines(self.backend.engine(), filter, query::Lines::Budget);
-        self.backend.lines_where(&sql, each)
+        self.read_lines(filter, query::Lines::Budget, each)
     }
 
     /// Calls `each` with the run summaries `filter`'s time window, `run_id` and attributes
@@ -247,8 +243,17 @@ impl Store {
         filter: &LineFilter,
         each: &mut dyn FnMut(&str),
     ) -> Result<(), StoreError> {
+        self.read_lines(filter, query::Lines::Summaries, each)
+    }
+
+    fn read_lines(
+        &mut self,
+        filter: &LineFilter,
+        which: query::Lines,
+        each: &mut dyn FnMut(&str),
+    ) -> Result<(), StoreError> {
         filter.check()?;
-        let sql = query::lines(self.backend.engine(), filter, query::Lines::Summaries);
+        let sql = query::lines(self.backend.engine(), filter, which);
         self.backend.lines_where(&sql, each)
     }
 
