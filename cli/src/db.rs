@@ -234,6 +234,28 @@ pub(crate) fn lines(target: &str, filters: &Filters) -> io::Result<DbLines> {
     })
 }
 
+/// Says on stderr which imports into `target` started and have not finished: a report
+/// of it leaves out what they had still to store.
+pub(crate) fn warn_unfinished_imports(target: &str) {
+    let Ok(loads) =
+        open_existing(target).and_then(|mut db| db.unfinished_imports().map_err(io::Error::other))
+    else {
+        return;
+    };
+    let Some(first) = loads.first() else { return };
+    let more = match loads.len() - 1 {
+        0 => String::new(),
+        n => format!(", and {n} more"),
+    };
+    eprintln!(
+        "llm-usage: {}: an import started at {} ({}{more}) has not finished: these figures \
+         leave out what it had still to store (running it again completes it)",
+        display_target(target),
+        first.started_at,
+        first.process
+    );
+}
+
 /// How many files were imported into `target`, and how many lines it holds: what `stats`
 /// shows as `files` and `lines`.
 pub(crate) fn imported_files(target: &str) -> io::Result<(u64, u64)> {

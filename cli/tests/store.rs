@@ -51,6 +51,9 @@ mod store {
             Trial::test("sqlite_filters_and_sums_in_sql", || {
                 filters_and_sums_in_sql(&Db::sqlite("pushdown"))
             }),
+            Trial::test("sqlite_an_unfinished_import_is_said", || {
+                unfinished_import_is_said(&Db::sqlite("unfinished"))
+            }),
             Trial::test("sqlite_reload_adds_exactly_the_new_lines", || {
                 reload_adds_exactly_the_new_lines(&Db::sqlite("reload"))
             }),
@@ -70,7 +73,10 @@ mod store {
             ),
         ];
         type PgTest = fn(&str) -> Result<(), Failed>;
-        let pg_tests: [(&str, PgTest); 8] = [
+        let pg_tests: [(&str, PgTest); 9] = [
+            ("postgres_an_unfinished_import_is_said", |url| {
+                unfinished_import_is_said(&Db::postgres(url, "unfinished")?)
+            }),
             ("postgres_filters_and_sums_in_sql", |url| {
                 filters_and_sums_in_sql(&Db::postgres(url, "pushdown")?)
             }),
@@ -224,9 +230,12 @@ mod store {
             }
         }
 
-        /// Takes migration 5 back: the time indexes, the line count and its triggers.
-        fn undo_migration_5(&self) {
-            self.execute("DROP INDEX llm_runs_time; DROP INDEX llm_events_time");
+        /// Takes migrations 5 and 6 back: the time indexes, the line count and its
+        /// triggers, the imports under way.
+        fn undo_migrations_from_5(&self) {
+            self.execute(
+                "DROP INDEX llm_runs_time; DROP INDEX llm_events_time; DROP TABLE llm_loads",
+            );
             if self.pg {
                 self.execute(
                     "DROP TABLE llm_counts; DROP FUNCTION llm_count_added, llm_count_removed, \
@@ -636,7 +645,7 @@ mod store {
 
         // The previous schema: no attribute columns, version 3. The next open adds them and
         // fills them from the stored lines.
-        db.undo_migration_5();
+        db.undo_migrations_from_5();
         db.execute(
             "ALTER TABLE llm_usage DROP COLUMN attributes; ALTER TABLE llm_runs DROP COLUMN attributes;
              UPDATE llm_schema SET version = 3",
@@ -645,7 +654,7 @@ mod store {
         assert!(out.contains("0 rows added"), "{out}");
         assert_eq!(
             db.numbers("SELECT CAST(version AS DOUBLE PRECISION) FROM llm_schema"),
-            [5.0]
+            [6.0]
         );
         assert_eq!(per_tenant(sql)[..3], want[..]);
         assert_eq!(
@@ -847,6 +856,47 @@ mod store {
         Ok(())
     }
 
+    /// An import cut short (its first transactions stored, the process gone) is said by every
+    /// report over the store until an import finishes; a store at the previous schema version
+    /// gains the table that notes imports when it is next opened.
+    fn unfinished_import_is_said(db: &Db) -> Result<(), Failed> {
+        let dir = tempfile::tempdir()?;
+        let log = log_file(dir.path());
+        llm_usage(&["import", path(&log), "--db", &db.target]);
+        db.execute("DROP TABLE llm_loads; UPDATE llm_schema SET version = 5");
+        let version = "SELECT CAST(version AS DOUBLE PRECISION) FROM llm_schema";
+        let mut store = tracing_llm_usage::store::Store::open(&db.target)?;
+        assert_eq!(db.numbers(version), [6.0]);
+        store.prepare_bulk()?;
+        let late = r#"{"timestamp":"2027-02-01T10:00:00.000Z","event":"llm_call","run_id":"late","tokens":{"input":5,"output":1}}"#;
+        assert_eq!(store.insert(&[late])?.added, 1);
+        drop(store);
+        let stats = |args: &[&str]| {
+            let mut args = args.to_vec();
+            args.extend(["--db", &db.target]);
+            let out = Command::cargo_bin("llm-usage")
+                .unwrap()
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            String::from_utf8(out.stderr).unwrap()
+        };
+        let pid = format!("pid {}", std::process::id());
+        for args in [&["stats"][..], &["by", "step"], &["report"]] {
+            let err = stats(args);
+            assert!(
+                err.contains("has not finished") && err.contains(&pid),
+                "{args:?}: {err}"
+            );
+        }
+        llm_usage(&["import", path(&log), "--db", &db.target]);
+        let err = stats(&["stats"]);
+        assert!(!err.contains("has not finished"), "{err}");
+        assert_eq!(db.count("llm_loads"), 0);
+        Ok(())
+    }
+
     /// A new SQLite file is loaded beside its place and moved there when complete: a load
     /// that fails leaves neither the file nor its scratch copy; one that succeeds, the file
     /// alone, each input counted in its own line however the transactions fell.
@@ -1020,20 +1070,20 @@ mod store {
         let c = rusqlite::Connection::open(&db.target)?;
         assert_eq!(
             c.query_row("SELECT version FROM llm_schema", [], |r| r.get::<_, i64>(0))?,
-            5
+            6
         );
-        c.execute("UPDATE llm_schema SET version = 6", [])?;
+        c.execute("UPDATE llm_schema SET version = 7", [])?;
         let err = db.builder().build().err().unwrap();
         assert_eq!(
             err.to_string(),
-            "usage database: the database is at schema version 6, newer than the 5 this build \
+            "usage database: the database is at schema version 7, newer than the 6 this build \
              knows: use a newer tracing-llm-usage"
         );
         let out = Command::cargo_bin("llm-usage")?
             .args(["stats", "--db", &db.target])
             .output()?;
         assert_eq!(out.status.code(), Some(1));
-        assert!(String::from_utf8(out.stderr)?.contains("schema version 6"));
+        assert!(String::from_utf8(out.stderr)?.contains("schema version 7"));
         Ok(())
     }
 
@@ -1197,7 +1247,7 @@ mod store {
         let first = std::fs::read_to_string(fixture().join("usage.jsonl"))?;
         std::fs::write(&log, format!("{}\n", first.lines().next().unwrap()))?;
         llm_usage(&["import", path(&log), "--db", &db.target]);
-        db.undo_migration_5();
+        db.undo_migrations_from_5();
         db.execute(
             "ALTER TABLE llm_usage DROP COLUMN stream; ALTER TABLE llm_usage DROP COLUMN ttft_ms;
              ALTER TABLE llm_usage DROP COLUMN modality; ALTER TABLE llm_usage DROP COLUMN attributes;
@@ -1218,7 +1268,7 @@ mod store {
         );
         assert_eq!(
             db.numbers("SELECT CAST(version AS DOUBLE PRECISION) FROM llm_schema"),
-            [5.0]
+            [6.0]
         );
         assert_eq!(db.count("llm_events"), 0);
         assert_eq!(db.count("llm_imports"), 1);
@@ -1229,14 +1279,14 @@ mod store {
             [1.0]
         );
 
-        db.execute("UPDATE llm_schema SET version = 6");
+        db.execute("UPDATE llm_schema SET version = 7");
         let out = Command::cargo_bin("llm-usage")?
             .args(["import", path(&log), "--db", &db.target])
             .output()?;
         assert_eq!(out.status.code(), Some(1));
         let err = String::from_utf8(out.stderr)?;
         assert!(
-            err.contains("the database is at schema version 6, newer than the 5"),
+            err.contains("the database is at schema version 7, newer than the 6"),
             "{err}"
         );
         Ok(())

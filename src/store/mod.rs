@@ -57,11 +57,36 @@ pub struct Store {
     keyer: Keyer,
     /// Whether a read transaction ([`snapshot`](Store::snapshot)) is open.
     in_snapshot: bool,
+    /// When the import this store runs started, as noted in `llm_loads`.
+    load_started: Option<String>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+/// An import noted as started and not finished ([`Store::unfinished_imports`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UnfinishedImport {
+    /// When it started (RFC 3339, UTC).
+    pub started_at: String,
+    /// The process that ran it (`pid 4242 on build-7`).
+    pub process: String,
+}
+
+/// This process, as [`UnfinishedImport::process`] names it.
+fn process() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty());
+    match host {
+        Some(h) => format!("pid {} on {h}", std::process::id()),
+        None => format!("pid {}", std::process::id()),
     }
 }
 
@@ -89,6 +114,7 @@ impl Store {
             backend: open(target)?,
             keyer: Keyer::default(),
             in_snapshot: false,
+            load_started: None,
         })
     }
 
@@ -120,7 +146,15 @@ impl Store {
     ///
     /// [`StoreError`] when the database refuses the settings.
     pub fn prepare_bulk(&mut self) -> Result<(), StoreError> {
-        self.backend.bulk()
+        self.backend.bulk()?;
+        // Noted before the first row: a report that reads a store while this load is under
+        // way (or after it was cut short) says so.
+        let started = crate::record::Timestamp::now().to_string();
+        let engine = self.backend.engine();
+        self.backend
+            .execute(&query::mark_load(engine, &started, &process()))?;
+        self.load_started = Some(started);
+        Ok(())
     }
 
     /// Writes without a journal and without syncs (SQLite; nothing for PostgreSQL): for a new
@@ -142,7 +176,35 @@ impl Store {
     ///
     /// [`StoreError`] when the indexes cannot be made.
     pub fn finish_bulk(&mut self) -> Result<(), StoreError> {
-        self.backend.end_bulk()
+        self.backend.end_bulk()?;
+        if let Some(started) = self.load_started.take() {
+            let engine = self.backend.engine();
+            self.backend
+                .execute(&query::unmark_loads(engine, &started))?;
+        }
+        Ok(())
+    }
+
+    /// The imports that started and have not finished, oldest first: under way, or cut short
+    /// (what they had still to store is missing until an import finishes). One that finishes
+    /// forgets itself and the ones that started before it.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the query fails.
+    pub fn unfinished_imports(&mut self) -> Result<Vec<UnfinishedImport>, StoreError> {
+        Ok(self
+            .backend
+            .texts(&query::loads())?
+            .into_iter()
+            .filter_map(|r| {
+                let mut r = r.into_iter();
+                Some(UnfinishedImport {
+                    started_at: r.next()??,
+                    process: r.next()??,
+                })
+            })
+            .collect())
     }
 
     /// Stores `lines` (each without its `\n`) in one transaction. Lines that are not LLM usage
@@ -493,6 +555,8 @@ pub(crate) trait Backend: Send {
     fn reading(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Runs `sql`, which returns no rows; how many rows it changed.
+    fn execute(&mut self, sql: &query::Sql) -> Result<u64, StoreError>;
     /// Starts a read transaction: the statements until [`end_read`](Self::end_read) see one
     /// snapshot of the store.
     fn begin_read(&mut self) -> Result<(), StoreError>;

@@ -231,6 +231,10 @@ impl Backend for Postgres {
             .collect::<Result<_, _>>()?)
     }
 
+    fn execute(&mut self, sql: &query::Sql) -> Result<u64, StoreError> {
+        Ok(self.client.execute(sql.text.as_str(), &params(sql))?)
+    }
+
     fn begin_read(&mut self) -> Result<(), StoreError> {
         // Repeatable read: every statement sees the snapshot of the first (parallel
         // workers included; serializable would forbid them).

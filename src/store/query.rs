@@ -517,6 +517,30 @@ pub(crate) fn edge_call(engine: Engine, filter: &LineFilter, latest: bool) -> Sq
     sql
 }
 
+/// Notes an import under way: when it started (canonical RFC 3339) and which process runs it.
+pub(crate) fn mark_load(engine: Engine, started_at: &str, process: &str) -> Sql {
+    let mut sql = Sql::new();
+    let (a, b) = (sql.param(engine, started_at), sql.param(engine, process));
+    sql.text = format!("INSERT INTO llm_loads (started_at, process) VALUES ({a}, {b})");
+    sql
+}
+
+/// Forgets the imports noted as started at `up_to` or before: an import that finishes has
+/// stored everything an earlier one cut short would have, if it read the same files.
+pub(crate) fn unmark_loads(engine: Engine, up_to: &str) -> Sql {
+    let mut sql = Sql::new();
+    let a = sql.param(engine, up_to);
+    sql.text = format!("DELETE FROM llm_loads WHERE started_at <= {a}");
+    sql
+}
+
+/// The imports under way (or cut short), oldest first.
+pub(crate) fn loads() -> Sql {
+    let mut sql = Sql::new();
+    sql.text = "SELECT started_at, process FROM llm_loads ORDER BY started_at".to_owned();
+    sql
+}
+
 /// The rows of the three line tables, as the triggers count them.
 pub(crate) const LINE_COUNT: &str =
     "SELECT CAST(coalesce(sum(lines), 0) AS BIGINT) FROM llm_counts";

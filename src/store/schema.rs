@@ -5,7 +5,8 @@
 //! events and the import log; migration 3 the streaming and modality columns of a call;
 //! migration 4 the attributes of calls and runs (filled from the stored lines); migration 5
 //! time indexes on run summaries and budget lines, and `llm_counts`, the stored lines' count,
-//! kept by triggers (so `stats` never counts a whole store).
+//! kept by triggers (so `stats` never counts a whole store); migration 6 `llm_loads`, the
+//! imports under way.
 //! Never edit a released migration: add one.
 
 /// Migration 2's indexes, the same in both engines.
@@ -104,12 +105,12 @@ macro_rules! pg_counted {
 pub(crate) const INDEXES: &str = concat!(indexes!(), time_indexes!());
 
 /// The version this build writes.
-pub(crate) const VERSION: i64 = 5;
+pub(crate) const VERSION: i64 = 6;
 
 /// SQLite: timestamps are canonical RFC 3339 text (which sorts), booleans 0/1, the modality
 /// breakdown as JSON text.
 #[cfg(feature = "sqlite")]
-pub(crate) const SQLITE: [&str; 5] = [
+pub(crate) const SQLITE: [&str; 6] = [
     "CREATE TABLE llm_usage (
         seq INTEGER NOT NULL,
         id TEXT PRIMARY KEY,
@@ -161,12 +162,13 @@ pub(crate) const SQLITE: [&str; 5] = [
         count_lines!(),
         count_triggers!(),
     ),
+    LOADS,
 ];
 
 /// PostgreSQL: `timestamptz`, `boolean`, `jsonb` for the modality breakdown, and one sequence
 /// that orders lines across tables.
 #[cfg(feature = "postgres")]
-pub(crate) const POSTGRES: [&str; 5] = [
+pub(crate) const POSTGRES: [&str; 6] = [
     "CREATE SEQUENCE llm_seq;
     CREATE TABLE llm_usage (
         seq BIGINT NOT NULL DEFAULT nextval('llm_seq'),
@@ -234,7 +236,13 @@ pub(crate) const POSTGRES: [&str; 5] = [
         pg_counted!("llm_runs"),
         pg_counted!("llm_events"),
     ),
+    LOADS,
 ];
+
+/// Migration 6, the same in both engines: a row per import under way, so that a report can
+/// say that what it reads is not all there yet.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+const LOADS: &str = "CREATE TABLE llm_loads (started_at TEXT NOT NULL, process TEXT NOT NULL);";
 
 /// Creates the version table (one row) if missing.
 pub(crate) const VERSION_TABLE: &str =

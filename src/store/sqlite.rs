@@ -381,6 +381,13 @@ impl Backend for Sqlite {
         Ok(())
     }
 
+    fn execute(&mut self, sql: &query::Sql) -> Result<u64, StoreError> {
+        let n = self
+            .conn
+            .execute(&sql.text, rusqlite::params_from_iter(sql.params.iter()))?;
+        Ok(n as u64)
+    }
+
     fn begin_read(&mut self) -> Result<(), StoreError> {
         // Deferred: the first read takes the snapshot (in WAL mode, writers go on).
         self.conn.execute_batch("BEGIN")?;
