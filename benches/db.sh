@@ -4,10 +4,15 @@
 # when LLM_USAGE_BENCH_POSTGRES is a URL of a database the script may fill. For each engine, the
 # median wall time of RUNS runs of
 #
-#   * `llm-usage by step --db` (whole store) against `SELECT step, count(*), sums GROUP BY step`;
+#   * `llm-usage by step --db` (whole store: read from the daily sums) against
+#     `SELECT step, count(*), sums GROUP BY step` over the calls;
 #   * `llm-usage by step --since D --until D --db` (one day) against the same with
 #     `WHERE timestamp >= D AND timestamp < D+1`;
+#   * `llm-usage by task --db` (whole store: not in the daily sums, so from the calls) against
+#     `GROUP BY task`;
 #   * `llm-usage by run --db` (whole store) against `GROUP BY run_id`;
+#   * `llm-usage run list --db` against each run's sums and first and last call, and the
+#     summaries' lines;
 #   * `llm-usage stats --db`, whole store and one day, against the calls' sums and
 #     `count(DISTINCT run_id)` over the same rows;
 #
@@ -44,6 +49,11 @@ con = sqlite3.connect(dst)
 con.execute(f"ATTACH '{src}' AS s")
 for t in ("llm_schema", "llm_usage", "llm_runs", "llm_events", "llm_imports"):
     con.execute(f"CREATE TABLE {t} AS SELECT * FROM s.{t} WHERE 0")
+# The daily sums and the imports under way as the library makes them (filled below by
+# `llm-usage rollup`).
+for (sql,) in con.execute("SELECT sql FROM s.sqlite_master WHERE tbl_name IN ('llm_daily', 'llm_loads') "
+                          "AND sql IS NOT NULL ORDER BY type DESC").fetchall():
+    con.execute(sql)
 con.execute("INSERT INTO llm_schema SELECT * FROM s.llm_schema")
 for k in range(times):
     shift = f"'+{k * 2} years'" if k else "'+0 years'"
@@ -66,9 +76,10 @@ for stmt in ["CREATE INDEX llm_usage_seq ON llm_usage (seq)", "CREATE INDEX llm_
     con.execute(stmt)
 con.commit()
 PY
+    "$BIN" rollup --db "$DIR/big.sqlite"
 fi
 if [ -n "$PG" ]; then
-    psql -q "$PG" -c "DROP TABLE IF EXISTS llm_usage, llm_runs, llm_events, llm_imports, llm_schema, llm_counts; DROP SEQUENCE IF EXISTS llm_seq; DROP FUNCTION IF EXISTS llm_count_added, llm_count_removed, llm_recount" > /dev/null
+    psql -q "$PG" -c "DROP TABLE IF EXISTS llm_usage, llm_runs, llm_events, llm_imports, llm_schema, llm_counts, llm_daily, llm_loads; DROP SEQUENCE IF EXISTS llm_seq; DROP FUNCTION IF EXISTS llm_count_added, llm_count_removed, llm_recount, llm_daily_removed, llm_daily_cleared" > /dev/null
     "$BIN" import "$DIR/logs" --db "$PG" > /dev/null
     psql -q "$PG" -c "VACUUM ANALYZE" > /dev/null
 fi
@@ -92,6 +103,7 @@ DO \$\$ BEGIN
 END \$\$;
 SQL
     done
+    "$BIN" rollup --db "$PG_BIG"
     psql -q "$PG_BIG" -c "VACUUM ANALYZE" > /dev/null
 fi
 
@@ -170,6 +182,8 @@ row("SQLite", "by step, whole store", ["by", "step", "--db", sqlite_db],
     sqlite_q(sqlite_db, GROUP.format(where="")))
 small = row("SQLite", "by step, one day", ["by", "step", *win, "--db", sqlite_db],
     sqlite_q(sqlite_db, GROUP.format(where="WHERE timestamp >= ? AND timestamp < ?"), (lo, hi)))
+row("SQLite", "by task, whole store", ["by", "task", "--db", sqlite_db],
+    sqlite_q(sqlite_db, GROUP.replace("step", "task").format(where="")))
 row("SQLite", "by run, whole store", ["by", "run", "--db", sqlite_db],
     sqlite_q(sqlite_db, GROUP.replace("step", "run_id").format(where="")))
 row("SQLite", "run list, whole store", ["run", "list", "--db", sqlite_db],
@@ -196,6 +210,8 @@ if pg:
         print(f"one day on the {times}× store over the store: {big / small:.2f}")
         row("PostgreSQL", f"stats, one day, {times}×", ["stats", *win, "--db", pg_big],
             pg_q(TOTALS.format(where=pg_where), pg_big))
+    row("PostgreSQL", "by task, whole store", ["by", "task", "--db", pg],
+        pg_q(GROUP.replace("step", "task").format(where="")))
     row("PostgreSQL", "by run, whole store", ["by", "run", "--db", pg],
         pg_q(GROUP.replace("step", "run_id").format(where="")))
     row("PostgreSQL", "run list, whole store", ["run", "list", "--db", pg], pg_q("; ".join(RUN_LIST)))

@@ -234,6 +234,13 @@ pub(crate) fn lines(target: &str, filters: &Filters) -> io::Result<DbLines> {
     })
 }
 
+/// Sums the calls stored in `target` per day again.
+pub(crate) fn rebuild_daily_sums(target: &str) -> Result<(), String> {
+    let at = |e: tracing_llm_usage::store::StoreError| format!("{}: {e}", display_target(target));
+    let mut db = Store::open_existing(target).map_err(at)?;
+    db.rebuild_daily_sums().map_err(at)
+}
+
 /// Says on stderr which imports into `target` started and have not finished: a report
 /// of it leaves out what they had still to store.
 pub(crate) fn warn_unfinished_imports(target: &str) {

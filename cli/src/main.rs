@@ -10,6 +10,7 @@
 //! llm-usage reprice --prices FILE     the same calls under another price table
 //! llm-usage budget --per-day 10       the days and runs that would have crossed a limit
 //! llm-usage import PATHS --db usage.sqlite   load the logs into SQLite (or --db postgres://…)
+//! llm-usage rollup --db usage.sqlite  sum the stored calls per day again
 //! ```
 //!
 //! Every report reads a database instead of files when given `--db` (features `sqlite`,
@@ -52,8 +53,8 @@ use tracing_llm_usage::pricing::PriceTable;
     after_help = "Reports: stats, report (--html FILE: one self-contained page), by \
                   step|model|provider|task|agent|run|day|ATTRIBUTE, compare ATTRIBUTE, run \
                   list, run show ID, export, reprice, budget; watch follows the logs live; \
-                  import loads them into --db. --where KEY=VALUE keeps the lines whose field or \
-                  attribute KEY is VALUE.\n\
+                  import loads them into --db (rollup sums its calls per day again). \
+                  --where KEY=VALUE keeps the lines whose field or attribute KEY is VALUE.\n\
                   PATHS default to ./llm_usage_logs. Exit codes: 0; 1 when the input has no \
                   usable line, cannot be read, names no such run, or (--strict) any line was \
                   skipped; 2 for a usage error (an option that does not apply, a missing one)."
@@ -130,6 +131,9 @@ impl Common {
             Command::Import { .. } => given(&[format, prices, csv_raw])
                 .or(given(&filters))
                 .map(|o| (o, "import")),
+            Command::Rollup => given(&[format, prices, csv_raw, ("--strict", self.strict)])
+                .or(given(&filters))
+                .map(|o| (o, "rollup")),
             Command::Watch { .. } => given(&[
                 format,
                 prices,
@@ -224,6 +228,9 @@ enum Command {
         #[arg(value_name = "PATHS")]
         paths: Vec<PathBuf>,
     },
+    /// Sums the calls stored in the database given with --db per day again (its table
+    /// llm_daily), after rows were changed by hand.
+    Rollup,
     /// Loads the logs into the database given with --db; lines already there are skipped.
     Import {
         /// Log files (plain or .gz), directories (their *.jsonl and *.jsonl.gz) or - for
@@ -442,6 +449,7 @@ fn main() -> ExitCode {
             paths
         }
         Command::Import { paths } | Command::Watch { paths } => paths,
+        Command::Rollup => return rollup(c.db.as_deref()),
         Command::Reprice { paths } => {
             let Some(table) = prices.clone() else {
                 Cli::command()
@@ -612,7 +620,7 @@ fn main() -> ExitCode {
         },
         Command::Export { .. } => commands::export(&scan),
         Command::Reprice { .. } => commands::reprice(&scan),
-        Command::Import { .. } => Vec::new(),
+        Command::Import { .. } | Command::Rollup => Vec::new(),
         Command::Budget { tokens, each, .. } => {
             for note in commands::budget_notes(&scan, *tokens) {
                 eprintln!("llm-usage: {note}");
@@ -746,6 +754,25 @@ fn imported_files(db: &str) -> Result<(u64, u64), String> {
     return db::imported_files(db).map_err(|e| format!("{db}: {e}"));
     #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
     return Err(format!("{db}: {NO_ENGINE}"));
+}
+
+/// `llm-usage rollup --db TARGET`.
+fn rollup(db: Option<&str>) -> ExitCode {
+    let Some(db) = db else {
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "rollup needs --db FILE|URL",
+            )
+            .exit();
+    };
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    return match db::rebuild_daily_sums(db) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    };
+    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+    return fail(format!("{db}: {NO_ENGINE}"));
 }
 
 /// `llm-usage import PATHS --db TARGET`.

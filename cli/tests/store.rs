@@ -231,11 +231,17 @@ mod store {
         }
 
         /// Takes migrations 5 and 6 back: the time indexes, the line count and its
-        /// triggers, the imports under way.
+        /// triggers, the imports under way, the daily sums and their triggers.
         fn undo_migrations_from_5(&self) {
             self.execute(
-                "DROP INDEX llm_runs_time; DROP INDEX llm_events_time; DROP TABLE llm_loads",
+                "DROP INDEX llm_runs_time; DROP INDEX llm_events_time; DROP TABLE llm_loads;
+                 DROP TABLE llm_daily",
             );
+            if self.pg {
+                self.execute("DROP FUNCTION llm_daily_removed, llm_daily_cleared CASCADE");
+            } else {
+                self.execute("DROP TRIGGER llm_usage_undaily");
+            }
             if self.pg {
                 self.execute(
                     "DROP TABLE llm_counts; DROP FUNCTION llm_count_added, llm_count_removed, \
@@ -853,20 +859,60 @@ mod store {
             assert!(want.contains("$0.0988"), "{args:?}: {want}");
             assert_eq!(llm_usage(&from_db), want, "{args:?}");
         }
+
+        // Whole days are read from the daily sums: a change to them shows in `by` and
+        // `stats`, not in a window that cuts a day (read from the calls); `rollup` makes
+        // them again from the calls.
+        let everything = ["--until", "2100-01-01T00:00:00.001Z"];
+        let from_calls = |args: &[&str]| {
+            let mut args = args.to_vec();
+            args.extend(everything);
+            run(&args, "db")
+        };
+        let by_step = run(&["by", "step"], "db");
+        assert_eq!(from_calls(&["by", "step"]), by_step);
+        db.execute("UPDATE llm_daily SET input_tokens = input_tokens + 1000");
+        assert_ne!(run(&["by", "step"], "db"), by_step);
+        assert_ne!(run(&["stats"], "db"), from_calls(&["stats"]));
+        assert_eq!(from_calls(&["by", "step"]), by_step);
+        llm_usage(&["rollup", "--db", &db.target]);
+        assert_eq!(run(&["by", "step"], "db"), by_step);
+        // Deleted calls leave the daily sums (a day, and a whole run).
+        db.execute("DELETE FROM llm_usage WHERE run_id = 'run-a' OR timestamp < '2026-03-03'");
+        for args in [
+            &["by", "step"][..],
+            &["by", "day"],
+            &["by", "model", "--since", "2026-03-03"],
+            &["stats"],
+        ] {
+            assert_eq!(run(args, "db"), from_calls(args), "{args:?}");
+        }
+        if db.pg {
+            db.execute("TRUNCATE llm_usage");
+            assert_eq!(db.count("llm_daily"), 0);
+        }
         Ok(())
     }
 
     /// An import cut short (its first transactions stored, the process gone) is said by every
-    /// report over the store until an import finishes; a store at the previous schema version
-    /// gains the table that notes imports when it is next opened.
+    /// report over the store until an import finishes; a store at an older schema version
+    /// gains the table that notes imports, and the daily sums of its calls, when next opened.
     fn unfinished_import_is_said(db: &Db) -> Result<(), Failed> {
         let dir = tempfile::tempdir()?;
         let log = log_file(dir.path());
         llm_usage(&["import", path(&log), "--db", &db.target]);
-        db.execute("DROP TABLE llm_loads; UPDATE llm_schema SET version = 5");
+        db.undo_migrations_from_5();
+        db.execute("UPDATE llm_schema SET version = 4");
         let version = "SELECT CAST(version AS DOUBLE PRECISION) FROM llm_schema";
         let mut store = tracing_llm_usage::store::Store::open(&db.target)?;
         assert_eq!(db.numbers(version), [6.0]);
+        // The daily sums were made from the calls already there.
+        let calls = db.count("llm_usage");
+        assert!(calls > 0);
+        assert_eq!(
+            db.numbers("SELECT CAST(sum(calls) AS DOUBLE PRECISION) FROM llm_daily"),
+            [calls as f64]
+        );
         store.prepare_bulk()?;
         let late = r#"{"timestamp":"2027-02-01T10:00:00.000Z","event":"llm_call","run_id":"late","tokens":{"input":5,"output":1}}"#;
         assert_eq!(store.insert(&[late])?.added, 1);

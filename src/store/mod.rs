@@ -13,6 +13,7 @@
 //!
 //! A row's `id` is a hash of its line: loading a line that is already there adds nothing.
 
+mod daily;
 mod query;
 mod row;
 pub(crate) mod schema;
@@ -185,6 +186,17 @@ impl Store {
         Ok(())
     }
 
+    /// Makes the daily sums (`llm_daily`) again from every stored call, in one transaction:
+    /// inserts and deletes keep them, an `UPDATE` of a call's row by hand does not.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the transaction fails (the sums stay as they were).
+    pub fn rebuild_daily_sums(&mut self) -> Result<(), StoreError> {
+        let engine = self.backend.engine();
+        self.backend.batch(&daily::rebuild(engine))
+    }
+
     /// The imports that started and have not finished, oldest first: under way, or cut short
     /// (what they had still to store is missing until an import finishes). One that finishes
     /// forgets itself and the ones that started before it.
@@ -337,7 +349,9 @@ impl Store {
     }
 
     /// Calls `each` with the sums of the calls `filter` keeps, per group, as the database
-    /// gives them (a group per run can be millions: they are streamed, not collected).
+    /// gives them (a group per run can be millions: they are streamed, not collected). Over
+    /// whole UTC days, grouped by and filtered on the fields the daily sums keep, they come
+    /// from the daily sums (`llm_daily`).
     ///
     /// # Errors
     ///
@@ -349,8 +363,26 @@ impl Store {
         each: &mut dyn FnMut(CallSums),
     ) -> Result<(), StoreError> {
         filter.check()?;
-        let sql = query::sums(self.backend.engine(), filter, by);
+        let engine = self.backend.engine();
+        let sql = self
+            .daily_sums(filter, Some(by))?
+            .unwrap_or_else(|| query::sums(engine, filter, by));
         self.backend.sums(&sql, each)
+    }
+
+    /// The query of `filter`'s sums per `by` over the daily sums, when they answer it exactly.
+    fn daily_sums(
+        &mut self,
+        filter: &LineFilter,
+        by: Option<GroupBy>,
+    ) -> Result<Option<query::Sql>, StoreError> {
+        let engine = self.backend.engine();
+        let Some(sql) = query::daily_sums(engine, filter, by) else {
+            return Ok(None);
+        };
+        let clamped = self.backend.texts(&query::daily_overflow())?;
+        let clamped = clamped.first().and_then(|r| r.first()?.as_deref()) != Some("0");
+        Ok((!clamped).then_some(sql))
     }
 
     /// What the lines `filter` keeps add up to, computed by the database: the calls' sums and
@@ -390,8 +422,10 @@ impl Store {
     fn totals_read(&mut self, filter: &LineFilter) -> Result<Totals, StoreError> {
         let engine = self.backend.engine();
         let mut calls = CallSums::default();
-        self.backend
-            .sums(&query::totals(engine, filter), &mut |s| calls = s)?;
+        let sums = self
+            .daily_sums(filter, None)?
+            .unwrap_or_else(|| query::totals(engine, filter));
+        self.backend.sums(&sums, &mut |s| calls = s)?;
         let count = |v: Option<&Option<String>>| -> u64 {
             v.and_then(|v| v.as_deref()?.parse().ok()).unwrap_or(0)
         };
@@ -557,6 +591,8 @@ pub(crate) trait Backend: Send {
     }
     /// Runs `sql`, which returns no rows; how many rows it changed.
     fn execute(&mut self, sql: &query::Sql) -> Result<u64, StoreError>;
+    /// Runs the statements `sql` in one transaction.
+    fn batch(&mut self, sql: &str) -> Result<(), StoreError>;
     /// Starts a read transaction: the statements until [`end_read`](Self::end_read) see one
     /// snapshot of the store.
     fn begin_read(&mut self) -> Result<(), StoreError>;

@@ -98,6 +98,10 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
         for sql in todo {
             tx.batch_execute(sql)?;
         }
+        if found < schema::DAILY_VERSION {
+            tx.batch_execute(&super::daily::triggers(query::Engine::Postgres))?;
+            tx.batch_execute(&super::daily::rebuild(query::Engine::Postgres))?;
+        }
         tx.execute("DELETE FROM llm_schema", &[])?;
         tx.execute(
             "INSERT INTO llm_schema (version) VALUES ($1)",
@@ -180,6 +184,10 @@ impl Backend for Postgres {
                 + insert_runs(&mut tx, chunk)?
                 + insert_events(&mut tx, chunk)?;
         }
+        if rows.iter().any(|r| r.table == Table::Usage) {
+            let last = first + n - 1;
+            tx.batch_execute(&super::daily::add(query::Engine::Postgres, first - 1, last))?;
+        }
         tx.commit()?;
         Ok(added)
     }
@@ -233,6 +241,13 @@ impl Backend for Postgres {
 
     fn execute(&mut self, sql: &query::Sql) -> Result<u64, StoreError> {
         Ok(self.client.execute(sql.text.as_str(), &params(sql))?)
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        let mut tx = self.client.transaction()?;
+        tx.batch_execute(sql)?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn begin_read(&mut self) -> Result<(), StoreError> {

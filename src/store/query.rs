@@ -6,7 +6,9 @@
 use super::StoreError;
 
 /// The engine a statement is written for (they differ in placeholders and JSON functions).
+/// A build with one engine never makes the other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(all(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) enum Engine {
     Sqlite,
     Postgres,
@@ -337,10 +339,7 @@ pub(crate) fn sums(engine: Engine, filter: &LineFilter, by: GroupBy) -> Sql {
     let key = match (by, engine) {
         (GroupBy::Field(f), _) => f.column().to_owned(),
         (GroupBy::RunSpan, _) => Field::RunId.column().to_owned(),
-        (GroupBy::Day, Engine::Sqlite) => "substr(timestamp, 1, 10)".to_owned(),
-        (GroupBy::Day, Engine::Postgres) => {
-            "to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD')".to_owned()
-        }
+        (GroupBy::Day, _) => day_of(engine, ""),
     };
     let mut columns = sum_columns(engine).to_vec();
     if by == GroupBy::RunSpan {
@@ -434,45 +433,135 @@ pub(crate) fn call_sums<E>(
 /// The column of [`CallSums::cost`] in a row of [`sums`] or [`totals`].
 pub(crate) const COST_COLUMN: usize = 9;
 
-/// What [`CallSums`] reads after the key, in its order.
-fn sum_columns(engine: Engine) -> [String; 13] {
-    // PostgreSQL sums bigints as numeric: back to bigint (an overflow is an error, and the
-    // report then reads the lines).
-    let int = |e: &str| match engine {
-        Engine::Sqlite => format!("sum({e})"),
-        Engine::Postgres => format!("CAST(sum({e}) AS BIGINT)"),
+/// What a group of calls sums to, in [`CallSums`]' order: each measure's column in
+/// `llm_daily`, and its value for one row of `llm_usage` (`{r}` stands for the row: empty in
+/// a query over the table, `old.` in a trigger). `{nanos}` is the cost in nano-dollars,
+/// rounded as `CostSum::nanos_of` rounds it (in double precision): integer sums, equal in any
+/// order. Defined once for the sums over `llm_usage`, the daily sums and their triggers.
+pub(crate) const MEASURES: [(&str, &str); 13] = [
+    ("calls", "1"),
+    ("errors", "CASE WHEN {r}error IS NULL THEN 0 ELSE 1 END"),
+    ("input_tokens", "{r}input_tokens"),
+    ("output_tokens", "{r}output_tokens"),
+    ("total_tokens", "{r}total_tokens"),
+    ("cache_read_tokens", "{r}cache_read_tokens"),
+    ("cache_write_tokens", "{r}cache_write_tokens"),
+    ("reasoning_tokens", "{r}reasoning_tokens"),
+    ("cost_nanos", "{nanos}"),
+    ("priced", "CASE WHEN {r}cost_usd IS NULL THEN 0 ELSE 1 END"),
+    (
+        "no_usage",
+        "CASE WHEN {r}cost_source = 'no_usage' THEN 1 ELSE 0 END",
+    ),
+    (
+        "provider_priced",
+        "CASE WHEN {r}cost_source = 'provider' AND {r}cost_usd IS NOT NULL THEN 1 ELSE 0 END",
+    ),
+    (
+        "estimated_tokens",
+        "CASE WHEN {r}estimated THEN {r}total_tokens ELSE 0 END",
+    ),
+];
+
+/// The measure `expr` of [`MEASURES`] for the row `r` (`""` or `"old."`).
+pub(crate) fn measure(engine: Engine, expr: &str, r: &str) -> String {
+    let nanos = |c: &str| match engine {
+        Engine::Sqlite => format!("CAST({c} * 1e9 + 0.5 AS INTEGER)"),
+        Engine::Postgres => {
+            format!("CAST(floor({c} * CAST(1e9 AS DOUBLE PRECISION) + 0.5) AS BIGINT)")
+        }
     };
-    [
-        "count(*)".to_owned(),
-        "count(error)".to_owned(),
-        int("input_tokens"),
-        int("output_tokens"),
-        int("total_tokens"),
-        int("cache_read_tokens"),
-        int("cache_write_tokens"),
-        int("reasoning_tokens"),
-        // Nano-dollars, rounded as `CostSum::nanos_of` rounds them (in double precision):
-        // integer sums, equal in any order.
-        match engine {
-            Engine::Sqlite => "sum(CASE WHEN cost_usd < 0 THEN -CAST(-cost_usd * 1e9 + 0.5 AS \
-                 INTEGER) ELSE CAST(cost_usd * 1e9 + 0.5 AS INTEGER) END)"
-                .to_owned(),
-            Engine::Postgres => {
-                let n = |c: &str| {
-                    format!("CAST(floor({c} * CAST(1e9 AS DOUBLE PRECISION) + 0.5) AS BIGINT)")
-                };
-                format!(
-                    "CAST(sum(CASE WHEN cost_usd < 0 THEN -{} ELSE {} END) AS BIGINT)",
-                    n("-cost_usd"),
-                    n("cost_usd")
-                )
-            }
-        },
-        "count(cost_usd)".to_owned(),
-        int("CASE WHEN cost_source = 'no_usage' THEN 1 ELSE 0 END"),
-        int("CASE WHEN cost_source = 'provider' AND cost_usd IS NOT NULL THEN 1 ELSE 0 END"),
-        int("CASE WHEN estimated THEN total_tokens ELSE 0 END"),
-    ]
+    let cost = format!("{r}cost_usd");
+    let nanos = format!(
+        "CASE WHEN {cost} < 0 THEN -{} ELSE {} END",
+        nanos(&format!("-{cost}")),
+        nanos(&cost)
+    );
+    expr.replace("{nanos}", &nanos).replace("{r}", r)
+}
+
+/// `sum(expr)` as an integer: PostgreSQL sums bigints as numeric, cast back (an overflow is
+/// an error, and the report then reads the lines).
+pub(crate) fn int_sum(engine: Engine, expr: &str) -> String {
+    match engine {
+        Engine::Sqlite => format!("sum({expr})"),
+        Engine::Postgres => format!("CAST(sum({expr}) AS BIGINT)"),
+    }
+}
+
+/// What [`CallSums`] reads after the key, in its order, over rows of `llm_usage`.
+pub(crate) fn sum_columns(engine: Engine) -> [String; 13] {
+    MEASURES.map(|(_, expr)| int_sum(engine, &measure(engine, expr, "")))
+}
+
+/// The same sums over the daily sums' rows.
+fn daily_columns(engine: Engine) -> [String; 13] {
+    MEASURES.map(|(column, _)| int_sum(engine, column))
+}
+
+/// The day of a call (`YYYY-MM-DD`, UTC) as SQL, for the row `r`.
+pub(crate) fn day_of(engine: Engine, r: &str) -> String {
+    match engine {
+        Engine::Sqlite => format!("substr({r}timestamp, 1, 10)"),
+        Engine::Postgres => format!("to_char({r}timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD')"),
+    }
+}
+
+/// The days a filter's window covers, when it covers whole UTC days (`since` at midnight,
+/// `until` excluded at midnight, either absent): `(from, to)` with `to` excluded.
+fn whole_days(filter: &LineFilter) -> Option<(Option<&str>, Option<&str>)> {
+    let midnight = |t: &str| t.len() == 24 && t.ends_with("T00:00:00.000Z");
+    let since = match filter.since.as_deref() {
+        None => None,
+        Some(t) if midnight(t) => Some(&t[..10]),
+        Some(_) => return None,
+    };
+    let until = match filter.until.as_deref() {
+        None => None,
+        Some(t) if filter.until_exclusive && midnight(t) => Some(&t[..10]),
+        Some(_) => return None,
+    };
+    Some((since, until))
+}
+
+/// The sums of the calls `filter` keeps per `by` (`None`: as one row), from the daily sums,
+/// when they hold exactly that: whole UTC days, conditions and a group on the fields they
+/// keep (model, provider, step, the day), no attribute.
+pub(crate) fn daily_sums(engine: Engine, filter: &LineFilter, by: Option<GroupBy>) -> Option<Sql> {
+    let (since, until) = whole_days(filter)?;
+    let kept = |f: Field| matches!(f, Field::Model | Field::Provider | Field::Step);
+    if !filter.attributes.is_empty() || filter.fields.iter().any(|(f, _)| !kept(*f)) {
+        return None;
+    }
+    let key = match by {
+        None => "CAST(NULL AS TEXT)".to_owned(),
+        Some(GroupBy::Day) => "day".to_owned(),
+        Some(GroupBy::Field(f)) if kept(f) => f.column().to_owned(),
+        Some(_) => return None,
+    };
+    let mut sql = Sql::new();
+    let mut c = Vec::new();
+    if let Some(d) = since {
+        c.push(format!("day >= {}", sql.param(engine, d)));
+    }
+    if let Some(d) = until {
+        c.push(format!("day < {}", sql.param(engine, d)));
+    }
+    for (field, value) in &filter.fields {
+        c.push(format!("{} = {}", field.column(), sql.param(engine, value)));
+    }
+    // A group whose calls were all deleted keeps rows of zeros: it is not a group.
+    let group = if by.is_some() {
+        format!(" GROUP BY {key} HAVING sum(calls) > 0")
+    } else {
+        String::new()
+    };
+    sql.text = format!(
+        "SELECT {key}, {} FROM llm_daily{}{group}",
+        daily_columns(engine).join(", "),
+        where_clause(&c)
+    );
+    Some(sql)
 }
 
 /// How many run summaries `filter` keeps (time, `run_id`, text attributes), as text.
@@ -538,6 +627,15 @@ pub(crate) fn unmark_loads(engine: Engine, up_to: &str) -> Sql {
 pub(crate) fn loads() -> Sql {
     let mut sql = Sql::new();
     sql.text = "SELECT started_at, process FROM llm_loads ORDER BY started_at".to_owned();
+    sql
+}
+
+/// Whether a daily sum was clamped (then the sums are read from the calls), as text.
+pub(crate) fn daily_overflow() -> Sql {
+    let mut sql = Sql::new();
+    sql.text = "SELECT CAST(count(*) AS TEXT) FROM \
+                (SELECT 1 FROM llm_daily WHERE overflow <> 0 LIMIT 1) AS o"
+        .to_owned();
     sql
 }
 

@@ -23,6 +23,62 @@ macro_rules! indexes {
     };
 }
 
+/// Migration 6's imports under way: a row each, so that a report can say that what it reads
+/// is not all there yet.
+macro_rules! loads {
+    () => {
+        "CREATE TABLE llm_loads (started_at TEXT NOT NULL, process TEXT NOT NULL);"
+    };
+}
+
+/// Migration 6's daily sums ([`super::daily`]; its triggers and its first filling are made
+/// by the migration code, from the measures). `$int` is the engine's integer type.
+macro_rules! daily_table {
+    ($int:literal) => {
+        concat!(
+            "CREATE TABLE llm_daily (k TEXT PRIMARY KEY, day TEXT NOT NULL, model TEXT,
+            provider TEXT, step TEXT, calls ",
+            $int,
+            " NOT NULL,
+            errors ",
+            $int,
+            " NOT NULL, input_tokens ",
+            $int,
+            " NOT NULL,
+            output_tokens ",
+            $int,
+            " NOT NULL, total_tokens ",
+            $int,
+            " NOT NULL,
+            cache_read_tokens ",
+            $int,
+            " NOT NULL, cache_write_tokens ",
+            $int,
+            " NOT NULL,
+            reasoning_tokens ",
+            $int,
+            " NOT NULL, cost_nanos ",
+            $int,
+            " NOT NULL,
+            priced ",
+            $int,
+            " NOT NULL, no_usage ",
+            $int,
+            " NOT NULL,
+            provider_priced ",
+            $int,
+            " NOT NULL, estimated_tokens ",
+            $int,
+            " NOT NULL,
+            overflow ",
+            $int,
+            " NOT NULL);
+            CREATE INDEX llm_daily_day ON llm_daily (day);
+            CREATE INDEX llm_daily_overflow ON llm_daily (overflow) WHERE overflow <> 0;"
+        )
+    };
+}
+
 /// Migration 5's time indexes of run summaries and budget lines: a report's window reads
 /// them through these, not by a scan.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -162,7 +218,7 @@ pub(crate) const SQLITE: [&str; 6] = [
         count_lines!(),
         count_triggers!(),
     ),
-    LOADS,
+    concat!(loads!(), daily_table!("INTEGER")),
 ];
 
 /// PostgreSQL: `timestamptz`, `boolean`, `jsonb` for the modality breakdown, and one sequence
@@ -236,13 +292,12 @@ pub(crate) const POSTGRES: [&str; 6] = [
         pg_counted!("llm_runs"),
         pg_counted!("llm_events"),
     ),
-    LOADS,
+    concat!(loads!(), daily_table!("BIGINT")),
 ];
 
-/// Migration 6, the same in both engines: a row per import under way, so that a report can
-/// say that what it reads is not all there yet.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-const LOADS: &str = "CREATE TABLE llm_loads (started_at TEXT NOT NULL, process TEXT NOT NULL);";
+/// The version that made the daily sums: a database below it gets their triggers and is
+/// summed once.
+pub(crate) const DAILY_VERSION: i64 = 6;
 
 /// Creates the version table (one row) if missing.
 pub(crate) const VERSION_TABLE: &str =

@@ -135,6 +135,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         for sql in todo {
             tx.execute_batch(sql)?;
         }
+        if found < schema::DAILY_VERSION {
+            tx.execute_batch(&super::daily::triggers(query::Engine::Sqlite))?;
+            tx.execute_batch(&super::daily::rebuild(query::Engine::Sqlite))?;
+        }
         tx.execute("DELETE FROM llm_schema", [])?;
         tx.execute(
             "INSERT INTO llm_schema (version) VALUES (?1)",
@@ -156,6 +160,7 @@ impl Backend for Sqlite {
         let mut order: Vec<usize> = (0..rows.len()).collect();
         order.sort_unstable_by(|&a, &b| rows[a].id.cmp(&rows[b].id));
         let mut added = vec![0; ends.len()];
+        let mut daily = super::daily::Added::default();
         {
             let mut usage = tx.prepare_cached(INSERT_USAGE)?;
             let mut runs = tx.prepare_cached(INSERT_RUN)?;
@@ -246,12 +251,16 @@ impl Backend for Sqlite {
                         r.line,
                     ])?,
                 };
+                if n == 1 && r.table == Table::Usage {
+                    daily.add(r);
+                }
                 let part = ends.partition_point(|&end| end <= i);
                 if let Some(a) = added.get_mut(part) {
                     *a += n as u64;
                 }
             }
         }
+        daily.store(&tx)?;
         tx.commit()?;
         Ok(added)
     }
@@ -386,6 +395,15 @@ impl Backend for Sqlite {
             .conn
             .execute(&sql.text, rusqlite::params_from_iter(sql.params.iter()))?;
         Ok(n as u64)
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn begin_read(&mut self) -> Result<(), StoreError> {
@@ -528,6 +546,31 @@ mod bulk_tests {
     }
 
     #[test]
+    fn daily_sums_too_large_to_hold_exactly_are_never_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("usage.db");
+        let mut db = Store::open(path.to_str().unwrap()).unwrap();
+        let call = |input: u64, at: u32| {
+            format!(
+                r#"{{"timestamp":"2025-12-14T10:30:0{at}.000Z","event":"llm_call","step":"s","tokens":{{"input":{input},"output":2}}}}"#
+            )
+        };
+        // Summing them is refused by the calls' table and clamped in the daily sums: the
+        // storing succeeds, and a report gets the error (and reads the lines), not a clamp.
+        let big = call(u64::MAX / 3, 1);
+        assert_eq!(db.insert(&[&big, &call(u64::MAX / 3, 2)]).unwrap().added, 2);
+        let all = crate::store::LineFilter::default();
+        let by_step = crate::store::GroupBy::Field(crate::store::Field::Step);
+        assert!(db.sum_calls(&all, by_step).is_err());
+        // Within what a row holds, the daily sums answer, and agree with the calls.
+        let other = Store::open(dir.path().join("small.db").to_str().unwrap());
+        let mut other = other.unwrap();
+        other.insert(&[&call(7, 1), &call(5, 2)]).unwrap();
+        let sums = other.sum_calls(&all, by_step).unwrap();
+        assert_eq!((sums[0].calls, sums[0].input), (2, 12));
+    }
+
+    #[test]
     fn a_bulk_load_into_an_empty_database_ends_with_every_index() {
         let dir = tempfile::tempdir().unwrap();
         let (fresh, loaded, cut) = (
@@ -537,9 +580,9 @@ mod bulk_tests {
         );
         drop(Store::open(fresh.to_str().unwrap()).unwrap());
         let want = indexes(&fresh);
-        assert_eq!(want.len(), 14, "{want:?}");
+        assert_eq!(want.len(), 17, "{want:?}");
         let want_triggers = triggers(&fresh);
-        assert_eq!(want_triggers.len(), 6, "{want_triggers:?}");
+        assert_eq!(want_triggers.len(), 7, "{want_triggers:?}");
         let line = r#"{"timestamp":"2025-12-14T10:30:15.123Z","event":"llm_call","run_id":"r","tokens":{"input":7,"output":2}}"#;
         for (path, finish) in [(&loaded, true), (&cut, false)] {
             let mut db = Store::open(path.to_str().unwrap()).unwrap();
@@ -552,7 +595,7 @@ mod bulk_tests {
             } else {
                 // A load cut short: the next open makes what is missing, and counts.
                 assert!(indexes(path).len() < want.len());
-                assert!(triggers(path).is_empty());
+                assert_eq!(triggers(path), ["llm_usage_undaily"]);
             }
             drop(db);
             drop(Store::open(path.to_str().unwrap()).unwrap());
