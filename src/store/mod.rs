@@ -7,9 +7,11 @@
 //! The tables (the README shows them whole): `llm_usage` (a call per row: id, timestamp,
 //! run_id, step, task, agent, provider, model, the six token counts, cost_usd, cost_source,
 //! price_version, response_time_ms, estimated, error), `llm_runs` (a run summary per row),
-//! `llm_events` (budget lines), `llm_imports` (the files `import` loaded) and `llm_schema`
-//! (the schema version). Every row also keeps its JSONL `line` as written, so the reports read
-//! from a database are those read from the files, and `seq` keeps the lines' order.
+//! `llm_events` (budget lines), `llm_imports` (the files `import` loaded), `llm_loads` (the
+//! imports under way), `llm_daily` (the calls' sums per day, model, provider and step: see
+//! `docs/store.md`), `llm_counts` and `llm_schema` (the schema version). Every row also keeps
+//! its JSONL `line` as written, so the reports read from a database are those read from the
+//! files, and `seq` keeps the lines' order.
 //!
 //! A row's `id` is a hash of its line: loading a line that is already there adds nothing.
 
