@@ -241,12 +241,10 @@ pub(crate) fn rebuild_daily_sums(target: &str) -> Result<(), String> {
     db.rebuild_daily_sums().map_err(at)
 }
 
-/// Says on stderr which imports into `target` started and have not finished: a report
-/// of it leaves out what they had still to store.
-pub(crate) fn warn_unfinished_imports(target: &str) {
-    let Ok(loads) =
-        open_existing(target).and_then(|mut db| db.unfinished_imports().map_err(io::Error::other))
-    else {
+/// Says on stderr which imports into `target` (open as `db`) started and have not
+/// finished: a report of it leaves out what they had still to store.
+fn warn_unfinished_imports(target: &str, db: &mut Store) {
+    let Ok(loads) = db.unfinished_imports() else {
         return;
     };
     let Some(first) = loads.first() else { return };
@@ -272,8 +270,13 @@ pub(crate) fn imported_files(target: &str) -> io::Result<(u64, u64)> {
     Ok((files, lines))
 }
 
+/// Opens `target` for a report; the first time, says which imports into it have not
+/// finished (on the connection the report uses: none is opened for it alone).
 fn open_existing(target: &str) -> io::Result<Store> {
-    Store::open_existing(target).map_err(io::Error::other)
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    let mut db = Store::open_existing(target).map_err(io::Error::other)?;
+    WARNED.call_once(|| warn_unfinished_imports(target, &mut db));
+    Ok(db)
 }
 
 /// What an import did.

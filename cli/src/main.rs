@@ -532,9 +532,6 @@ fn main() -> ExitCode {
             Err(e) => return fail(e),
         },
     };
-    if let Some(db) = &c.db {
-        warn_unfinished_imports(db);
-    }
     for (file, line, reason) in &scan.problems {
         problem(file, *line, reason);
     }
@@ -727,14 +724,6 @@ fn run_list_in_db(db: &str, filters: &Filters, needs: &Needs) -> Option<read::Sc
         let _ = (db, filters, needs);
         None
     }
-}
-
-/// Says which imports into `db` have not finished.
-fn warn_unfinished_imports(db: &str) {
-    #[cfg(any(feature = "sqlite", feature = "postgres"))]
-    db::warn_unfinished_imports(db);
-    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
-    let _ = db;
 }
 
 /// `stats` computed by the database `db`, when it can.
