@@ -22,9 +22,12 @@
 # the small store's.
 #
 # Last, `llm-usage import` of the daily files into a new SQLite file against the loader a user
-# would write instead (Python: `json.loads` + `executemany` into one table without indexes).
+# would write instead (Python: `json.loads` + `executemany` into one table without indexes):
+# IMPORT_RUNS pairs, the median of each side and of the pairs' ratios. `ONLY=import` runs this
+# part alone.
 #
-#   bash benches/db.sh   (BENCH_DIR=/tmp/llm-usage-db CALLS=600000 DAYS=300 RUNS=5 TIMES=10)
+#   bash benches/db.sh   (BENCH_DIR=/tmp/llm-usage-db CALLS=600000 DAYS=300 RUNS=5 TIMES=10
+#                         IMPORT_RUNS=5 ONLY=)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${BENCH_DIR:-/tmp/llm-usage-db}
@@ -32,11 +35,14 @@ CALLS=${CALLS:-600000}
 DAYS=${DAYS:-300}
 RUNS=${RUNS:-5}
 TIMES=${TIMES:-10}
+IMPORT_RUNS=${IMPORT_RUNS:-5}
+ONLY=${ONLY:-}
 PG=${LLM_USAGE_BENCH_POSTGRES:-}
 mkdir -p "$DIR"
 [ -d "$DIR/logs" ] || python3 benches/gen-log.py "$DIR/logs" "$CALLS" --days "$DAYS"
 cargo build --release --quiet -p llm-usage
 BIN=$PWD/target/release/llm-usage
+if [ "$ONLY" != import ]; then
 [ -f "$DIR/usage.sqlite" ] || "$BIN" import "$DIR/logs" --db "$DIR/usage.sqlite" > /dev/null
 if [ "$TIMES" != 0 ] && [ ! -f "$DIR/big.sqlite" ]; then
     # The same store TIMES times over, each copy on days of its own (years apart).
@@ -220,15 +226,20 @@ if pg:
         pg_q(TOTALS.format(where=pg_where)))
 PY
 
-python3 - "$BIN" "$DIR" <<'PY'
-import glob, json, os, sqlite3, subprocess, sys, tempfile, time
-bin_, d = sys.argv[1], sys.argv[2]
+fi
+
+python3 - "$BIN" "$DIR" "$IMPORT_RUNS" <<'PY'
+import glob, json, os, sqlite3, statistics, subprocess, sys, tempfile, time
+bin_, d, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 files = sorted(glob.glob(os.path.join(d, "logs", "*.jsonl")))
-with tempfile.TemporaryDirectory() as tmp:
+
+def ours(tmp):
     t = time.perf_counter()
     subprocess.run([bin_, "import", os.path.join(d, "logs"), "--db", os.path.join(tmp, "ours.sqlite")],
                    check=True, stdout=subprocess.DEVNULL)
-    ours = time.perf_counter() - t
+    return time.perf_counter() - t
+
+def plain(tmp):
     t = time.perf_counter()
     con = sqlite3.connect(os.path.join(tmp, "plain.sqlite"))
     con.execute("CREATE TABLE lines (event TEXT, timestamp TEXT, run_id TEXT, step TEXT, model TEXT,"
@@ -242,7 +253,22 @@ with tempfile.TemporaryDirectory() as tmp:
                          tok.get("input"), tok.get("output"), v.get("cost_usd"), line))
         con.executemany("INSERT INTO lines VALUES (?,?,?,?,?,?,?,?,?)", rows)
     con.commit()
-    plain = time.perf_counter() - t
-print(f"import of {len(files)} files into a new SQLite file: llm-usage {ours:.2f} s, "
-      f"a Python loader {plain:.2f} s, ratio {ours / plain:.2f}")
+    con.close()
+    return time.perf_counter() - t
+
+# Pairs, each side first in turn, each into a directory of its own deleted before the next
+# run: the machine's speed drifts, and the ratio of a pair is what counts.
+pairs = []
+for k in range(runs):
+    times = {}
+    for name, load in ((("ours", ours), ("plain", plain)) if k % 2 == 0 else (("plain", plain), ("ours", ours))):
+        with tempfile.TemporaryDirectory() as tmp:
+            times[name] = load(tmp)
+    pairs.append((times["ours"], times["plain"]))
+    print(f"  import run {k + 1}: llm-usage {times['ours']:.2f} s, Python loader {times['plain']:.2f} s, "
+          f"ratio {times['ours'] / times['plain']:.2f}", flush=True)
+print(f"import of {len(files)} files into a new SQLite file, median of {runs}: "
+      f"llm-usage {statistics.median(o for o, _ in pairs):.2f} s, "
+      f"a Python loader {statistics.median(p for _, p in pairs):.2f} s, "
+      f"ratio {statistics.median(o / p for o, p in pairs):.2f}")
 PY

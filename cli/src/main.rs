@@ -26,6 +26,8 @@ mod commands;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod db;
 mod html;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod import;
 
 mod output;
 mod read;
@@ -780,7 +782,7 @@ fn import(paths: &[PathBuf], db: Option<&str>, strict: bool) -> ExitCode {
     };
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
     {
-        let done = match db::import(&inputs, db, &mut std::io::stdout().lock()) {
+        let done = match import::import(&inputs, db, &mut std::io::stdout().lock()) {
             Ok(d) => d,
             Err(e) => return fail(e),
         };

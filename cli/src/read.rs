@@ -413,15 +413,21 @@ pub(crate) fn split(
     let mut buf: Vec<u8> = Vec::with_capacity(BLOCK + MAX_LINE);
     let mut skipping = false;
     let sent = std::cell::Cell::new(0usize);
+    // Nobody takes the blocks any more (the reader's consumer stopped): stop reading.
+    let gone = std::cell::Cell::new(false);
     let send = |bytes: Vec<u8>| {
-        let _ = tx.send(Batch {
+        let batch = Batch {
             input: input_idx,
             index: sent.get(),
             bytes,
-        });
+        };
+        gone.set(tx.send(batch).is_err());
         sent.set(sent.get() + 1);
     };
     loop {
+        if gone.get() {
+            return Ok(sent.get());
+        }
         // Appends into spare capacity: no zero-filling of the block first.
         let n = (&mut *r).take(BLOCK as u64).read_to_end(&mut buf)?;
         let eof = n == 0;

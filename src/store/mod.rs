@@ -57,7 +57,7 @@ pub(crate) use row::{Keyer, Row};
 #[must_use = "a Store does nothing until lines are inserted or read"]
 pub struct Store {
     backend: Box<dyn Backend>,
-    keyer: Keyer,
+    parser: Parser,
     /// Whether a read transaction ([`snapshot`](Store::snapshot)) is open.
     in_snapshot: bool,
     /// When the import this store runs started, as noted in `llm_loads`.
@@ -94,13 +94,79 @@ fn process() -> String {
 }
 
 /// What [`Store::insert`] did.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct Inserted {
     /// Rows added (the others were there already, or rejected).
     pub added: u64,
     /// The lines that cannot be stored: (index in the slice given, why).
     pub rejected: Vec<(usize, String)>,
+}
+
+/// Lines parsed into rows, borrowing their text: made by [`Parser::parse_parts`], stored by
+/// [`Store::insert_parsed`].
+#[derive(Debug)]
+#[must_use = "parsed lines are stored only by Store::insert_parsed"]
+pub struct Parsed<'a> {
+    rows: Vec<Row<'a>>,
+    /// Where each part's rows end in `rows`.
+    ends: Vec<usize>,
+    /// Each part's rejected lines (`added` is filled in when stored).
+    done: Vec<Inserted>,
+}
+
+/// Parses lines into rows as [`Store::insert_parts`] does, away from the store: a load can
+/// parse its next lines on one thread while another thread stores the lines before them.
+///
+/// A row's id counts identical lines (see [`Store::insert`]) as the parser saw them: give one
+/// parser a load's lines in order, as one store would be given them.
+///
+/// ```
+/// # #[cfg(feature = "sqlite")] {
+/// use tracing_llm_usage::store::{Parser, Store};
+///
+/// let line = r#"{"timestamp":"2025-12-14T10:30:15.123Z","event":"llm_call","run_id":"r","tokens":{"input":3,"output":1}}"#;
+/// let mut parser = Parser::default();
+/// let parsed = std::thread::scope(|s| s.spawn(|| parser.parse_parts(&[&[line, "{"]])).join())
+///     .expect("the parser thread");
+/// let mut db = Store::open(":memory:")?;
+/// let done = db.insert_parsed(&parsed)?;
+/// assert_eq!((done[0].added, done[0].rejected.len()), (1, 1));
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Default)]
+pub struct Parser {
+    keyer: Keyer,
+}
+
+impl std::fmt::Debug for Parser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parser").finish_non_exhaustive()
+    }
+}
+
+impl Parser {
+    /// Parses several parts of lines (each a run of one file's lines, say) to be stored in
+    /// one transaction; a line that cannot be stored is noted, with its index in its part and
+    /// why, and left out.
+    pub fn parse_parts<'a>(&mut self, parts: &[&[&'a str]]) -> Parsed<'a> {
+        let mut rows = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+        let mut ends = Vec::with_capacity(parts.len());
+        let mut done: Vec<Inserted> = Vec::with_capacity(parts.len());
+        for lines in parts {
+            let mut part = Inserted::default();
+            for (i, text) in lines.iter().enumerate() {
+                match self.keyer.row(text) {
+                    Ok(r) => rows.push(r),
+                    Err(e) => part.rejected.push((i, e)),
+                }
+            }
+            ends.push(rows.len());
+            done.push(part);
+        }
+        Parsed { rows, ends, done }
+    }
 }
 
 impl Store {
@@ -115,7 +181,7 @@ impl Store {
     pub fn open(target: &str) -> Result<Self, StoreError> {
         Ok(Self {
             backend: open(target)?,
-            keyer: Keyer::default(),
+            parser: Parser::default(),
             in_snapshot: false,
             load_started: None,
         })
@@ -244,21 +310,20 @@ impl Store {
     ///
     /// [`StoreError`] when the transaction fails: nothing of it is stored.
     pub fn insert_parts(&mut self, parts: &[&[&str]]) -> Result<Vec<Inserted>, StoreError> {
-        let mut rows = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
-        let mut ends = Vec::with_capacity(parts.len());
-        let mut done: Vec<Inserted> = Vec::with_capacity(parts.len());
-        for lines in parts {
-            let mut part = Inserted::default();
-            for (i, text) in lines.iter().enumerate() {
-                match self.keyer.row(text) {
-                    Ok(r) => rows.push(r),
-                    Err(e) => part.rejected.push((i, e)),
-                }
-            }
-            ends.push(rows.len());
-            done.push(part);
-        }
-        let added = self.backend.insert(&rows, &ends)?;
+        let parsed = self.parser.parse_parts(parts);
+        self.insert_parsed(&parsed)
+    }
+
+    /// Stores lines a [`Parser`] parsed, in one transaction, and says what each part added
+    /// and rejected, as [`insert_parts`](Self::insert_parts) does. Their ids are the
+    /// parser's: this store's own count of identical lines is left as it was.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the transaction fails: nothing of it is stored.
+    pub fn insert_parsed(&mut self, parsed: &Parsed<'_>) -> Result<Vec<Inserted>, StoreError> {
+        let added = self.backend.insert(&parsed.rows, &parsed.ends)?;
+        let mut done = parsed.done.clone();
         for (part, n) in done.iter_mut().zip(added) {
             part.added = n;
         }

@@ -33,6 +33,8 @@ pub(crate) enum Table {
 pub(crate) struct Row<'a> {
     pub(crate) table: Table,
     pub(crate) id: String,
+    /// The hash `id` starts with, to order rows by cheaply.
+    pub(crate) hash: u128,
     /// Canonical RFC 3339 (`2025-12-14T10:30:15.123Z`), which sorts as text.
     pub(crate) timestamp: String,
     pub(crate) fields: Line<'a>,
@@ -73,9 +75,11 @@ impl Keyer {
         let timestamp = Timestamp::parse(&fields.timestamp)
             .ok_or_else(|| format!("timestamp {:?} is not RFC 3339", fields.timestamp))?
             .to_string();
+        let (id, hash) = self.id(text);
         Ok(Row {
             table,
-            id: self.id(text),
+            id,
+            hash,
             timestamp,
             fields,
             line: text,
@@ -90,17 +94,20 @@ impl Keyer {
             Item::Summary(summary) => (Table::Runs, summary.timestamp, view::summary(summary)),
             Item::Budget(event) => (Table::Events, event.timestamp, view::budget(event)),
         };
+        let (id, hash) = self.id(text);
         Row {
             table,
-            id: self.id(text),
+            id,
+            hash,
             timestamp: timestamp.to_string(),
             fields,
             line: text,
         }
     }
 
-    /// The id of the line `text`: its hash, and its ordinal among the recent identical lines.
-    fn id(&mut self, text: &str) -> String {
+    /// The id of the line `text` (its hash, and its ordinal among the recent identical
+    /// lines), and the hash.
+    fn id(&mut self, text: &str) -> (String, u128) {
         let hash = xxhash_rust::xxh3::xxh3_128(text.as_bytes());
         let n = match self.seen.get_mut(&hash) {
             Some(n) => {
@@ -112,11 +119,12 @@ impl Keyer {
                 0
             }
         };
-        if n == 0 {
+        let id = if n == 0 {
             format!("{hash:032x}")
         } else {
             format!("{hash:032x}-{n}")
-        }
+        };
+        (id, hash)
     }
 }
 

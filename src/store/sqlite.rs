@@ -36,6 +36,9 @@ pub(crate) struct Sqlite {
     /// inserted (a reloaded file is mostly rows already there, and a lookup binds one short
     /// id, not every column and the line).
     probe: bool,
+    /// The largest `seq` stored, kept here while a load into a new file of its own (nobody
+    /// else writes it) goes without the `seq` indexes.
+    last_seq: Option<i64>,
 }
 
 impl Sqlite {
@@ -72,6 +75,7 @@ impl Sqlite {
             conn,
             unindexed: false,
             probe: false,
+            last_seq: None,
         })
     }
 }
@@ -154,11 +158,15 @@ impl Backend for Sqlite {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let last_seq: i64 = tx.query_row(MAX_SEQ, [], |r| r.get(0))?;
+        let last_seq: i64 = match self.last_seq {
+            Some(seq) => seq,
+            None => tx.query_row(MAX_SEQ, [], |r| r.get(0))?,
+        };
         // Inserted in id order, numbered in line order: the ids are hashes, and in order they
         // touch the id index page after page instead of at random.
-        let mut order: Vec<usize> = (0..rows.len()).collect();
-        order.sort_unstable_by(|&a, &b| rows[a].id.cmp(&rows[b].id));
+        let mut order: Vec<(u128, usize)> =
+            rows.iter().enumerate().map(|(i, r)| (r.hash, i)).collect();
+        order.sort_unstable();
         let mut added = vec![0; ends.len()];
         let mut daily = super::daily::Added::default();
         {
@@ -173,7 +181,7 @@ impl Backend for Sqlite {
             // Lookups pay off when most rows are there: after the first 64, they go on only
             // if at least half of those were.
             let (mut probing, mut probed, mut found) = (self.probe, 0u32, 0u32);
-            for i in order {
+            for (_, i) in order {
                 let r = &rows[i];
                 if probing {
                     let table = match r.table {
@@ -262,6 +270,9 @@ impl Backend for Sqlite {
         }
         daily.store(&tx)?;
         tx.commit()?;
+        if let Some(seq) = &mut self.last_seq {
+            *seq += i64::try_from(rows.len()).unwrap_or(i64::MAX);
+        }
         Ok(added)
     }
 
@@ -377,11 +388,23 @@ impl Backend for Sqlite {
             .conn
             .query_row("PRAGMA journal_mode = OFF", [], |r| r.get(0))?;
         self.conn.pragma_update(None, "synchronous", "OFF")?;
+        if self.unindexed {
+            // Nobody else writes this file: the largest `seq` is kept here, and the `seq`
+            // indexes are made at the end with the others (rows go in in id order, so each
+            // would take its entries at random).
+            let drops: String = index_names()
+                .filter(|n| n.ends_with("_seq"))
+                .map(|n| format!("DROP INDEX IF EXISTS {n};"))
+                .collect();
+            self.conn.execute_batch(&drops)?;
+            self.last_seq = Some(self.conn.query_row(MAX_SEQ, [], |r| r.get(0))?);
+        }
         Ok(())
     }
 
     fn end_bulk(&mut self) -> Result<(), StoreError> {
         self.probe = false;
+        self.last_seq = None;
         if std::mem::take(&mut self.unindexed) {
             make_indexes(&self.conn)?;
             recount(&mut self.conn)?;
@@ -608,6 +631,54 @@ mod bulk_tests {
                 .unwrap();
             assert_eq!(db.line_count().unwrap(), 2);
         }
+    }
+
+    /// A load into a new file nobody else writes goes without the `seq` indexes and numbers
+    /// lines from the largest `seq` it keeps: across its transactions, and tables, the lines
+    /// read back in the order they were given, and every index is there at the end.
+    #[test]
+    fn an_unjournaled_load_numbers_lines_in_order_across_transactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        let (fresh, path_str) = (dir.path().join("fresh.db"), path.to_str().unwrap());
+        drop(Store::open(fresh.to_str().unwrap()).unwrap());
+        let lines: Vec<String> = (0..30)
+            .map(|n| match n % 3 {
+                0 | 1 => format!(
+                    r#"{{"timestamp":"2025-12-14T10:30:{:02}.000Z","event":"llm_call","run_id":"r{n}","tokens":{{"input":{n},"output":1}}}}"#,
+                    n
+                ),
+                _ => format!(
+                    r#"{{"timestamp":"2025-12-14T10:30:{:02}.000Z","event":"run_summary","run_id":"r{n}","status":"success"}}"#,
+                    n
+                ),
+            })
+            .collect();
+        let mut db = Store::open(path_str).unwrap();
+        db.prepare_bulk().unwrap();
+        db.write_unjournaled().unwrap();
+        let made = indexes(&path);
+        assert!(
+            !made
+                .iter()
+                .any(|n| n == "llm_usage_seq" || n == "llm_runs_seq"),
+            "{made:?}"
+        );
+        for chunk in lines.chunks(7) {
+            let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+            assert_eq!(db.insert(&chunk).unwrap().added, chunk.len() as u64);
+        }
+        db.finish_bulk().unwrap();
+        assert_eq!(indexes(&path), indexes(&fresh));
+        let mut read = Vec::new();
+        db.for_each_line(&mut |l| read.push(l.to_owned())).unwrap();
+        assert_eq!(read, lines);
+        // After the load, the next line is numbered after every other.
+        let late = lines[0].replace(":00.000Z", ":59.000Z");
+        assert_eq!(db.insert(&[&late]).unwrap().added, 1);
+        let mut last = String::new();
+        db.for_each_line(&mut |l| last = l.to_owned()).unwrap();
+        assert_eq!(last, late);
     }
 
     fn triggers(path: &Path) -> Vec<String> {
