@@ -901,6 +901,18 @@ mod store {
         let dir = tempfile::tempdir()?;
         let log = log_file(dir.path());
         llm_usage(&["import", path(&log), "--db", &db.target]);
+        if db.pg {
+            // The import vacuumed what it loaded: every page of the calls is marked
+            // all-visible, so index-only scans need not visit the table.
+            let [visible, pages] = db.numbers(
+                "SELECT relallvisible::float8, relpages::float8 FROM pg_class \
+                 WHERE relname = 'llm_usage'",
+            )[..] else {
+                unreachable!()
+            };
+            assert!(pages > 0.0);
+            assert_eq!(visible, pages);
+        }
         db.undo_migrations_from_5();
         db.execute("UPDATE llm_schema SET version = 4");
         let version = "SELECT CAST(version AS DOUBLE PRECISION) FROM llm_schema";

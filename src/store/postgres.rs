@@ -65,6 +65,8 @@ pub(crate) struct Postgres {
     /// Chunks inserted without a look-up since the last one: every 8th is looked up anyway,
     /// so a load finds rows already there again after a run of new ones.
     unprobed: u32,
+    /// In a large load (`import`), into any tables.
+    loading: bool,
 }
 
 impl Postgres {
@@ -76,6 +78,7 @@ impl Postgres {
         Ok(Self {
             client,
             bulk: false,
+            loading: false,
             probing: false,
             unprobed: 0,
         })
@@ -292,6 +295,7 @@ impl Backend for Postgres {
             )?
             .get(0);
         self.bulk = !empty;
+        self.loading = true;
         self.probing = true;
         self.unprobed = 0;
         Ok(())
@@ -299,6 +303,16 @@ impl Backend for Postgres {
 
     fn end_bulk(&mut self) -> Result<(), StoreError> {
         self.bulk = false;
+        if std::mem::take(&mut self.loading) {
+            // Until the pages a load wrote are marked all-visible, index-only scans (the
+            // distinct runs of `stats`, the daily sums) visit the table too: several times
+            // slower until autovacuum comes by. Vacuuming costs what was loaded (visible pages
+            // are skipped). A role that may not vacuum gets a warning from the server; a
+            // failure leaves the stored rows as they are.
+            let _ = self
+                .client
+                .batch_execute("VACUUM (ANALYZE) llm_usage, llm_runs, llm_events, llm_daily");
+        }
         Ok(())
     }
 
