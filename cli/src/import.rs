@@ -170,11 +170,13 @@ fn import_in(
             }
             Ok::<_, String>((load, db))
         })();
-        let _ = parser.join();
+        // A parser that died sent nothing more: what it had not sent is not stored.
+        let parsed = parser.join();
         let read = reader.join().unwrap_or_else(|_| {
             Err((inputs.len(), io::Error::other("the reader thread panicked")))
         });
         let (mut load, mut db) = stored?;
+        parsed.map_err(|_| "the parser thread panicked: the import is incomplete".to_owned())?;
         // Every input read is stored; one that failed to read is not reported as loaded.
         let read_whole = read.as_ref().map_or_else(|(i, _)| *i, |()| inputs.len());
         load.report(&mut db, inputs, read_whole, out)?;
