@@ -100,9 +100,10 @@ pub(crate) fn stats(target: &str, filters: &Filters) -> Option<Result<read::Scan
         } else {
             budget.clone_from(&totals.events);
         }
-        Some((db.has_lines().ok()?, totals, budget))
+        let stored = (db.imported_files().ok()?, db.line_count().ok()?);
+        Some((db.has_lines().ok()?, totals, budget, stored))
     });
-    let (any, totals, budget) = read.ok().flatten()?;
+    let (any, totals, budget, stored) = read.ok().flatten()?;
     let mut all = Acc::from_sums(&totals.calls);
     all.first = totals.first;
     all.last = totals.last;
@@ -113,7 +114,9 @@ pub(crate) fn stats(target: &str, filters: &Filters) -> Option<Result<read::Scan
         budget_counted: budget,
         ..Default::default()
     };
-    Some(Ok(summed(agg, any)))
+    let mut scan = summed(agg, any);
+    scan.stored = Some(stored);
+    Some(Ok(scan))
 }
 
 /// A report's input summed by the database: no line read, none skipped; `any` whether the
@@ -126,6 +129,7 @@ fn summed(agg: super::agg::Aggregate, any: bool) -> read::Scan {
         problem_count: 0,
         torn: 0,
         lines: u64::from(any),
+        stored: None,
     }
 }
 

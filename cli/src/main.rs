@@ -566,13 +566,15 @@ fn main() -> ExitCode {
     let sections = match &cli.command {
         Command::Stats { .. } => {
             // From a database: the files imported, and every stored line as read (the
-            // filters narrowed what travelled, as they narrow what a file's lines count for).
-            let (files, lines) = match &c.db {
-                Some(db) => match imported_files(db) {
+            // filters narrowed what travelled, as they narrow what a file's lines count for),
+            // read with the sums when the database summed them.
+            let (files, lines) = match (&c.db, scan.stored) {
+                (Some(_), Some(stored)) => stored,
+                (Some(db), None) => match imported_files(db) {
                     Ok(n) => n,
                     Err(e) => return fail(e),
                 },
-                None => (inputs.len() as u64, scan.lines),
+                (None, _) => (inputs.len() as u64, scan.lines),
             };
             commands::stats(&scan, files, lines)
         }

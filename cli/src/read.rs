@@ -218,6 +218,9 @@ pub(crate) struct Scan {
     pub(crate) problem_count: u64,
     pub(crate) torn: u64,
     pub(crate) lines: u64,
+    /// `stats` summed by a database: the files imported into it and the lines it stores, read
+    /// in the snapshot the sums were read in.
+    pub(crate) stored: Option<(u64, u64)>,
 }
 
 const KEEP_PROBLEMS: usize = 10;
@@ -599,5 +602,6 @@ pub(crate) fn scan(
         problem_count,
         torn,
         lines,
+        stored: None,
     })
 }
