@@ -311,7 +311,8 @@ pub(crate) fn by(scan: &Scan, dim: Dim) -> Vec<Section<'_>> {
 
 /// `by <attribute>`: one row per value (calls without it are the `-` row).
 pub(crate) fn by_attribute<'a>(scan: &'a Scan, name: &str) -> Vec<Section<'a>> {
-    let mut s = group_section(name.to_owned().into());
+    let mut s = group_section("".into());
+    s.name_from_data(0, name.to_owned());
     s.rows = sorted(Some(&scan.agg.by_attribute))
         .into_iter()
         .map(|(k, acc)| group_row(k, acc))
@@ -425,9 +426,9 @@ pub(crate) fn compare<'a>(scan: &'a Scan, values: &[String]) -> Vec<Section<'a>>
         .collect();
     let mut table = Section::new("compare", vec!["metric"]);
     for (i, v) in values.iter().enumerate() {
-        table.headers.push(v.clone().into());
+        table.name_from_data(table.headers.len(), v.clone());
         if i > 0 {
-            table.headers.push(format!("{v} vs {}", values[0]).into());
+            table.name_from_data(table.headers.len(), format!("{v} vs {}", values[0]));
         }
     }
     for (row, metric) in COMPARED.iter().enumerate() {

@@ -147,6 +147,8 @@ pub(crate) struct Section<'a> {
     lazy: Option<(usize, MakeRow<'a>)>,
     /// Two columns, metric and value: JSON renders it as one object.
     kv: bool,
+    /// The columns named from the data (an attribute, its values), not by the command.
+    from_data: Vec<usize>,
 }
 
 impl<'a> Section<'a> {
@@ -160,7 +162,44 @@ impl<'a> Section<'a> {
             rows: Vec::new(),
             lazy: None,
             kv: false,
+            from_data: Vec::new(),
         }
+    }
+
+    /// Names column `i` from the data (an attribute, a value of it): in JSON, where a column
+    /// is a key, such a name that repeats another column's is suffixed ` (2)`, ` (3)`, … so
+    /// that no column is lost; the command's own names never change.
+    pub(crate) fn name_from_data(&mut self, i: usize, name: String) {
+        if i == self.headers.len() {
+            self.headers.push(name.into());
+        } else {
+            self.headers[i] = name.into();
+        }
+        self.from_data.push(i);
+    }
+
+    /// Each column's key in JSON (see [`name_from_data`](Self::name_from_data)).
+    fn json_keys(&self) -> Vec<String> {
+        let mut taken: std::collections::HashSet<String> = (0..self.headers.len())
+            .filter(|i| !self.from_data.contains(i))
+            .map(|i| self.headers[i].to_string())
+            .collect();
+        (0..self.headers.len())
+            .map(|i| {
+                let name = &self.headers[i];
+                if !self.from_data.contains(&i) {
+                    return name.to_string();
+                }
+                let mut key = name.to_string();
+                let mut n = 2;
+                while taken.contains(&key) {
+                    key = format!("{name} ({n})");
+                    n += 1;
+                }
+                taken.insert(key.clone());
+                key
+            })
+            .collect()
     }
 
     /// A metric/value section.
@@ -193,10 +232,10 @@ impl<'a> Section<'a> {
         }
     }
 
-    fn row_json(&self, r: &[Cell]) -> Value {
+    fn row_json(keys: &[String], r: &[Cell]) -> Value {
         let mut m = Map::new();
-        for (h, c) in self.headers.iter().zip(r) {
-            m.insert(h.to_string(), c.json());
+        for (k, c) in keys.iter().zip(r) {
+            m.insert(k.clone(), c.json());
         }
         Value::Object(m)
     }
@@ -217,6 +256,7 @@ impl<'a> Section<'a> {
             return out.write_all(b"[]");
         }
         let pad = "  ".repeat(level + 1);
+        let keys = self.json_keys();
         out.write_all(b"[\n")?;
         let mut first = true;
         self.each_row(|r| {
@@ -225,7 +265,7 @@ impl<'a> Section<'a> {
             }
             first = false;
             out.write_all(pad.as_bytes())?;
-            write_indented(out, &self.row_json(r), level + 1)
+            write_indented(out, &Self::row_json(&keys, r), level + 1)
         })?;
         write!(out, "\n{}]", "  ".repeat(level))
     }

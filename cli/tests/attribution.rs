@@ -320,3 +320,44 @@ fn run_show_lists_the_run_attributes_and_the_page_has_a_section_per_attribute() 
     }
     let _ = TENANTS;
 }
+
+/// Attribute names and values are data: one that repeats a column's name (a value `metric`, an
+/// attribute `calls`) takes a suffixed key in JSON, and every column keeps its figures.
+#[test]
+fn json_keys_named_from_the_data_never_hide_a_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("usage.jsonl");
+    let line = |tenant: &str, input: u64| {
+        format!(
+            r#"{{"timestamp":"2025-12-14T10:30:15.123Z","event":"llm_call","run_id":"r","model":"m","tokens":{{"input":{input},"output":1,"total":{}}},"cost_usd":0.5,"latency_ms":100,"attributes":{{"tenant":"{tenant}","calls":"{tenant}"}}}}"#,
+            input + 1
+        )
+    };
+    let text = [line("metric", 10), line("metric", 30), line("b", 5)].join("\n") + "\n";
+    std::fs::write(&log, text).unwrap();
+    let p = log.to_str().unwrap();
+
+    let v = common::llm_usage_json(&["compare", "tenant", p]);
+    let calls = metric(&v, "calls");
+    let keys: Vec<&String> = calls.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["metric", "b", "metric (2)", "metric vs b"]);
+    assert_eq!(calls["b"], 1);
+    assert_eq!(calls["metric (2)"], 2);
+    assert_eq!(calls["metric vs b"], 1.0);
+    assert_eq!(metric(&v, "input_per_call")["metric (2)"], 20.0);
+
+    let v = common::llm_usage_json(&["by", "calls", p]);
+    let rows = v.as_array().unwrap();
+    let keys: Vec<&String> = rows[0].as_object().unwrap().keys().collect();
+    assert_eq!(keys[..2], ["calls (2)", "calls"]);
+    let by: Vec<(&str, u64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["calls (2)"].as_str().unwrap(),
+                r["calls"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(by, [("metric", 2), ("b", 1)]);
+}
