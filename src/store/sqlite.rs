@@ -370,8 +370,8 @@ impl Backend for Sqlite {
         }
         // The count triggers go whatever the tables hold, and the lines are counted again at
         // the end: an insert that fires a trigger writes two tables, so SQLite keeps a copy of
-        // every page it touches (a statement journal, to undo it alone), which made loading
-        // into a store with rows half as fast.
+        // every page it touches (a statement journal, to undo it alone), and a load into a
+        // store with rows takes twice as long.
         let mut drops: String = trigger_names()
             .map(|n| format!("DROP TRIGGER IF EXISTS {n};"))
             .collect();
