@@ -63,22 +63,28 @@ fn call_field(name: &str) -> Option<CallField> {
         "gen_ai.usage.input_tokens" => Token(Input, 1),
         "input_tokens" => Token(Input, 2),
         "prompt_tokens" => Token(Input, 3),
+        "gen_ai.usage.prompt_tokens" => Token(Input, 4),
         "tokens.output" => Token(Output, 0),
         "gen_ai.usage.output_tokens" => Token(Output, 1),
         "output_tokens" => Token(Output, 2),
         "completion_tokens" => Token(Output, 3),
+        "gen_ai.usage.completion_tokens" => Token(Output, 4),
         "tokens.total" => Token(Total, 0),
+        "gen_ai.usage.total_tokens" => Token(Total, 1),
+        "llm.usage.total_tokens" => Token(Total, 2),
         "tokens.cache_read" => Token(CacheRead, 0),
         "gen_ai.usage.cache_read.input_tokens" => Token(CacheRead, 1),
+        "gen_ai.usage.cache_read_input_tokens" => Token(CacheRead, 2),
         "tokens.cache_write" => Token(CacheWrite, 0),
         "gen_ai.usage.cache_write.input_tokens" => Token(CacheWrite, 1),
         "gen_ai.usage.cache_creation.input_tokens" => Token(CacheWrite, 2),
+        "gen_ai.usage.cache_creation_input_tokens" => Token(CacheWrite, 3),
         "tokens.cache_write_1h" => Token(CacheWrite1h, 0),
         "tokens.reasoning" => Token(Reasoning, 0),
         "gen_ai.usage.reasoning.output_tokens" => Token(Reasoning, 1),
         "gen_ai.usage.reasoning_tokens" => Token(Reasoning, 2),
         "gen_ai.response.time_to_first_chunk" => TimeToFirstChunk,
-        "gen_ai.request.stream" => Stream,
+        "gen_ai.request.stream" | "gen_ai.is_streaming" | "llm.is_streaming" => Stream,
         "gen_ai.response.model" => ResponseModel,
         "model" => Model,
         "gen_ai.request.model" => RequestModel,
@@ -850,6 +856,16 @@ fn operation_kind(op: &str, inference: &[Box<str>]) -> Operation {
     } else {
         Operation::Other
     }
+}
+
+/// Whether `op` is an inference operation (its spans are calls).
+pub(crate) fn is_inference(op: &str, inference: &[Box<str>]) -> bool {
+    operation_kind(op, inference) == Operation::Inference
+}
+
+/// Whether `op` is an operation the layer knows (an inference or an agent's).
+pub(crate) fn is_operation(op: &str, inference: &[Box<str>]) -> bool {
+    operation_kind(op, inference) != Operation::Other
 }
 
 /// The operation of a GenAI span: its `gen_ai.operation.name` value, else its name (the

@@ -132,14 +132,14 @@
 //!
 //! | slot | names |
 //! |---|---|
-//! | input | `tokens.input`, `gen_ai.usage.input_tokens`, `input_tokens`, `prompt_tokens` |
-//! | output | `tokens.output`, `gen_ai.usage.output_tokens`, `output_tokens`, `completion_tokens` |
-//! | total | `tokens.total` (else input + output) |
-//! | cache read | `tokens.cache_read`, `gen_ai.usage.cache_read.input_tokens` |
-//! | cache write | `tokens.cache_write`, `gen_ai.usage.cache_write.input_tokens`, `gen_ai.usage.cache_creation.input_tokens` (of which `tokens.cache_write_1h` with a 1-hour lifetime) |
+//! | input | `tokens.input`, `gen_ai.usage.input_tokens`, `input_tokens`, `prompt_tokens`, `gen_ai.usage.prompt_tokens` |
+//! | output | `tokens.output`, `gen_ai.usage.output_tokens`, `output_tokens`, `completion_tokens`, `gen_ai.usage.completion_tokens` |
+//! | total | `tokens.total`, `gen_ai.usage.total_tokens`, `llm.usage.total_tokens` (else input + output) |
+//! | cache read | `tokens.cache_read`, `gen_ai.usage.cache_read.input_tokens`, `gen_ai.usage.cache_read_input_tokens` |
+//! | cache write | `tokens.cache_write`, `gen_ai.usage.cache_write.input_tokens`, `gen_ai.usage.cache_creation.input_tokens`, `gen_ai.usage.cache_creation_input_tokens` (of which `tokens.cache_write_1h` with a 1-hour lifetime) |
 //! | reasoning | `tokens.reasoning`, `gen_ai.usage.reasoning.output_tokens`, `gen_ai.usage.reasoning_tokens` |
 //! | modality | `gen_ai.usage.{text,image,audio}.{input_tokens,output_tokens,cache_read.input_tokens}` (subsets, in the line's `modality`) |
-//! | streaming | `gen_ai.request.stream` (`stream`), `gen_ai.response.time_to_first_chunk` in seconds (`ttft_ms`) |
+//! | streaming | `gen_ai.request.stream`, `gen_ai.is_streaming`, `llm.is_streaming` (`stream`), `gen_ai.response.time_to_first_chunk` in seconds (`ttft_ms`) |
 //! | prompt breakdown | every `prompt.<component>` field |
 //! | model | `gen_ai.response.model`, `model`, `gen_ai.request.model` |
 //! | provider | `provider`, `gen_ai.provider.name`, `gen_ai.system` |
@@ -182,6 +182,7 @@ pub mod providers;
 pub mod record;
 #[cfg(any(feature = "otlp", feature = "postgres", feature = "sqlite"))]
 mod redact;
+pub mod replay;
 mod shard;
 mod sink;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -211,6 +212,8 @@ pub use tracing_appender::rolling::Rotation;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::inert::terminal;
+    #[cfg(any(feature = "otlp", feature = "postgres"))]
+    pub use crate::tls::{certificates, private_key};
 }
 
 /// The JSON Schema of both line kinds (`llm_call` and `run_summary`), draft 2020-12.

@@ -30,10 +30,7 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>, String> {
 }
 
 /// Every certificate of a PEM file (a CA bundle, or a certificate with its chain).
-pub(crate) fn certificates(
-    path: &Path,
-    what: &str,
-) -> Result<Vec<CertificateDer<'static>>, String> {
+pub fn certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
     let pem = read(path, what)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
@@ -50,7 +47,7 @@ pub(crate) fn certificates(
 }
 
 /// The private key of a PEM file (PKCS#8, PKCS#1 or SEC1).
-pub(crate) fn private_key(path: &Path, what: &str) -> Result<PrivateKeyDer<'static>, String> {
+pub fn private_key(path: &Path, what: &str) -> Result<PrivateKeyDer<'static>, String> {
     let pem = read(path, what)?;
     PrivateKeyDer::from_pem_slice(&pem)
         .map_err(|_| format!("{what}: {} holds no PEM private key", path.display()))

@@ -11,6 +11,7 @@
 //! llm-usage budget --per-day 10       the days and runs that would have crossed a limit
 //! llm-usage import PATHS --db usage.sqlite   load the logs into SQLite (or --db postgres://…)
 //! llm-usage rollup --db usage.sqlite  sum the stored calls per day again
+//! llm-usage collect                   receive OTLP traces and write the same logs
 //! ```
 //!
 //! Every report reads a database instead of files when given `--db` (features `sqlite`,
@@ -22,6 +23,8 @@
 //! skipped; 2 for a usage error (a missing option, or one that does not apply).
 
 mod agg;
+#[cfg(feature = "collect")]
+mod collect;
 mod commands;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod db;
@@ -55,7 +58,8 @@ use tracing_llm_usage::pricing::PriceTable;
     after_help = "Reports: stats, report (--html FILE: one self-contained page), by \
                   step|model|provider|task|agent|run|day|ATTRIBUTE, compare ATTRIBUTE, run \
                   list, run show ID, export, reprice, budget; watch follows the logs live; \
-                  import loads them into --db (rollup sums its calls per day again). \
+                  import loads them into --db (rollup sums its calls per day again); collect \
+                  receives OTLP traces from any language and writes the same logs. \
                   --where KEY=VALUE keeps the lines whose field or attribute KEY is VALUE.\n\
                   PATHS default to ./llm_usage_logs. Exit codes: 0; 1 when the input has no \
                   usable line, cannot be read, names no such run, or (--strict) any line was \
@@ -133,6 +137,10 @@ impl Common {
             Command::Import { .. } => given(&[format, prices, csv_raw])
                 .or(given(&filters))
                 .map(|o| (o, "import")),
+            #[cfg(feature = "collect")]
+            Command::Collect(_) => given(&[format, csv_raw, ("--strict", self.strict)])
+                .or(given(&filters))
+                .map(|o| (o, "collect")),
             Command::Rollup => given(&[format, prices, csv_raw, ("--strict", self.strict)])
                 .or(given(&filters))
                 .map(|o| (o, "rollup")),
@@ -233,6 +241,10 @@ enum Command {
     /// Sums the calls stored in the database given with --db per day again (its table
     /// llm_daily), after rows were changed by hand.
     Rollup,
+    /// Receives OTLP traces (gRPC and HTTP) from services in any language and writes the same
+    /// lines as the layer: one per call, one summary per run (and rows in --db).
+    #[cfg(feature = "collect")]
+    Collect(Box<collect::CollectArgs>),
     /// Loads the logs into the database given with --db; lines already there are skipped.
     Import {
         /// Log files (plain or .gz), directories (their *.jsonl and *.jsonl.gz) or - for
@@ -367,6 +379,13 @@ fn main() -> ExitCode {
         },
         None => None,
     };
+    #[cfg(feature = "collect")]
+    if let Command::Collect(args) = &cli.command {
+        return match collect::run(args, c.db.as_deref(), prices) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
+        };
+    }
     if let Command::Watch { paths } = &cli.command {
         return match watch::run(paths) {
             Ok(()) => ExitCode::SUCCESS,
@@ -452,6 +471,8 @@ fn main() -> ExitCode {
         }
         Command::Import { paths } | Command::Watch { paths } => paths,
         Command::Rollup => return rollup(c.db.as_deref()),
+        #[cfg(feature = "collect")]
+        Command::Collect(_) => return ExitCode::SUCCESS,
         Command::Reprice { paths } => {
             let Some(table) = prices.clone() else {
                 Cli::command()
@@ -622,6 +643,8 @@ fn main() -> ExitCode {
         Command::Export { .. } => commands::export(&scan),
         Command::Reprice { .. } => commands::reprice(&scan),
         Command::Import { .. } | Command::Rollup => Vec::new(),
+        #[cfg(feature = "collect")]
+        Command::Collect(_) => Vec::new(),
         Command::Budget { tokens, each, .. } => {
             for note in commands::budget_notes(&scan, *tokens) {
                 eprintln!("llm-usage: {note}");

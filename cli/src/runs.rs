@@ -28,6 +28,7 @@ pub(crate) struct RunCount {
 
 impl RunCount {
     /// A count a database made (`count(DISTINCT run_id)`).
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn counted(n: u64) -> Self {
         RunCount {
             counted: n,

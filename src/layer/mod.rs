@@ -31,6 +31,7 @@ use crate::fields::{
 use crate::ledger::{Held, Ledger, RunStatus, RunSummary};
 use crate::name::Name;
 use crate::record::{CallRecord, CostSource, LineKind, Tokens};
+use crate::replay::Replayed;
 use crate::UsageHandle;
 use attribution::{inside_run, made_run_id, Attribution, CallState, Own, ScopeState};
 pub(crate) use blind_spots::BlindSpots;
@@ -124,12 +125,26 @@ impl Inner {
     {
         // Read in place: the state stays in the span's extensions and is dropped with them.
         let mut ext = span.extensions_mut();
+        let replayed = ext.get_mut::<Replayed>().map(|r| *r);
         let Some(state) = ext.get_mut::<CallState>() else {
             return;
         };
-        let now = Instant::now();
-        let latency = now.saturating_duration_since(state.started);
-        let trace = state.trace;
+        // A span replayed from another process carries its own times and ids.
+        let (timestamp, latency, trace) = match replayed {
+            Some(r) => (r.end, r.duration, Some(r.ids)),
+            None => {
+                let now = Instant::now();
+                let stamp = match &self.clock {
+                    Some(c) => c(),
+                    None => clock::timestamp_at(now),
+                };
+                (
+                    stamp,
+                    now.saturating_duration_since(state.started),
+                    state.trace,
+                )
+            }
+        };
         let tokens = match attribution::own_tokens(state) {
             Own::Tokens(tokens) => tokens,
             Own::Wrapper => return,
@@ -146,7 +161,7 @@ impl Inner {
         }
         let at = attribution::attribute(span, f, &tokens, &self.attribute_keys);
         let cell = at.cell.clone();
-        let mut rec = self.call_record(f, at, tokens, now, latency, trace);
+        let mut rec = self.call_record(f, at, tokens, timestamp, latency, trace);
         let (provider_cost, invalid) = (f.cost_usd, f.invalid);
         drop(ext);
 
@@ -210,7 +225,7 @@ impl Inner {
         f: &mut CallFields,
         at: Attribution,
         tokens: Tokens,
-        now: Instant,
+        timestamp: crate::record::Timestamp,
         latency: std::time::Duration,
         trace: Option<([u8; 16], [u8; 8])>,
     ) -> CallRecord {
@@ -221,10 +236,7 @@ impl Inner {
             .or_else(|| f.request_model.clone());
         let request_model = f.request_model.take().or_else(|| f.model.take());
         CallRecord {
-            timestamp: match &self.clock {
-                Some(c) => c(),
-                None => clock::timestamp_at(now),
-            },
+            timestamp,
             event: LineKind::LlmCall,
             run_id: at.run_id,
             step: at.step,
@@ -268,18 +280,30 @@ impl Inner {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let Some(state) = span.extensions_mut().remove::<ScopeState>() else {
+        let (state, replayed) = {
+            let mut ext = span.extensions_mut();
+            (
+                ext.remove::<ScopeState>(),
+                ext.get_mut::<Replayed>().map(|r| *r),
+            )
+        };
+        let Some(cell) = state.as_ref().and_then(|s| s.run.clone()) else {
             return;
         };
-        let Some(cell) = state.run else {
-            return;
-        };
-        if state.fields.error {
+        if state.is_some_and(|s| s.fields.error) {
             cell.lock().mark_error();
         }
         // A run that never recorded its id writes its lines under the id it was given.
         self.release(cell.take_held());
-        if let Some(summary) = self.ledger.close_run(&cell, RunStatus::Success) {
+        let status = match replayed {
+            Some(r) if r.incomplete => RunStatus::Incomplete,
+            _ => RunStatus::Success,
+        };
+        if let Some(mut summary) = self.ledger.close_run(&cell, status) {
+            if let Some(r) = replayed {
+                summary.timestamp = r.end;
+                summary.elapsed_seconds = (r.duration.as_secs_f64() * 1000.0).round() / 1000.0;
+            }
             self.run_finished(summary);
         }
     }
