@@ -490,3 +490,34 @@ fn otlp_metrics_carry_the_usage_and_the_receivers_own_counts() {
         .collect();
     assert!(names.contains(&"gen_ai.client.token.usage"), "{names:?}");
 }
+
+#[test]
+fn malformed_and_oversized_grpc_requests_are_invalid_arguments_and_lose_nothing() {
+    let c = Collector::start(&["--max-request-bytes", "4000"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let first = request(vec![chat(14, 1, None, 33, 3)]).encode_to_vec();
+    let big = request(
+        (0..60u8)
+            .map(|i| span(15, i + 1, None, "x", &[("pad", s(&"p".repeat(100)))]))
+            .collect(),
+    )
+    .encode_to_vec();
+    let last = request(vec![chat(16, 1, None, 44, 4)]).encode_to_vec();
+    let codes = rt.block_on(async {
+        vec![
+            export_raw(c.grpc, first).await,
+            export_raw(c.grpc, b"\xff\xff\xff not protobuf".to_vec()).await,
+            export_raw(c.grpc, big).await,
+            export_raw(c.grpc, last).await,
+        ]
+    });
+    use tonic::Code::{InvalidArgument, Ok};
+    assert_eq!(codes, [Ok, InvalidArgument, InvalidArgument, Ok]);
+    let (stderr, lines) = c.stop();
+    let inputs: Vec<u64> = calls(&lines)
+        .iter()
+        .map(|l| l["tokens"]["input"].as_u64().unwrap())
+        .collect();
+    assert_eq!(inputs, [33, 44]);
+    assert!(stderr.contains("2 malformed"), "{stderr}");
+}

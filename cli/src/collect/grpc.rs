@@ -1,4 +1,5 @@
-//! OTLP/gRPC: the `TraceService/Export` method.
+//! OTLP/gRPC: the `TraceService/Export` method, and the status of requests tonic refuses
+//! before it.
 
 use std::sync::Arc;
 
@@ -40,4 +41,22 @@ impl TraceService for Traces {
             Outcome::Closed => Err(Status::unavailable("the receiver is shutting down")),
         }
     }
+}
+
+/// tonic answers an undecodable or oversized request itself, with INTERNAL, OUT_OF_RANGE or
+/// RESOURCE_EXHAUSTED (the second retryable under OTLP's rules). `export` never answers those
+/// codes, so they become INVALID_ARGUMENT: the sender drops the request instead of retrying
+/// it, as the specification asks of a malformed one.
+pub(super) fn refused_as_invalid(
+    intake: &Intake,
+    mut response: http::Response<tonic::body::Body>,
+) -> http::Response<tonic::body::Body> {
+    let code = response.headers().get("grpc-status").map(|v| v.as_bytes());
+    if matches!(code, Some(b"8" | b"11" | b"13")) {
+        super::intake::Counters::bump(&intake.counters.malformed, 1);
+        response
+            .headers_mut()
+            .insert("grpc-status", http::HeaderValue::from_static("3"));
+    }
+    response
 }

@@ -369,8 +369,11 @@ async fn serve(
             .accept_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(max_request_bytes);
         let stop = stopped(stop_rx.clone());
+        let i = intake.clone();
+        let remap = tower::util::MapResponseLayer::new(move |r| grpc::refused_as_invalid(&i, r));
         tasks.spawn(async move {
             tonic::transport::Server::builder()
+                .layer(remap)
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming, stop)
                 .await
