@@ -521,3 +521,49 @@ fn malformed_and_oversized_grpc_requests_are_invalid_arguments_and_lose_nothing(
     assert_eq!(inputs, [33, 44]);
     assert!(stderr.contains("2 malformed"), "{stderr}");
 }
+
+#[test]
+fn the_reports_and_the_store_read_what_collect_writes() {
+    let store = tempfile::tempdir().unwrap();
+    let db = store.path().join("usage.sqlite");
+    let c = Collector::start(&["--db", db.to_str().unwrap(), "--attributes", "tenant"]);
+    let req = request(vec![
+        span(
+            17,
+            1,
+            None,
+            "run",
+            &[("run_id", s("stored")), ("tenant", s("acme"))],
+        ),
+        chat(17, 2, Some(1), 1000, 100),
+        chat(17, 3, Some(1), 2000, 200),
+    ]);
+    assert_eq!(
+        post(c.http, "application/x-protobuf", &[], &req.encode_to_vec()).0,
+        200
+    );
+    let (_, lines, logs) = c.stop_keeping_logs();
+    let dir = logs.path();
+    assert_eq!(lines.len(), 3);
+    let report = |source: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-usage"))
+            .args(["by", "tenant", "--format", "json"])
+            .args(source)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let from_files = report(&[dir.to_str().unwrap()]);
+    let from_store = report(&["--db", db.to_str().unwrap()]);
+    assert_eq!(from_files, from_store);
+    assert_eq!(from_files[0]["tenant"], "acme", "{from_files:#}");
+    assert_eq!(from_files[0]["input"], 3000, "{from_files:#}");
+    // gpt-4o: 2.5e-6 a token in, 1e-5 out.
+    let cost = from_files[0]["cost_usd"].as_f64().unwrap();
+    assert!((cost - 0.0105).abs() < 1e-9, "{from_files:#}");
+}

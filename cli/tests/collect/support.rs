@@ -93,7 +93,13 @@ impl Collector {
     }
 
     /// SIGTERM; waits for the exit; its stderr and every line written.
-    pub fn stop(mut self) -> (String, Vec<Value>) {
+    pub fn stop(self) -> (String, Vec<Value>) {
+        let (stderr, lines, _) = self.stop_keeping_logs();
+        (stderr, lines)
+    }
+
+    /// What `stop` does, and the directory of the logs, kept until it is dropped.
+    pub fn stop_keeping_logs(mut self) -> (String, Vec<Value>, tempfile::TempDir) {
         let pid = self.child.id().to_string();
         let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(killed.success());
@@ -103,7 +109,9 @@ impl Collector {
         }
         let text = self.stderr.lock().unwrap().clone();
         assert!(status.success(), "the collector failed ({status}): {text}");
-        (text, self.lines())
+        let lines = self.lines();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        (text, lines, dir)
     }
 
     /// Every line of every JSONL file written so far.
