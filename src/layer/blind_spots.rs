@@ -40,7 +40,10 @@ pub(crate) const NO_USAGE_WARNING: &str =
 /// What to change so that a client's calls carry their usage, by the span's target.
 fn usage_fix(meta: &Metadata<'_>) -> &'static str {
     let target = meta.target();
-    if target.starts_with("genai") {
+    if target == crate::replay::TARGET {
+        "the instrumentation that sent it reported no usage (a failed request, or a stream \
+         without `stream_options.include_usage`)"
+    } else if target.starts_with("genai") {
         "genai records a stream's usage only when asked: `ChatOptions::default()\
          .with_capture_usage(true)`; a stream dropped before its end has none"
     } else if target.starts_with("rig") {
@@ -66,6 +69,9 @@ impl BlindSpots {
 
 /// Where a span was declared, for warnings: `name` (target `t`, level `L`).
 pub(super) fn describe(meta: &Metadata<'_>) -> String {
+    if meta.target() == crate::replay::TARGET {
+        return "a span received over OTLP".to_owned();
+    }
     format!(
         "span {:?} (target {:?}, level {})",
         meta.name(),

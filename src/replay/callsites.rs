@@ -19,7 +19,7 @@ pub(super) const MAX_NAMES: usize = 4096;
 pub(super) const MAX_CALLSITES: usize = 4096;
 
 /// The target of replayed spans.
-const TARGET: &str = "tracing_llm_usage::replay";
+pub(crate) const TARGET: &str = "tracing_llm_usage::replay";
 
 struct DynCallsite {
     meta: OnceLock<Metadata<'static>>,

@@ -60,6 +60,7 @@ use crate::fields::{is_call_field, is_inference, is_operation, is_usage_field};
 use crate::layer::Inner;
 use crate::record::Timestamp;
 use crate::UsageLayer;
+pub(crate) use callsites::TARGET;
 pub use input::{ForeignSpan, ForeignValue, Refused};
 use pending::{Kept, Pending, Stored};
 

@@ -67,6 +67,16 @@ fn check(instrumentation: &str, var: &str, cache_reported: bool) {
         assert!(!text.contains(secret), "{secret} was written: {text}");
     }
 
+    // The failed request is named on stderr, with what to do about it.
+    assert!(
+        stderr.contains(
+            "a span received over OTLP closed without any token usage recorded; its calls are \
+             logged with cost_usd null and cost_source \"no_usage\" (never as free). the \
+             instrumentation that sent it reported no usage"
+        ),
+        "{stderr}"
+    );
+
     // The calls of each run, in the order served.
     let mut by_run: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for c in calls(&lines) {
