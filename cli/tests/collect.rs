@@ -545,21 +545,8 @@ fn the_reports_and_the_store_read_what_collect_writes() {
     let (_, lines, logs) = c.stop_keeping_logs();
     let dir = logs.path();
     assert_eq!(lines.len(), 3);
-    let report = |source: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_llm-usage"))
-            .args(["by", "tenant", "--format", "json"])
-            .args(source)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
-    };
-    let from_files = report(&[dir.to_str().unwrap()]);
-    let from_store = report(&["--db", db.to_str().unwrap()]);
+    let from_files = llm_usage_json(&["by", "tenant", dir.to_str().unwrap()]);
+    let from_store = llm_usage_json(&["by", "tenant", "--db", db.to_str().unwrap()]);
     assert_eq!(from_files, from_store);
     assert_eq!(from_files[0]["tenant"], "acme", "{from_files:#}");
     assert_eq!(from_files[0]["input"], 3000, "{from_files:#}");

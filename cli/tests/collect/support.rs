@@ -17,7 +17,7 @@ use serde_json::Value;
 mod common;
 #[path = "../../../tests/pki/mod.rs"]
 mod pki;
-pub use common::{calls, parse_lines, summaries, Buf};
+pub use common::{calls, llm_usage_json, parse_lines, summaries, Buf};
 pub use pki::Pki;
 
 /// `llm-usage collect` on free local ports, writing into a temporary directory.
