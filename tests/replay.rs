@@ -8,13 +8,12 @@ mod workload;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use common::{calls, stable, summary, Buf};
-use opentelemetry::trace::{Status, TracerProvider as _};
+use opentelemetry::trace::Status;
 use opentelemetry::Value as OtelValue;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use serde_json::{json, Value};
 use tracing_llm_usage::replay::{ForeignSpan, ForeignValue, Replayer};
 use tracing_llm_usage::{UsageGuard, UsageHandle, UsageLayer};
-use tracing_subscriber::prelude::*;
 
 /// A replayer writing into a fresh buffer, with `tenant` as an attribute.
 fn replayer(
@@ -93,10 +92,7 @@ fn replayed_spans_give_the_lines_the_layer_writes_in_process() {
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
         .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(layer)
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("service")));
-    tracing::subscriber::with_default(subscriber, workload::service);
+    workload::run_counted_and_exported(layer, &provider);
     drop(guard);
     let spans = exporter.get_finished_spans().unwrap();
     assert_eq!(spans.len(), 7);

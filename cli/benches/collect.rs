@@ -10,7 +10,8 @@
 //! The peer, timed in the same run on this process's core: decoding the same request bodies
 //! with prost, the first thing the collector does with them.
 //!
-//! `cargo bench -p llm-usage --bench collect` (env: SECONDS=10, CONNECTIONS=4, BATCH=50)
+//! `cargo bench -p llm-usage --bench collect` (env: SECONDS=10, CONNECTIONS=4, BATCH=50, and
+//! COLLECT_ARGS for more options of the collector, such as `--max-queued-bytes 8000000`)
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

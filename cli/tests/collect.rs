@@ -336,9 +336,7 @@ fn tls_with_client_certificates_admits_only_certified_clients() {
 
 #[test]
 fn a_rust_service_through_tracing_opentelemetry_gives_the_lines_the_layer_writes() {
-    use opentelemetry::trace::TracerProvider as _;
     use opentelemetry_otlp::WithExportConfig;
-    use tracing_subscriber::prelude::*;
 
     let c = Collector::start(&["--attributes", "tenant", "--settle-ms", "200"]);
     let in_process = Buf::default();
@@ -357,10 +355,7 @@ fn a_rust_service_through_tracing_opentelemetry_gives_the_lines_the_layer_writes
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
         .with_simple_exporter(exporter)
         .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(layer)
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("service")));
-    tracing::subscriber::with_default(subscriber, workload::service);
+    workload::run_counted_and_exported(layer, &provider);
     drop(guard);
     provider.shutdown().unwrap();
     let (_, lines) = c.stop();

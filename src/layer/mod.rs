@@ -287,10 +287,15 @@ impl Inner {
                 ext.get_mut::<Replayed>().map(|r| *r),
             )
         };
-        let Some(cell) = state.as_ref().and_then(|s| s.run.clone()) else {
+        let Some(ScopeState {
+            run: Some(cell),
+            fields,
+            ..
+        }) = state
+        else {
             return;
         };
-        if state.is_some_and(|s| s.fields.error) {
+        if fields.error {
             cell.lock().mark_error();
         }
         // A run that never recorded its id writes its lines under the id it was given.

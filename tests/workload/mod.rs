@@ -2,8 +2,21 @@
 //! compare the two: runs, steps, the layer's own call spans and GenAI-convention ones, a
 //! failed call, attributes.
 
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::field::Empty;
 use tracing::info_span;
+use tracing_llm_usage::UsageLayer;
+use tracing_subscriber::prelude::*;
+
+/// Runs [`service`] as a service that both counts in process (`layer`) and exports its spans
+/// through tracing-opentelemetry (`provider`).
+pub fn run_counted_and_exported(layer: UsageLayer, provider: &SdkTracerProvider) {
+    let subscriber = tracing_subscriber::registry()
+        .with(layer)
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("service")));
+    tracing::subscriber::with_default(subscriber, service);
+}
 
 /// Two runs of 4 calls (one failed) in 3 steps, with a tenant attribute: 7 spans, 6 lines.
 pub fn service() {
